@@ -20,7 +20,9 @@ func main() {
 	username := flag.String("username", "", "accept only this user name (empty: any non-empty user)")
 	password := flag.String("password", "", "accept only this password (with -username)")
 	idleTimeout := flag.Duration("idle-timeout", 0, "expire sessions idle this long (0: never)")
+	demo := flag.Bool("demo", false, "seed the demo nested-ESXi lab inventory")
 	flag.Parse()
+	_ = demo
 
 	model := simulator.VPX()
 	if err := model.Create(); err != nil {
