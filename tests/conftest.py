@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from portal import simulator
@@ -17,3 +19,26 @@ def vcsim():
     server = simulator.start(args=["-demo"])
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def celery_queue() -> str:
+    """A queue name of this test session's own, so stray messages never mix."""
+    return f"nestlab-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def celery_worker(transactional_db, celery_queue, settings):
+    """A real Celery worker process on Redis, reading the test database.
+
+    Needs committed data, hence ``transactional_db``. Tasks sent from the test go to
+    the session's own queue.
+    """
+    from portal.celery import app
+    from tests.support.processes import WorkerProcess
+
+    settings.CELERY_TASK_DEFAULT_QUEUE = celery_queue
+    app.conf.task_default_queue = celery_queue
+    worker = WorkerProcess(queue=celery_queue).start()
+    yield worker
+    worker.stop()

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "portal",
     "courses",
@@ -102,6 +103,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory, so that a test's Celery worker process sees the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-nestlab.sqlite3")}
     # Web, worker and beat share the file: WAL and a busy timeout keep them from
     # failing with "database is locked" under the light load of the embedded mode.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -127,6 +130,8 @@ CELERY_TASK_TRACK_STARTED = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_ALWAYS_EAGER = False
+# One queue name per installation (tests use their own, so stray messages never mix).
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("NESTLAB_CELERY_QUEUE", "nestlab")
 
 CHANNEL_LAYERS = {
     "default": {
@@ -159,6 +164,11 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# Development and tests serve static files straight from static/ (no collectstatic);
+# production runs collectstatic and turns this off (portal.settings.production).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
@@ -168,6 +178,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "portal.api.exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -175,6 +186,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Classroom labs of nested ESXi on VMware vSphere.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Served from the vendored sidecar package: the portal must work offline in a classroom.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # vCenter behaviour.

@@ -1,0 +1,61 @@
+# Nestlab: `make run` serves the portal with a demo class; `make test` runs the whole suite.
+# Both set up everything a fresh Debian machine lacks (virtualenv, requirements, the
+# vCenter simulator's toolchain, Chromium for browser tests).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help install system-deps vcsim run test test-unit test-integration test-browser lint format check-deploy clean
+
+help:
+	@echo "make run      serve http://127.0.0.1:8000 with the demo class (embedded Redis, SQLite, simulator)"
+	@echo "make test     the whole suite (unit, integration, browser)"
+	@echo "make lint     ruff check and format check"
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+system-deps:
+	scripts/install-system-deps.sh vcsim browser
+
+vcsim: install
+	scripts/install-system-deps.sh vcsim
+	$(PY) -m portal.simulator build
+
+run: vcsim
+	DEBUG=$${DEBUG:-1} $(PY) manage.py runportal --demo
+
+test: install system-deps vcsim
+	$(PY) -m portal.embedded_redis -- $(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: install vcsim
+	$(PY) -m portal.embedded_redis -- $(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+test-browser: install system-deps vcsim
+	$(PY) -m portal.embedded_redis -- $(PY) -m pytest tests/browser $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+check-deploy: install
+	DJANGO_SETTINGS_MODULE=portal.settings.production SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
+	NESTLAB_ENCRYPTION_KEYS=$$($(PY) -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
+	ALLOWED_HOSTS=nestlab.example.edu $(PY) manage.py check --deploy --fail-level WARNING
+
+clean:
+	rm -rf $(VENV) vcsim/bin staticfiles .pytest_cache

@@ -1,0 +1,243 @@
+"""The operation runner: claim, run the steps, heartbeat, record the outcome."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from functools import cached_property
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from labs import realtime
+from labs.models import Operation
+from labs.vsphere.errors import VSphereError
+from portal.crypto import SecretUnreadable
+
+logger = logging.getLogger(__name__)
+
+# Progress writes closer together than this are coalesced (a vCenter task can report
+# every percent); step changes and the final state are always written.
+PROGRESS_WRITE_INTERVAL = 0.25
+HEARTBEAT_INTERVAL = 10.0
+
+
+class OperationFailed(Exception):
+    """A step cannot go on; the message is shown to the user as the reason."""
+
+
+class OperationCancelled(Exception):
+    """Someone asked to cancel the operation; raised between steps."""
+
+
+class Job:
+    """One kind of operation. Subclasses set ``kind`` and implement ``run``.
+
+    Steps must be idempotent: after a worker dies the operation may be run again from
+    the start, and a step must then find what it already made instead of making it twice.
+    """
+
+    kind: ClassVar[str]
+
+    def __init__(self, context: JobContext) -> None:
+        self.context = context
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    def on_failure(self, reason: str) -> None:
+        """Undo or reconcile half-done work; called before the row is marked failed."""
+
+
+REGISTRY: dict[str, type[Job]] = {}
+
+
+def register(job_class: type[Job]) -> type[Job]:
+    if job_class.kind in REGISTRY:
+        raise ValueError(f"Operation kind {job_class.kind!r} is registered twice.")
+    REGISTRY[job_class.kind] = job_class
+    return job_class
+
+
+class JobContext:
+    """What a job sees: its operation row, the vCenter client, and step/progress helpers."""
+
+    def __init__(self, operation: Operation) -> None:
+        self.operation = operation
+        self.result: dict[str, Any] = dict(operation.result or {})
+        self._completed_share = 0.0
+        self._last_write = 0.0
+
+    @cached_property
+    def client(self):
+        """A vSphere client for the operation's endpoint (the per-process session)."""
+        from labs.endpoints import endpoint_client
+
+        return endpoint_client(self.operation.endpoint)
+
+    @contextmanager
+    def step(self, text: str, *, share: float) -> Iterator[StepProgress]:
+        """Run one step worth ``share`` percent of the whole operation."""
+        self.raise_if_cancelled()
+        start = self._completed_share
+        self._write(step=text, progress=int(start), force=True)
+        yield StepProgress(self, start, share)
+        self._completed_share = min(100.0, start + share)
+        self._write(progress=int(self._completed_share), force=False)
+
+    def raise_if_cancelled(self) -> None:
+        if Operation.objects.filter(pk=self.operation.pk, cancel_requested=True).exists():
+            raise OperationCancelled()
+
+    def _write(self, *, force: bool, **fields: Any) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_write < PROGRESS_WRITE_INTERVAL:
+            return
+        if fields.get("progress") == self.operation.progress and "step" not in fields:
+            return
+        self._last_write = now
+        for name, value in fields.items():
+            setattr(self.operation, name, value)
+        _save_and_push(self.operation, **fields)
+
+
+class StepProgress:
+    """Maps a step's own 0-100 progress into the operation's overall progress."""
+
+    def __init__(self, context: JobContext, start: float, share: float) -> None:
+        self._context = context
+        self._start = start
+        self._share = share
+
+    def __call__(self, percent: int | float, description: str | None = None) -> None:
+        bounded = max(0.0, min(100.0, float(percent)))
+        overall = int(self._start + self._share * bounded / 100.0)
+        fields: dict[str, Any] = {"progress": overall}
+        self._context._write(force=False, **fields)
+
+
+def _save_and_push(operation: Operation, **fields: Any) -> None:
+    """Write the given fields (plus heartbeat and seq) and push the new state."""
+    now = timezone.now()
+    Operation.objects.filter(pk=operation.pk).update(heartbeat_at=now, seq=F("seq") + 1, **fields)
+    operation.heartbeat_at = now
+    operation.seq += 1
+    realtime.operation_changed(operation)
+
+
+class _Heartbeat(threading.Thread):
+    """Beats while a step waits on vCenter without reporting progress."""
+
+    def __init__(self, operation_id: int) -> None:
+        super().__init__(name=f"heartbeat-{operation_id}", daemon=True)
+        self._operation_id = operation_id
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self._stopped.wait(HEARTBEAT_INTERVAL):
+                Operation.objects.filter(
+                    pk=self._operation_id, state=Operation.State.RUNNING
+                ).update(heartbeat_at=timezone.now())
+        except Exception:  # noqa: BLE001 - a missed beat is the reaper's business
+            logger.warning("Heartbeat of operation %s failed", self._operation_id, exc_info=True)
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join(timeout=HEARTBEAT_INTERVAL)
+
+
+def _claim(operation_id: int) -> Operation | None:
+    """Move a queued operation (or one whose worker died) to running; None if not ours.
+
+    The conditional UPDATE makes a duplicate delivery of the same Celery message a no-op.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.NESTLAB_OPERATION_HEARTBEAT_TIMEOUT)
+    claimed = (
+        Operation.objects.filter(pk=operation_id)
+        .filter(
+            Q(state=Operation.State.QUEUED)
+            | Q(state=Operation.State.RUNNING, heartbeat_at__lt=stale)
+        )
+        .update(
+            state=Operation.State.RUNNING,
+            started_at=Coalesce(F("started_at"), now),
+            heartbeat_at=now,
+            seq=F("seq") + 1,
+        )
+    )
+    if not claimed:
+        return None
+    operation = Operation.objects.select_related("endpoint", "actor").get(pk=operation_id)
+    realtime.operation_changed(operation)
+    return operation
+
+
+def _finish(operation: Operation, state: str, *, error: str = "", result: dict | None = None) -> None:
+    fields: dict[str, Any] = {
+        "state": state,
+        "error": error,
+        "finished_at": timezone.now(),
+        "result": result if result is not None else operation.result,
+    }
+    if state == Operation.State.SUCCEEDED:
+        fields["progress"] = 100
+        fields["step"] = "Done"
+    for name, value in fields.items():
+        setattr(operation, name, value)
+    _save_and_push(operation, **fields)
+
+
+def execute(operation_id: int) -> None:
+    """Run one operation to a final state. Called by the Celery task; never raises."""
+    close_old_connections()
+    operation = _claim(operation_id)
+    if operation is None:
+        logger.info("Operation %s is not runnable (finished or running elsewhere)", operation_id)
+        return
+    if operation.cancel_requested:
+        _finish(operation, Operation.State.CANCELLED, error="Cancelled before it started.")
+        return
+
+    context = JobContext(operation)
+    job = REGISTRY[operation.kind](context)
+    heartbeat = _Heartbeat(operation.pk)
+    heartbeat.start()
+    try:
+        job.run()
+    except OperationCancelled:
+        _finish(operation, Operation.State.CANCELLED, error="Cancelled on request.", result=context.result)
+    except (OperationFailed, VSphereError, SecretUnreadable) as failure:
+        _fail(job, context, str(failure))
+    except Exception:
+        logger.exception("Operation %s (%s) crashed", operation.pk, operation.kind)
+        _fail(
+            job,
+            context,
+            f"Nestlab hit an internal error while running this operation (#{operation.pk}); "
+            "the worker log has the details.",
+        )
+    else:
+        _finish(operation, Operation.State.SUCCEEDED, result=context.result)
+    finally:
+        heartbeat.stop()
+
+
+def _fail(job: Job, context: JobContext, reason: str) -> None:
+    try:
+        job.on_failure(reason)
+    except Exception:
+        logger.exception("Clean-up after operation %s failed", context.operation.pk)
+        reason += " Cleaning up after the failure also failed; the reconciler will finish it."
+    _finish(context.operation, Operation.State.FAILED, error=reason, result=context.result)

@@ -1,0 +1,44 @@
+"""API plumbing shared by every app: one error shape a person can read."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class Conflict(exceptions.APIException):
+    """The object is busy (for example a lab with an operation running)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The object is busy."
+    default_code = "conflict"
+
+
+def exception_handler(exc, context):
+    """DRF's handler, plus Django's ValidationError and PermissionDenied from services.
+
+    Every error answers ``{"detail": "<words>"}``, with ``"errors": {field: [...]}``
+    where fields are to blame.
+    """
+    if isinstance(exc, DjangoValidationError):
+        if hasattr(exc, "error_dict"):
+            errors = {field: [str(m) for m in messages] for field, messages in exc.message_dict.items()}
+            detail = " ".join(message for messages in errors.values() for message in messages)
+            return Response({"detail": detail, "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, dict) and "detail" not in response.data:
+        errors = response.data
+        detail = " ".join(
+            f"{field}: {' '.join(map(str, messages)) if isinstance(messages, list) else messages}"
+            for field, messages in errors.items()
+        )
+        response.data = {"detail": detail, "errors": errors}
+    elif response is not None and isinstance(response.data, list):
+        response.data = {"detail": " ".join(map(str, response.data))}
+    return response

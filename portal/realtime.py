@@ -1,0 +1,53 @@
+"""Channels group names and the one way to push a message to browsers.
+
+Group names are built only here. Messages are sent after the database commit that
+produced them, and a failed push (Redis down, a full channel) is logged and dropped:
+it must never stall or fail a worker; clients resync from the database on reconnect.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def lab_group(lab_id: int) -> str:
+    return f"lab.{lab_id}"
+
+
+def course_group(course_id: int) -> str:
+    return f"course.{course_id}"
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def publish(groups: Iterable[str], message: dict[str, Any]) -> None:
+    """Send ``message`` to every group once the current transaction commits.
+
+    The payload is round-tripped through JSON here, so a message that cannot be
+    serialised fails where it is built (in tests), not in a consumer.
+    """
+    payload = json.loads(json.dumps(message))
+    targets = list(groups)
+    transaction.on_commit(lambda: _send(targets, payload))
+
+
+def _send(groups: list[str], payload: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group in groups:
+        try:
+            async_to_sync(layer.group_send)(group, {"type": "push", "message": payload})
+        except Exception:  # noqa: BLE001 - a push is best effort by design
+            logger.warning("Dropped a realtime push to %s", group, exc_info=True)

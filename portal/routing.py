@@ -1,0 +1,3 @@
+"""WebSocket routes of every app (the consumers stay thin; see docs/websocket.md)."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,44 @@
+"""Pages of the project itself: the home page of each role."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from courses import selectors as course_selectors
+from portal import roles
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """Each role lands on its own overview."""
+    role = roles.primary_role(request.user)
+    if role == roles.Role.ADMIN:
+        return render(
+            request,
+            "portal/home_admin.html",
+            {"endpoints": course_selectors.endpoint_list(), "operations": _recent_operations(request)},
+        )
+    if role == roles.Role.INSTRUCTOR:
+        return render(request, "portal/home_instructor.html", {"operations": _recent_operations(request)})
+    if role == roles.Role.STUDENT:
+        return render(request, "portal/home_student.html", {})
+    return render(request, "portal/home_no_role.html", {}, status=403)
+
+
+def _recent_operations(request: HttpRequest):
+    # Imported here: portal sits above both apps, and the labs app is optional for pages
+    # that do not show operations.
+    from labs.selectors import operation_list
+
+    return operation_list(user=request.user)[:10]
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness for load balancers and the supervisor: the process answers and the DB too."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return HttpResponse("ok", content_type="text/plain")
