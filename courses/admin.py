@@ -15,7 +15,20 @@ class VCenterEndpointForm(forms.ModelForm):
 
     class Meta:
         model = VCenterEndpoint
-        exclude = ["password_ciphertext"]
+        fields = [
+            "name",
+            "url",
+            "username",
+            "password",
+            "verify_tls",
+            "datacenter",
+            "compute_path",
+            "datastore",
+            "lab_switch",
+            "vlan_min",
+            "vlan_max",
+            "concurrency_limit",
+        ]
 
     def clean(self):
         cleaned = super().clean()

@@ -36,7 +36,10 @@ class VCenterEndpoint(models.Model):
     datastore = models.CharField(max_length=100)
     lab_switch = models.CharField(
         max_length=100,
-        help_text="Standard vSwitch name (on every host of the cluster) or distributed switch for lab networks.",
+        help_text=(
+            "Standard vSwitch name (present on every host of the cluster) "
+            "or distributed switch name, for lab networks."
+        ),
     )
     vlan_min = models.PositiveSmallIntegerField(validators=VLAN_ID_VALIDATORS, default=2000)
     vlan_max = models.PositiveSmallIntegerField(validators=VLAN_ID_VALIDATORS, default=2999)

@@ -11,8 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from courses.models import VCenterEndpoint
-from labs.models import Operation
 from labs import realtime
+from labs.models import Operation
 from portal import roles
 
 
@@ -44,9 +44,7 @@ def operation_start(
         )
         operation.full_clean()
         operation.save()
-        transaction.on_commit(
-            lambda: _enqueue(operation.pk, operation.celery_task_id), robust=False
-        )
+        transaction.on_commit(lambda: _enqueue(operation.pk, operation.celery_task_id), robust=False)
     return operation
 
 

@@ -49,5 +49,5 @@ def _send(groups: list[str], payload: dict[str, Any]) -> None:
     for group in groups:
         try:
             async_to_sync(layer.group_send)(group, {"type": "push", "message": payload})
-        except Exception:  # noqa: BLE001 - a push is best effort by design
+        except Exception:
             logger.warning("Dropped a realtime push to %s", group, exc_info=True)

@@ -3,35 +3,60 @@
 The launcher's Go source lives in ``vcsim/``. It is built once against Debian's
 ``golang-go`` and ``golang-github-vmware-govmomi-dev`` packages (GOPATH mode) and
 cached in ``vcsim/bin/``; it is rebuilt only when its source is newer than the
-binary. A simulator named by ``NESTLAB_VCSIM_BIN``, or a ``vcsim`` on PATH, is used
-instead when present.
+binary. A launcher named by ``NESTLAB_VCSIM_BIN`` is used instead when set (it must
+be a build of ``vcsim/``: the stock ``vcsim`` command lacks Nestlab's flags).
+
+A running simulator's behaviour rules (task durations, failing and hanging calls,
+per-method delays) can be changed at run time, so one simulator per test session
+serves tests that need different behaviour::
+
+    with vcsim.rules(task_durations={"CloneVM_Task": 1.5}, fail=["CloneVM_Task:FAIL"]):
+        ...
+
+Command line (docs/simulator.md)::
+
+    python -m portal.simulator build [--force]
+    python -m portal.simulator serve [--port 8989] [--demo] [launcher flags...]
 
 Nothing here imports pyVmomi or Django: the development supervisor and the test
-fixtures both use it.
+fixtures both use it. Only the standard library is used.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterable
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIR = REPO_ROOT / "vcsim"
 BINARY = SOURCE_DIR / "bin" / "nestlab-vcsim"
 GOPATH = "/usr/share/gocode"
 URL_MARKER = "NESTLAB_VCSIM_URL="
+CONFIG_PATH = "/_nestlab/config"
+RESET_PATH = "/_nestlab/reset"
+OUTPUT_LINES_KEPT = 2000
+
+# A duration for the rules API: seconds (int or float) or a Go duration string ("500ms").
+Duration = float | int | str
 
 
 class SimulatorError(RuntimeError):
-    """The simulator could not be built or started; the message says why."""
+    """The simulator could not be built, started or configured; the message says why."""
 
 
 def _source_files() -> Iterable[Path]:
@@ -46,7 +71,7 @@ def _binary_is_fresh() -> bool:
 
 
 def find_binary() -> Path | None:
-    """An already available simulator: $NESTLAB_VCSIM_BIN, then our cached build."""
+    """An already available launcher: $NESTLAB_VCSIM_BIN, then our cached build if fresh."""
     named = os.environ.get("NESTLAB_VCSIM_BIN")
     if named:
         return Path(named)
@@ -55,16 +80,27 @@ def find_binary() -> Path | None:
     return None
 
 
-def build(*, quiet: bool = False) -> Path:
+def _check_toolchain() -> None:
+    missing = []
+    if shutil.which("go") is None:
+        missing.append("the Go compiler (Debian package golang-go)")
+    if not Path(GOPATH, "src/github.com/vmware/govmomi/simulator").is_dir():
+        missing.append(f"govmomi's source under {GOPATH} (Debian package golang-github-vmware-govmomi-dev)")
+    if missing:
+        raise SimulatorError(
+            "Building the vCenter simulator needs "
+            + " and ".join(missing)
+            + ": install them with `sudo apt-get install golang-go golang-github-vmware-govmomi-dev`, "
+            "or point NESTLAB_VCSIM_BIN at an already built nestlab-vcsim."
+        )
+
+
+def build(*, quiet: bool = False, force: bool = False) -> Path:
     """Return the launcher binary, building it first when it is missing or stale."""
-    existing = find_binary()
+    existing = None if force else find_binary()
     if existing is not None:
         return existing
-    if shutil.which("go") is None or not Path(GOPATH, "src/github.com/vmware/govmomi").is_dir():
-        raise SimulatorError(
-            "The vCenter simulator needs Debian's golang-go and golang-github-vmware-govmomi-dev "
-            "packages: run `make vcsim` (it installs them with apt-get) or set NESTLAB_VCSIM_BIN."
-        )
+    _check_toolchain()
     BINARY.parent.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
@@ -72,18 +108,22 @@ def build(*, quiet: bool = False) -> Path:
         "GOPATH": GOPATH,
         "GOCACHE": os.environ.get("GOCACHE", str(REPO_ROOT / "var" / "gocache")),
     }
-    # Build into a temporary name and rename, so a concurrent reader never sees half a file.
-    partial = BINARY.with_suffix(".partial")
-    result = subprocess.run(
-        ["go", "build", "-o", str(partial), "."],
-        cwd=SOURCE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        raise SimulatorError(f"Building the vCenter simulator failed:\n{result.stderr}")
-    partial.replace(BINARY)
+    # Build into a name of our own and rename, so neither a concurrent reader nor a
+    # concurrent build (two test runs at once) ever sees half a file.
+    partial = BINARY.with_name(f"{BINARY.name}.partial-{os.getpid()}")
+    try:
+        result = subprocess.run(
+            ["go", "build", "-o", str(partial), "."],
+            cwd=SOURCE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise SimulatorError(f"Building the vCenter simulator failed:\n{result.stderr}")
+        partial.replace(BINARY)
+    finally:
+        partial.unlink(missing_ok=True)
     if not quiet:
         print(f"Built the vCenter simulator: {BINARY}")
     return BINARY
@@ -93,6 +133,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _milliseconds(value: Duration) -> float | str:
+    """Seconds (number) become milliseconds, the wire unit; Go duration strings pass as they are."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(f"a duration is seconds or a Go duration string such as '500ms', not {value!r}")
+    if isinstance(value, str):
+        return value
+    return value * 1000
 
 
 @dataclass
@@ -106,10 +155,15 @@ class Simulator:
     args: list[str] = field(default_factory=list)
     process: subprocess.Popen | None = None
     output: list[str] = field(default_factory=list)
+    echo: bool = False  # also print the simulator's output lines (the `serve` command)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/sdk"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
 
     def start(self, *, timeout: float = 30.0) -> Simulator:
         binary = build(quiet=True)
@@ -132,11 +186,17 @@ class Simulator:
             start_new_session=True,
         )
         ready = threading.Event()
+        process = self.process
 
         def pump() -> None:
-            assert self.process is not None and self.process.stdout is not None
-            for line in self.process.stdout:
-                self.output.append(line.rstrip("\n"))
+            assert process.stdout is not None
+            for line in process.stdout:
+                line = line.rstrip("\n")
+                self.output.append(line)
+                if len(self.output) > OUTPUT_LINES_KEPT + 500:
+                    del self.output[:500]
+                if self.echo:
+                    print(line, flush=True)
                 if line.startswith(URL_MARKER):
                     ready.set()
 
@@ -145,9 +205,7 @@ class Simulator:
         while not ready.wait(0.1):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise SimulatorError(
-                    "The vCenter simulator did not start:\n" + "\n".join(self.output[-20:])
-                )
+                raise SimulatorError("The vCenter simulator did not start:\n" + "\n".join(self.output[-20:]))
         return self
 
     def stop(self) -> None:
@@ -161,7 +219,11 @@ class Simulator:
             self.process.wait()
 
     def restart(self) -> None:
-        """Stop and start again on the same port: the 'vCenter restarted' fault."""
+        """Stop and start again on the same port: the 'vCenter restarted' fault.
+
+        Objects made at run time are gone afterwards, the demo inventory is back with
+        the same names and morefs, and the rules are the command-line flags again.
+        """
         self.stop()
         self.start()
 
@@ -171,6 +233,82 @@ class Simulator:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    # --- behaviour rules at run time ---------------------------------------------
+
+    def _control(self, method: str, path: str, payload: Mapping[str, Any] | None = None) -> dict:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(
+            self.base_url + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"} if data is not None else {},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as error:
+            try:
+                detail = json.load(error).get("error", "")
+            except ValueError:
+                detail = ""
+            raise SimulatorError(f"The simulator refused {method} {path}: {detail or error}") from error
+        except OSError as error:
+            raise SimulatorError(f"The simulator at {self.base_url} is not answering: {error}") from error
+
+    def get_config(self) -> dict:
+        """The rules in force, as the launcher reports them.
+
+        ``{"task_durations": {"CloneVM_Task": "2s"}, "fail": ["CloneVM_Task:FAIL"],
+        "hang": [], "method_delays": {"CurrentTime": 400}}`` (method delays in ms).
+        """
+        return self._control("GET", CONFIG_PATH)
+
+    def configure(
+        self,
+        *,
+        task_durations: Mapping[str, Duration] | None = None,
+        fail: Iterable[str] | None = None,
+        hang: Iterable[str] | None = None,
+        method_delays: Mapping[str, Duration] | None = None,
+    ) -> dict:
+        """Replace the kinds of rule given (None leaves that kind as it is; empty clears it).
+
+        ``task_durations`` and ``method_delays`` map a SOAP method name (or ``"*"``) to
+        seconds or a Go duration string (``"500ms"``); ``fail`` and ``hang`` are
+        ``"Method[:substring]"`` rules. Returns the rules now in force.
+        """
+        payload: dict[str, Any] = {}
+        if task_durations is not None:
+            payload["task_durations"] = {k: _milliseconds(v) for k, v in task_durations.items()}
+        if method_delays is not None:
+            payload["method_delays"] = {k: _milliseconds(v) for k, v in method_delays.items()}
+        if fail is not None:
+            payload["fail"] = list(fail)
+        if hang is not None:
+            payload["hang"] = list(hang)
+        return self._control("PUT", CONFIG_PATH, payload)
+
+    def reset_rules(self) -> dict:
+        """Back to the rules given on the launcher's command line."""
+        return self._control("POST", RESET_PATH, {})
+
+    @contextlib.contextmanager
+    def rules(
+        self,
+        *,
+        task_durations: Mapping[str, Duration] | None = None,
+        fail: Iterable[str] | None = None,
+        hang: Iterable[str] | None = None,
+        method_delays: Mapping[str, Duration] | None = None,
+    ) -> Iterator[Simulator]:
+        """Apply rules for the ``with`` block, then put back the rules in force before it."""
+        before = self.get_config()
+        self.configure(task_durations=task_durations, fail=fail, hang=hang, method_delays=method_delays)
+        try:
+            yield self
+        finally:
+            self._control("PUT", CONFIG_PATH, before)
+
 
 def start(
     *,
@@ -179,6 +317,7 @@ def start(
     username: str = "administrator@vsphere.local",
     password: str = "nestlab",
     args: Iterable[str] = (),
+    echo: bool = False,
 ) -> Simulator:
     """Build if needed and start a simulator; the caller stops it."""
     return Simulator(
@@ -187,4 +326,76 @@ def start(
         username=username,
         password=password,
         args=list(args),
+        echo=echo,
     ).start()
+
+
+# --- command line ------------------------------------------------------------------
+
+
+def _serve(options: argparse.Namespace, extra: list[str]) -> int:
+    args = [*extra, *(["-demo"] if options.demo else [])]
+    server = start(
+        host=options.host,
+        port=options.port,
+        username=options.username,
+        password=options.password,
+        args=args,
+        echo=True,
+    )
+    print(
+        f"vCenter simulator at {server.url}  user {server.username}  password {server.password}\n"
+        f"rules: {server.base_url}{CONFIG_PATH} (GET/PUT), {server.base_url}{RESET_PATH} (POST)\n"
+        "Ctrl-C stops it.",
+        flush=True,
+    )
+    try:
+        while server.process is not None and server.process.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m portal.simulator",
+        description="Build or run Nestlab's vCenter simulator (see docs/simulator.md).",
+        allow_abbrev=False,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    build_parser = commands.add_parser(
+        "build", help="build the launcher if it is missing or older than vcsim/*.go"
+    )
+    build_parser.add_argument("--force", action="store_true", help="rebuild even when fresh")
+    serve_parser = commands.add_parser(
+        "serve",
+        help="run a simulator in the foreground; other arguments go to the launcher",
+        allow_abbrev=False,
+    )
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=8989)
+    serve_parser.add_argument("--username", default="administrator@vsphere.local")
+    serve_parser.add_argument("--password", default="nestlab")
+    serve_parser.add_argument("--demo", action="store_true", help="seed the demo lab inventory")
+
+    options, extra = parser.parse_known_args(argv)
+    if extra and extra[0] == "--":
+        extra = extra[1:]
+    try:
+        if options.command == "build":
+            if extra:
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            path = build(quiet=True, force=options.force)
+            print(path)
+            return 0
+        return _serve(options, extra)
+    except SimulatorError as error:
+        print(error, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -144,10 +144,10 @@ class _Heartbeat(threading.Thread):
     def run(self) -> None:
         try:
             while not self._stopped.wait(HEARTBEAT_INTERVAL):
-                Operation.objects.filter(
-                    pk=self._operation_id, state=Operation.State.RUNNING
-                ).update(heartbeat_at=timezone.now())
-        except Exception:  # noqa: BLE001 - a missed beat is the reaper's business
+                Operation.objects.filter(pk=self._operation_id, state=Operation.State.RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+        except Exception:
             logger.warning("Heartbeat of operation %s failed", self._operation_id, exc_info=True)
         finally:
             connection.close()
@@ -166,10 +166,7 @@ def _claim(operation_id: int) -> Operation | None:
     stale = now - timedelta(seconds=settings.NESTLAB_OPERATION_HEARTBEAT_TIMEOUT)
     claimed = (
         Operation.objects.filter(pk=operation_id)
-        .filter(
-            Q(state=Operation.State.QUEUED)
-            | Q(state=Operation.State.RUNNING, heartbeat_at__lt=stale)
-        )
+        .filter(Q(state=Operation.State.QUEUED) | Q(state=Operation.State.RUNNING, heartbeat_at__lt=stale))
         .update(
             state=Operation.State.RUNNING,
             started_at=Coalesce(F("started_at"), now),

@@ -195,9 +195,7 @@ SPECTACULAR_SETTINGS = {
 # vCenter behaviour.
 NESTLAB_VSPHERE_TASK_DEADLINE = int(os.environ.get("NESTLAB_VSPHERE_TASK_DEADLINE", "1800"))
 # Seconds without a heartbeat after which the reaper treats an operation's worker as dead.
-NESTLAB_OPERATION_HEARTBEAT_TIMEOUT = int(
-    os.environ.get("NESTLAB_OPERATION_HEARTBEAT_TIMEOUT", "120")
-)
+NESTLAB_OPERATION_HEARTBEAT_TIMEOUT = int(os.environ.get("NESTLAB_OPERATION_HEARTBEAT_TIMEOUT", "120"))
 
 LOGGING = {
     "version": 1,

@@ -25,9 +25,7 @@ DEBUG = False
 WHITENOISE_USE_FINDERS = False
 WHITENOISE_AUTOREFRESH = False
 SECRET_KEY = _required("SECRET_KEY")
-NESTLAB_ENCRYPTION_KEYS = env_list("NESTLAB_ENCRYPTION_KEYS") or [
-    _required("NESTLAB_ENCRYPTION_KEYS")
-]
+NESTLAB_ENCRYPTION_KEYS = env_list("NESTLAB_ENCRYPTION_KEYS") or [_required("NESTLAB_ENCRYPTION_KEYS")]
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or [_required("ALLOWED_HOSTS")]
 
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto.

@@ -62,7 +62,9 @@ class Command(BaseCommand):
                 stack.enter_context(sim)
                 self.stdout.write(f"vCenter simulator at {sim.url} (user {sim.username})")
                 call_command("migrate", interactive=False, verbosity=0)
-                call_command("seed_demo", vcenter_url=sim.url, vcenter_user=sim.username, vcenter_password=sim.password)
+                call_command(
+                    "seed_demo", vcenter_url=sim.url, vcenter_user=sim.username, vcenter_password=sim.password
+                )
             return self._supervise(env, options)
 
     def _supervise(self, env: dict[str, str], options) -> None:
@@ -84,7 +86,9 @@ class Command(BaseCommand):
         for name, command in processes.items():
             manager.add_process(name, command, env=env, cwd=str(base))
         self.stdout.write(
-            self.style.SUCCESS(f"Nestlab is starting on http://{options['bind']}:{options['port']}/ (Ctrl-C stops it)")
+            self.style.SUCCESS(
+                f"Nestlab is starting on http://{options['bind']}:{options['port']}/ (Ctrl-C stops it)"
+            )
         )
         manager.loop()
         sys.exit(manager.returncode)

@@ -1,7 +1,14 @@
 import pytest
 from django.urls import reverse
 
-from tests.factories import DEFAULT_PASSWORD, AdminFactory, EndpointFactory, InstructorFactory, StudentFactory, UserFactory
+from tests.factories import (
+    DEFAULT_PASSWORD,
+    AdminFactory,
+    EndpointFactory,
+    InstructorFactory,
+    StudentFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
