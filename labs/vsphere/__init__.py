@@ -1,0 +1,69 @@
+"""Nestlab's vSphere driver: the only code that imports pyVmomi.
+
+Plain frozen dataclasses go in and come out, morefs travel as strings ("vm-42"), and
+every failure is a ``VSphereError`` subclass with a message a person can read.
+
+    client = get_client(EndpointConfig(url="https://vc.example.edu", username=..., password=...))
+    vm = client.clone_vm("/DC0/vm/Templates/esxi-01", name="lab-7-esxi-01", folder=..., pool=...)
+
+See docs/driver.md.
+"""
+
+from .client import VSphereClient, get_client
+from .errors import (
+    AlreadyExists,
+    AuthenticationFailed,
+    DeadlineExceeded,
+    InvalidArgument,
+    InvalidState,
+    NotFound,
+    PermissionDenied,
+    TaskFailed,
+    Unreachable,
+    VSphereError,
+)
+from .session import close_all
+from .types import (
+    EndpointConfig,
+    InventoryItem,
+    Kind,
+    NetworkInfo,
+    Nic,
+    PlacementCheck,
+    PlacementReport,
+    PoolInfo,
+    PortGroupSpec,
+    ProgressCallback,
+    ServerInfo,
+    SnapshotInfo,
+    VMInfo,
+)
+
+__all__ = [
+    "AlreadyExists",
+    "AuthenticationFailed",
+    "DeadlineExceeded",
+    "EndpointConfig",
+    "InvalidArgument",
+    "InvalidState",
+    "InventoryItem",
+    "Kind",
+    "NetworkInfo",
+    "Nic",
+    "NotFound",
+    "PermissionDenied",
+    "PlacementCheck",
+    "PlacementReport",
+    "PoolInfo",
+    "PortGroupSpec",
+    "ProgressCallback",
+    "ServerInfo",
+    "SnapshotInfo",
+    "TaskFailed",
+    "Unreachable",
+    "VMInfo",
+    "VSphereClient",
+    "VSphereError",
+    "close_all",
+    "get_client",
+]

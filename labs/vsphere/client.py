@@ -1,0 +1,420 @@
+"""The driver's front door: ``VSphereClient``, one method per vCenter operation.
+
+A client is cheap and may be shared between threads: each call runs on the calling
+thread's session for the endpoint (see ``session.py``). Every call is translated at this
+edge: callers see only the driver's dataclasses and ``VSphereError`` subclasses.
+
+Long operations take ``on_progress(percent, description)`` and ``deadline`` (seconds;
+when it passes the task is cancelled if vCenter allows, and ``DeadlineExceeded`` raised).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+from . import (
+    attributes,
+    console,
+    folders,
+    inventory,
+    networks,
+    placement,
+    pools,
+    power,
+    snapshots,
+    vms,
+)
+from .errors import VSphereError, translate
+from .session import Session, session_for
+from .types import (
+    EndpointConfig,
+    InventoryItem,
+    NetworkInfo,
+    PlacementReport,
+    PoolInfo,
+    PortGroupSpec,
+    ProgressCallback,
+    ServerInfo,
+    SnapshotInfo,
+    VMInfo,
+)
+
+T = TypeVar("T")
+
+
+class VSphereClient:
+    """Operations on one vCenter endpoint. Refs are morefs ("vm-42") or inventory paths."""
+
+    def __init__(self, endpoint: EndpointConfig) -> None:
+        self.endpoint = endpoint
+
+    def __repr__(self) -> str:
+        return f"<VSphereClient {self.endpoint.username} @ {self.endpoint.url}>"
+
+    @property
+    def session(self) -> Session:
+        """This thread's session (made on first use)."""
+        return session_for(self.endpoint)
+
+    def _call(self, action: str, operation: Callable[..., T], *args: object, **kwargs: object) -> T:
+        session = self.session
+        with session.lock:
+            try:
+                if session.connected and session.idle_for() > self.endpoint.keepalive_after:
+                    session.keep_alive()
+                return operation(session, *args, **kwargs)
+            except VSphereError:
+                raise
+            except Exception as exc:
+                raise translate(exc, action=action, where=session.where) from exc
+            finally:
+                session.touch()
+
+    def close(self) -> None:
+        """Log this thread's session out (the next call logs in again)."""
+        session = self.session
+        with session.lock:
+            session.close()
+
+    # Connection and inventory
+
+    def server_info(self) -> ServerInfo:
+        """Log in (if needed) and say which vCenter this is."""
+        return self._call("connect to vCenter", inventory.server_info)
+
+    def check_placement(
+        self, *, datacenter: str, compute: str, datastore: str, switch: str
+    ) -> PlacementReport:
+        """ "Test connection": each check passes or fails with words (connection problems too)."""
+        return self._call(
+            "check the placement",
+            placement.check_placement,
+            datacenter=datacenter,
+            compute=compute,
+            datastore=datastore,
+            switch=switch,
+        )
+
+    def find(self, ref: str) -> InventoryItem | None:
+        return self._call(f"look up {ref}", inventory.find_item, ref)
+
+    def get(self, ref: str) -> InventoryItem:
+        return self._call(f"look up {ref}", inventory.get_item, ref)
+
+    def list_children(self, ref: str = "/") -> list[InventoryItem]:
+        return self._call(f"list {ref}", inventory.list_children, ref)
+
+    def search_vms(
+        self, under: str, text: str = "", *, recursive: bool = True, limit: int = 500
+    ) -> list[InventoryItem]:
+        return self._call(
+            f"search VMs under {under}", inventory.search_vms, under, text, recursive=recursive, limit=limit
+        )
+
+    def find_vm(self, folder: str, name: str) -> str | None:
+        return self._call(f"look for VM '{name}'", inventory.find_vm, folder, name)
+
+    def vm_info(self, vm: str) -> VMInfo:
+        return self._call(f"read VM {vm}", inventory.vm_info, vm)
+
+    # Folders and resource pools
+
+    def ensure_folder(self, parent: str, name: str) -> str:
+        return self._call(f"make folder '{name}'", folders.ensure_folder, parent, name)
+
+    def destroy_folder(
+        self, folder: str, *, on_progress: ProgressCallback | None = None, deadline: float | None = None
+    ) -> None:
+        return self._call(
+            f"delete folder {folder}",
+            folders.destroy_folder,
+            folder,
+            on_progress=on_progress,
+            deadline=deadline,
+        )
+
+    def ensure_pool(
+        self, parent: str, name: str, *, cpu_limit_mhz: int | None = None, memory_limit_mb: int | None = None
+    ) -> str:
+        return self._call(
+            f"make resource pool '{name}'",
+            pools.ensure_pool,
+            parent,
+            name,
+            cpu_limit_mhz=cpu_limit_mhz,
+            memory_limit_mb=memory_limit_mb,
+        )
+
+    def update_pool(
+        self, pool: str, *, cpu_limit_mhz: int | None = None, memory_limit_mb: int | None = None
+    ) -> None:
+        return self._call(
+            f"change resource pool {pool}",
+            pools.update_pool,
+            pool,
+            cpu_limit_mhz=cpu_limit_mhz,
+            memory_limit_mb=memory_limit_mb,
+        )
+
+    def pool_info(self, pool: str) -> PoolInfo:
+        return self._call(f"read resource pool {pool}", pools.pool_info, pool)
+
+    def destroy_pool(
+        self, pool: str, *, on_progress: ProgressCallback | None = None, deadline: float | None = None
+    ) -> None:
+        return self._call(
+            f"delete resource pool {pool}",
+            pools.destroy_pool,
+            pool,
+            on_progress=on_progress,
+            deadline=deadline,
+        )
+
+    # Networks
+
+    def list_networks(self, datacenter: str) -> list[NetworkInfo]:
+        return self._call(f"list networks of {datacenter}", networks.list_networks, datacenter)
+
+    def find_network(self, datacenter: str, name: str) -> NetworkInfo | None:
+        return self._call(f"look for network '{name}'", networks.find_network, datacenter, name)
+
+    def ensure_port_group(
+        self,
+        *,
+        datacenter: str,
+        cluster: str,
+        switch: str,
+        spec: PortGroupSpec,
+        on_progress: ProgressCallback | None = None,
+        deadline: float | None = None,
+    ) -> NetworkInfo:
+        return self._call(
+            f"make port group '{spec.name}'",
+            networks.ensure_port_group,
+            datacenter=datacenter,
+            cluster=cluster,
+            switch=switch,
+            spec=spec,
+            on_progress=on_progress,
+            deadline=deadline,
+        )
+
+    def remove_port_group(
+        self,
+        *,
+        datacenter: str,
+        cluster: str,
+        switch: str,
+        name: str,
+        on_progress: ProgressCallback | None = None,
+        deadline: float | None = None,
+    ) -> bool:
+        return self._call(
+            f"remove port group '{name}'",
+            networks.remove_port_group,
+            datacenter=datacenter,
+            cluster=cluster,
+            switch=switch,
+            name=name,
+            on_progress=on_progress,
+            deadline=deadline,
+        )
+
+    # VMs
+
+    def clone_vm(
+        self,
+        source: str,
+        *,
+        name: str,
+        folder: str,
+        pool: str,
+        datastore: str | None = None,
+        snapshot: str | None = None,
+        linked: bool = False,
+        on_progress: ProgressCallback | None = None,
+        deadline: float | None = None,
+    ) -> str:
+        return self._call(
+            f"clone {source} as '{name}'",
+            vms.clone_vm,
+            source,
+            name=name,
+            folder=folder,
+            pool=pool,
+            datastore=datastore,
+            snapshot=snapshot,
+            linked=linked,
+            on_progress=on_progress,
+            deadline=deadline,
+        )
+
+    def reconfigure_vm(
+        self,
+        vm: str,
+        *,
+        nested_hv: bool | None = None,
+        num_cpus: int | None = None,
+        memory_mb: int | None = None,
+        annotation: str | None = None,
+        networks: Mapping[str, str] | None = None,
+        on_progress: ProgressCallback | None = None,
+        deadline: float | None = None,
+    ) -> bool:
+        return self._call(
+            f"reconfigure {vm}",
+            vms.reconfigure_vm,
+            vm,
+            nested_hv=nested_hv,
+            num_cpus=num_cpus,
+            memory_mb=memory_mb,
+            annotation=annotation,
+            networks=networks,
+            on_progress=on_progress,
+            deadline=deadline,
+        )
+
+    def destroy_vm(
+        self, vm: str, *, on_progress: ProgressCallback | None = None, deadline: float | None = None
+    ) -> None:
+        return self._call(f"delete {vm}", vms.destroy_vm, vm, on_progress=on_progress, deadline=deadline)
+
+    def set_custom_values(self, vm: str, values: Mapping[str, str]) -> None:
+        return self._call(f"set custom attributes on {vm}", attributes.set_custom_values, vm, values)
+
+    def get_custom_values(self, vm: str) -> dict[str, str]:
+        return self._call(f"read custom attributes of {vm}", attributes.get_custom_values, vm)
+
+    def find_vms_by_attribute(
+        self, name: str, value: str | None = None, *, under: str = "/"
+    ) -> list[InventoryItem]:
+        return self._call(
+            f"look for VMs with '{name}'", attributes.find_vms_by_attribute, name, value, under=under
+        )
+
+    # Power
+
+    def power_state(self, vm: str) -> str:
+        return self._call(f"read the power state of {vm}", power.power_state, vm)
+
+    def power_on(
+        self, vm: str, *, on_progress: ProgressCallback | None = None, deadline: float | None = None
+    ) -> None:
+        return self._call(f"power on {vm}", power.power_on, vm, on_progress=on_progress, deadline=deadline)
+
+    def power_off(
+        self, vm: str, *, on_progress: ProgressCallback | None = None, deadline: float | None = None
+    ) -> None:
+        return self._call(f"power off {vm}", power.power_off, vm, on_progress=on_progress, deadline=deadline)
+
+    def reset(
+        self, vm: str, *, on_progress: ProgressCallback | None = None, deadline: float | None = None
+    ) -> None:
+        return self._call(f"reset {vm}", power.reset, vm, on_progress=on_progress, deadline=deadline)
+
+    def shutdown_guest(
+        self,
+        vm: str,
+        *,
+        timeout: float = 120.0,
+        on_progress: ProgressCallback | None = None,
+        deadline: float | None = None,
+    ) -> bool:
+        return self._call(
+            f"shut down {vm}",
+            power.shutdown_guest,
+            vm,
+            timeout=timeout,
+            on_progress=on_progress,
+            deadline=deadline,
+        )
+
+    # Snapshots
+
+    def list_snapshots(self, vm: str) -> tuple[SnapshotInfo, ...]:
+        return self._call(f"list snapshots of {vm}", snapshots.list_snapshots, vm)
+
+    def find_snapshot(self, vm: str, snapshot: str) -> SnapshotInfo | None:
+        return self._call(f"look for snapshot '{snapshot}'", snapshots.find_snapshot, vm, snapshot)
+
+    def create_snapshot(
+        self,
+        vm: str,
+        name: str,
+        *,
+        description: str = "",
+        memory: bool = False,
+        quiesce: bool = False,
+        on_progress: ProgressCallback | None = None,
+        deadline: float | None = None,
+    ) -> str:
+        return self._call(
+            f"take snapshot '{name}' of {vm}",
+            snapshots.create_snapshot,
+            vm,
+            name,
+            description=description,
+            memory=memory,
+            quiesce=quiesce,
+            on_progress=on_progress,
+            deadline=deadline,
+        )
+
+    def revert_snapshot(
+        self,
+        vm: str,
+        snapshot: str,
+        *,
+        on_progress: ProgressCallback | None = None,
+        deadline: float | None = None,
+    ) -> SnapshotInfo:
+        return self._call(
+            f"revert {vm} to '{snapshot}'",
+            snapshots.revert_snapshot,
+            vm,
+            snapshot,
+            on_progress=on_progress,
+            deadline=deadline,
+        )
+
+    def remove_snapshot(
+        self,
+        vm: str,
+        snapshot: str,
+        *,
+        remove_children: bool = False,
+        on_progress: ProgressCallback | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        return self._call(
+            f"remove snapshot '{snapshot}' of {vm}",
+            snapshots.remove_snapshot,
+            vm,
+            snapshot,
+            remove_children=remove_children,
+            on_progress=on_progress,
+            deadline=deadline,
+        )
+
+    def remove_all_snapshots(
+        self, vm: str, *, on_progress: ProgressCallback | None = None, deadline: float | None = None
+    ) -> None:
+        return self._call(
+            f"remove all snapshots of {vm}",
+            snapshots.remove_all_snapshots,
+            vm,
+            on_progress=on_progress,
+            deadline=deadline,
+        )
+
+    # Console
+
+    def console_url(self, vm: str, *, locale: str = "en_US") -> str:
+        """A one-time link to the VM's console in the vSphere Client (build it on click)."""
+        return self._call(f"open the console of {vm}", console.console_url, vm, locale=locale)
+
+
+def get_client(endpoint: EndpointConfig) -> VSphereClient:
+    """A client for the endpoint; sessions are shared per process, endpoint and thread."""
+    return VSphereClient(endpoint)
