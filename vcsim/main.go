@@ -48,7 +48,7 @@ func parseFlags() *options {
 	flag.IntVar(&o.clusters, "cluster", vpx.Cluster, "clusters per datacenter")
 	flag.IntVar(&o.clusterHosts, "host", vpx.ClusterHost, "hosts per cluster")
 	flag.IntVar(&o.standaloneHosts, "standalone-host", vpx.Host, "standalone hosts per datacenter")
-	flag.IntVar(&o.vms, "vm", vpx.Machine, "VMs per resource pool (and per standalone host)")
+	flag.IntVar(&o.vms, "vm", vpx.Machine, "VMs per cluster (in its root pool) and per standalone host")
 	flag.IntVar(&o.datastores, "ds", vpx.Datastore, "datastores")
 	flag.IntVar(&o.portgroups, "pg", vpx.Portgroup, "distributed port groups per datacenter")
 	flag.IntVar(&o.pools, "pool", vpx.Pool, "child resource pools per cluster")
