@@ -15,6 +15,6 @@ def endpoint_config(endpoint: VCenterEndpoint) -> vsphere.EndpointConfig:
     )
 
 
-def endpoint_client(endpoint: VCenterEndpoint) -> vsphere.Client:
-    """The per-process (and per-thread) session for this endpoint, logging in if needed."""
-    return vsphere.connect(endpoint_config(endpoint))
+def endpoint_client(endpoint: VCenterEndpoint) -> vsphere.VSphereClient:
+    """A client on this process's (and thread's) session for the endpoint; logs in on first use."""
+    return vsphere.get_client(endpoint_config(endpoint))

@@ -84,4 +84,5 @@ class EndpointFactory(factory.django.DjangoModelFactory):
 
 def simulator_endpoint(vcsim, **overrides) -> VCenterEndpoint:
     """An endpoint that reaches the test session's simulator with its credentials."""
-    return EndpointFactory(url=vcsim.url, username=vcsim.username, password=vcsim.password, **overrides)
+    fields = {"url": vcsim.url, "username": vcsim.username, "password": vcsim.password, **overrides}
+    return EndpointFactory(**fields)

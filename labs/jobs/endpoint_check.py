@@ -14,18 +14,21 @@ class EndpointCheck(Job):
         endpoint = self.context.operation.endpoint
         with self.context.step(f"Logging in to {endpoint.url}", share=40):
             client = self.context.client
-            about = client.about()
-        self.context.result["vcenter"] = {"name": about.name, "version": about.version}
+            server = client.server_info()
+        self.context.result["vcenter"] = {"name": server.full_name, "api_version": server.api_version}
         with self.context.step("Looking up the datacenter, cluster, datastore and switch", share=60):
-            report = client.validate_placement(
+            report = client.check_placement(
                 datacenter=endpoint.datacenter,
-                compute_path=endpoint.compute_path,
+                compute=endpoint.compute_path,
                 datastore=endpoint.datastore,
                 switch=endpoint.lab_switch,
             )
         self.context.result["checks"] = [
-            {"name": check.name, "ok": check.ok, "message": check.message} for check in report.checks
+            {"name": check.name, "ok": check.ok, "message": check.detail} for check in report.checks
         ]
-        failures = [check.message for check in report.checks if not check.ok]
-        if failures:
-            raise OperationFailed(" ".join(failures))
+        if not report.ok:
+            # Checks after a failed one report "not checked": the first failures say why.
+            reasons = [
+                check.detail for check in report.failures() if not check.detail.startswith("not checked")
+            ]
+            raise OperationFailed(" ".join(dict.fromkeys(reasons)) or "The placement checks failed.")

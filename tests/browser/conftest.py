@@ -45,8 +45,8 @@ def browser():
 
 
 @pytest.fixture
-def web_server(transactional_db):
-    server = WebProcess(port=free_port()).start()
+def web_server(transactional_db, celery_queue):
+    server = WebProcess(port=free_port(), extra_env={"NESTLAB_CELERY_QUEUE": celery_queue}).start()
     yield server
     server.stop()
 
