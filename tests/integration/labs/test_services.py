@@ -33,10 +33,9 @@ def test_start_enqueues_only_after_commit(enqueued, django_capture_on_commit_cal
 
 def test_a_rolled_back_request_leaves_no_row_and_no_message(enqueued, django_capture_on_commit_callbacks):
     admin, endpoint = AdminFactory(), EndpointFactory()
-    with django_capture_on_commit_callbacks(execute=True):
-        with pytest.raises(RuntimeError), transaction.atomic():
-            services.endpoint_check_start(endpoint=endpoint, actor=admin)
-            raise RuntimeError("the request failed later")
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError), transaction.atomic():
+        services.endpoint_check_start(endpoint=endpoint, actor=admin)
+        raise RuntimeError("the request failed later")
     assert enqueued == []
     assert not Operation.objects.exists()
 
