@@ -20,7 +20,7 @@ def _production_env(**overrides):
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"SECRET_KEY", "NESTLAB_ENCRYPTION_KEYS", "ALLOWED_HOSTS"}
+        if key not in {"SECRET_KEY", "NESTLAB_ENCRYPTION_KEYS", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE"}
     }
     env.update(
         DJANGO_SETTINGS_MODULE="portal.settings.production",
