@@ -118,10 +118,13 @@ class StepProgress:
         self._share = share
 
     def __call__(self, percent: int | float, description: str | None = None) -> None:
-        bounded = max(0.0, min(100.0, float(percent)))
-        overall = int(self._start + self._share * bounded / 100.0)
-        fields: dict[str, Any] = {"progress": overall}
-        self._context._write(force=False, **fields)
+        self._context._write(force=False, progress=overall_progress(self._start, self._share, percent))
+
+
+def overall_progress(start: float, share: float, percent: float) -> int:
+    """Where ``percent`` of a step that began at ``start`` and is worth ``share`` lands overall."""
+    bounded = max(0.0, min(100.0, float(percent)))
+    return min(100, int(start + share * bounded / 100.0))
 
 
 def _save_and_push(operation: Operation, **fields: Any) -> None:
