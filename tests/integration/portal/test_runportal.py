@@ -75,6 +75,47 @@ def _wait_for_login_page(port, process, output, timeout=90):
     raise AssertionError("no login page:\n" + "".join(output[-40:]))
 
 
+def _assert_demo_templates_have_nested_hv(port):
+    """Straight through pyVmomi, not the driver: what a newcomer with govc or pyVmomi would see."""
+    from pyVim.connect import Disconnect, SmartConnect
+    from pyVmomi import vim, vmodl
+
+    si = SmartConnect(
+        host="127.0.0.1", port=port, protocol="http", user="administrator@vsphere.local", pwd="nestlab"
+    )
+    try:
+        content = si.RetrieveContent()
+        folder = content.searchIndex.FindByInventoryPath("DC0/vm/Nestlab Templates/Nested vSphere 8 Lab")
+        assert folder is not None, "the demo template folder exists"
+        view = content.viewManager.CreateContainerView(folder, [vim.VirtualMachine], True)
+        spec = vmodl.query.PropertyCollector.FilterSpec(
+            objectSet=[
+                vmodl.query.PropertyCollector.ObjectSpec(
+                    obj=view,
+                    skip=True,
+                    selectSet=[
+                        vmodl.query.PropertyCollector.TraversalSpec(
+                            name="view", path="view", skip=False, type=vim.view.ContainerView
+                        )
+                    ],
+                )
+            ],
+            propSet=[
+                vmodl.query.PropertyCollector.PropertySpec(
+                    type=vim.VirtualMachine, pathSet=["name", "config.nestedHVEnabled"]
+                )
+            ],
+        )
+        found = {}
+        for item in content.propertyCollector.RetrieveContents([spec]):
+            props = {prop.name: prop.val for prop in item.propSet}
+            found[props["name"]] = props.get("config.nestedHVEnabled")
+        assert {"esxi-01", "esxi-02", "esxi-03", "vcsa", "router"} <= found.keys()
+        assert all(found[name] is True for name in ("esxi-01", "esxi-02", "esxi-03")), found
+    finally:
+        Disconnect(si)
+
+
 def _listening(port):
     import socket
 
@@ -108,6 +149,8 @@ def test_runportal_demo_serves_logs_in_and_stops_everything(portal_process):
     assert "Demo vCenter (simulator)" in home
 
     # Only runportal itself is signalled: it must stop what it started.
+    _assert_demo_templates_have_nested_hv(vcsim_port)
+
     os.kill(process.pid, signal.SIGTERM)
     process.wait(timeout=30)
     time.sleep(0.5)
