@@ -5,6 +5,8 @@ request it handles two things that happen to long-lived sessions:
 
 * ``NotAuthenticated`` (the session expired, or vCenter restarted): log in again and send
   the same request once more. This is always safe: vCenter refused the request unread.
+  A property retrieval may instead come back with a NotAuthenticated fault per property
+  (the simulator does this); that counts the same.
 * a broken connection (vCenter restarted, a stale keep-alive socket): open a new one and
   send again once, but only when the request surely did not arrive (connection refused,
   broken pipe) or it only reads. A task-starting request whose answer was lost is not
@@ -160,6 +162,22 @@ def soap_stub(address: Address, version: str, context: ssl.SSLContext, timeout: 
     )
 
 
+_RETRIEVALS = frozenset({"RetrieveProperties", "RetrievePropertiesEx", "ContinueRetrievePropertiesEx"})
+
+
+def _unauthenticated(result: object) -> bool:
+    """A retrieval answered without a session: the simulator (and some vCenter versions)
+    return the objects with a NotAuthenticated fault per property instead of failing."""
+    contents = getattr(result, "objects", result)
+    if not isinstance(contents, list | tuple):
+        return False
+    return any(
+        isinstance(getattr(missing, "fault", None), vim.fault.NotAuthenticated)
+        for content in contents
+        for missing in getattr(content, "missingSet", None) or ()
+    )
+
+
 def _repeatable(method: str) -> bool:
     return method.startswith(_REPEATABLE_PREFIXES)
 
@@ -194,10 +212,14 @@ class ResilientStub(StubAdapterBase):
                 reconnected = True
                 continue
             if status == 200:
-                return obj
-            if isinstance(obj, vim.fault.NotAuthenticated) and not relogged:
+                session_lost = method in _RETRIEVALS and _unauthenticated(obj)
+            else:
+                session_lost = isinstance(obj, vim.fault.NotAuthenticated)
+            if session_lost and not relogged:
                 relogged = True
                 with self._lock:
                     self._login()
                 continue
+            if status == 200:
+                return obj
             raise obj

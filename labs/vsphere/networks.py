@@ -200,24 +200,3 @@ def remove_port_group(
         except vim.fault.NotFound:
             pass
     return removed
-
-
-def host_port_groups(session: Any, datacenter: str, cluster: str) -> dict[str, dict[str, Any]]:
-    """{host name: {port group name: {vlan_id, switch, promiscuous, forged_transmits, mac_changes}}}."""
-    hosts = cluster_hosts(session, datacenter, cluster)
-    result: dict[str, dict[str, Any]] = {}
-    groups = props.read_many(session, [host for host, _ in hosts], ["config.network.portgroup"])
-    for host, values in hosts:
-        entries = {}
-        for group in groups.get(host._moId, {}).get("config.network.portgroup") or ():
-            spec = group.spec
-            security = spec.policy.security if spec.policy is not None else None
-            entries[spec.name] = {
-                "vlan_id": spec.vlanId,
-                "switch": spec.vswitchName,
-                "promiscuous": bool(security and security.allowPromiscuous),
-                "forged_transmits": bool(security and security.forgedTransmits),
-                "mac_changes": bool(security and security.macChanges),
-            }
-        result[values.get("name", host._moId)] = entries
-    return result

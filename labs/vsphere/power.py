@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from pyVmomi import vim
+from pyVmomi import vim, vmodl
 
 from . import props, refs
-from .errors import InvalidArgument, InvalidState
+from .errors import InvalidArgument, InvalidState, fault_words
 from .tasks import wait_for_task, wait_for_value
 from .types import ProgressCallback
 
 ON, OFF, SUSPENDED = "poweredOn", "poweredOff", "suspended"
+log = logging.getLogger(__name__)
+
 _STATE_WORDS = {ON: "powered on", OFF: "powered off", SUSPENDED: "suspended"}
 
 
@@ -78,15 +81,16 @@ def shutdown_guest(
     """Ask the guest OS to shut down; power off hard if it has not within ``timeout`` seconds.
 
     Returns True when the guest shut down by itself, False when it was powered off hard
-    (also when VMware Tools are not running, so the guest could not be asked).
+    (also when the guest could not be asked: VMware Tools not running, or a fault).
     """
     vm, name, state = _vm(session, vm_ref)
     if state != ON:
         raise InvalidState(f"VM '{name}' is {state_words(state)}; only a running VM can be shut down.")
     try:
         vm.ShutdownGuest()
-    except (vim.fault.ToolsUnavailable, vim.fault.InvalidState):
-        pass  # no Tools: the guest cannot be asked
+    except vmodl.MethodFault as fault:
+        # No Tools, or the guest refused: it cannot shut down by itself.
+        log.info("Guest shutdown of %s refused (%s); powering off", name, fault_words(fault))
     else:
         if wait_for_value(session, vm, "runtime.powerState", OFF, timeout=timeout):
             if on_progress is not None:

@@ -110,6 +110,7 @@ _lock = threading.Lock()
 _sessions: dict[tuple[int, EndpointConfig], tuple[threading.Thread, Session]] = {}
 _keepalive_thread: threading.Thread | None = None
 _stop = threading.Event()
+_wake = threading.Event()  # a new session may need a shorter keepalive period
 
 
 def session_for(endpoint: EndpointConfig) -> Session:
@@ -128,6 +129,7 @@ def session_for(endpoint: EndpointConfig) -> Session:
                 stale.append(other)
                 del _sessions[other_key]
         _start_keepalive()
+    _wake.set()
     for old in stale:
         old.close()
     return session
@@ -156,7 +158,11 @@ def _keepalive_period() -> float:
 
 
 def _keepalive_loop() -> None:
-    while not _stop.wait(_keepalive_period()):
+    while not _stop.is_set():
+        _wake.wait(_keepalive_period())
+        _wake.clear()
+        if _stop.is_set():
+            break
         for session in sessions():
             if not session.connected or session.idle_for() < session.endpoint.keepalive_after:
                 continue
@@ -179,6 +185,7 @@ def _start_keepalive() -> None:
 
 def _at_exit() -> None:
     _stop.set()
+    _wake.set()
     close_all()
 
 

@@ -1,0 +1,66 @@
+"""The task waiter: progress while tasks run, failures in words, deadlines that cancel."""
+
+from __future__ import annotations
+
+import pytest
+
+from labs.vsphere import DeadlineExceeded, TaskFailed
+
+from .conftest import ESXI, unique
+
+pytestmark = pytest.mark.integration
+
+
+def test_progress_is_reported_while_a_task_runs(workspace, vcsim, vc):
+    seen: list[tuple[int, str | None]] = []
+
+    with vcsim.rules(task_durations={"CloneVM_Task": "1500ms"}):
+        moref = workspace.clone(ESXI, on_progress=lambda percent, text: seen.append((percent, text)))
+
+    percents = [percent for percent, _ in seen]
+    assert all(0 <= p <= 100 for p in percents)
+    assert any(0 < p < 100 for p in percents), percents  # seen while running, not only at the end
+    assert percents == sorted(percents)  # never goes back
+    assert percents[-1] == 100
+    assert len(set(percents)) == len(percents)  # called on changes only
+    assert vc.read("vm", moref, "name")["name"].startswith("vm-")
+
+
+def test_a_failed_task_raises_task_failed_with_the_reason(workspace, vcsim, vc):
+    name = unique("FAIL")
+
+    with vcsim.rules(fail=["CloneVM_Task:FAIL"]), pytest.raises(TaskFailed) as caught:
+        workspace.clone(ESXI, name=name)
+
+    error = caught.value
+    assert "injected failure for CloneVM_Task" in error.reason
+    assert error.reason in str(error)
+    assert "types." not in str(error)
+    assert str(error).startswith(f"Could not make clone '{name}'")
+    assert vc.read("task", error.task, "info.state")["info.state"] == "error"
+    assert name not in vc.child_names(workspace.folder)
+
+
+def test_a_deadline_cancels_a_hung_task(workspace, vcsim, vc):
+    with vcsim.rules(hang=["CloneVM_Task"]), pytest.raises(DeadlineExceeded) as caught:
+        workspace.clone(ESXI, deadline=1)
+
+    error = caught.value
+    assert error.cancelled is True
+    assert "within 1 s" in str(error) and "cancelled" in str(error)
+    info = vc.read("task", error.task, "info.state", "info.error")
+    assert info["info.state"] == "error"
+    assert type(info["info.error"]).__name__.endswith("RequestCanceled")
+    assert vc.child_names(workspace.folder) == []
+
+
+def test_a_deadline_on_a_task_that_cannot_be_cancelled(workspace, vcsim, vc):
+    progress: list[int] = []
+
+    with vcsim.rules(task_durations={"CloneVM_Task": "3s"}), pytest.raises(DeadlineExceeded) as caught:
+        workspace.clone(ESXI, deadline=1, on_progress=lambda percent, _: progress.append(percent))
+
+    assert caught.value.cancelled is False
+    assert "continues in vCenter" in str(caught.value)
+    assert vc.read("task", caught.value.task, "info.state")["info.state"] == "running"
+    assert progress and max(progress) < 100
