@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -67,3 +68,260 @@ class VCenterEndpoint(models.Model):
 
     def get_password(self) -> str:
         return crypto.decrypt(self.password_ciphertext)
+
+
+class LabTemplate(models.Model):
+    """The editable blueprint of a lab: VMs picked from an endpoint, their networks, a manual.
+
+    The template itself is the draft. Publishing freezes it into a numbered
+    ``TemplateVersion``; editing afterwards bumps ``revision`` and so starts a new draft.
+    """
+
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    endpoint = models.ForeignKey(VCenterEndpoint, on_delete=models.PROTECT, related_name="templates")
+    manual = models.TextField(blank=True, help_text="The lab manual, in Markdown.")
+    linked_clones = models.BooleanField(
+        default=True,
+        help_text="Linked clones from the baseline snapshot start in seconds; full clones copy every disk.",
+    )
+    owners = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="owned_templates", help_text="Instructors who may edit it."
+    )
+    revision = models.PositiveIntegerField(default=1, help_text="Bumped by every edit of the draft.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TemplateNetwork(models.Model):
+    """A network of the lab (e.g. "lab" or "storage"); every student lab gets its own copy."""
+
+    template = models.ForeignKey(LabTemplate, on_delete=models.CASCADE, related_name="networks")
+    name = models.SlugField(max_length=40)
+    description = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "name"], name="template_network_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TemplateVM(models.Model):
+    """One VM of a template: which vCenter VM it is cloned from, its role and its settings."""
+
+    template = models.ForeignKey(LabTemplate, on_delete=models.CASCADE, related_name="vms")
+    role = models.SlugField(max_length=40, help_text="Short name in the lab, e.g. esxi-01, vcsa, router.")
+    source_moref = models.CharField(max_length=64)
+    source_name = models.CharField(max_length=255)
+    source_path = models.CharField(max_length=1024, blank=True)
+    boot_order = models.PositiveSmallIntegerField(default=1, help_text="Lower numbers power on first.")
+    cpu_override = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(128)]
+    )
+    memory_mb_override = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(128), MaxValueValidator(4 * 1024 * 1024)]
+    )
+    nested_hv_required = models.BooleanField(
+        default=False, help_text="Nested ESXi needs hardware virtualization passed through."
+    )
+
+    class Meta:
+        ordering = ["boot_order", "role"]
+        constraints = [models.UniqueConstraint(fields=["template", "role"], name="template_vm_role_unique")]
+
+    def __str__(self) -> str:
+        return self.role
+
+
+class TemplateNIC(models.Model):
+    """Which template network a VM's network adapter joins (adapters in the VM's order)."""
+
+    vm = models.ForeignKey(TemplateVM, on_delete=models.CASCADE, related_name="nics")
+    index = models.PositiveSmallIntegerField(help_text="0 for the VM's first network adapter.")
+    network = models.ForeignKey(TemplateNetwork, on_delete=models.CASCADE, related_name="nics")
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [models.UniqueConstraint(fields=["vm", "index"], name="template_nic_index_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.vm.role} NIC {self.index + 1} on {self.network.name}"
+
+
+class TemplateVersion(models.Model):
+    """A published, immutable copy of a template. Courses pin one.
+
+    ``spec`` holds everything a lab is built from, frozen at publish time: the VMs (role,
+    source moref, baseline snapshot, CPUs, memory, disk, nested HV, NIC networks, boot
+    order), the networks and the clone mode. The totals feed quota arithmetic.
+    """
+
+    class State(models.TextChoices):
+        PUBLISHING = "publishing", "Publishing"
+        PUBLISHED = "published", "Published"
+        FAILED = "failed", "Failed"
+
+    template = models.ForeignKey(LabTemplate, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    revision = models.PositiveIntegerField(help_text="The draft revision this version was made from.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PUBLISHING)
+    spec = models.JSONField(default=dict)
+    vcpu_total = models.PositiveIntegerField(default=0)
+    memory_mb_total = models.PositiveIntegerField(default=0)
+    disk_gb_total = models.FloatField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["template", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "number"], name="template_version_number_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template.name} v{self.number}"
+
+    @property
+    def is_published(self) -> bool:
+        return self.state == self.State.PUBLISHED
+
+    @property
+    def vm_count(self) -> int:
+        return len(self.spec.get("vms", []))
+
+
+class Course(models.Model):
+    """A class offering: who teaches it, which template version its labs are built from, when."""
+
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+        ARCHIVED = "archived", "Archived"
+
+    title = models.CharField(max_length=200)
+    code = models.SlugField(
+        max_length=40, unique=True, help_text="Short unique code, used in VM and folder names (e.g. vsp8-fall26)."
+    )
+    description = models.TextField(blank=True)
+    instructors = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="taught_courses")
+    template_version = models.ForeignKey(
+        TemplateVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="courses"
+    )
+    starts_on = models.DateField()
+    ends_on = models.DateField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)
+    join_code = models.CharField(max_length=16, unique=True, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-starts_on", "code"]
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.title}"
+
+    def clean(self) -> None:
+        if self.starts_on and self.ends_on and self.ends_on < self.starts_on:
+            raise ValidationError({"ends_on": "The course ends before it starts."})
+        if self.template_version_id and self.template_version.state != TemplateVersion.State.PUBLISHED:
+            raise ValidationError({"template_version": "Only a published template version can be used."})
+        if self.state == self.State.OPEN and not self.template_version_id:
+            raise ValidationError({"template_version": "A course needs a published template version to open."})
+
+
+class Enrollment(models.Model):
+    """A student in a course, and how they got there."""
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", "Added by an instructor"
+        CSV = "csv", "Roster upload"
+        JOIN_CODE = "join_code", "Join code"
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="enrollments")
+    student = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrollments")
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.MANUAL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["student__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["course", "student"], name="enrollment_course_student_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student} in {self.course.code}"
+
+
+def _limit(help_text: str) -> models.PositiveIntegerField:
+    return models.PositiveIntegerField(null=True, blank=True, help_text=help_text)
+
+
+class CourseQuota(models.Model):
+    """Per-course limits, set by admins. Blank means no limit; zero means none allowed.
+
+    Lowering a limit below current usage is allowed: it blocks new work until usage
+    drops, and pages explain that.
+    """
+
+    course = models.OneToOneField(Course, on_delete=models.CASCADE, related_name="quota")
+    running_labs = _limit("Labs powered on at once across the class.")
+    labs_per_student = _limit("Labs each student may have (their lab plus its clones).")
+    snapshots_per_lab = _limit("Snapshots each lab may keep.")
+    vcpu_total = _limit("Virtual CPUs of all the class's labs together.")
+    memory_gb_total = _limit("Memory (GB) of all the class's labs together.")
+    storage_gb_total = _limit("Datastore space (GB) of all the class's labs together.")
+    lab_hours_per_student = _limit("Hours each student's labs may run.")
+    lifetime_days_after_end = _limit("Days labs are kept after the course ends, before they are deleted.")
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    LIMIT_FIELDS = (
+        "running_labs",
+        "labs_per_student",
+        "snapshots_per_lab",
+        "vcpu_total",
+        "memory_gb_total",
+        "storage_gb_total",
+        "lab_hours_per_student",
+        "lifetime_days_after_end",
+    )
+
+    def __str__(self) -> str:
+        return f"Quota of {self.course.code}"
+
+
+class QuotaTopUp(models.Model):
+    """Extra lab hours or labs for one student of a course (sums with the course quota)."""
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="top_ups")
+    student = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="top_ups")
+    extra_lab_hours = models.PositiveIntegerField(default=0)
+    extra_labs = models.PositiveIntegerField(default=0)
+    reason = models.CharField(max_length=200, blank=True)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Top-up for {self.student} in {self.course.code}"

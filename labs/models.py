@@ -19,6 +19,7 @@ class Operation(models.Model):
 
     class Kind(models.TextChoices):
         ENDPOINT_CHECK = "endpoint_check", "Check vCenter connection"
+        PUBLISH = "publish", "Publish template"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -42,6 +43,14 @@ class Operation(models.Model):
     )
     endpoint = models.ForeignKey(
         "courses.VCenterEndpoint", on_delete=models.PROTECT, related_name="operations"
+    )
+    template_version = models.ForeignKey(
+        "courses.TemplateVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="operations",
+        help_text="The version a publish operation checks and snapshots.",
     )
     params = models.JSONField(default=dict, blank=True, help_text="The request, as given.")
     result = models.JSONField(default=dict, blank=True, help_text="What the steps produced.")

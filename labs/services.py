@@ -10,7 +10,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from courses.models import VCenterEndpoint
+from courses import services as course_services
+from courses.models import LabTemplate, VCenterEndpoint
 from labs import realtime
 from labs.models import Operation
 from portal import roles
@@ -28,6 +29,7 @@ def operation_start(
     endpoint: VCenterEndpoint,
     actor: AbstractBaseUser | None,
     params: dict[str, Any] | None = None,
+    **targets: Any,
 ) -> Operation:
     """Record an operation and hand it to a worker once the caller's transaction commits.
 
@@ -41,6 +43,7 @@ def operation_start(
             actor=actor if actor is not None and actor.is_authenticated else None,
             params=params or {},
             celery_task_id=str(uuid.uuid4()),
+            **targets,
         )
         operation.full_clean()
         operation.save()
@@ -72,3 +75,19 @@ def endpoint_check_start(*, endpoint: VCenterEndpoint, actor: AbstractBaseUser) 
     if not roles.is_admin(actor):
         raise PermissionDenied("Only admins can check vCenter connections.")
     return operation_start(kind=Operation.Kind.ENDPOINT_CHECK, endpoint=endpoint, actor=actor)
+
+
+def template_publish(*, template: LabTemplate, actor: AbstractBaseUser) -> Operation:
+    """Freeze the template's draft into a new version and check and snapshot it in vCenter.
+
+    The version stays "publishing" until the operation ends; only then can courses use it.
+    """
+    with transaction.atomic():
+        version = course_services.template_version_create(template=template, actor=actor)
+        return operation_start(
+            kind=Operation.Kind.PUBLISH,
+            endpoint=template.endpoint,
+            actor=actor,
+            params={"template": template.pk, "version": version.number},
+            template_version=version,
+        )

@@ -1,0 +1,642 @@
+"""Every write of the courses app. Keyword-only, typed, permission-checked, validated."""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from courses import permissions
+from courses.models import (
+    Course,
+    CourseQuota,
+    Enrollment,
+    LabTemplate,
+    QuotaTopUp,
+    TemplateNetwork,
+    TemplateNIC,
+    TemplateVersion,
+    TemplateVM,
+    VCenterEndpoint,
+)
+from portal import roles
+
+User = get_user_model()
+
+ENDPOINT_FIELDS = (
+    "name",
+    "url",
+    "username",
+    "verify_tls",
+    "datacenter",
+    "compute_path",
+    "datastore",
+    "lab_switch",
+    "vlan_min",
+    "vlan_max",
+    "concurrency_limit",
+)
+ROSTER_MAX_BYTES = 1024 * 1024
+ROSTER_MAX_ROWS = 5000
+ROSTER_COLUMNS = ("username", "email", "first_name", "last_name", "password")
+JOIN_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+
+
+def _require(allowed: bool, message: str) -> None:
+    if not allowed:
+        raise PermissionDenied(message)
+
+
+def _save(instance) -> None:
+    instance.full_clean()
+    instance.save()
+
+
+# vCenter endpoints (admins)
+
+
+@transaction.atomic
+def endpoint_create(*, actor: AbstractBaseUser, password: str, **fields: Any) -> VCenterEndpoint:
+    """Add a vCenter. The password is encrypted at once and never shown again."""
+    _require(permissions.can_manage_endpoints(actor), "Only admins can connect vCenters.")
+    if not password:
+        raise ValidationError({"password": "A new endpoint needs its password."})
+    endpoint = VCenterEndpoint(**{name: value for name, value in fields.items() if name in ENDPOINT_FIELDS})
+    endpoint.set_password(password)
+    _save(endpoint)
+    return endpoint
+
+
+@transaction.atomic
+def endpoint_update(
+    *, endpoint: VCenterEndpoint, actor: AbstractBaseUser, password: str | None = None, **fields: Any
+) -> VCenterEndpoint:
+    """Change an endpoint; an empty or missing password keeps the stored one."""
+    _require(permissions.can_manage_endpoints(actor), "Only admins can change vCenters.")
+    for name, value in fields.items():
+        if name in ENDPOINT_FIELDS:
+            setattr(endpoint, name, value)
+    if password:
+        endpoint.set_password(password)
+    _save(endpoint)
+    return endpoint
+
+
+def endpoint_delete(*, endpoint: VCenterEndpoint, actor: AbstractBaseUser) -> None:
+    _require(permissions.can_manage_endpoints(actor), "Only admins can remove vCenters.")
+    if endpoint.templates.exists():
+        raise ValidationError(
+            f"{endpoint.name} still hosts {endpoint.templates.count()} template(s); delete or move them first."
+        )
+    endpoint.delete()
+
+
+# Templates (instructors)
+
+
+def _touch(template: LabTemplate) -> None:
+    """Any edit of the draft: a new revision, so the next publish makes a new version."""
+    LabTemplate.objects.filter(pk=template.pk).update(revision=F("revision") + 1, updated_at=timezone.now())
+    template.refresh_from_db(fields=["revision", "updated_at"])
+
+
+@transaction.atomic
+def template_create(
+    *,
+    actor: AbstractBaseUser,
+    endpoint: VCenterEndpoint,
+    name: str,
+    description: str = "",
+    manual: str = "",
+    linked_clones: bool = True,
+    networks: tuple[str, ...] = ("lab",),
+) -> LabTemplate:
+    """A new draft template owned by its creator, with its networks (default: one, "lab")."""
+    _require(permissions.can_create_templates(actor), "Only instructors and admins can build templates.")
+    template = LabTemplate(
+        endpoint=endpoint, name=name, description=description, manual=manual, linked_clones=linked_clones
+    )
+    _save(template)
+    template.owners.add(actor)
+    for network in networks:
+        _save(TemplateNetwork(template=template, name=network))
+    return template
+
+
+@transaction.atomic
+def template_update(*, template: LabTemplate, actor: AbstractBaseUser, **fields: Any) -> LabTemplate:
+    _require(permissions.can_edit_template(actor, template), "You cannot edit this template.")
+    for name in ("name", "description", "manual", "linked_clones", "endpoint"):
+        if name in fields:
+            setattr(template, name, fields[name])
+    if "endpoint" in fields and template.vms.exists() and fields["endpoint"].pk != template.endpoint_id:
+        raise ValidationError({"endpoint": "Remove the template's VMs before moving it to another vCenter."})
+    _save(template)
+    _touch(template)
+    return template
+
+
+@transaction.atomic
+def template_network_add(
+    *, template: LabTemplate, actor: AbstractBaseUser, name: str, description: str = ""
+) -> TemplateNetwork:
+    _require(permissions.can_edit_template(actor, template), "You cannot edit this template.")
+    if template.networks.filter(name=name).exists():
+        raise ValidationError({"name": f"The template already has a network called {name}."})
+    network = TemplateNetwork(template=template, name=name, description=description)
+    _save(network)
+    _touch(template)
+    return network
+
+
+@transaction.atomic
+def template_network_remove(*, network: TemplateNetwork, actor: AbstractBaseUser) -> None:
+    template = network.template
+    _require(permissions.can_edit_template(actor, template), "You cannot edit this template.")
+    users = sorted({nic.vm.role for nic in network.nics.select_related("vm")})
+    if users:
+        raise ValidationError(f"Network {network.name} is still used by {', '.join(users)}.")
+    network.delete()
+    _touch(template)
+
+
+def _set_nics(vm: TemplateVM, nic_networks: list[str]) -> None:
+    networks = {network.name: network for network in vm.template.networks.all()}
+    unknown = [name for name in nic_networks if name not in networks]
+    if unknown:
+        raise ValidationError(
+            {"nic_networks": f"No template network called {', '.join(unknown)}; add it to the template first."}
+        )
+    vm.nics.all().delete()
+    for index, name in enumerate(nic_networks):
+        TemplateNIC.objects.create(vm=vm, index=index, network=networks[name])
+
+
+@transaction.atomic
+def template_vm_add(
+    *,
+    template: LabTemplate,
+    actor: AbstractBaseUser,
+    role: str,
+    source_moref: str,
+    source_name: str,
+    source_path: str = "",
+    boot_order: int = 1,
+    cpu_override: int | None = None,
+    memory_mb_override: int | None = None,
+    nested_hv_required: bool = False,
+    nic_networks: list[str] | None = None,
+) -> TemplateVM:
+    """Add a VM picked from the endpoint's inventory. It is checked in vCenter at publish."""
+    _require(permissions.can_edit_template(actor, template), "You cannot edit this template.")
+    if template.vms.filter(role=role).exists():
+        raise ValidationError({"role": f"The template already has a VM with the role {role}."})
+    if template.vms.filter(source_moref=source_moref).exists():
+        raise ValidationError({"source_moref": f"{source_name} is already in this template."})
+    vm = TemplateVM(
+        template=template,
+        role=role,
+        source_moref=source_moref,
+        source_name=source_name,
+        source_path=source_path,
+        boot_order=boot_order,
+        cpu_override=cpu_override,
+        memory_mb_override=memory_mb_override,
+        nested_hv_required=nested_hv_required,
+    )
+    _save(vm)
+    _set_nics(vm, nic_networks if nic_networks is not None else [])
+    _touch(template)
+    return vm
+
+
+@transaction.atomic
+def template_vm_update(*, vm: TemplateVM, actor: AbstractBaseUser, **fields: Any) -> TemplateVM:
+    template = vm.template
+    _require(permissions.can_edit_template(actor, template), "You cannot edit this template.")
+    if "role" in fields and template.vms.exclude(pk=vm.pk).filter(role=fields["role"]).exists():
+        raise ValidationError({"role": f"The template already has a VM with the role {fields['role']}."})
+    for name in ("role", "boot_order", "cpu_override", "memory_mb_override", "nested_hv_required"):
+        if name in fields:
+            setattr(vm, name, fields[name])
+    _save(vm)
+    if "nic_networks" in fields:
+        _set_nics(vm, fields["nic_networks"])
+    _touch(template)
+    return vm
+
+
+@transaction.atomic
+def template_vm_remove(*, vm: TemplateVM, actor: AbstractBaseUser) -> None:
+    template = vm.template
+    _require(permissions.can_edit_template(actor, template), "You cannot edit this template.")
+    vm.delete()
+    _touch(template)
+
+
+def template_draft_spec(template: LabTemplate) -> dict[str, Any]:
+    """The draft as the plain data a version freezes (before vCenter fills in sizes)."""
+    vms = []
+    for vm in template.vms.prefetch_related("nics__network"):
+        vms.append(
+            {
+                "role": vm.role,
+                "source_moref": vm.source_moref,
+                "source_name": vm.source_name,
+                "source_path": vm.source_path,
+                "boot_order": vm.boot_order,
+                "cpu_override": vm.cpu_override,
+                "memory_mb_override": vm.memory_mb_override,
+                "nested_hv_required": vm.nested_hv_required,
+                "nic_networks": [nic.network.name for nic in vm.nics.all()],
+            }
+        )
+    return {
+        "template": {"id": template.pk, "name": template.name},
+        "endpoint_id": template.endpoint_id,
+        "linked_clones": template.linked_clones,
+        "networks": [{"name": n.name, "description": n.description} for n in template.networks.all()],
+        "vms": vms,
+    }
+
+
+def _draft_problems(template: LabTemplate, spec: dict[str, Any]) -> list[str]:
+    problems = []
+    if not spec["vms"]:
+        problems.append("The template has no VMs yet.")
+    if not spec["networks"]:
+        problems.append("The template has no network.")
+    for vm in spec["vms"]:
+        if not vm["nic_networks"]:
+            problems.append(f"{vm['role']} has no network adapter on a template network.")
+    return problems
+
+
+@transaction.atomic
+def template_version_create(*, template: LabTemplate, actor: AbstractBaseUser) -> TemplateVersion:
+    """Freeze the draft into the next version, in state publishing.
+
+    Called by the labs app's publish service, which then checks it in vCenter. Refused
+    while another version of the template is publishing, and when the draft is incomplete.
+    """
+    _require(permissions.can_edit_template(actor, template), "You cannot publish this template.")
+    locked = LabTemplate.objects.select_for_update().get(pk=template.pk)
+    if locked.versions.filter(state=TemplateVersion.State.PUBLISHING).exists():
+        raise ValidationError("This template is being published already; wait for that to finish.")
+    spec = template_draft_spec(locked)
+    problems = _draft_problems(locked, spec)
+    if problems:
+        raise ValidationError(problems)
+    number = (locked.versions.aggregate(top=Max("number"))["top"] or 0) + 1
+    version = TemplateVersion(
+        template=locked, number=number, revision=locked.revision, spec=spec, created_by=actor
+    )
+    _save(version)
+    return version
+
+
+def template_version_publish_succeeded(*, version: TemplateVersion, spec: dict[str, Any]) -> TemplateVersion:
+    """Record what vCenter said (sizes, baseline snapshots) and make the version usable."""
+    version.spec = spec
+    version.vcpu_total = sum(vm["num_cpu"] for vm in spec["vms"])
+    version.memory_mb_total = sum(vm["memory_mb"] for vm in spec["vms"])
+    version.disk_gb_total = round(sum(vm["disk_gb"] for vm in spec["vms"]), 1)
+    version.state = TemplateVersion.State.PUBLISHED
+    version.published_at = timezone.now()
+    version.error = ""
+    _save(version)
+    return version
+
+
+def template_version_publish_failed(*, version: TemplateVersion, reason: str) -> TemplateVersion:
+    version.state = TemplateVersion.State.FAILED
+    version.error = reason
+    version.save(update_fields=["state", "error"])
+    return version
+
+
+# Courses
+
+
+def _new_join_code() -> str:
+    return "".join(secrets.choice(JOIN_CODE_ALPHABET) for _ in range(8))
+
+
+@transaction.atomic
+def course_create(
+    *,
+    actor: AbstractBaseUser,
+    title: str,
+    code: str,
+    starts_on: date,
+    ends_on: date,
+    template_version: TemplateVersion | None = None,
+    description: str = "",
+) -> Course:
+    """A draft course taught by its creator, with an empty quota (no limits) and a join code."""
+    _require(permissions.can_create_courses(actor), "Only instructors and admins can create courses.")
+    course = Course(
+        title=title,
+        code=code,
+        starts_on=starts_on,
+        ends_on=ends_on,
+        template_version=template_version,
+        description=description,
+        join_code=_new_join_code(),
+    )
+    _save(course)
+    if roles.is_instructor(actor) or roles.is_admin(actor):
+        course.instructors.add(actor)
+    CourseQuota.objects.create(course=course, updated_by=actor)
+    return course
+
+
+@transaction.atomic
+def course_update(*, course: Course, actor: AbstractBaseUser, **fields: Any) -> Course:
+    _require(permissions.can_manage_course(actor, course), "Only this course's instructors can change it.")
+    for name in ("title", "code", "description", "starts_on", "ends_on", "template_version", "state"):
+        if name in fields:
+            setattr(course, name, fields[name])
+    _save(course)
+    return course
+
+
+def course_instructor_add(*, course: Course, actor: AbstractBaseUser, instructor: AbstractBaseUser) -> None:
+    _require(permissions.can_manage_course(actor, course), "Only this course's instructors can change it.")
+    if not roles.is_instructor(instructor) and not roles.is_admin(instructor):
+        raise ValidationError(f"{instructor.username} is not an instructor.")
+    course.instructors.add(instructor)
+
+
+@transaction.atomic
+def join_code_rotate(*, course: Course, actor: AbstractBaseUser, enabled: bool = True) -> Course:
+    """A fresh join code (the old one stops working), or none to close self-enrollment."""
+    _require(permissions.can_manage_course(actor, course), "Only this course's instructors can change it.")
+    course.join_code = _new_join_code() if enabled else None
+    course.save(update_fields=["join_code", "updated_at"])
+    return course
+
+
+# Roster
+
+
+def _ensure_student(user: AbstractBaseUser) -> None:
+    if roles.is_admin(user) or roles.is_instructor(user):
+        raise ValidationError(f"{user.username} is a staff account, not a student.")
+    if not roles.is_student(user):
+        roles.role_grant(user=user, role=roles.Role.STUDENT)
+
+
+def enrollment_add(
+    *,
+    course: Course,
+    actor: AbstractBaseUser,
+    student: AbstractBaseUser,
+    source: str = Enrollment.Source.MANUAL,
+) -> Enrollment:
+    _require(permissions.can_manage_course(actor, course), "Only this course's instructors can change its roster.")
+    with transaction.atomic():
+        _ensure_student(student)
+        enrollment, _ = Enrollment.objects.get_or_create(
+            course=course, student=student, defaults={"source": source}
+        )
+    return enrollment
+
+
+def enrollment_remove(*, enrollment: Enrollment, actor: AbstractBaseUser) -> None:
+    _require(
+        permissions.can_manage_course(actor, enrollment.course),
+        "Only this course's instructors can change its roster.",
+    )
+    enrollment.delete()
+
+
+@transaction.atomic
+def student_create(
+    *,
+    actor: AbstractBaseUser,
+    username: str,
+    email: str = "",
+    first_name: str = "",
+    last_name: str = "",
+    password: str | None = None,
+) -> tuple[AbstractBaseUser, str | None]:
+    """A student account. Without a password one is generated and returned (shown once)."""
+    _require(
+        roles.is_instructor(actor) or roles.is_admin(actor), "Only instructors and admins can add students."
+    )
+    generated = None
+    if not password:
+        generated = password = secrets.token_urlsafe(9)
+    user = User(username=username, email=email, first_name=first_name, last_name=last_name)
+    user.set_password(password)
+    user.full_clean(exclude=["password"])
+    user.save()
+    roles.role_grant(user=user, role=roles.Role.STUDENT)
+    return user, generated
+
+
+@transaction.atomic
+def instructor_create(
+    *,
+    actor: AbstractBaseUser,
+    username: str,
+    password: str,
+    email: str = "",
+    first_name: str = "",
+    last_name: str = "",
+) -> AbstractBaseUser:
+    _require(permissions.can_create_instructors(actor), "Only admins can add instructors.")
+    user = User(username=username, email=email, first_name=first_name, last_name=last_name)
+    validate_password(password, user)
+    user.set_password(password)
+    user.full_clean(exclude=["password"])
+    user.save()
+    roles.role_grant(user=user, role=roles.Role.INSTRUCTOR)
+    return user
+
+
+@dataclass
+class RosterImport:
+    """What a roster upload did: who was enrolled, who already was, which accounts were made."""
+
+    enrolled: list[str] = field(default_factory=list)
+    already_enrolled: list[str] = field(default_factory=list)
+    created: list[tuple[str, str | None]] = field(default_factory=list)
+    """(username, generated password or None when the file gave one)."""
+
+
+class RosterError(ValidationError):
+    """A roster file with problems; ``lines`` maps line numbers to what is wrong there."""
+
+    def __init__(self, lines: dict[int, str] | None = None, message: str | None = None) -> None:
+        self.lines = lines or {}
+        text = message or "; ".join(f"line {n}: {problem}" for n, problem in sorted(self.lines.items()))
+        super().__init__(text)
+
+
+def _read_roster(data: bytes) -> list[tuple[int, dict[str, str]]]:
+    if len(data) > ROSTER_MAX_BYTES:
+        raise RosterError(message=f"The file is larger than {ROSTER_MAX_BYTES // 1024} KB.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise RosterError(message="The file is not UTF-8 text; save it as CSV UTF-8.") from error
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames is None:
+        raise RosterError(message="The file is empty.")
+    columns = [name.strip().lower() for name in reader.fieldnames]
+    reader.fieldnames = columns
+    unknown = [name for name in columns if name not in ROSTER_COLUMNS]
+    if unknown or ("username" not in columns and "email" not in columns):
+        raise RosterError(
+            message=f"The header must name columns from {', '.join(ROSTER_COLUMNS)} "
+            f"(username or email required); found {', '.join(columns) or 'nothing'}."
+        )
+    rows = []
+    for row in reader:
+        if reader.line_num - 1 > ROSTER_MAX_ROWS:
+            raise RosterError(message=f"The file has more than {ROSTER_MAX_ROWS} rows.")
+        if None in row:
+            raise RosterError({reader.line_num: "more values than columns"})
+        cleaned = {key: (value or "").strip() for key, value in row.items()}
+        if any(cleaned.values()):
+            rows.append((reader.line_num, cleaned))
+    return rows
+
+
+def roster_import_csv(*, course: Course, actor: AbstractBaseUser, data: bytes) -> RosterImport:
+    """Enroll every row of a CSV file, creating student accounts as needed; all or nothing.
+
+    Columns (header row required, any order): username, email, first_name, last_name,
+    password. A row needs a username or an email (the username then defaults to the
+    part before the @). Every problem is reported with its line number and nothing of
+    the file is applied.
+    """
+    _require(permissions.can_manage_course(actor, course), "Only this course's instructors can change its roster.")
+    rows = _read_roster(data)
+    problems: dict[int, str] = {}
+    seen: dict[str, int] = {}
+    planned: list[tuple[int, dict[str, str]]] = []
+    for line, row in rows:
+        username = row.get("username") or row.get("email", "").split("@")[0]
+        email = row.get("email", "")
+        if not username:
+            problems[line] = "no username or email"
+            continue
+        if email:
+            try:
+                validate_email(email)
+            except ValidationError:
+                problems[line] = f"'{email}' is not an email address"
+                continue
+        try:
+            User.username_validator(username)
+        except ValidationError:
+            problems[line] = f"'{username}' is not a valid username (letters, digits and @.+-_ only)"
+            continue
+        if username in seen:
+            problems[line] = f"'{username}' is also on line {seen[username]}"
+            continue
+        seen[username] = line
+        existing = User.objects.filter(username=username).first()
+        if existing is not None and (roles.is_admin(existing) or roles.is_instructor(existing)):
+            problems[line] = f"'{username}' is a staff account, not a student"
+            continue
+        planned.append((line, {**row, "username": username}))
+    if problems:
+        raise RosterError(problems)
+
+    result = RosterImport()
+    try:
+        with transaction.atomic():
+            for _line, row in planned:
+                user = User.objects.filter(username=row["username"]).first()
+                if user is None:
+                    user, generated = student_create(
+                        actor=actor,
+                        username=row["username"],
+                        email=row.get("email", ""),
+                        first_name=row.get("first_name", ""),
+                        last_name=row.get("last_name", ""),
+                        password=row.get("password") or None,
+                    )
+                    result.created.append((user.username, generated))
+                else:
+                    _ensure_student(user)
+                _, made = Enrollment.objects.get_or_create(
+                    course=course, student=user, defaults={"source": Enrollment.Source.CSV}
+                )
+                (result.enrolled if made else result.already_enrolled).append(user.username)
+    except (ValidationError, IntegrityError) as error:
+        raise RosterError(message=f"The roster could not be applied: {error}") from error
+    return result
+
+
+def course_join(*, student: AbstractBaseUser, code: str) -> Enrollment:
+    """A student enrolls themself with a course's join code."""
+    _require(roles.is_student(student), "Only student accounts can join courses with a code.")
+    course = Course.objects.filter(join_code=code.strip().upper()).first()
+    if course is None:
+        raise ValidationError({"code": "No course has that join code. Check it with your instructor."})
+    if course.state != Course.State.OPEN:
+        raise ValidationError({"code": f"{course.title} is not open for enrollment."})
+    enrollment, _ = Enrollment.objects.get_or_create(
+        course=course, student=student, defaults={"source": Enrollment.Source.JOIN_CODE}
+    )
+    return enrollment
+
+
+# Quotas
+
+
+@transaction.atomic
+def quota_update(*, course: Course, actor: AbstractBaseUser, **limits: int | None) -> CourseQuota:
+    """Set limits (None: no limit; 0: none allowed). Lowering below usage is allowed."""
+    _require(permissions.can_set_quota(actor, course), "Only admins can set quotas.")
+    quota, _ = CourseQuota.objects.select_for_update().get_or_create(course=course)
+    for name, value in limits.items():
+        if name not in CourseQuota.LIMIT_FIELDS:
+            raise ValidationError({name: "Not a quota limit."})
+        setattr(quota, name, value)
+    quota.updated_by = actor
+    _save(quota)
+    return quota
+
+
+def top_up_grant(
+    *,
+    course: Course,
+    actor: AbstractBaseUser,
+    student: AbstractBaseUser,
+    extra_lab_hours: int = 0,
+    extra_labs: int = 0,
+    reason: str = "",
+) -> QuotaTopUp:
+    _require(permissions.can_grant_top_up(actor, course), "Only this course's instructors and admins can top up.")
+    if not course.enrollments.filter(student=student).exists():
+        raise ValidationError({"student": f"{student.username} is not enrolled in {course.code}."})
+    if extra_lab_hours <= 0 and extra_labs <= 0:
+        raise ValidationError("A top-up adds at least one lab hour or one lab.")
+    top_up = QuotaTopUp(
+        course=course,
+        student=student,
+        extra_lab_hours=extra_lab_hours,
+        extra_labs=extra_labs,
+        reason=reason,
+        granted_by=actor,
+    )
+    _save(top_up)
+    return top_up
