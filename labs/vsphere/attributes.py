@@ -68,9 +68,7 @@ def find_vms_by_attribute(
     if name not in names.values():
         return []
     container = refs.resolve(session, under, vim.Folder, vim.Datacenter)
-    found = props.read_view(
-        session, container, {vim.VirtualMachine: ["name", "customValue", "config.template"]}
-    )
+    found = props.read_view(session, container, {vim.VirtualMachine: ["name", "customValue", "config.template"]})
     items = []
     for vm, values in found:
         current: dict[str, str] = {}

@@ -83,9 +83,7 @@ class VSphereClient:
         """Log in (if needed) and say which vCenter this is."""
         return self._call("connect to vCenter", inventory.server_info)
 
-    def check_placement(
-        self, *, datacenter: str, compute: str, datastore: str, switch: str
-    ) -> PlacementReport:
+    def check_placement(self, *, datacenter: str, compute: str, datastore: str, switch: str) -> PlacementReport:
         """ "Test connection": each check passes or fails with words (connection problems too)."""
         return self._call(
             "check the placement",
@@ -146,9 +144,7 @@ class VSphereClient:
             memory_limit_mb=memory_limit_mb,
         )
 
-    def update_pool(
-        self, pool: str, *, cpu_limit_mhz: int | None = None, memory_limit_mb: int | None = None
-    ) -> None:
+    def update_pool(self, pool: str, *, cpu_limit_mhz: int | None = None, memory_limit_mb: int | None = None) -> None:
         return self._call(
             f"change resource pool {pool}",
             pools.update_pool,
@@ -286,31 +282,21 @@ class VSphereClient:
     def get_custom_values(self, vm: str) -> dict[str, str]:
         return self._call(f"read custom attributes of {vm}", attributes.get_custom_values, vm)
 
-    def find_vms_by_attribute(
-        self, name: str, value: str | None = None, *, under: str = "/"
-    ) -> list[InventoryItem]:
-        return self._call(
-            f"look for VMs with '{name}'", attributes.find_vms_by_attribute, name, value, under=under
-        )
+    def find_vms_by_attribute(self, name: str, value: str | None = None, *, under: str = "/") -> list[InventoryItem]:
+        return self._call(f"look for VMs with '{name}'", attributes.find_vms_by_attribute, name, value, under=under)
 
     # Power
 
     def power_state(self, vm: str) -> str:
         return self._call(f"read the power state of {vm}", power.power_state, vm)
 
-    def power_on(
-        self, vm: str, *, on_progress: ProgressCallback | None = None, deadline: float | None = None
-    ) -> None:
+    def power_on(self, vm: str, *, on_progress: ProgressCallback | None = None, deadline: float | None = None) -> None:
         return self._call(f"power on {vm}", power.power_on, vm, on_progress=on_progress, deadline=deadline)
 
-    def power_off(
-        self, vm: str, *, on_progress: ProgressCallback | None = None, deadline: float | None = None
-    ) -> None:
+    def power_off(self, vm: str, *, on_progress: ProgressCallback | None = None, deadline: float | None = None) -> None:
         return self._call(f"power off {vm}", power.power_off, vm, on_progress=on_progress, deadline=deadline)
 
-    def reset(
-        self, vm: str, *, on_progress: ProgressCallback | None = None, deadline: float | None = None
-    ) -> None:
+    def reset(self, vm: str, *, on_progress: ProgressCallback | None = None, deadline: float | None = None) -> None:
         return self._call(f"reset {vm}", power.reset, vm, on_progress=on_progress, deadline=deadline)
 
     def shutdown_guest(

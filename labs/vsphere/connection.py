@@ -206,8 +206,7 @@ class ResilientStub(StubAdapterBase):
                 self.soap.DropConnections()
                 if not (isinstance(exc, _NOT_DELIVERED) or _repeatable(method)):
                     raise Unreachable(
-                        f"The connection to vCenter broke during {method}; "
-                        "vCenter may or may not have carried it out."
+                        f"The connection to vCenter broke during {method}; vCenter may or may not have carried it out."
                     ) from exc
                 reconnected = True
                 continue

@@ -12,7 +12,7 @@ single-use and short-lived: build the link when the user clicks, not in advance.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from pyVmomi import vim
 
@@ -45,7 +45,7 @@ def build_console_url(
     ]
     if thumbprint:
         query.append(("thumbprint", thumbprint))
-    return f"{address.scheme}://{base}/ui/webconsole.html?{urlencode(query)}"
+    return f"{address.scheme}://{base}/ui/webconsole.html?{urlencode(query, quote_via=quote)}"
 
 
 def console_url(session: Any, vm_ref: str, *, locale: str = "en_US") -> str:

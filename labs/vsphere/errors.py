@@ -149,12 +149,14 @@ def _specific_words(fault: BaseException) -> str | None:
     if isinstance(fault, vim.fault.NoPermission):
         privilege = getattr(fault, "privilegeId", None)
         return f"the vCenter account lacks the privilege {privilege}" if privilege else None
+    if isinstance(fault, vmodl.fault.SystemError):
+        return _clean_message(getattr(fault, "reason", None)) or _clean_message(getattr(fault, "msg", None))
     if isinstance(fault, vmodl.fault.RequestCanceled):
         return "the task was cancelled"
     if isinstance(fault, vim.fault.ToolsUnavailable):
         return "VMware Tools are not running in the guest"
     if isinstance(fault, vmodl.fault.MethodNotFound):
-        method = getattr(fault, "selector", None)
+        method = getattr(fault, "method", None)
         return f"this vCenter does not offer {method}" if method else None
     return None
 
@@ -196,11 +198,11 @@ def _socket_words(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return (
             "its TLS certificate is not trusted "
-            f"({exc.verify_message or 'verification failed'}); "
+            f"({getattr(exc, 'verify_message', None) or 'verification failed'}); "
             "install the CA certificate or turn off certificate verification"
         )
     if isinstance(exc, ssl.SSLError):
-        return f"the TLS handshake failed ({exc.reason or 'TLS error'})"
+        return f"the TLS handshake failed ({getattr(exc, 'reason', None) or exc.strerror or 'TLS error'})"
     if isinstance(exc, socket.gaierror):
         return "the host name could not be resolved"
     if isinstance(exc, ConnectionRefusedError):
@@ -243,4 +245,4 @@ def _sentence(text: str) -> str:
     if not text:
         return "vCenter reported an error."
     text = text[0].upper() + text[1:]
-    return text if text.endswith((".", "!", "?", ")")) else text + "."
+    return text if text.endswith((".", "!", "?")) else text + "."

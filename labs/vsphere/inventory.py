@@ -97,9 +97,7 @@ def list_children(session: Any, ref: str = "/") -> list[InventoryItem]:
         )
         for obj, values in found
     ]
-    return sorted(
-        items, key=lambda item: (item.kind not in (Kind.FOLDER, Kind.DATACENTER), item.name.lower())
-    )
+    return sorted(items, key=lambda item: (item.kind not in (Kind.FOLDER, Kind.DATACENTER), item.name.lower()))
 
 
 def search_vms(
@@ -167,15 +165,9 @@ def custom_values(session: Any, raw_values: Any) -> dict[str, str]:
 def _network_names(session: Any, networks: Any) -> tuple[dict[str, str], dict[str, str]]:
     """({moref: name}, {dv portgroup key: moref}) for a VM's networks."""
     networks = list(networks or ())
-    names = {
-        moref: values.get("name", "")
-        for moref, values in props.read_many(session, networks, ["name"]).items()
-    }
+    names = {moref: values.get("name", "") for moref, values in props.read_many(session, networks, ["name"]).items()}
     dv_groups = [n for n in networks if isinstance(n, vim.dvs.DistributedVirtualPortgroup)]
-    keys = {
-        values.get("key", moref): moref
-        for moref, values in props.read_many(session, dv_groups, ["key"]).items()
-    }
+    keys = {values.get("key", moref): moref for moref, values in props.read_many(session, dv_groups, ["key"]).items()}
     return names, keys
 
 

@@ -66,9 +66,7 @@ def cluster_hosts(session: Any, datacenter: str, cluster_ref: str) -> list[tuple
         hosts = [compute]
     else:
         hosts = list(props.read(session, compute, ["host"]).get("host") or ())
-    values = props.read_many(
-        session, hosts, ["name", "configManager.networkSystem", "config.network.vswitch"]
-    )
+    values = props.read_many(session, hosts, ["name", "configManager.networkSystem", "config.network.vswitch"])
     return [(host, values.get(host._moId, {})) for host in hosts]
 
 
@@ -149,9 +147,7 @@ def ensure_port_group(
         host_name = values.get("name", host._moId)
         switches = {vswitch.name for vswitch in values.get("config.network.vswitch") or ()}
         if switch not in switches:
-            raise NotFound(
-                f"Host {host_name} has no switch '{switch}' (it has: {', '.join(sorted(switches))})."
-            )
+            raise NotFound(f"Host {host_name} has no switch '{switch}' (it has: {', '.join(sorted(switches))}).")
         with contextlib.suppress(*_ALREADY_THERE):  # already there counts as done
             values["configManager.networkSystem"].AddPortGroup(portgrp=_standard_spec(spec, switch))
         names.append(host_name)
@@ -188,9 +184,7 @@ def remove_port_group(
         if group is None:
             return False
         task = group.Destroy_Task()
-        wait_for_task(
-            session, task, action=f"remove port group '{name}'", on_progress=on_progress, deadline=deadline
-        )
+        wait_for_task(session, task, action=f"remove port group '{name}'", on_progress=on_progress, deadline=deadline)
         return True
     removed = False
     for _, values in cluster_hosts(session, datacenter, cluster):

@@ -15,9 +15,7 @@ _SKIPPED = "not checked: the check above failed"
 
 def _compute(session: Any, dc_path: str, compute: str) -> Any | None:
     try:
-        return refs.resolve_in(
-            session, dc_path, "host", compute, vim.ComputeResource, vim.ResourcePool, vim.HostSystem
-        )
+        return refs.resolve_in(session, dc_path, "host", compute, vim.ComputeResource, vim.ResourcePool, vim.HostSystem)
     except NotFound:
         return None
 
@@ -39,9 +37,7 @@ def _size(num_bytes: int | None) -> str:
     return f"{value:.1f} TB"
 
 
-def check_placement(
-    session: Any, *, datacenter: str, compute: str, datastore: str, switch: str
-) -> PlacementReport:
+def check_placement(session: Any, *, datacenter: str, compute: str, datastore: str, switch: str) -> PlacementReport:
     """Check the connection, then each placement setting; every check says why it failed.
 
     ``compute`` is a cluster, host or resource pool path, absolute or relative to the
@@ -71,9 +67,7 @@ def check_placement(
     target = _compute(session, dc_path, compute)
     hosts: list[Any] = []
     if target is None:
-        checks.append(
-            PlacementCheck("compute", False, f"No cluster, host or resource pool '{compute}' in {dc_path}.")
-        )
+        checks.append(PlacementCheck("compute", False, f"No cluster, host or resource pool '{compute}' in {dc_path}."))
     else:
         hosts = _hosts_of(session, target)
         kind = refs.kind_of(target).replace("_", " ")
@@ -95,20 +89,14 @@ def _check_datastore(session: Any, dc: Any, datastore: str) -> PlacementCheck:
     return PlacementCheck("datastore", False, f"No datastore '{datastore}' (this datacenter has: {names}).")
 
 
-def _check_switch(
-    session: Any, dc: Any, switch: str, hosts: list[Any], *, compute_ok: bool
-) -> PlacementCheck:
+def _check_switch(session: Any, dc: Any, switch: str, hosts: list[Any], *, compute_ok: bool) -> PlacementCheck:
     dvs = networks.find_switch(session, dc, switch)
     if dvs is not None:
         return PlacementCheck("switch", True, f"Distributed switch {switch}.", dvs._moId)
     if not compute_ok:
-        return PlacementCheck(
-            "switch", False, f"No distributed switch '{switch}'; hosts not checked (no compute)."
-        )
+        return PlacementCheck("switch", False, f"No distributed switch '{switch}'; hosts not checked (no compute).")
     if not hosts:
-        return PlacementCheck(
-            "switch", False, f"No distributed switch '{switch}', and no hosts to look for a vSwitch."
-        )
+        return PlacementCheck("switch", False, f"No distributed switch '{switch}', and no hosts to look for a vSwitch.")
     values = props.read_many(session, hosts, ["name", "config.network.vswitch"])
     missing = [
         v.get("name", moref)

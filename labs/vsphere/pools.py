@@ -20,9 +20,7 @@ UNLIMITED = -1
 
 def _allocation(limit: int | None, what: str) -> vim.ResourceAllocationInfo:
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-        raise InvalidArgument(
-            f"The {what} limit must be a whole number of at least 0, or None for unlimited."
-        )
+        raise InvalidArgument(f"The {what} limit must be a whole number of at least 0, or None for unlimited.")
     return vim.ResourceAllocationInfo(
         limit=UNLIMITED if limit is None else limit,
         reservation=0,
@@ -88,9 +86,7 @@ def _limit(value: Any) -> int | None:
 
 def pool_info(session: Any, ref: str) -> PoolInfo:
     pool = refs.resolve(session, ref, vim.ResourcePool)
-    values = props.read(
-        session, pool, ["name", "config.cpuAllocation.limit", "config.memoryAllocation.limit", "vm"]
-    )
+    values = props.read(session, pool, ["name", "config.cpuAllocation.limit", "config.memoryAllocation.limit", "vm"])
     return PoolInfo(
         moref=pool._moId,
         name=values.get("name", ""),
@@ -118,6 +114,4 @@ def destroy_pool(
     if vms or pools:
         raise InvalidState(f"Resource pool '{name}' is not empty ({len(vms)} VMs, {len(pools)} pools in it).")
     task = pool.Destroy_Task()
-    wait_for_task(
-        session, task, action=f"delete resource pool '{name}'", on_progress=on_progress, deadline=deadline
-    )
+    wait_for_task(session, task, action=f"delete resource pool '{name}'", on_progress=on_progress, deadline=deadline)

@@ -141,9 +141,7 @@ def resolve_in(session: Any, datacenter: str, folder: str, ref: str, *types: typ
     """Resolve ``ref``; a relative path is looked up under the datacenter's ``folder``
     ("host", "vm", "network", "datastore") first: ("DC0", "host", "DC0_C0")."""
     if not ref.startswith("/"):
-        obj = session.content.searchIndex.FindByInventoryPath(
-            f"{datacenter.strip('/')}/{folder}/{ref.strip('/')}"
-        )
+        obj = session.content.searchIndex.FindByInventoryPath(f"{datacenter.strip('/')}/{folder}/{ref.strip('/')}")
         if obj is not None and isinstance(obj, types or (vim.ManagedEntity,)):
             return obj
     return resolve(session, ref, *types)

@@ -167,6 +167,4 @@ def remove_all_snapshots(
 ) -> None:
     vm = refs.resolve(session, vm_ref, vim.VirtualMachine)
     task = vm.RemoveAllSnapshots_Task()
-    wait_for_task(
-        session, task, action=f"remove all snapshots of {vm_ref}", on_progress=on_progress, deadline=deadline
-    )
+    wait_for_task(session, task, action=f"remove all snapshots of {vm_ref}", on_progress=on_progress, deadline=deadline)

@@ -166,9 +166,7 @@ def _give_up(watch: _Watch, action: str, deadline: float) -> str | None:
         return result_moref(watch.view.result)
     cancelled = watch.view.state == "error"
     detail = "it was cancelled" if cancelled else "cancellation was requested"
-    raise DeadlineExceeded(
-        f"Could not {action} within {deadline:g} s; {detail}.", task=task_id, cancelled=cancelled
-    )
+    raise DeadlineExceeded(f"Could not {action} within {deadline:g} s; {detail}.", task=task_id, cancelled=cancelled)
 
 
 def wait_for_value(session: Any, obj: Any, path: str, wanted: Any, *, timeout: float) -> bool:
