@@ -126,7 +126,7 @@ def test_not_authenticated_logs_in_and_sends_again():
 
 
 def test_logs_in_only_once_per_request():
-    stub, soap, logins = stub_with((500, vim.fault.NotAuthenticated()), (500, vim.fault.NotAuthenticated()))
+    stub, _soap, logins = stub_with((500, vim.fault.NotAuthenticated()), (500, vim.fault.NotAuthenticated()))
 
     with pytest.raises(vim.fault.NotAuthenticated):
         invoke(stub, "PowerOnVM_Task")
@@ -137,7 +137,7 @@ def test_a_retrieval_with_unauthenticated_properties_logs_in_again():
     unauthenticated = SimpleNamespace(
         objects=[SimpleNamespace(missingSet=[SimpleNamespace(path="name", fault=vim.fault.NotAuthenticated())])]
     )
-    stub, soap, logins = stub_with((200, unauthenticated), (200, "fresh"))
+    stub, _soap, logins = stub_with((200, unauthenticated), (200, "fresh"))
 
     assert invoke(stub, "RetrievePropertiesEx") == "fresh"
     assert len(logins) == 1
@@ -178,7 +178,7 @@ def test_a_lost_answer_to_a_read_is_repeated():
 
 
 def test_reconnects_only_once():
-    stub, soap, _ = stub_with(BrokenPipeError(32, "x"), ConnectionRefusedError(111, "refused"))
+    stub, _soap, _ = stub_with(BrokenPipeError(32, "x"), ConnectionRefusedError(111, "refused"))
 
     with pytest.raises(ConnectionRefusedError):
         invoke(stub, "RetrievePropertiesEx")

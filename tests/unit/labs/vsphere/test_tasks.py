@@ -139,7 +139,7 @@ def test_deadline_on_a_task_that_cannot_be_cancelled():
 
 def test_a_task_that_finishes_while_being_cancelled_is_a_success():
     collector = FakeCollector([update("1", state="running", cancelable=True)])
-    task, stub = fake_task(collector, on_cancel=[update("2", state="success", result=vim.VirtualMachine("vm-3"))])
+    task, _stub = fake_task(collector, on_cancel=[update("2", state="success", result=vim.VirtualMachine("vm-3"))])
 
     assert wait_for_task(session_with(collector), task, action="clone", deadline=0) == "vm-3"
 
