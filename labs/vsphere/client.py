@@ -6,6 +6,8 @@ edge: callers see only the driver's dataclasses and ``VSphereError`` subclasses.
 
 Long operations take ``on_progress(percent, description)`` and ``deadline`` (seconds;
 when it passes the task is cancelled if vCenter allows, and ``DeadlineExceeded`` raised).
+An exception raised by ``on_progress`` cancels the task (when vCenter allows) and reaches
+the caller as it was raised.
 """
 
 from __future__ import annotations
@@ -43,6 +45,27 @@ from .types import (
 T = TypeVar("T")
 
 
+class _CallbackError(Exception):
+    """Carries an exception raised by the caller's own ``on_progress`` through the driver."""
+
+    def __init__(self, original: Exception) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
+def _guarded(on_progress: ProgressCallback | None) -> ProgressCallback | None:
+    if on_progress is None:
+        return None
+
+    def report(percent: int, description: str | None) -> None:
+        try:
+            on_progress(percent, description)
+        except Exception as exc:
+            raise _CallbackError(exc) from exc
+
+    return report
+
+
 class VSphereClient:
     """Operations on one vCenter endpoint. Refs are morefs ("vm-42") or inventory paths."""
 
@@ -59,6 +82,8 @@ class VSphereClient:
 
     def _call(self, action: str, operation: Callable[..., T], *args: object, **kwargs: object) -> T:
         session = self.session
+        if "on_progress" in kwargs:
+            kwargs["on_progress"] = _guarded(kwargs["on_progress"])  # type: ignore[arg-type]
         with session.lock:
             try:
                 if session.connected and session.idle_for() > self.endpoint.keepalive_after:
@@ -66,6 +91,8 @@ class VSphereClient:
                 return operation(session, *args, **kwargs)
             except VSphereError:
                 raise
+            except _CallbackError as exc:
+                raise exc.original from None  # the caller's own exception, untouched
             except Exception as exc:
                 raise translate(exc, action=action, where=session.where) from exc
             finally:

@@ -76,9 +76,16 @@ def parse_url(url: str) -> Address:
     return Address(scheme=scheme, host=parts.hostname, port=port, path=path)
 
 
-def ssl_context(verify_tls: bool) -> ssl.SSLContext:
+def ssl_context(verify_tls: bool, ca_pem: str | None = None) -> ssl.SSLContext:
+    """Verify against the system CAs (plus ``ca_pem``), or not at all."""
     if verify_tls:
-        return ssl.create_default_context()
+        context = ssl.create_default_context()
+        if ca_pem:
+            try:
+                context.load_verify_locations(cadata=ca_pem)
+            except (ssl.SSLError, ValueError) as exc:
+                raise InvalidArgument(f"The CA certificate is not valid PEM ({exc}).") from None
+        return context
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE

@@ -58,7 +58,7 @@ class Session:
     def connect(self) -> None:
         """Negotiate the API version, log in, and read the service content."""
         endpoint = self.endpoint
-        context = ssl_context(endpoint.verify_tls)
+        context = ssl_context(endpoint.verify_tls, endpoint.ca_pem)
         version, self.thumbprint = probe(self.address, context, endpoint.connect_timeout)
         soap = soap_stub(self.address, version, context, endpoint.request_timeout)
         self.stub = ResilientStub(soap, self._login)

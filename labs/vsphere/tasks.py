@@ -110,7 +110,9 @@ def wait_for_task(
     ``action`` names the work in messages ("clone vm-42 as 'lab-1-esxi-01'").
     ``deadline`` is in seconds from now; when it passes, the task is cancelled if vCenter
     allows it and ``DeadlineExceeded`` is raised. ``on_progress(percent, description)`` is
-    called when the progress changes, and with 100 on success.
+    called when the progress changes, and with 100 on success; if it raises (say, the user
+    cancelled the operation), the task is cancelled when vCenter allows and the exception
+    propagates.
     """
     started = time.monotonic()
     end = None if deadline is None else started + max(0.0, deadline)
@@ -131,11 +133,22 @@ def wait_for_task(
                 current = (clamp_percent(view.progress), view.description)
                 if current != reported:
                     reported = current
-                    on_progress(*current)
+                    _report(watch, on_progress, current)
             if end is not None and time.monotonic() >= end:
                 return _give_up(watch, action, deadline or 0.0)
     finally:
         watch.close()
+
+
+def _report(watch: _Watch, on_progress: ProgressCallback, current: tuple[int, str | None]) -> None:
+    """Call back; a callback that raises aborts the wait, and the task is cancelled if it can be."""
+    try:
+        on_progress(*current)
+    except BaseException:
+        if watch.view.cancelable:
+            with contextlib.suppress(Exception):
+                watch.task.CancelTask()
+        raise
 
 
 def _failure(task: Any, action: str, error: Any) -> TaskFailed:

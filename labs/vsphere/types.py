@@ -31,6 +31,8 @@ class EndpointConfig:
     """Seconds a single SOAP request may take (task waits poll in short steps below this)."""
     keepalive_after: float = 600.0
     """A session idle this long is checked (and kept alive) before its next use."""
+    ca_pem: str | None = field(default=None, repr=False)
+    """PEM CA certificate(s) to trust for ``verify_tls`` (e.g. vCenter's VMCA root)."""
 
 
 @dataclass(frozen=True)

@@ -73,9 +73,7 @@ class Workspace:
     vms: list[str] = field(default_factory=list)
 
     def clone(self, source: str = ESXI, name: str | None = None, **options) -> str:
-        moref = self.client.clone_vm(
-            source, name=name or unique("vm"), folder=self.folder, pool=self.pool, **options
-        )
+        moref = self.client.clone_vm(source, name=name or unique("vm"), folder=self.folder, pool=self.pool, **options)
         self.vms.append(moref)
         return moref
 

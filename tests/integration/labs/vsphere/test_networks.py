@@ -14,9 +14,7 @@ HOSTS = ["DC0_C0_H0", "DC0_C0_H1", "DC0_C0_H2"]
 
 
 def make(client, switch, spec, **kwargs):
-    return client.ensure_port_group(
-        datacenter=DATACENTER, cluster=CLUSTER, switch=switch, spec=spec, **kwargs
-    )
+    return client.ensure_port_group(datacenter=DATACENTER, cluster=CLUSTER, switch=switch, spec=spec, **kwargs)
 
 
 def remove(client, switch, name):

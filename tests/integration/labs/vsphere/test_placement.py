@@ -17,9 +17,7 @@ def checks(report):
 
 
 def test_everything_there_with_a_distributed_switch(client, vc):
-    report = client.check_placement(
-        datacenter=DATACENTER, compute="DC0_C0", datastore=DATASTORE, switch=DV_SWITCH
-    )
+    report = client.check_placement(datacenter=DATACENTER, compute="DC0_C0", datastore=DATASTORE, switch=DV_SWITCH)
 
     assert report.ok, report.failures()
     found = checks(report)
@@ -44,9 +42,7 @@ def test_a_standard_vswitch_on_every_host_and_a_resource_pool(client):
 
 
 def test_each_missing_piece_fails_with_words(client):
-    report = client.check_placement(
-        datacenter=DATACENTER, compute="DC9_C9", datastore="SAN-1", switch="vSwitch7"
-    )
+    report = client.check_placement(datacenter=DATACENTER, compute="DC9_C9", datastore="SAN-1", switch="vSwitch7")
 
     assert not report.ok
     found = checks(report)
@@ -58,9 +54,7 @@ def test_each_missing_piece_fails_with_words(client):
 
 
 def test_a_standard_switch_missing_on_the_hosts(client):
-    report = client.check_placement(
-        datacenter=DATACENTER, compute="DC0_C0", datastore=DATASTORE, switch="vSwitch9"
-    )
+    report = client.check_placement(datacenter=DATACENTER, compute="DC0_C0", datastore=DATASTORE, switch="vSwitch9")
 
     switch = checks(report)["switch"]
     assert not switch.ok
@@ -79,9 +73,7 @@ def test_no_connection_is_a_failed_check_not_an_exception(vcsim):
     url = f"http://127.0.0.1:{simulator.free_port()}/sdk"
     client = vsphere.get_client(endpoint_for(vcsim, url=url))
 
-    report = client.check_placement(
-        datacenter=DATACENTER, compute="DC0_C0", datastore=DATASTORE, switch=DV_SWITCH
-    )
+    report = client.check_placement(datacenter=DATACENTER, compute="DC0_C0", datastore=DATASTORE, switch=DV_SWITCH)
 
     found = checks(report)
     assert not found["vCenter"].ok and "refused" in found["vCenter"].detail
@@ -91,8 +83,6 @@ def test_no_connection_is_a_failed_check_not_an_exception(vcsim):
 def test_a_wrong_password_is_a_failed_check(vcsim):
     client = vsphere.get_client(endpoint_for(vcsim, password="wrong"))
 
-    report = client.check_placement(
-        datacenter=DATACENTER, compute="DC0_C0", datastore=DATASTORE, switch=DV_SWITCH
-    )
+    report = client.check_placement(datacenter=DATACENTER, compute="DC0_C0", datastore=DATASTORE, switch=DV_SWITCH)
 
     assert "user name or password" in checks(report)["vCenter"].detail

@@ -49,9 +49,7 @@ def test_password_never_in_repr(vcsim):
 
 def test_closed_port_is_unreachable_with_words():
     client = vsphere.get_client(
-        vsphere.EndpointConfig(
-            url=f"http://127.0.0.1:{simulator.free_port()}/sdk", username="u", password="p"
-        )
+        vsphere.EndpointConfig(url=f"http://127.0.0.1:{simulator.free_port()}/sdk", username="u", password="p")
     )
 
     with pytest.raises(Unreachable) as caught:
@@ -63,9 +61,7 @@ def test_closed_port_is_unreachable_with_words():
 
 def test_unknown_host_is_unreachable():
     client = vsphere.get_client(
-        vsphere.EndpointConfig(
-            url="https://vcenter.nestlab.invalid", username="u", password="p", connect_timeout=3
-        )
+        vsphere.EndpointConfig(url="https://vcenter.nestlab.invalid", username="u", password="p", connect_timeout=3)
     )
 
     with pytest.raises(Unreachable) as caught:

@@ -64,3 +64,22 @@ def test_a_deadline_on_a_task_that_cannot_be_cancelled(workspace, vcsim, vc):
     assert "continues in vCenter" in str(caught.value)
     assert vc.read("task", caught.value.task, "info.state")["info.state"] == "running"
     assert progress and max(progress) < 100
+
+
+def test_a_callback_that_raises_cancels_the_task(workspace, vcsim, vc, client):
+    class UserCancelled(Exception):
+        pass
+
+    tasks_before = {t._moId for t in vc.content.taskManager.recentTask}
+
+    def cancel(percent, _):
+        raise UserCancelled
+
+    with vcsim.rules(hang=["CloneVM_Task"]), pytest.raises(UserCancelled):
+        workspace.clone(ESXI, on_progress=cancel)
+
+    [task] = [t._moId for t in vc.content.taskManager.recentTask if t._moId not in tasks_before]
+    info = vc.read("task", task, "info.state", "info.error")
+    assert info["info.state"] == "error"
+    assert type(info["info.error"]).__name__.endswith("RequestCanceled")
+    assert client.vm_info(ESXI).name == "esxi-01"  # the session is fine afterwards

@@ -66,9 +66,7 @@ def test_duplicate_name_in_the_folder_is_refused(workspace, vc):
 def test_reconfigure_what_clones_do_not_carry(workspace, client, vc):
     moref = workspace.clone(ESXI)
 
-    changed = client.reconfigure_vm(
-        moref, nested_hv=True, num_cpus=2, memory_mb=4096, annotation="lab 7: esxi-01"
-    )
+    changed = client.reconfigure_vm(moref, nested_hv=True, num_cpus=2, memory_mb=4096, annotation="lab 7: esxi-01")
 
     assert changed is True
     values = vc.read(
@@ -97,9 +95,7 @@ def test_bad_hardware_values_are_refused(workspace, client, bad):
 
 def test_nics_move_to_a_standard_lab_port_group(workspace, client, vc):
     net = unique("lab-net")
-    client.ensure_port_group(
-        datacenter=DATACENTER, cluster=CLUSTER, switch=VSWITCH, spec=PortGroupSpec(name=net)
-    )
+    client.ensure_port_group(datacenter=DATACENTER, cluster=CLUSTER, switch=VSWITCH, spec=PortGroupSpec(name=net))
     moref = workspace.clone(ESXI)
     try:
         client.reconfigure_vm(moref, networks={TEMPLATE_NETWORK: net})
@@ -125,10 +121,7 @@ def test_nics_move_to_a_distributed_port_group(workspace, client, vc):
 
         [backing] = vc.vm_nic_backings(moref)
         assert backing.port.portgroupKey == info.moref
-        assert (
-            backing.port.switchUuid
-            == vc.read("dvpg", info.moref, "config")["config"].distributedVirtualSwitch.uuid
-        )
+        assert backing.port.switchUuid == vc.read("dvpg", info.moref, "config")["config"].distributedVirtualSwitch.uuid
         assert [nic.network for nic in client.vm_info(moref).nics] == [net]
     finally:
         client.destroy_vm(moref)

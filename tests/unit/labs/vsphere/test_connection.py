@@ -189,3 +189,17 @@ def test_after_a_restart_reconnect_then_login():
 
     assert invoke(stub, "PowerOffVM_Task") == "ok"
     assert (soap.calls, len(logins)) == (3, 1)
+
+
+def test_tls_contexts():
+    import ssl
+
+    from labs.vsphere.connection import ssl_context
+
+    strict = ssl_context(True)
+    assert (strict.verify_mode, strict.check_hostname) == (ssl.CERT_REQUIRED, True)
+    loose = ssl_context(False)
+    assert (loose.verify_mode, loose.check_hostname) == (ssl.CERT_NONE, False)
+    with pytest.raises(InvalidArgument) as caught:
+        ssl_context(True, "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    assert "not valid PEM" in str(caught.value)

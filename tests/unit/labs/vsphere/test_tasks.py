@@ -156,14 +156,26 @@ def test_cancel_requested_but_not_done_within_the_grace(monkeypatch):
     assert "cancellation was requested" in str(caught.value)
 
 
-def test_an_exception_in_the_callback_still_destroys_the_collector():
-    collector = FakeCollector([update("1", state="running", progress=20)])
+def test_an_exception_in_the_callback_cancels_the_task_and_propagates():
+    collector = FakeCollector([update("1", state="running", progress=20, cancelable=True)])
+    task, stub = fake_task(collector)
 
-    def explode(*_):
-        raise RuntimeError("stop")
+    def user_cancelled(*_):
+        raise RuntimeError("cancelled by the user")
 
     with pytest.raises(RuntimeError):
-        wait_for_task(session_with(collector), fake_task()[0], action="clone", on_progress=explode)
+        wait_for_task(session_with(collector), task, action="clone", on_progress=user_cancelled)
+    assert stub.cancelled
+    assert collector.destroyed
+
+
+def test_an_exception_in_the_callback_of_a_task_that_cannot_be_cancelled():
+    collector = FakeCollector([update("1", state="running", progress=20, cancelable=False)])
+    task, stub = fake_task(collector)
+
+    with pytest.raises(ZeroDivisionError):
+        wait_for_task(session_with(collector), task, action="clone", on_progress=lambda *_: 1 / 0)
+    assert not stub.cancelled
     assert collector.destroyed
 
 
