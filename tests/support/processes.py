@@ -44,7 +44,7 @@ class WorkerProcess:
             "DATABASE_URL": test_database_url(),
             "REDIS_URL": settings.REDIS_URL,
             "NESTLAB_CELERY_QUEUE": self.queue,
-            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "portal.settings"),
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
         }
@@ -137,7 +137,7 @@ class WebProcess:
             **os.environ,
             "DATABASE_URL": test_database_url(),
             "REDIS_URL": settings.REDIS_URL,
-            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "portal.settings"),
             "DEBUG": "0",
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
