@@ -125,7 +125,7 @@ def test_a_snapshot_needs_a_name(client, vm):
         client.create_snapshot(vm, " ")
 
 
-def test_progress_and_deadline_on_snapshot_tasks(client, vm, vcsim):
+def test_progress_on_snapshot_tasks(client, vm, vcsim):
     seen = []
     with vcsim.rules(task_durations={"CreateSnapshot_Task": "1200ms", "RevertToSnapshot_Task": "1200ms"}):
         client.create_snapshot(vm, "slow", on_progress=lambda percent, _: seen.append(percent))
