@@ -1,17 +1,27 @@
-"""The demo class that `make run` seeds: accounts and the simulator's vCenter endpoint.
+"""The demo class that `make run` seeds: accounts, the simulator's vCenter endpoint, a
+published template of the demo nested-ESXi lab, and an open course with the demo
+students enrolled and a quota set.
 
-Idempotent: running it again updates what is there and creates what is missing.
+Idempotent: running it again updates what is there and creates what is missing. The
+simulator forgets run-time objects when it restarts, so a published version whose
+baseline snapshots are gone is published again and the demo course moved onto it.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
-from courses.models import VCenterEndpoint
+from courses import services as course_services
+from courses.models import Course, CourseQuota, LabTemplate, TemplateVersion, VCenterEndpoint
 from portal import roles
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,11 +42,56 @@ DEMO_ACCOUNTS = (
 )
 
 DEMO_ENDPOINT_NAME = "Demo vCenter (simulator)"
+DEMO_TEMPLATE_NAME = "Nested vSphere 8 Lab"
+DEMO_SOURCE_FOLDER = "/DC0/vm/Nestlab Templates/Nested vSphere 8 Lab"
+DEMO_COURSE_CODE = "vsp8-demo"
+# role, nested HV required, boot order, NICs on the lab network
+DEMO_VMS = (
+    ("router", False, 1, 1),
+    ("esxi-01", True, 2, 2),
+    ("esxi-02", True, 2, 2),
+    ("esxi-03", True, 2, 2),
+    ("vcsa", False, 3, 1),
+)
+DEMO_QUOTA = {
+    "running_labs": 10,
+    "labs_per_student": 2,
+    "snapshots_per_lab": 5,
+    "vcpu_total": 300,
+    "memory_gb_total": 1024,
+    "storage_gb_total": 4000,
+    "lab_hours_per_student": 40,
+    "lifetime_days_after_end": 14,
+}
+DEMO_MANUAL = """\
+# Nested vSphere 8 lab
+
+Your lab is a private vSphere 8 environment: three nested **ESXi 8** hosts, a **vCenter
+Server Appliance** and a **router** that joins them to the outside, on a network of
+your own. Nothing you do here touches anyone else's lab.
+
+| VM | role | address |
+|---|---|---|
+| router | gateway, DNS, NTP | 192.168.10.1 |
+| esxi-01, esxi-02, esxi-03 | nested ESXi hosts | 192.168.10.11 to .13 |
+| vcsa | vCenter Server | 192.168.10.20 |
+
+## Exercise 1: build the cluster
+1. Open the console of **vcsa** and log in to the vSphere Client.
+2. Create a datacenter and a cluster; add the three hosts.
+3. Take a lab snapshot called *cluster built* before you go on.
+
+## Exercise 2: break it and get it back
+Put **esxi-02** in maintenance mode and power it off from the portal, then revert the
+whole lab to *cluster built*. Every VM goes back together.
+
+> Stuck? **Reset** brings the lab back to how it was handed to you.
+"""
 
 
-@transaction.atomic
-def seed_demo(*, vcenter_url: str, vcenter_user: str, vcenter_password: str) -> VCenterEndpoint:
+def _accounts() -> dict[str, object]:
     User = get_user_model()
+    people = {}
     for account in DEMO_ACCOUNTS:
         user, _ = User.objects.get_or_create(username=account.username)
         user.first_name = account.first_name
@@ -46,10 +101,13 @@ def seed_demo(*, vcenter_url: str, vcenter_user: str, vcenter_password: str) -> 
         user.set_password(account.password)
         user.save()
         roles.role_grant(user=user, role=account.role)
+        people[account.username] = user
+    return people
 
+
+def _endpoint(*, vcenter_url: str, vcenter_user: str, vcenter_password: str) -> VCenterEndpoint:
     endpoint, _ = VCenterEndpoint.objects.get_or_create(
-        name=DEMO_ENDPOINT_NAME,
-        defaults={"url": vcenter_url, "username": vcenter_user},
+        name=DEMO_ENDPOINT_NAME, defaults={"url": vcenter_url, "username": vcenter_user}
     )
     endpoint.url = vcenter_url
     endpoint.username = vcenter_user
@@ -64,3 +122,102 @@ def seed_demo(*, vcenter_url: str, vcenter_user: str, vcenter_password: str) -> 
     endpoint.full_clean()
     endpoint.save()
     return endpoint
+
+
+def _template(endpoint: VCenterEndpoint, instructor) -> LabTemplate:
+    from labs.endpoints import endpoint_client
+
+    template = LabTemplate.objects.filter(name=DEMO_TEMPLATE_NAME, endpoint=endpoint).first()
+    if template is None:
+        template = course_services.template_create(
+            actor=instructor,
+            endpoint=endpoint,
+            name=DEMO_TEMPLATE_NAME,
+            description="Three nested ESXi 8 hosts, a vCenter appliance and a router on a private network.",
+            manual=DEMO_MANUAL,
+        )
+    client = endpoint_client(endpoint)
+    existing = {vm.role: vm for vm in template.vms.all()}
+    for role, nested, boot_order, nics in DEMO_VMS:
+        moref = client.get(f"{DEMO_SOURCE_FOLDER}/{role}").moref
+        vm = existing.get(role)
+        if vm is not None and vm.source_moref == moref:
+            continue
+        if vm is not None:
+            course_services.template_vm_remove(vm=vm, actor=instructor)
+        course_services.template_vm_add(
+            template=template,
+            actor=instructor,
+            role=role,
+            source_moref=moref,
+            source_name=role,
+            source_path=f"{DEMO_SOURCE_FOLDER}/{role}",
+            boot_order=boot_order,
+            nested_hv_required=nested,
+            nic_networks=["lab"] * nics,
+        )
+    return template
+
+
+def _usable_version(template: LabTemplate) -> TemplateVersion | None:
+    """The newest published version whose baseline snapshots still exist in vCenter."""
+    from labs.endpoints import endpoint_client
+
+    version = template.versions.filter(state=TemplateVersion.State.PUBLISHED).order_by("-number").first()
+    if version is None or version.revision != template.revision:
+        return None
+    client = endpoint_client(template.endpoint)
+    for vm in version.spec["vms"]:
+        if client.find_snapshot(vm["source_moref"], vm["baseline_snapshot"]) is None:
+            return None
+    return version
+
+
+def _publish(template: LabTemplate, instructor) -> TemplateVersion:
+    """Publish through the real operation machinery, in this process (no worker runs yet)."""
+    from labs import jobs
+    from labs import services as lab_services
+
+    operation = lab_services.template_publish(template=template, actor=instructor)
+    # The worker is not started yet; the message it would have run is skipped by the claim.
+    jobs.execute(operation.pk)
+    operation.refresh_from_db()
+    if operation.state != operation.State.SUCCEEDED:
+        raise RuntimeError(f"Publishing the demo template failed: {operation.error}")
+    return TemplateVersion.objects.get(pk=operation.template_version_id)
+
+
+def _course(version: TemplateVersion, instructor, admin, students) -> Course:
+    today = timezone.localdate()
+    course = Course.objects.filter(code=DEMO_COURSE_CODE).first()
+    if course is None:
+        course = course_services.course_create(
+            actor=instructor,
+            title="vSphere 8: Install, Configure, Manage (demo)",
+            code=DEMO_COURSE_CODE,
+            starts_on=today - timedelta(days=7),
+            ends_on=today + timedelta(days=60),
+            template_version=version,
+            description="A demo class on the simulator. Start your lab, break it, revert it.",
+        )
+    course_services.course_update(course=course, actor=instructor, template_version=version, state=Course.State.OPEN)
+    for student in students:
+        course_services.enrollment_add(course=course, actor=instructor, student=student)
+    quota, _ = CourseQuota.objects.get_or_create(course=course)
+    if quota.running_labs is None:
+        course_services.quota_update(course=course, actor=admin, **DEMO_QUOTA)
+    return course
+
+
+def seed_demo(*, vcenter_url: str, vcenter_user: str, vcenter_password: str) -> Course:
+    with transaction.atomic():
+        people = _accounts()
+        endpoint = _endpoint(vcenter_url=vcenter_url, vcenter_user=vcenter_user, vcenter_password=vcenter_password)
+        template = _template(endpoint, people["instructor"])
+    version = _usable_version(template)
+    if version is None:
+        logger.info("Publishing the demo template %s", template.name)
+        version = _publish(template, people["instructor"])
+    students = [people[account.username] for account in DEMO_ACCOUNTS if account.role == roles.Role.STUDENT]
+    with transaction.atomic():
+        return _course(version, people["instructor"], people["admin"], students)

