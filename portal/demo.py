@@ -206,6 +206,7 @@ def _course(version: TemplateVersion, instructor, admin, students) -> Course:
     quota, _ = CourseQuota.objects.get_or_create(course=course)
     if quota.running_labs is None:
         course_services.quota_update(course=course, actor=admin, **DEMO_QUOTA)
+    course.refresh_from_db()
     return course
 
 
