@@ -15,7 +15,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, ProtectedError
 from django.utils import timezone
 
 from courses import permissions
@@ -100,7 +100,12 @@ def endpoint_delete(*, endpoint: VCenterEndpoint, actor: AbstractBaseUser) -> No
         raise ValidationError(
             f"{endpoint.name} still hosts {endpoint.templates.count()} template(s); delete or move them first."
         )
-    endpoint.delete()
+    try:
+        endpoint.delete()
+    except ProtectedError as error:  # e.g. the operations run on it (labs), kept as history
+        raise ValidationError(
+            f"{endpoint.name} cannot be removed: {len(error.protected_objects)} recorded operation(s) refer to it."
+        ) from error
 
 
 # Templates (instructors)
