@@ -12,7 +12,6 @@ import pytest
 from portal.simulator import free_port
 from tests.support.processes import WebProcess
 
-
 CHROMIUM = os.environ.get("NESTLAB_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
