@@ -38,8 +38,7 @@ class VCenterEndpoint(models.Model):
     lab_switch = models.CharField(
         max_length=100,
         help_text=(
-            "Standard vSwitch name (present on every host of the cluster) "
-            "or distributed switch name, for lab networks."
+            "Standard vSwitch name (present on every host of the cluster) or distributed switch name, for lab networks."
         ),
     )
     vlan_min = models.PositiveSmallIntegerField(validators=VLAN_ID_VALIDATORS, default=2000)
@@ -108,9 +107,7 @@ class TemplateNetwork(models.Model):
 
     class Meta:
         ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(fields=["template", "name"], name="template_network_name_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["template", "name"], name="template_network_name_unique")]
 
     def __str__(self) -> str:
         return self.name
@@ -180,17 +177,13 @@ class TemplateVersion(models.Model):
     memory_mb_total = models.PositiveIntegerField(default=0)
     disk_gb_total = models.FloatField(default=0)
     error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     published_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["template", "-number"]
-        constraints = [
-            models.UniqueConstraint(fields=["template", "number"], name="template_version_number_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["template", "number"], name="template_version_number_unique")]
 
     def __str__(self) -> str:
         return f"{self.template.name} v{self.number}"
@@ -259,9 +252,7 @@ class Enrollment(models.Model):
 
     class Meta:
         ordering = ["student__username"]
-        constraints = [
-            models.UniqueConstraint(fields=["course", "student"], name="enrollment_course_student_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["course", "student"], name="enrollment_course_student_unique")]
 
     def __str__(self) -> str:
         return f"{self.student} in {self.course.code}"
@@ -315,9 +306,7 @@ class QuotaTopUp(models.Model):
     extra_lab_hours = models.PositiveIntegerField(default=0)
     extra_labs = models.PositiveIntegerField(default=0)
     reason = models.CharField(max_length=200, blank=True)
-    granted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -29,11 +29,15 @@ def template_list(*, user: AbstractBaseUser) -> QuerySet[LabTemplate]:
 
 def template_detail(*, template_id: int, user: AbstractBaseUser) -> LabTemplate:
     """One template with its networks, VMs (and their NICs) and versions; 404 semantics via DoesNotExist."""
-    return template_list(user=user).prefetch_related(
-        "networks",
-        Prefetch("vms", queryset=TemplateVM.objects.prefetch_related("nics__network")),
-        Prefetch("versions", queryset=TemplateVersion.objects.select_related("created_by")),
-    ).get(pk=template_id)
+    return (
+        template_list(user=user)
+        .prefetch_related(
+            "networks",
+            Prefetch("vms", queryset=TemplateVM.objects.prefetch_related("nics__network")),
+            Prefetch("versions", queryset=TemplateVersion.objects.select_related("created_by")),
+        )
+        .get(pk=template_id)
+    )
 
 
 def template_has_unpublished_changes(template: LabTemplate) -> bool:

@@ -143,11 +143,12 @@ def template_create(
 @transaction.atomic
 def template_update(*, template: LabTemplate, actor: AbstractBaseUser, **fields: Any) -> LabTemplate:
     _require(permissions.can_edit_template(actor, template), "You cannot edit this template.")
+    # Checked before the loop below sets the new endpoint on the instance.
+    if "endpoint" in fields and template.vms.exists() and fields["endpoint"].pk != template.endpoint_id:
+        raise ValidationError({"endpoint": "Remove the template's VMs before moving it to another vCenter."})
     for name in ("name", "description", "manual", "linked_clones", "endpoint"):
         if name in fields:
             setattr(template, name, fields[name])
-    if "endpoint" in fields and template.vms.exists() and fields["endpoint"].pk != template.endpoint_id:
-        raise ValidationError({"endpoint": "Remove the template's VMs before moving it to another vCenter."})
     _save(template)
     _touch(template)
     return template
@@ -305,9 +306,7 @@ def template_version_create(*, template: LabTemplate, actor: AbstractBaseUser) -
     if problems:
         raise ValidationError(problems)
     number = (locked.versions.aggregate(top=Max("number"))["top"] or 0) + 1
-    version = TemplateVersion(
-        template=locked, number=number, revision=locked.revision, spec=spec, created_by=actor
-    )
+    version = TemplateVersion(template=locked, number=number, revision=locked.revision, spec=spec, created_by=actor)
     _save(version)
     return version
 
@@ -414,9 +413,7 @@ def enrollment_add(
     _require(permissions.can_manage_course(actor, course), "Only this course's instructors can change its roster.")
     with transaction.atomic():
         _ensure_student(student)
-        enrollment, _ = Enrollment.objects.get_or_create(
-            course=course, student=student, defaults={"source": source}
-        )
+        enrollment, _ = Enrollment.objects.get_or_create(course=course, student=student, defaults={"source": source})
     return enrollment
 
 
@@ -439,9 +436,7 @@ def student_create(
     password: str | None = None,
 ) -> tuple[AbstractBaseUser, str | None]:
     """A student account. Without a password one is generated and returned (shown once)."""
-    _require(
-        roles.is_instructor(actor) or roles.is_admin(actor), "Only instructors and admins can add students."
-    )
+    _require(roles.is_instructor(actor) or roles.is_admin(actor), "Only instructors and admins can add students.")
     generated = None
     if not password:
         generated = password = secrets.token_urlsafe(9)

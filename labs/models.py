@@ -41,9 +41,7 @@ class Operation(models.Model):
         related_name="operations",
         help_text="Who asked for it; empty for the system's own work (reaper, schedules).",
     )
-    endpoint = models.ForeignKey(
-        "courses.VCenterEndpoint", on_delete=models.PROTECT, related_name="operations"
-    )
+    endpoint = models.ForeignKey("courses.VCenterEndpoint", on_delete=models.PROTECT, related_name="operations")
     template_version = models.ForeignKey(
         "courses.TemplateVersion",
         null=True,
@@ -70,9 +68,7 @@ class Operation(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["state", "heartbeat_at"])]
         constraints = [
-            models.CheckConstraint(
-                condition=models.Q(progress__lte=100), name="operation_progress_at_most_100"
-            ),
+            models.CheckConstraint(condition=models.Q(progress__lte=100), name="operation_progress_at_most_100"),
         ]
 
     def __str__(self) -> str:

@@ -35,8 +35,7 @@ def decrypt(ciphertext: str) -> str:
         return _current().decrypt(ciphertext.encode()).decode()
     except InvalidToken as error:
         raise SecretUnreadable(
-            "A stored secret cannot be decrypted: NESTLAB_ENCRYPTION_KEYS does not hold "
-            "the key it was encrypted with."
+            "A stored secret cannot be decrypted: NESTLAB_ENCRYPTION_KEYS does not hold the key it was encrypted with."
         ) from error
 
 

@@ -366,9 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         allow_abbrev=False,
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    build_parser = commands.add_parser(
-        "build", help="build the launcher if it is missing or older than vcsim/*.go"
-    )
+    build_parser = commands.add_parser("build", help="build the launcher if it is missing or older than vcsim/*.go")
     build_parser.add_argument("--force", action="store_true", help="rebuild even when fresh")
     serve_parser = commands.add_parser(
         "serve",

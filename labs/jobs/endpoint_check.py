@@ -28,7 +28,5 @@ class EndpointCheck(Job):
         ]
         if not report.ok:
             # Checks after a failed one report "not checked": the first failures say why.
-            reasons = [
-                check.detail for check in report.failures() if not check.detail.startswith("not checked")
-            ]
+            reasons = [check.detail for check in report.failures() if not check.detail.startswith("not checked")]
             raise OperationFailed(" ".join(dict.fromkeys(reasons)) or "The placement checks failed.")

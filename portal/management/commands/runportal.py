@@ -36,9 +36,7 @@ class Command(BaseCommand):
             action="store_true",
             help="Start the vCenter simulator with the demo inventory, migrate and seed the demo class.",
         )
-        parser.add_argument(
-            "--vcsim-port", type=int, default=int(os.environ.get("NESTLAB_VCSIM_PORT", "8989"))
-        )
+        parser.add_argument("--vcsim-port", type=int, default=int(os.environ.get("NESTLAB_VCSIM_PORT", "8989")))
 
     def handle(self, *args, **options):
         with contextlib.ExitStack() as stack:
@@ -62,9 +60,7 @@ class Command(BaseCommand):
                 stack.enter_context(sim)
                 self.stdout.write(f"vCenter simulator at {sim.url} (user {sim.username})")
                 call_command("migrate", interactive=False, verbosity=0)
-                call_command(
-                    "seed_demo", vcenter_url=sim.url, vcenter_user=sim.username, vcenter_password=sim.password
-                )
+                call_command("seed_demo", vcenter_url=sim.url, vcenter_user=sim.username, vcenter_password=sim.password)
             return self._supervise(env, options)
 
     def _supervise(self, env: dict[str, str], options) -> None:
@@ -86,9 +82,7 @@ class Command(BaseCommand):
         for name, command in processes.items():
             manager.add_process(name, command, env=env, cwd=str(base))
         self.stdout.write(
-            self.style.SUCCESS(
-                f"Nestlab is starting on http://{options['bind']}:{options['port']}/ (Ctrl-C stops it)"
-            )
+            self.style.SUCCESS(f"Nestlab is starting on http://{options['bind']}:{options['port']}/ (Ctrl-C stops it)")
         )
         manager.loop()
         sys.exit(manager.returncode)

@@ -38,7 +38,5 @@ def test_admin_checks_a_connection_and_reads_the_result(page, web_server, celery
     screenshot(page, "check-failed")
 
     page.goto(web_server.url)
-    expect(
-        page.get_by_role("cell", name="vCenter rejected the user name or password", exact=False)
-    ).to_be_visible()
+    expect(page.get_by_role("cell", name="vCenter rejected the user name or password", exact=False)).to_be_visible()
     screenshot(page, "admin-home-with-operations")

@@ -14,9 +14,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def enqueued(monkeypatch):
     sent: list[tuple[int, str]] = []
-    monkeypatch.setattr(
-        services, "_enqueue", lambda operation_id, task_id: sent.append((operation_id, task_id))
-    )
+    monkeypatch.setattr(services, "_enqueue", lambda operation_id, task_id: sent.append((operation_id, task_id)))
     return sent
 
 

@@ -80,9 +80,7 @@ def _assert_demo_templates_have_nested_hv(port):
     from pyVim.connect import Disconnect, SmartConnect
     from pyVmomi import vim, vmodl
 
-    si = SmartConnect(
-        host="127.0.0.1", port=port, protocol="http", user="administrator@vsphere.local", pwd="nestlab"
-    )
+    si = SmartConnect(host="127.0.0.1", port=port, protocol="http", user="administrator@vsphere.local", pwd="nestlab")
     try:
         content = si.RetrieveContent()
         folder = content.searchIndex.FindByInventoryPath("DC0/vm/Nestlab Templates/Nested vSphere 8 Lab")
@@ -135,9 +133,7 @@ def test_runportal_demo_serves_logs_in_and_stops_everything(portal_process):
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     _, login_page = _get(f"http://127.0.0.1:{web_port}/login/", opener)
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page).group(1)
-    data = urlencode(
-        {"username": "admin", "password": "nestlab-admin", "csrfmiddlewaretoken": token}
-    ).encode()
+    data = urlencode({"username": "admin", "password": "nestlab-admin", "csrfmiddlewaretoken": token}).encode()
     request = urllib.request.Request(
         f"http://127.0.0.1:{web_port}/login/",
         data=data,

@@ -11,9 +11,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
 
 def _run(endpoint) -> Operation:
-    operation = Operation.objects.create(
-        kind=Operation.Kind.ENDPOINT_CHECK, endpoint=endpoint, actor=AdminFactory()
-    )
+    operation = Operation.objects.create(kind=Operation.Kind.ENDPOINT_CHECK, endpoint=endpoint, actor=AdminFactory())
     execute(operation.pk)
     operation.refresh_from_db()
     return operation
