@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Sum
+
 from courses.models import Course, CourseQuota
 
 WARN_AT = 80
@@ -27,6 +30,15 @@ class Usage:
     memory_gb: float = 0
     storage_gb: float = 0
     max_lab_hours_per_student: float = 0
+
+
+@dataclass(frozen=True)
+class StudentUsage:
+    """What one student of a course uses now."""
+
+    labs: int = 0
+    max_snapshots_per_lab: int = 0
+    lab_hours: float = 0
 
 
 @dataclass(frozen=True)
@@ -66,12 +78,16 @@ class UsageBar:
 
 
 UsageSource = Callable[[Course], Usage]
+StudentUsageSource = Callable[[Course, AbstractBaseUser], StudentUsage]
 _source: UsageSource = lambda course: Usage()  # noqa: E731 - replaced by the labs app
+_student_source: StudentUsageSource = lambda course, student: StudentUsage()  # noqa: E731 - likewise
 
 
-def register_usage_source(source: UsageSource) -> None:
-    global _source
+def register_usage_source(source: UsageSource, student_source: StudentUsageSource | None = None) -> None:
+    global _source, _student_source
     _source = source
+    if student_source is not None:
+        _student_source = student_source
 
 
 def course_usage(course: Course) -> Usage:
@@ -93,6 +109,28 @@ def usage_bars(course: Course) -> list[UsageBar]:
             "Lab hours per student (most)",
             usage.max_lab_hours_per_student,
             quota.lab_hours_per_student,
+            "h",
+        ),
+    ]
+
+
+def student_usage_bars(course: Course, student: AbstractBaseUser) -> list[UsageBar]:
+    """One student's own usage against the per-student limits plus their top-ups."""
+    quota, _ = CourseQuota.objects.get_or_create(course=course)
+    usage = _student_source(course, student)
+    extra = course.top_ups.filter(student=student).aggregate(labs=Sum("extra_labs"), hours=Sum("extra_lab_hours"))
+
+    def plus(limit: int | None, more: int | None) -> int | None:
+        return None if limit is None else limit + (more or 0)
+
+    return [
+        UsageBar("labs_per_student", "Your labs", usage.labs, plus(quota.labs_per_student, extra["labs"])),
+        UsageBar("snapshots_per_lab", "Snapshots per lab (most)", usage.max_snapshots_per_lab, quota.snapshots_per_lab),
+        UsageBar(
+            "lab_hours_per_student",
+            "Your lab hours",
+            usage.lab_hours,
+            plus(quota.lab_hours_per_student, extra["hours"]),
             "h",
         ),
     ]
