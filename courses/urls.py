@@ -1,3 +1,38 @@
+from django.urls import path
+
+from courses import views
+
 app_name = "courses"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("endpoints/new/", views.endpoint_create, name="endpoint-create"),
+    path("endpoints/<int:endpoint_id>/edit/", views.endpoint_edit, name="endpoint-edit"),
+    path("endpoints/<int:endpoint_id>/delete/", views.endpoint_delete, name="endpoint-delete"),
+    path("people/", views.people, name="people"),
+    path("templates/", views.template_list, name="template-list"),
+    path("templates/new/", views.template_create, name="template-create"),
+    path("templates/preview/", views.markdown_preview, name="markdown-preview"),
+    path("templates/<int:template_id>/", views.template_detail, name="template-detail"),
+    path("templates/<int:template_id>/networks/", views.template_network_add, name="template-network-add"),
+    path(
+        "templates/<int:template_id>/networks/<int:network_id>/remove/",
+        views.template_network_remove,
+        name="template-network-remove",
+    ),
+    path("templates/<int:template_id>/vms/", views.template_vm_add, name="template-vm-add"),
+    path("templates/<int:template_id>/vms/<int:vm_id>/", views.template_vm_edit, name="template-vm-edit"),
+    path("templates/<int:template_id>/vms/<int:vm_id>/remove/", views.template_vm_remove, name="template-vm-remove"),
+    path("courses/", views.course_list, name="course-list"),
+    path("courses/new/", views.course_create, name="course-create"),
+    path("courses/join/", views.course_join, name="course-join"),
+    path("courses/<int:course_id>/", views.course_detail, name="course-detail"),
+    path("courses/<int:course_id>/edit/", views.course_edit, name="course-edit"),
+    path("courses/<int:course_id>/state/", views.course_state, name="course-state"),
+    path("courses/<int:course_id>/join-code/", views.course_join_code, name="course-join-code"),
+    path("courses/<int:course_id>/instructors/", views.course_instructor_add, name="course-instructor-add"),
+    path("courses/<int:course_id>/roster/", views.roster_add, name="roster-add"),
+    path("courses/<int:course_id>/roster/upload/", views.roster_upload, name="roster-upload"),
+    path("courses/<int:course_id>/roster/<int:enrollment_id>/remove/", views.roster_remove, name="roster-remove"),
+    path("courses/<int:course_id>/quota/", views.quota_edit, name="quota-edit"),
+    path("courses/<int:course_id>/top-ups/", views.top_up_grant, name="top-up-grant"),
+]

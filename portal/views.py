@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from courses import selectors as course_selectors
+from courses.forms import JoinForm
 from portal import roles
 
 
@@ -18,13 +21,34 @@ def home(request: HttpRequest) -> HttpResponse:
         return render(
             request,
             "portal/home_admin.html",
-            {"endpoints": course_selectors.endpoint_list(), "operations": _recent_operations(request)},
+            {
+                "endpoints": course_selectors.endpoint_list(),
+                "courses": course_selectors.course_list(user=request.user).exclude(state="archived")[:20],
+                "people": _people_counts(),
+                "operations": _recent_operations(request),
+            },
         )
     if role == roles.Role.INSTRUCTOR:
-        return render(request, "portal/home_instructor.html", {"operations": _recent_operations(request)})
+        return render(
+            request,
+            "portal/home_instructor.html",
+            {
+                "courses": course_selectors.course_list(user=request.user).exclude(state="archived"),
+                "templates": course_selectors.template_list(user=request.user).filter(owners=request.user),
+                "operations": _recent_operations(request),
+            },
+        )
     if role == roles.Role.STUDENT:
-        return render(request, "portal/home_student.html", {})
+        courses = course_selectors.course_list(user=request.user).prefetch_related("instructors")
+        return render(request, "portal/home_student.html", {"courses": courses, "form": JoinForm()})
     return render(request, "portal/home_no_role.html", {}, status=403)
+
+
+def _people_counts() -> dict[str, int]:
+    counts = {
+        role.value: Count("pk", filter=Q(groups__name=name), distinct=True) for role, name in roles.GROUP_NAMES.items()
+    }
+    return get_user_model().objects.aggregate(**counts)
 
 
 def _recent_operations(request: HttpRequest):

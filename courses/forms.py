@@ -1,0 +1,344 @@
+"""Forms of the course pages: they parse and check input; services decide and write."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+
+from courses import selectors
+from courses.models import Course, CourseQuota, LabTemplate, TemplateVM, VCenterEndpoint
+from courses.services import ENDPOINT_FIELDS, ROSTER_COLUMNS, ROSTER_MAX_BYTES
+
+CLONE_MODES = [
+    ("linked", "Linked clones: start in seconds from the baseline snapshot, share its disks"),
+    ("full", "Full clones: copy every disk (slower, more storage, independent of the template)"),
+]
+
+
+def add_errors(form: forms.Form, error: ValidationError) -> None:
+    """Put a service's ValidationError on the form: on its field when the form has one."""
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error)
+
+
+def _clone_mode(value: str) -> bool:
+    return value == "linked"
+
+
+class EndpointForm(forms.ModelForm):
+    """A vCenter endpoint. The password is write-only: never shown, empty keeps the stored one."""
+
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Leave empty to keep the stored password.",
+    )
+
+    class Meta:
+        model = VCenterEndpoint
+        fields = ENDPOINT_FIELDS
+        labels = {
+            "url": "Address",
+            "username": "User name",
+            "verify_tls": "Verify the TLS certificate",
+            "compute_path": "Cluster or resource pool",
+            "lab_switch": "Switch for lab networks",
+            "vlan_min": "First VLAN of the lab range",
+            "vlan_max": "Last VLAN of the lab range",
+            "concurrency_limit": "Concurrent clone tasks",
+        }
+        help_texts = {
+            "username": "A vCenter account with the privileges in docs/deployment.md, e.g. nestlab@vsphere.local.",
+            "datastore": "Where lab VMs are stored, e.g. LocalDS_0.",
+        }
+
+    def __init__(self, *args, creating: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if creating:
+            self.fields["password"].required = True
+            self.fields["password"].help_text = "Stored encrypted; never shown again."
+
+
+class InstructorForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    first_name = forms.CharField(max_length=150, required=False)
+    last_name = forms.CharField(max_length=150, required=False)
+    email = forms.EmailField(required=False)
+    password = forms.CharField(
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Give it to the instructor in person; they can change it later.",
+    )
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        password = cleaned.get("password")
+        if password:
+            # The service checks it too; here the reasons land on the password field.
+            user = get_user_model()(**{name: cleaned.get(name, "") for name in ("username", "first_name", "last_name")})
+            try:
+                validate_password(password, user)
+            except ValidationError as error:
+                self.add_error("password", error)
+        return cleaned
+
+
+class TemplateCreateForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    endpoint = forms.ModelChoiceField(
+        queryset=VCenterEndpoint.objects.none(), label="vCenter", empty_label=None,
+        help_text="Where the template's VMs are, and where student labs will run.",
+    )  # fmt: skip
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    clone_mode = forms.TypedChoiceField(
+        choices=CLONE_MODES, coerce=_clone_mode, initial="linked", widget=forms.RadioSelect, label="Student copies"
+    )
+    networks = forms.CharField(
+        initial="lab",
+        max_length=400,
+        help_text="Lab networks, separated by commas (e.g. lab, storage). Each student lab gets its own copy.",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["endpoint"].queryset = selectors.endpoint_list()
+
+    def clean_networks(self) -> tuple[str, ...]:
+        names = [name.strip() for name in self.cleaned_data["networks"].split(",") if name.strip()]
+        field = forms.SlugField(max_length=40)
+        for name in names:
+            try:
+                field.clean(name)
+            except ValidationError as error:
+                raise ValidationError(f"'{name}' is not a network name: use letters, digits, - and _.") from error
+        if len(set(names)) != len(names):
+            raise ValidationError("A network is named twice.")
+        return tuple(names)
+
+
+class TemplateForm(forms.Form):
+    """The draft's details and manual."""
+
+    name = forms.CharField(max_length=120)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    clone_mode = forms.TypedChoiceField(
+        choices=CLONE_MODES, coerce=_clone_mode, widget=forms.RadioSelect, label="Student copies"
+    )
+    manual = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 14, "class": "manual-source"}),
+        label="Lab manual (Markdown)",
+        help_text="Students read it on their course page. Headings with #, lists with -, code with `backticks`.",
+    )
+
+    @classmethod
+    def for_template(cls, template: LabTemplate, data=None) -> TemplateForm:
+        initial = {
+            "name": template.name,
+            "description": template.description,
+            "clone_mode": "linked" if template.linked_clones else "full",
+            "manual": template.manual,
+        }
+        return cls(data, initial=initial)
+
+    def service_fields(self) -> dict:
+        data = dict(self.cleaned_data)
+        data["linked_clones"] = data.pop("clone_mode")
+        return data
+
+
+class NetworkForm(forms.Form):
+    name = forms.SlugField(max_length=40, help_text="Letters, digits, - and _ (e.g. lab, storage, vmotion).")
+    description = forms.CharField(max_length=200, required=False)
+
+
+class TemplateVMForm(forms.Form):
+    """A VM's settings, with one network per adapter (posted as repeated ``nic_network`` values)."""
+
+    role = forms.SlugField(max_length=40, help_text="Short name in the lab, e.g. esxi-01, vcsa, router.")
+    boot_order = forms.IntegerField(min_value=0, max_value=32767, initial=1, help_text="Lower numbers start first.")
+    cpu_override = forms.IntegerField(
+        required=False, min_value=1, max_value=128, label="vCPUs", help_text="Empty: as in vCenter."
+    )
+    memory_mb_override = forms.IntegerField(
+        required=False,
+        validators=[MinValueValidator(128)],
+        max_value=4 * 1024 * 1024,
+        label="Memory (MB)",
+        help_text="Empty: as in vCenter.",
+    )
+    nested_hv_required = forms.BooleanField(required=False, label="Needs nested hardware virtualization")
+
+    def __init__(self, *args, template: LabTemplate, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.template = template
+        self.network_names = [network.name for network in template.networks.all()]
+        self.nic_networks: list[str] = []
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.is_bound:
+            self.nic_networks = self.data.getlist("nic_network")
+            unknown = [name for name in self.nic_networks if name not in self.network_names]
+            if unknown:
+                raise ValidationError(f"Pick a template network for every adapter (not {', '.join(unknown)}).")
+            cleaned["nic_networks"] = self.nic_networks
+        return cleaned
+
+
+class TemplateVMAddForm(TemplateVMForm):
+    """The picker's form: the VM it picked, then its settings."""
+
+    source_moref = forms.CharField(max_length=64, widget=forms.HiddenInput)
+    source_name = forms.CharField(max_length=255, widget=forms.HiddenInput)
+    source_path = forms.CharField(max_length=1024, required=False, widget=forms.HiddenInput)
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.is_bound and not self.nic_networks:
+            raise ValidationError("The VM needs at least one adapter on a template network.")
+        return cleaned
+
+
+def vm_edit_form(vm: TemplateVM, data=None) -> TemplateVMForm:
+    initial = {
+        "role": vm.role,
+        "boot_order": vm.boot_order,
+        "cpu_override": vm.cpu_override,
+        "memory_mb_override": vm.memory_mb_override,
+        "nested_hv_required": vm.nested_hv_required,
+    }
+    form = TemplateVMForm(data, initial=initial, template=vm.template, auto_id=f"vm{vm.pk}_%s")
+    form.nic_networks = [nic.network.name for nic in vm.nics.all()]
+    return form
+
+
+class VersionChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, version) -> str:
+        return f"{version.template.name} v{version.number}"
+
+
+class CourseForm(forms.ModelForm):
+    template_version = VersionChoiceField(
+        queryset=None,
+        required=False,
+        label="Lab template",
+        empty_label="None yet (the course cannot open without one)",
+        help_text="A published version; students' labs are built from it.",
+    )
+
+    class Meta:
+        model = Course
+        fields = ["title", "code", "starts_on", "ends_on", "template_version", "description"]
+        labels = {"starts_on": "Starts on", "ends_on": "Ends on"}
+        widgets = {
+            "starts_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "ends_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "description": forms.Textarea(attrs={"rows": 2}),
+        }
+
+    def __init__(self, *args, user: AbstractBaseUser, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["template_version"].queryset = selectors.published_versions(user=user).order_by(
+            "template__name", "-number"
+        )
+
+    def service_fields(self) -> dict:
+        return {name: self.cleaned_data[name] for name in self.Meta.fields}
+
+
+class StudentAddForm(forms.Form):
+    """Enroll one student: an existing account by user name, or a new one."""
+
+    username = forms.CharField(max_length=150)
+    email = forms.EmailField(required=False)
+    first_name = forms.CharField(max_length=150, required=False)
+    last_name = forms.CharField(max_length=150, required=False)
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="For a new account; empty makes one up and shows it to you once.",
+    )
+
+
+class RosterUploadForm(forms.Form):
+    file = forms.FileField(
+        label="Roster file (CSV)",
+        help_text=f"Columns: {', '.join(ROSTER_COLUMNS)}; up to {ROSTER_MAX_BYTES // 1024} KB.",
+    )
+
+
+class InstructorAddForm(forms.Form):
+    username = forms.CharField(max_length=150, label="Instructor's user name")
+
+
+class JoinForm(forms.Form):
+    code = forms.CharField(max_length=16, label="Join code", help_text="The code your instructor gave you.")
+
+
+def _limit_field(name: str) -> forms.IntegerField:
+    model_field = CourseQuota._meta.get_field(name)
+    return forms.IntegerField(
+        required=False, min_value=0, max_value=2**31 - 1, help_text=model_field.help_text, label=_LIMIT_LABELS[name]
+    )
+
+
+_LIMIT_LABELS = {
+    "running_labs": "Labs running at once",
+    "labs_per_student": "Labs per student",
+    "snapshots_per_lab": "Snapshots per lab",
+    "vcpu_total": "Virtual CPUs (total)",
+    "memory_gb_total": "Memory, GB (total)",
+    "storage_gb_total": "Datastore, GB (total)",
+    "lab_hours_per_student": "Lab hours per student",
+    "lifetime_days_after_end": "Days labs are kept after the end",
+}
+
+
+class QuotaForm(forms.Form):
+    """Every limit of a course. Blank: no limit. 0: none allowed."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in CourseQuota.LIMIT_FIELDS:
+            self.fields[name] = _limit_field(name)
+
+    @classmethod
+    def for_quota(cls, quota: CourseQuota, data=None) -> QuotaForm:
+        return cls(data, initial={name: getattr(quota, name) for name in CourseQuota.LIMIT_FIELDS})
+
+
+class TopUpForm(forms.Form):
+    student = forms.ModelChoiceField(queryset=None, empty_label="Choose a student")
+    extra_lab_hours = forms.IntegerField(
+        required=False, min_value=0, max_value=10000, initial=0, label="Extra lab hours"
+    )
+    extra_labs = forms.IntegerField(required=False, min_value=0, max_value=100, initial=0, label="Extra labs")
+    reason = forms.CharField(max_length=200, required=False)
+
+    def clean_extra_lab_hours(self) -> int:
+        return self.cleaned_data["extra_lab_hours"] or 0
+
+    def clean_extra_labs(self) -> int:
+        return self.cleaned_data["extra_labs"] or 0
+
+    def __init__(self, *args, course: Course, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["student"].queryset = (
+            get_user_model().objects.filter(enrollments__course=course).order_by("username")
+        )
+        self.fields["student"].label_from_instance = _person
+
+
+def _person(user: AbstractBaseUser) -> str:
+    full = user.get_full_name()
+    return f"{full} ({user.username})" if full else user.username
