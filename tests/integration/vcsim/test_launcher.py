@@ -137,9 +137,7 @@ def scratch_folder(si):
 
 
 def clone(si, source, folder, name: str):
-    return source.CloneVM_Task(
-        folder=folder, name=name, spec=vim.vm.CloneSpec(location=vim.vm.RelocateSpec())
-    )
+    return source.CloneVM_Task(folder=folder, name=name, spec=vim.vm.CloneSpec(location=vim.vm.RelocateSpec()))
 
 
 def child_names(si, folder) -> list[str]:
@@ -162,10 +160,7 @@ def test_strict_login_rejects_wrong_password_and_user(vcsim):
     with pytest.raises(vim.fault.InvalidLogin):
         connect(vcsim, user="someone-else@vsphere.local")
     service = connect(vcsim)
-    assert (
-        props(service, service.content.sessionManager, "currentSession")["currentSession"].userName
-        == vcsim.username
-    )
+    assert props(service, service.content.sessionManager, "currentSession")["currentSession"].userName == vcsim.username
     Disconnect(service)
 
 
@@ -446,7 +441,23 @@ def test_demo_inventory(si):
         assert len({card.macAddress for card in cards}) == nics, name
 
 
-def test_demo_port_group_on_every_cluster_host(si):
+@pytest.fixture(scope="module")
+def fresh_demo_vcsim():
+    """The demo inventory as seeded: other tests change the shared simulator's networks."""
+    server = simulator.start(args=["-demo"])
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_si(fresh_demo_vcsim):
+    service = connect(fresh_demo_vcsim)
+    yield service
+    Disconnect(service)
+
+
+def test_demo_port_group_on_every_cluster_host(fresh_si):
+    si = fresh_si
     cluster = find(si, "DC0/host/DC0_C0")
     hosts = props(si, cluster, "host")["host"]
     assert len(hosts) == 3

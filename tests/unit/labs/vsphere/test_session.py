@@ -71,7 +71,9 @@ def test_close_all_for_one_endpoint(endpoint):
     close_all(other)
 
 
-def test_keepalive_period_follows_the_shortest_idle_limit(endpoint):
+def test_keepalive_period_follows_the_shortest_idle_limit(endpoint, monkeypatch):
+    # Only this test's sessions: integration tests may leave quicker ones registered.
+    monkeypatch.setattr(session_module, "_sessions", {})
     quick = vsphere.EndpointConfig(url=endpoint.url, username="u", password="p", keepalive_after=1.0)
     session_for(quick)
     try:
