@@ -1,1 +1,52 @@
-urlpatterns: list = []
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from courses.api import views
+
+router = SimpleRouter()
+router.register("endpoints", views.EndpointViewSet, basename="endpoint")
+router.register("templates", views.TemplateViewSet, basename="template")
+router.register("courses", views.CourseViewSet, basename="course")
+
+LIST = {"get": "list", "post": "create"}
+
+urlpatterns = [
+    path("auth/token/", views.TokenCreateView.as_view(), name="auth-token"),
+    path("instructors/", views.InstructorCreateView.as_view(), name="instructor-create"),
+    path(
+        "templates/<int:template_id>/networks/",
+        views.TemplateNetworkViewSet.as_view(LIST),
+        name="template-network-list",
+    ),
+    path(
+        "templates/<int:template_id>/networks/<int:pk>/",
+        views.TemplateNetworkViewSet.as_view({"delete": "destroy"}),
+        name="template-network-detail",
+    ),
+    path("templates/<int:template_id>/vms/", views.TemplateVMViewSet.as_view(LIST), name="template-vm-list"),
+    path(
+        "templates/<int:template_id>/vms/<int:pk>/",
+        views.TemplateVMViewSet.as_view(
+            {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}
+        ),
+        name="template-vm-detail",
+    ),
+    path(
+        "templates/<int:template_id>/versions/",
+        views.TemplateVersionViewSet.as_view({"get": "list"}),
+        name="template-version-list",
+    ),
+    path(
+        "templates/<int:template_id>/versions/<int:pk>/",
+        views.TemplateVersionViewSet.as_view({"get": "retrieve"}),
+        name="template-version-detail",
+    ),
+    path("courses/<int:course_id>/enrollments/", views.EnrollmentViewSet.as_view(LIST), name="enrollment-list"),
+    path(
+        "courses/<int:course_id>/enrollments/<int:pk>/",
+        views.EnrollmentViewSet.as_view({"delete": "destroy"}),
+        name="enrollment-detail",
+    ),
+    path("courses/<int:course_id>/quota/", views.CourseQuotaView.as_view(), name="course-quota"),
+    *router.urls,
+]

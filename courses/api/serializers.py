@@ -1,0 +1,418 @@
+"""Shapes of the courses API. Validation of meaning (permissions, quotas, invariants) is the services' job."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from courses import permissions, services
+from courses.models import (
+    Course,
+    CourseQuota,
+    Enrollment,
+    LabTemplate,
+    QuotaTopUp,
+    TemplateNetwork,
+    TemplateVersion,
+    TemplateVM,
+    VCenterEndpoint,
+)
+
+User = get_user_model()
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error answer: a sentence, and per-field messages when fields are to blame."""
+
+    detail = serializers.CharField(help_text="What went wrong, in words a person can read.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Messages per field, when fields are to blame.",
+    )
+
+
+# vCenter endpoints
+
+
+class EndpointSerializer(serializers.ModelSerializer):
+    """A vCenter endpoint. The password is write-only and never part of an answer."""
+
+    password = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        help_text="Write-only. Required when creating; empty or missing on update keeps the stored one.",
+    )
+
+    class Meta:
+        model = VCenterEndpoint
+        fields = [
+            "id",
+            "name",
+            "url",
+            "username",
+            "password",
+            "verify_tls",
+            "datacenter",
+            "compute_path",
+            "datastore",
+            "lab_switch",
+            "vlan_min",
+            "vlan_max",
+            "concurrency_limit",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+
+
+# Templates
+
+
+class TemplateNetworkSerializer(serializers.ModelSerializer):
+    """A network of the lab; every student lab gets its own copy."""
+
+    class Meta:
+        model = TemplateNetwork
+        fields = ["id", "name", "description"]
+
+
+class NicNetworksField(serializers.ListField):
+    """The template networks of a VM's adapters, by name, in adapter order."""
+
+    child = serializers.SlugField(max_length=40)
+
+    def get_attribute(self, instance: TemplateVM) -> list[str]:
+        return [nic.network.name for nic in instance.nics.all()]
+
+
+class TemplateVMSerializer(serializers.ModelSerializer):
+    """A VM of a template, picked from the endpoint's inventory (see endpoints/{id}/inventory/)."""
+
+    nic_networks = NicNetworksField(
+        required=False,
+        help_text="Template network names for the VM's adapters, first adapter first; [] leaves them unassigned.",
+    )
+
+    class Meta:
+        model = TemplateVM
+        fields = [
+            "id",
+            "role",
+            "source_moref",
+            "source_name",
+            "source_path",
+            "boot_order",
+            "cpu_override",
+            "memory_mb_override",
+            "nested_hv_required",
+            "nic_networks",
+        ]
+
+
+class TemplateVMUpdateSerializer(TemplateVMSerializer):
+    """A template VM's settings; the source VM itself cannot change (remove it and add another)."""
+
+    class Meta(TemplateVMSerializer.Meta):
+        read_only_fields = ["source_moref", "source_name", "source_path"]
+
+
+class TemplateVersionSerializer(serializers.ModelSerializer):
+    """A published (or publishing, or failed) frozen copy of a template; courses pin one by id."""
+
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = TemplateVersion
+        fields = [
+            "id",
+            "number",
+            "revision",
+            "state",
+            "vcpu_total",
+            "memory_mb_total",
+            "disk_gb_total",
+            "spec",
+            "error",
+            "created_by",
+            "created_at",
+            "published_at",
+        ]
+        read_only_fields = fields
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    """A template in a list."""
+
+    endpoint_name = serializers.CharField(source="endpoint.name", read_only=True)
+    owners = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
+    vm_count = serializers.IntegerField(read_only=True)
+    latest_version = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="Number of the newest published version, if any."
+    )
+
+    class Meta:
+        model = LabTemplate
+        fields = [
+            "id",
+            "name",
+            "description",
+            "endpoint",
+            "endpoint_name",
+            "linked_clones",
+            "owners",
+            "revision",
+            "vm_count",
+            "latest_version",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class TemplateDetailSerializer(TemplateSerializer):
+    """A template with its manual, networks and VMs."""
+
+    networks = TemplateNetworkSerializer(many=True, read_only=True)
+    vms = TemplateVMSerializer(many=True, read_only=True)
+    unpublished_changes = serializers.SerializerMethodField(
+        help_text="The draft differs from the newest version (or nothing is published yet)."
+    )
+
+    class Meta(TemplateSerializer.Meta):
+        fields = [*TemplateSerializer.Meta.fields, "manual", "networks", "vms", "unpublished_changes"]
+        read_only_fields = fields
+
+    def get_unpublished_changes(self, template: LabTemplate) -> bool:
+        from courses import selectors
+
+        return selectors.template_has_unpublished_changes(template)
+
+
+class TemplateUpdateSerializer(serializers.ModelSerializer):
+    """What an edit of a template's draft may change (networks and VMs have their own routes)."""
+
+    class Meta:
+        model = LabTemplate
+        fields = ["name", "description", "endpoint", "manual", "linked_clones"]
+
+
+class TemplateCreateSerializer(TemplateUpdateSerializer):
+    """A new draft template, owned by its creator."""
+
+    networks = serializers.ListField(
+        child=serializers.SlugField(max_length=40),
+        required=False,
+        help_text='Names of the lab\'s networks; default ["lab"].',
+    )
+
+    class Meta(TemplateUpdateSerializer.Meta):
+        fields = [*TemplateUpdateSerializer.Meta.fields, "networks"]
+
+
+# Courses
+
+
+class CourseSerializer(serializers.ModelSerializer):
+    """A course. ``join_code`` is shown only to those who run the course."""
+
+    instructors = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
+    template_version = serializers.PrimaryKeyRelatedField(
+        queryset=TemplateVersion.objects.all(),
+        allow_null=True,
+        required=False,
+        help_text="Id of a published template version (templates/{id}/versions/).",
+    )
+    template_name = serializers.CharField(
+        source="template_version.template.name", read_only=True, allow_null=True, default=None
+    )
+    student_count = serializers.IntegerField(read_only=True)
+    join_code = serializers.SerializerMethodField(
+        help_text="The code students join with; null when disabled or when you do not run the course."
+    )
+
+    class Meta:
+        model = Course
+        fields = [
+            "id",
+            "title",
+            "code",
+            "description",
+            "state",
+            "template_version",
+            "template_name",
+            "starts_on",
+            "ends_on",
+            "instructors",
+            "student_count",
+            "join_code",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_join_code(self, course: Course) -> str | None:
+        request = self.context.get("request")
+        if request is None or not permissions.can_manage_course(request.user, course):
+            return None
+        return course.join_code
+
+
+class CourseCreateSerializer(CourseSerializer):
+    """A new course starts as a draft; open it with an update."""
+
+    class Meta(CourseSerializer.Meta):
+        fields = [name for name in CourseSerializer.Meta.fields if name != "state"]
+
+
+class EnrollmentSerializer(serializers.ModelSerializer):
+    """A student in a course."""
+
+    username = serializers.CharField(source="student.username", read_only=True)
+    email = serializers.CharField(source="student.email", read_only=True)
+    first_name = serializers.CharField(source="student.first_name", read_only=True)
+    last_name = serializers.CharField(source="student.last_name", read_only=True)
+
+    class Meta:
+        model = Enrollment
+        fields = ["id", "username", "email", "first_name", "last_name", "source", "created_at"]
+        read_only_fields = fields
+
+
+class EnrollmentCreateSerializer(serializers.Serializer):
+    """Enroll an existing account (username only), or create a student account and enroll it.
+
+    Giving any of email, first_name, last_name or password creates the account; without a
+    password one is generated and answered once.
+    """
+
+    username = serializers.CharField(max_length=150)
+    email = serializers.EmailField(required=False, allow_blank=True)
+    first_name = serializers.CharField(required=False, allow_blank=True, max_length=150)
+    last_name = serializers.CharField(required=False, allow_blank=True, max_length=150)
+    password = serializers.CharField(
+        required=False, allow_blank=True, write_only=True, trim_whitespace=False, style={"input_type": "password"}
+    )
+
+    ACCOUNT_FIELDS = ("email", "first_name", "last_name", "password")
+
+    @property
+    def creates_account(self) -> bool:
+        return any(name in self.validated_data for name in self.ACCOUNT_FIELDS)
+
+
+class EnrollmentCreatedSerializer(EnrollmentSerializer):
+    generated_password = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="The new account's password when Nestlab generated it; shown only in this answer.",
+    )
+
+    class Meta(EnrollmentSerializer.Meta):
+        fields = [*EnrollmentSerializer.Meta.fields, "generated_password"]
+        read_only_fields = fields
+
+
+class RosterUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        help_text=(
+            "CSV, UTF-8, header row required; columns in any order from "
+            f"{', '.join(services.ROSTER_COLUMNS)} (username or email required). "
+            f"At most {services.ROSTER_MAX_BYTES // 1024} KB and {services.ROSTER_MAX_ROWS} rows."
+        )
+    )
+
+
+class CreatedAccountSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    password = serializers.CharField(
+        allow_null=True, help_text="Generated password, shown only in this answer; null when the file gave one."
+    )
+
+
+class RosterImportSerializer(serializers.Serializer):
+    """What a roster upload did."""
+
+    enrolled = serializers.ListField(child=serializers.CharField(), help_text="Usernames newly enrolled.")
+    already_enrolled = serializers.ListField(child=serializers.CharField())
+    created = CreatedAccountSerializer(many=True, help_text="Student accounts the file created.")
+
+    def to_representation(self, instance: services.RosterImport) -> dict:
+        return {
+            "enrolled": instance.enrolled,
+            "already_enrolled": instance.already_enrolled,
+            "created": [{"username": username, "password": password} for username, password in instance.created],
+        }
+
+
+class RosterErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    errors = serializers.DictField(
+        help_text='{"lines": {"<line number>": "<problem>"}} for rows, {"file": ["<problem>"]} for the whole file.'
+    )
+
+
+class JoinSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=16, help_text="The course's join code, from its instructor.")
+
+
+class JoinCodeSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(
+        default=True, write_only=True, help_text="true: a fresh code (the old one stops working); false: no code."
+    )
+    join_code = serializers.CharField(read_only=True, allow_null=True)
+
+
+class QuotaSerializer(serializers.ModelSerializer):
+    """Per-course limits: null is no limit, 0 is none allowed."""
+
+    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = CourseQuota
+        fields = [*CourseQuota.LIMIT_FIELDS, "updated_at", "updated_by"]
+        read_only_fields = ["updated_at", "updated_by"]
+        extra_kwargs = {
+            name: {"required": True, "allow_null": True, "min_value": 0} for name in CourseQuota.LIMIT_FIELDS
+        }
+
+
+class UsageBarSerializer(serializers.Serializer):
+    """One limit and what the course uses of it."""
+
+    name = serializers.CharField(help_text="The quota field this bar measures.")
+    label = serializers.CharField()
+    used = serializers.FloatField()
+    limit = serializers.IntegerField(allow_null=True, help_text="null: no limit.")
+    unit = serializers.CharField()
+    percent = serializers.IntegerField(help_text="0-100 of the limit (0 without a limit, 100 when the limit is 0).")
+    level = serializers.ChoiceField(choices=["ok", "warn", "full"], help_text="warn from 80 %, full at the limit.")
+    over = serializers.BooleanField(help_text="Used beyond the limit (lowered below usage): new work is blocked.")
+
+
+class TopUpSerializer(serializers.ModelSerializer):
+    """Extra lab hours or labs for one enrolled student (on top of the course quota)."""
+
+    student = serializers.SlugRelatedField(slug_field="username", queryset=User.objects.all())
+    granted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = QuotaTopUp
+        fields = ["id", "student", "extra_lab_hours", "extra_labs", "reason", "granted_by", "created_at"]
+        read_only_fields = ["granted_by", "created_at"]
+
+
+# People
+
+
+class InstructorSerializer(serializers.ModelSerializer):
+    """An instructor account. The password is write-only and checked by the password rules."""
+
+    password = serializers.CharField(write_only=True, trim_whitespace=False, style={"input_type": "password"})
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "password", "email", "first_name", "last_name"]
+        read_only_fields = ["id"]
