@@ -1,12 +1,15 @@
-"""labs/api/views.py: operations and the endpoint check through the REST API."""
+"""labs/api/views.py: operations, the endpoint check, the vCenter picker and publishing."""
 
 import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from courses import services as course_services
+from courses.models import TemplateVersion
 from labs import services
 from labs.models import Operation
-from tests.factories import AdminFactory, EndpointFactory, StudentFactory
+from portal.simulator import free_port
+from tests.factories import AdminFactory, EndpointFactory, InstructorFactory, StudentFactory, simulator_endpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +78,145 @@ def test_page_and_api_share_the_service(client):
     response = client.post(reverse("labs:endpoint-check", args=[endpoint.pk]), follow=True)
     assert b"Only admins can check vCenter connections." in response.content
     assert not Operation.objects.exists()
+
+
+# The picker: GET endpoints/{id}/inventory/ and endpoints/{id}/vms/{moref}/ against the simulator
+
+LAB_FOLDER = "/DC0/vm/Nestlab Templates/Nested vSphere 8 Lab"
+
+
+def test_an_instructor_browses_the_vm_folder_and_opens_a_subfolder(vcsim):
+    endpoint = simulator_endpoint(vcsim)
+    client = _client(InstructorFactory())
+    root = client.get(f"/api/v1/endpoints/{endpoint.pk}/inventory/")
+    assert root.status_code == 200, root.json()
+    folders = {item["name"]: item for item in root.json() if item["kind"] == "folder"}
+    assert folders["Nestlab Templates"]["path"] == "/DC0/vm/Nestlab Templates"
+
+    lab = client.get(f"/api/v1/endpoints/{endpoint.pk}/inventory/", {"path": LAB_FOLDER}).json()
+    assert sorted(item["name"] for item in lab) == ["esxi-01", "esxi-02", "esxi-03", "router", "vcsa"]
+    assert {item["kind"] for item in lab} == {"vm"}
+    assert all(item["moref"].startswith("vm-") and item["path"].startswith(LAB_FOLDER) for item in lab)
+
+
+def test_a_search_finds_vms_anywhere_below_the_folder(vcsim):
+    endpoint = simulator_endpoint(vcsim)
+    response = _client(AdminFactory()).get(f"/api/v1/endpoints/{endpoint.pk}/inventory/", {"search": "esxi"})
+    assert response.status_code == 200
+    assert sorted(item["name"] for item in response.json()) == ["esxi-01", "esxi-02", "esxi-03"]
+
+
+def test_a_vm_is_described_for_the_picker(vcsim):
+    endpoint = simulator_endpoint(vcsim)
+    client = _client(InstructorFactory())
+    lab = client.get(f"/api/v1/endpoints/{endpoint.pk}/inventory/", {"path": LAB_FOLDER}).json()
+    esxi = next(item for item in lab if item["name"] == "esxi-01")
+
+    response = client.get(f"/api/v1/endpoints/{endpoint.pk}/vms/{esxi['moref']}/")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert set(body) == {
+        "name", "moref", "path", "power_state", "num_cpu", "memory_mb", "disk_gb", "nested_hv", "is_template", "nics"
+    }  # fmt: skip
+    assert (body["name"], body["moref"], body["path"]) == ("esxi-01", esxi["moref"], esxi["path"])
+    assert body["power_state"] == "poweredOff" and body["nested_hv"] is True and body["is_template"] is False
+    assert body["num_cpu"] >= 1 and body["memory_mb"] >= 1024
+    assert len(body["nics"]) == 2
+    assert set(body["nics"][0]) == {"label", "network", "mac_address", "connected"}
+
+
+def test_missing_folders_and_vms_are_404_in_words(vcsim):
+    endpoint = simulator_endpoint(vcsim)
+    client = _client(InstructorFactory())
+    folder = client.get(f"/api/v1/endpoints/{endpoint.pk}/inventory/", {"path": "/DC0/vm/Nowhere"})
+    assert folder.status_code == 404
+    assert folder.json() == {"detail": "No folder or datacenter '/DC0/vm/Nowhere' in vCenter."}
+    vm = client.get(f"/api/v1/endpoints/{endpoint.pk}/vms/vm-999999/")
+    assert vm.status_code == 404
+    assert vm.json() == {"detail": "No vm 'vm-999999' in vCenter."}
+    assert client.get("/api/v1/endpoints/999999/inventory/").status_code == 404
+
+
+def test_a_wrong_stored_password_is_a_502_in_words_without_the_password(vcsim):
+    endpoint = simulator_endpoint(vcsim, password="Wrong-Stored-Pw-77")
+    client = _client(InstructorFactory())
+    for url in (f"/api/v1/endpoints/{endpoint.pk}/inventory/", f"/api/v1/endpoints/{endpoint.pk}/vms/vm-72/"):
+        response = client.get(url)
+        assert response.status_code == 502
+        assert "vCenter rejected the user name or password" in response.json()["detail"]
+        assert b"Wrong-Stored-Pw-77" not in response.content
+
+
+def test_an_unreachable_vcenter_is_a_503_in_words():
+    endpoint = EndpointFactory(url=f"http://127.0.0.1:{free_port()}/sdk")
+    response = _client(InstructorFactory()).get(f"/api/v1/endpoints/{endpoint.pk}/inventory/")
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("Cannot talk to vCenter at 127.0.0.1:")
+
+
+def test_students_cannot_browse_vcenter():
+    endpoint = EndpointFactory()
+    client = _client(StudentFactory())
+    for url in (f"/api/v1/endpoints/{endpoint.pk}/inventory/", f"/api/v1/endpoints/{endpoint.pk}/vms/vm-1/"):
+        response = client.get(url)
+        assert response.status_code == 403
+        assert response.json()["detail"] == "Only instructors and admins can browse vCenter."
+    assert APIClient().get(f"/api/v1/endpoints/{endpoint.pk}/inventory/").status_code == 403
+
+
+# Publishing: POST templates/{id}/publish/ (the worker's side: test_publish.py)
+
+
+def _template(owner, *, vms: int = 1):
+    template = course_services.template_create(actor=owner, endpoint=EndpointFactory(), name="Lab")
+    for index in range(vms):
+        course_services.template_vm_add(
+            template=template,
+            actor=owner,
+            role=f"esxi-0{index + 1}",
+            source_moref=f"vm-{100 + index}",
+            source_name=f"esxi-0{index + 1}",
+            nic_networks=["lab"],
+        )
+    return template
+
+
+def test_an_owner_publishes_and_gets_202_with_the_operation():
+    owner = InstructorFactory()
+    template = _template(owner)
+    response = _client(owner).post(f"/api/v1/templates/{template.pk}/publish/")
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert (body["kind"], body["state"], body["actor"]) == ("publish", "queued", owner.username)
+    version = TemplateVersion.objects.get(pk=body["template_version"])
+    assert (version.template, version.number, version.state) == (template, 1, "publishing")
+    assert _client(owner).get(f"/api/v1/operations/{body['id']}/").json()["template_version"] == version.pk
+
+
+def test_a_draft_that_cannot_be_published_is_400_in_words():
+    owner = InstructorFactory()
+    empty = _template(owner, vms=0)
+    response = _client(owner).post(f"/api/v1/templates/{empty.pk}/publish/")
+    assert response.status_code == 400
+    assert response.json()["detail"] == "The template has no VMs yet."
+
+    template = _template(owner)
+    assert _client(owner).post(f"/api/v1/templates/{template.pk}/publish/").status_code == 202
+    again = _client(owner).post(f"/api/v1/templates/{template.pk}/publish/")
+    assert again.status_code == 400
+    assert again.json()["detail"] == "This template is being published already; wait for that to finish."
+    assert TemplateVersion.objects.filter(template=template).count() == 1
+    assert Operation.objects.filter(kind="publish").count() == 1
+
+
+def test_only_owners_and_admins_publish():
+    template = _template(InstructorFactory())
+    other = _client(InstructorFactory()).post(f"/api/v1/templates/{template.pk}/publish/")
+    assert other.status_code == 403
+    assert other.json()["detail"] == "You cannot publish this template."
+    student = _client(StudentFactory()).post(f"/api/v1/templates/{template.pk}/publish/")
+    assert student.status_code == 403
+    assert APIClient().post(f"/api/v1/templates/{template.pk}/publish/").status_code == 403
+    assert _client(InstructorFactory()).post("/api/v1/templates/999999/publish/").status_code == 404
+    assert not TemplateVersion.objects.exists()
+    assert _client(AdminFactory()).post(f"/api/v1/templates/{template.pk}/publish/").status_code == 202
