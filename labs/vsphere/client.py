@@ -12,7 +12,7 @@ the caller as it was raised.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from . import (
@@ -282,6 +282,7 @@ class VSphereClient:
         memory_mb: int | None = None,
         annotation: str | None = None,
         networks: Mapping[str, str] | None = None,
+        nic_networks: Sequence[str | None] | None = None,
         on_progress: ProgressCallback | None = None,
         deadline: float | None = None,
     ) -> bool:
@@ -294,6 +295,7 @@ class VSphereClient:
             memory_mb=memory_mb,
             annotation=annotation,
             networks=networks,
+            nic_networks=nic_networks,
             on_progress=on_progress,
             deadline=deadline,
         )

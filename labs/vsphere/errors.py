@@ -9,11 +9,14 @@ never see a pyVmomi or socket exception.
 from __future__ import annotations
 
 import http.client
+import logging
 import re
 import socket
 import ssl
 
 from pyVmomi import vim, vmodl
+
+logger = logging.getLogger(__name__)
 
 
 class VSphereError(Exception):
@@ -236,7 +239,9 @@ def translate(exc: BaseException, *, action: str | None = None, where: str | Non
     if is_connection_error(exc):
         target = f"vCenter at {where}" if where else "vCenter"
         return Unreachable(_sentence(f"{prefix}cannot talk to {target}: {_socket_words(exc)}"))
-    # Anything else (a pyVmomi deserialisation error, a bug) still gets a readable message.
+    # Anything else (a pyVmomi deserialisation error, a bug) still gets a readable message,
+    # and the traceback goes to the log for whoever has to fix it.
+    logger.warning("Unexpected error while trying to %s", action or "talk to vCenter", exc_info=exc)
     return VSphereError(_sentence(f"{prefix}unexpected error ({type(exc).__name__})"))
 
 

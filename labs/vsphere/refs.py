@@ -80,7 +80,12 @@ def moref_of(obj: Any) -> str:
 
 
 def mo(session: Any, vim_type: type, moref: str) -> Any:
-    """A managed object handle bound to the session (not checked to exist)."""
+    """A managed object handle bound to the session (not checked to exist).
+
+    Touching ``session.content`` first connects a fresh session: otherwise the handle
+    would be bound to no stub at all (a thread's first call often resolves a moref).
+    """
+    session.content  # noqa: B018 - connects on first use
     return vim_type(moref, session.stub)
 
 

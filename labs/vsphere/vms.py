@@ -8,7 +8,7 @@ cloning), and duplicate VM names in a folder are allowed (so ``clone_vm`` refuse
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pyVmomi import vim
@@ -112,6 +112,35 @@ def _nic_changes(session: Any, vm: Any, moves: Mapping[str, str]) -> list[vim.vm
     return changes
 
 
+def _nic_changes_by_index(
+    session: Any, vm: Any, targets: Sequence[str | None]
+) -> list[vim.vm.device.VirtualDeviceSpec]:
+    """Device edits that put the VM's i-th network adapter (device order) on ``targets[i]``."""
+    info = inventory.vm_info(session, vm._moId)
+    if len(targets) > len(info.nics):
+        raise NotFound(
+            f"VM '{info.name}' has {len(info.nics)} network adapter(s); {len(targets)} were to be connected."
+        )
+    devices = {
+        device.key: device
+        for device in props.read(session, vm, ["config.hardware.device"]).get("config.hardware.device") or ()
+    }
+    datacenter = refs.datacenter_of(session, vm)
+    available = {net.name: net for net in networks.list_networks(session, datacenter._moId)}
+    changes = []
+    for nic, target_name in zip(sorted(info.nics, key=lambda n: n.key), targets, strict=False):
+        if target_name is None:
+            continue
+        target = available.get(target_name)
+        if target is None:
+            raise NotFound(f"There is no network '{target_name}' in the VM's datacenter.")
+        network_type = vim.dvs.DistributedVirtualPortgroup if target.kind == "dv_portgroup" else vim.Network
+        device = devices[nic.key]
+        device.backing = _backing(session, refs.mo(session, network_type, target.moref))
+        changes.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=device))
+    return changes
+
+
 def reconfigure_vm(
     session: Any,
     vm_ref: str,
@@ -121,14 +150,18 @@ def reconfigure_vm(
     memory_mb: int | None = None,
     annotation: str | None = None,
     networks: Mapping[str, str] | None = None,
+    nic_networks: Sequence[str | None] | None = None,
     on_progress: ProgressCallback | None = None,
     deadline: float | None = None,
 ) -> bool:
     """Change what is given (None leaves it alone); return False when nothing was asked.
 
     ``networks`` maps a network name the VM's NICs are on to the port group they should
-    move to, e.g. {"Nestlab-Lab-Template": "lab-42"}. Both must exist: the simulator
-    breaks on a NIC pointed at a missing network, so it is checked first.
+    move to, e.g. {"Nestlab-Lab-Template": "lab-42"}. ``nic_networks`` instead names the
+    port group of each adapter in device order (None leaves that adapter alone), for VMs
+    whose adapters share a source network but go to different lab networks. Targets
+    must exist: the simulator breaks on a NIC pointed at a missing network, so it is
+    checked first.
     """
     _positive(num_cpus, "The number of CPUs")
     _positive(memory_mb, "Memory (MB)")
@@ -143,8 +176,12 @@ def reconfigure_vm(
         spec.memoryMB, changed = memory_mb, True
     if annotation is not None:
         spec.annotation, changed = annotation, True
+    if networks and nic_networks:
+        raise InvalidArgument("Give either networks or nic_networks, not both.")
     if networks:
         spec.deviceChange, changed = _nic_changes(session, vm, networks), True
+    if nic_networks:
+        spec.deviceChange, changed = _nic_changes_by_index(session, vm, nic_networks), True
     if not changed:
         return False
     task = vm.ReconfigVM_Task(spec=spec)

@@ -211,3 +211,27 @@ def test_close_all_logs_out(own_simulator):
         assert client.get(ESXI).name == "esxi-01"
     finally:
         reader.close()
+
+
+def test_a_fresh_thread_can_act_on_a_moref_as_its_first_call(vcsim):
+    """A new thread's session is connected before a moref handle is bound to it."""
+    import threading
+
+    from labs import vsphere
+
+    endpoint = vsphere.EndpointConfig(url=vcsim.url, username=vcsim.username, password=vcsim.password)
+    client = vsphere.get_client(endpoint)
+    vm = client.get("/DC0/vm/DC0_H0_VM0").moref
+    outcome: list[object] = []
+
+    def first_call_in_thread() -> None:
+        try:
+            # A method invoked on the handle itself (not a property read) needs its stub.
+            outcome.append(client.reconfigure_vm(vm, annotation="touched by a fresh thread"))
+        except Exception as error:  # noqa: BLE001 - reported below
+            outcome.append(error)
+
+    thread = threading.Thread(target=first_call_in_thread)
+    thread.start()
+    thread.join()
+    assert outcome == [True]
