@@ -9,4 +9,7 @@ class LabsConfig(AppConfig):
 
     def ready(self) -> None:
         # Register the operation kinds with the runner.
-        from labs import jobs  # noqa: F401
+        from courses.usage import register_usage_source
+        from labs import jobs, quotas  # noqa: F401
+
+        register_usage_source(quotas.course_usage, quotas.student_usage)

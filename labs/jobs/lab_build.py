@@ -1,0 +1,295 @@
+"""Building a lab in vCenter: the steps provision, clone and reset share.
+
+Every step is idempotent (a retried operation finds the folder, pool, port groups and
+VMs it already made, by name), and ``tear_down`` removes whatever exists, so a failed
+build leaves no orphans behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils import timezone
+
+from labs import capacity, realtime
+from labs.jobs.parallel import Reporter, run_parallel
+from labs.jobs.runner import JobContext
+from labs.models import Lab, LabNetwork, LabSnapshot, LabVM
+from labs.vsphere import NotFound, PortGroupSpec, VSphereClient
+
+logger = logging.getLogger(__name__)
+
+LABS_FOLDER = "Nestlab Labs"
+BASELINE_NAME = "Baseline"
+
+
+@dataclass(frozen=True)
+class CloneSource:
+    """Where one lab VM is cloned from."""
+
+    vm: LabVM
+    source_moref: str
+    snapshot: str | None
+    linked: bool
+
+
+class LabBuilder:
+    """The vCenter side of one lab, driven from a job's context."""
+
+    def __init__(self, context: JobContext, lab: Lab) -> None:
+        self.context = context
+        self.lab = lab
+        self.endpoint = lab.endpoint
+        self.spec = lab.template_version.spec
+
+    @property
+    def client(self) -> VSphereClient:
+        return self.context.client
+
+    @property
+    def deadline(self) -> float:
+        return settings.NESTLAB_VSPHERE_TASK_DEADLINE
+
+    def vm_spec(self, role: str) -> dict:
+        return next(vm for vm in self.spec["vms"] if vm["role"] == role)
+
+    # Placement
+
+    def ensure_folder(self) -> str:
+        datacenter_vms = f"/{self.endpoint.datacenter}/vm"
+        root = self.client.ensure_folder(datacenter_vms, LABS_FOLDER)
+        course = self.client.ensure_folder(root, self.lab.course.code)
+        self.lab.folder_moref = self.client.ensure_folder(course, self.lab.name)
+        self.lab.save(update_fields=["folder_moref"])
+        return self.lab.folder_moref
+
+    def ensure_pool(self) -> str:
+        # The lab may use what its VMs are configured with, and no more.
+        self.lab.pool_moref = self.client.ensure_pool(
+            self.endpoint.compute_path, self.lab.name, memory_limit_mb=self.lab.memory_mb or None
+        )
+        self.lab.save(update_fields=["pool_moref"])
+        return self.lab.pool_moref
+
+    def ensure_networks(self) -> None:
+        for network in self.lab.networks.filter(released=False):
+            self.client.ensure_port_group(
+                datacenter=self.endpoint.datacenter,
+                cluster=self.endpoint.compute_path,
+                switch=self.endpoint.lab_switch,
+                spec=PortGroupSpec(
+                    name=network.port_group,
+                    vlan_id=network.vlan_id,
+                    promiscuous=True,
+                    forged_transmits=True,
+                    mac_changes=True,
+                ),
+                deadline=self.deadline,
+            )
+
+    # VMs
+
+    def clone_all(self, sources: list[CloneSource], progress: Callable[[float, str | None], None]) -> None:
+        """Clone every VM side by side, each holding one of the endpoint's capacity slots."""
+
+        def clone(source: CloneSource, reporter: Reporter, index: int) -> str:
+            existing = self.client.find_vm(self.lab.folder_moref, source.vm.name)
+            if existing is not None:
+                return existing
+
+            def waiting(ahead: int) -> None:
+                reporter.waiting(
+                    index,
+                    f"Waiting for vCenter capacity: {ahead} clone(s) ahead "
+                    f"(at most {self.endpoint.concurrency_limit} at once on {self.endpoint.name})",
+                )
+
+            with capacity.vcenter_slot(
+                endpoint_id=self.endpoint.pk, limit=self.endpoint.concurrency_limit, on_wait=waiting
+            ):
+                reporter.progress_of(index)(0)
+                return self.client.clone_vm(
+                    source.source_moref,
+                    name=source.vm.name,
+                    folder=self.lab.folder_moref,
+                    pool=self.lab.pool_moref,
+                    datastore=f"/{self.endpoint.datacenter}/datastore/{self.endpoint.datastore}",
+                    snapshot=source.snapshot,
+                    linked=source.linked,
+                    on_progress=reporter.progress_of(index),
+                    deadline=self.deadline,
+                )
+
+        morefs = run_parallel(sources, clone, on_tick=progress)
+        for source, moref in zip(sources, morefs, strict=True):
+            source.vm.moref = moref
+            source.vm.save(update_fields=["moref"])
+
+    def configure_all(self, progress: Callable[[float, str | None], None]) -> None:
+        """CPU, memory, nested HV, NICs on the lab's port groups, owner and lab id."""
+        port_groups = {network.name: network.port_group for network in self.lab.networks.all()}
+        vms = list(self.lab.vms.all())
+
+        def configure(vm: LabVM, reporter: Reporter, index: int) -> None:
+            spec = self.vm_spec(vm.role)
+            self.client.reconfigure_vm(
+                vm.moref,
+                nested_hv=bool(spec["nested_hv_required"] or spec.get("guest_nested_hv")),
+                num_cpus=spec["num_cpu"],
+                memory_mb=spec["memory_mb"],
+                annotation=(
+                    f"Nestlab lab {self.lab.name}: {vm.role} of {self.lab.course.code} for "
+                    f"{self.lab.student.username}. Managed by Nestlab; changes here may be lost on Reset."
+                ),
+                nic_networks=[port_groups[name] for name in spec["nic_networks"]],
+                on_progress=reporter.progress_of(index),
+                deadline=self.deadline,
+            )
+            self.client.set_custom_values(
+                vm.moref,
+                {
+                    "nestlab.lab_id": str(self.lab.pk),
+                    "nestlab.owner": self.lab.student.username,
+                    "nestlab.course": self.lab.course.code,
+                },
+            )
+
+        run_parallel(vms, configure, on_tick=progress)
+
+    def snapshot_all(
+        self, name: str, description: str, progress: Callable[[float, str | None], None]
+    ) -> dict[str, str]:
+        """One snapshot per VM, taken together; returns {LabVM id: snapshot moref}."""
+        vms = list(self.lab.vms.all())
+
+        def take(vm: LabVM, reporter: Reporter, index: int) -> str:
+            existing = self.client.find_snapshot(vm.moref, name)
+            if existing is not None:
+                return existing.moref
+            return self.client.create_snapshot(
+                vm.moref, name, description=description, on_progress=reporter.progress_of(index), deadline=self.deadline
+            )
+
+        morefs = run_parallel(vms, take, on_tick=progress)
+        return {str(vm.pk): moref for vm, moref in zip(vms, morefs, strict=True)}
+
+    def record_baseline(self, vm_snapshots: dict[str, str], actor) -> LabSnapshot:
+        baseline, _ = LabSnapshot.objects.update_or_create(
+            lab=self.lab,
+            is_baseline=True,
+            defaults={
+                "name": BASELINE_NAME,
+                "description": "The lab as it was handed out. Reset returns here.",
+                "vm_snapshots": vm_snapshots,
+                "power_states": {str(vm.pk): "poweredOn" for vm in self.lab.vms.all()},
+                "created_by": actor,
+            },
+        )
+        return baseline
+
+    def power_on_in_boot_order(self, progress: Callable[[float, str | None], None]) -> None:
+        vms = list(self.lab.vms.order_by("boot_order", "role"))
+        groups = sorted({vm.boot_order for vm in vms})
+        for number, order in enumerate(groups):
+            group = [vm for vm in vms if vm.boot_order == order]
+
+            def on(vm: LabVM, reporter: Reporter, index: int) -> None:
+                if self.client.power_state(vm.moref) != "poweredOn":
+                    self.client.power_on(vm.moref, on_progress=reporter.progress_of(index), deadline=self.deadline)
+
+            def tick(percent: float, waiting: str | None, number: int = number) -> None:
+                progress((number * 100 + percent) / len(groups), waiting)
+
+            run_parallel(group, on, on_tick=tick)
+        self.refresh_power()
+
+    def refresh_power(self) -> None:
+        """Read every VM's power state and IP back from vCenter, and meter the lab's hours."""
+        from labs.services import lab_power_changed
+
+        for vm in self.lab.vms.exclude(moref=""):
+            try:
+                info = self.client.vm_info(vm.moref)
+            except NotFound:
+                vm.power_state = "missing"
+            else:
+                vm.power_state = info.power_state
+                vm.guest_ip = info.guest_ip or ""
+                vm.overall_status = info.overall_status
+            vm.seq += 1
+            vm.save(update_fields=["power_state", "guest_ip", "overall_status", "seq"])
+            realtime.vm_changed(vm)
+        lab_power_changed(lab=self.lab)
+
+    # Undo
+
+    def tear_down(self) -> list[str]:
+        """Remove everything of the lab that exists in vCenter; return what could not be removed."""
+        problems: list[str] = []
+        folder = self.lab.folder_moref
+        for vm in self.lab.vms.all():
+            moref = vm.moref or (self.client.find_vm(folder, vm.name) if folder else None)
+            if not moref:
+                continue
+            try:
+                self.client.destroy_vm(moref, deadline=self.deadline)
+            except NotFound:
+                pass
+            except Exception as error:  # noqa: BLE001 - keep removing the rest; report all
+                problems.append(f"{vm.name}: {error}")
+            vm.moref = ""
+            vm.power_state = "poweredOff"
+            vm.save(update_fields=["moref", "power_state"])
+        for network in self.lab.networks.all():
+            try:
+                self.client.remove_port_group(
+                    datacenter=self.endpoint.datacenter,
+                    cluster=self.endpoint.compute_path,
+                    switch=self.endpoint.lab_switch,
+                    name=network.port_group,
+                    deadline=self.deadline,
+                )
+            except NotFound:
+                pass
+            except Exception as error:  # noqa: BLE001
+                problems.append(f"port group {network.port_group}: {error}")
+        for label, moref, destroy in (
+            ("resource pool", self.lab.pool_moref, self.client.destroy_pool),
+            ("folder", self.lab.folder_moref, self.client.destroy_folder),
+        ):
+            if not moref:
+                continue
+            try:
+                destroy(moref)
+            except NotFound:
+                pass
+            except Exception as error:  # noqa: BLE001
+                problems.append(f"{label}: {error}")
+        self.lab.pool_moref = self.lab.folder_moref = ""
+        self.lab.save(update_fields=["pool_moref", "folder_moref"])
+        self.lab.snapshots.all().delete()
+        return problems
+
+
+def release_vlans(lab: Lab) -> None:
+    LabNetwork.objects.filter(lab=lab).update(released=True)
+
+
+def mark_ready(lab: Lab) -> None:
+    lab.state = Lab.State.READY
+    lab.error = ""
+    lab.ready_at = lab.ready_at or timezone.now()
+    lab.seq += 1
+    lab.save(update_fields=["state", "error", "ready_at", "seq"])
+    realtime.lab_changed(lab)
+
+
+def mark_state(lab: Lab, state: str, error: str = "") -> None:
+    lab.state = state
+    lab.error = error
+    lab.seq += 1
+    lab.save(update_fields=["state", "error", "seq"])
+    realtime.lab_changed(lab)

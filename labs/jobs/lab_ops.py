@@ -1,0 +1,372 @@
+"""The operations on student labs: provision, snapshot, revert, reset, delete snapshot,
+clone, power and delete."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+from django.conf import settings
+from django.utils import timezone
+
+from labs import realtime
+from labs.jobs.lab_build import (
+    BASELINE_NAME,
+    CloneSource,
+    LabBuilder,
+    mark_ready,
+    mark_state,
+    release_vlans,
+)
+from labs.jobs.parallel import Reporter, run_parallel
+from labs.jobs.runner import Job, OperationFailed, register
+from labs.models import Lab, LabSnapshot, LabVM, Operation
+from labs.vsphere import NotFound
+
+GUEST_SHUTDOWN_TIMEOUT = 120
+
+
+class LabJob(Job):
+    """A job on one lab: the lab is busy while it runs and back to its state after."""
+
+    busy_state = Lab.State.BUSY
+
+    @property
+    def lab(self) -> Lab:
+        lab = self.context.operation.lab
+        if lab is None:
+            raise OperationFailed("The lab was deleted.")
+        return lab
+
+    @property
+    def builder(self) -> LabBuilder:
+        if not hasattr(self, "_builder"):
+            self._builder = LabBuilder(self.context, self.lab)
+        return self._builder
+
+    def run(self) -> None:
+        lab = self.lab
+        self.prior_state = lab.state if lab.state != Lab.State.BUSY else Lab.State.READY
+        if self.busy_state and lab.state != self.busy_state:
+            mark_state(lab, self.busy_state, lab.error)
+        self.perform()
+
+    def perform(self) -> None:
+        raise NotImplementedError
+
+    def ticker(self, progress: Callable[[float], None], text: str) -> Callable[[float, str | None], None]:
+        """Progress from parallel calls, and the step text while they wait for capacity."""
+
+        def tick(percent: float, waiting: str | None) -> None:
+            self.context.note(waiting or text)
+            progress(percent)
+
+        return tick
+
+    def step(self, text: str, share: float, action: Callable[[Callable[[float, str | None], None]], object]):
+        with self.context.step(text, share=share) as progress:
+            return action(self.ticker(progress, text))
+
+    def finish(self, state: str | None = None) -> None:
+        lab = self.lab
+        lab.refresh_from_db()
+        if (state or self.prior_state) == Lab.State.READY:
+            mark_ready(lab)
+        else:
+            mark_state(lab, state or self.prior_state, lab.error)
+
+    def on_failure(self, reason: str) -> None:
+        if self.context.operation.lab is not None:
+            self.finish()
+
+
+def _clone_sources(lab: Lab) -> list[CloneSource]:
+    spec = lab.template_version.spec
+    by_role = {vm["role"]: vm for vm in spec["vms"]}
+    return [
+        CloneSource(
+            vm=vm,
+            source_moref=by_role[vm.role]["source_moref"],
+            snapshot=by_role[vm.role]["baseline_snapshot"] if spec["linked_clones"] else None,
+            linked=spec["linked_clones"],
+        )
+        for vm in lab.vms.all()
+    ]
+
+
+def build_lab(job: LabJob, sources: list[CloneSource]) -> None:
+    """Folder, pool, networks, clones, configuration, baseline, power-on: a whole lab."""
+    builder = job.builder
+    n = len(sources)
+    job.step(
+        "Making the lab's folder and resource pool", 4, lambda tick: (builder.ensure_folder(), builder.ensure_pool())
+    )
+    job.step("Making the lab's isolated network", 4, lambda tick: builder.ensure_networks())
+    job.step(f"Cloning {n} VMs", 52, lambda tick: builder.clone_all(sources, tick))
+    job.step("Configuring CPUs, memory, nested virtualization and networks", 14, builder.configure_all)
+    baseline = job.step(
+        "Taking the lab's baseline snapshot",
+        12,
+        lambda tick: builder.snapshot_all(BASELINE_NAME, "The lab as it was handed out.", tick),
+    )
+    snapshot = builder.record_baseline(baseline, job.context.operation.actor)
+    job.lab.current_snapshot = snapshot
+    job.lab.save(update_fields=["current_snapshot"])
+    job.step("Powering on in boot order", 14, builder.power_on_in_boot_order)
+
+
+@register
+class ProvisionLab(LabJob):
+    kind = Operation.Kind.PROVISION
+    busy_state = Lab.State.PROVISIONING
+
+    def perform(self) -> None:
+        build_lab(self, _clone_sources(self.lab))
+        self.finish(Lab.State.READY)
+
+    def on_failure(self, reason: str) -> None:
+        """No orphans: remove what was made; the lab stays, in error, saying why."""
+        lab = self.context.operation.lab
+        if lab is None:
+            return
+        problems = self.builder.tear_down()
+        self.builder.refresh_power()
+        leftover = f" Clean-up could not remove: {'; '.join(problems)}." if problems else ""
+        mark_state(lab, Lab.State.ERROR, f"Provisioning failed: {reason}{leftover} Reset tries again.")
+
+
+@register
+class CloneLab(ProvisionLab):
+    """A new lab from another lab's current state (full clones: no hidden snapshots on the source)."""
+
+    kind = Operation.Kind.CLONE
+
+    def perform(self) -> None:
+        source_lab = Lab.objects.get(pk=self.context.operation.params["source_lab"])
+        by_role = {vm.role: vm for vm in source_lab.vms.all()}
+        sources = []
+        for vm in self.lab.vms.all():
+            origin = by_role.get(vm.role)
+            if origin is None or not origin.moref:
+                raise OperationFailed(f"The source lab has no {vm.role} VM to clone.")
+            sources.append(CloneSource(vm=vm, source_moref=origin.moref, snapshot=None, linked=False))
+        build_lab(self, sources)
+        self.finish(Lab.State.READY)
+
+
+@register
+class SnapshotLab(LabJob):
+    kind = Operation.Kind.SNAPSHOT
+
+    def perform(self) -> None:
+        params = self.context.operation.params
+        lab, builder = self.lab, self.builder
+        builder.refresh_power()
+        power_states = {str(vm.pk): vm.power_state for vm in lab.vms.all()}
+        taken = self.step(
+            f"Taking snapshot '{params['name']}' of {lab.vms.count()} VMs together",
+            90,
+            lambda tick: builder.snapshot_all(params["name"], params.get("description", ""), tick),
+        )
+        snapshot = LabSnapshot.objects.create(
+            lab=lab,
+            name=params["name"],
+            description=params.get("description", ""),
+            parent=lab.current_snapshot,
+            vm_snapshots=taken,
+            power_states=power_states,
+            created_by=self.context.operation.actor,
+        )
+        lab.current_snapshot = snapshot
+        lab.save(update_fields=["current_snapshot"])
+        self.context.result["snapshot"] = snapshot.pk
+        realtime.snapshots_changed(lab)
+        self.finish()
+
+    def on_failure(self, reason: str) -> None:
+        """Remove the VM snapshots already taken, so the lab has all of it or none."""
+        name = self.context.operation.params["name"]
+        for vm in self.lab.vms.exclude(moref=""):
+            try:
+                found = self.context.client.find_snapshot(vm.moref, name)
+                if found is not None:
+                    self.context.client.remove_snapshot(vm.moref, found.moref)
+            except NotFound:
+                pass
+        super().on_failure(reason)
+
+
+def restore_power(job: LabJob, power_states: dict[str, str], tick: Callable[[float, str | None], None]) -> None:
+    """After a revert: VMs that were on when the snapshot was taken are on again, in boot order."""
+    client = job.context.client
+    vms = sorted(job.lab.vms.exclude(moref=""), key=lambda vm: (vm.boot_order, vm.role))
+    for index, vm in enumerate(vms):
+        wanted = power_states.get(str(vm.pk), "poweredOff")
+        now = client.power_state(vm.moref)
+        if wanted == "poweredOn" and now != "poweredOn":
+            client.power_on(vm.moref, deadline=settings.NESTLAB_VSPHERE_TASK_DEADLINE)
+        elif wanted != "poweredOn" and now == "poweredOn":
+            client.power_off(vm.moref, deadline=settings.NESTLAB_VSPHERE_TASK_DEADLINE)
+        tick(100 * (index + 1) / len(vms), None)
+
+
+def revert_to(job: LabJob, snapshot: LabSnapshot) -> None:
+    lab, client = job.lab, job.context.client
+    vms = [vm for vm in lab.vms.exclude(moref="") if str(vm.pk) in snapshot.vm_snapshots]
+
+    def revert(vm: LabVM, reporter: Reporter, index: int) -> None:
+        client.revert_snapshot(
+            vm.moref,
+            snapshot.vm_snapshots[str(vm.pk)],
+            on_progress=reporter.progress_of(index),
+            deadline=settings.NESTLAB_VSPHERE_TASK_DEADLINE,
+        )
+
+    job.step(f"Reverting {len(vms)} VMs to '{snapshot.name}'", 70, lambda tick: run_parallel(vms, revert, on_tick=tick))
+    job.step("Restoring power states", 25, lambda tick: restore_power(job, snapshot.power_states, tick))
+    job.builder.refresh_power()
+    lab.current_snapshot = snapshot
+    lab.save(update_fields=["current_snapshot"])
+    realtime.snapshots_changed(lab)
+
+
+@register
+class RevertLab(LabJob):
+    kind = Operation.Kind.REVERT
+
+    def perform(self) -> None:
+        snapshot = LabSnapshot.objects.filter(pk=self.context.operation.params["snapshot"], lab=self.lab).first()
+        if snapshot is None:
+            raise OperationFailed("That snapshot was deleted.")
+        revert_to(self, snapshot)
+        self.finish(Lab.State.READY)
+
+    def on_failure(self, reason: str) -> None:
+        mark_state(
+            self.lab,
+            Lab.State.ERROR,
+            f"The revert stopped part way: {reason} Revert again, or Reset the lab.",
+        )
+
+
+@register
+class ResetLab(LabJob):
+    """Back to the baseline; when the baseline (or a VM) is gone, build the lab again."""
+
+    kind = Operation.Kind.RESET
+
+    def perform(self) -> None:
+        lab = self.lab
+        baseline = lab.snapshots.filter(is_baseline=True).first()
+        if baseline is not None and self._baseline_intact(baseline):
+            revert_to(self, baseline)
+        else:
+            self.step("The baseline is gone: removing what is left", 10, lambda tick: self.builder.tear_down())
+            build_lab(self, _clone_sources(lab))
+        self.finish(Lab.State.READY)
+
+    def _baseline_intact(self, baseline: LabSnapshot) -> bool:
+        client = self.context.client
+        for vm in self.lab.vms.all():
+            moref = baseline.vm_snapshots.get(str(vm.pk))
+            if not vm.moref or not moref:
+                return False
+            try:
+                if client.find_snapshot(vm.moref, moref) is None:
+                    return False
+            except NotFound:
+                return False
+        return True
+
+    def on_failure(self, reason: str) -> None:
+        mark_state(self.lab, Lab.State.ERROR, f"Reset failed: {reason} Try Reset again, or ask your instructor.")
+
+
+@register
+class DeleteSnapshot(LabJob):
+    kind = Operation.Kind.DELETE_SNAPSHOT
+
+    def perform(self) -> None:
+        lab, client = self.lab, self.context.client
+        snapshot = LabSnapshot.objects.filter(pk=self.context.operation.params["snapshot"], lab=lab).first()
+        if snapshot is None:
+            self.finish()
+            return
+        vms = [vm for vm in lab.vms.exclude(moref="") if str(vm.pk) in snapshot.vm_snapshots]
+
+        def remove(vm: LabVM, reporter: Reporter, index: int) -> None:
+            with contextlib.suppress(NotFound):  # already gone is what we wanted
+                client.remove_snapshot(
+                    vm.moref,
+                    snapshot.vm_snapshots[str(vm.pk)],
+                    on_progress=reporter.progress_of(index),
+                    deadline=settings.NESTLAB_VSPHERE_TASK_DEADLINE,
+                )
+
+        self.step(f"Deleting snapshot '{snapshot.name}'", 95, lambda tick: run_parallel(vms, remove, on_tick=tick))
+        # Its children now hang off its parent, as in vCenter.
+        snapshot.children.update(parent=snapshot.parent)
+        if lab.current_snapshot_id == snapshot.pk:
+            lab.current_snapshot = snapshot.parent
+            lab.save(update_fields=["current_snapshot"])
+        snapshot.delete()
+        realtime.snapshots_changed(lab)
+        self.finish()
+
+
+@register
+class PowerLab(LabJob):
+    kind = Operation.Kind.POWER
+
+    def perform(self) -> None:
+        params = self.context.operation.params
+        action, vm_id = params["action"], params.get("vm")
+        vms = list(self.lab.vms.exclude(moref="").order_by("boot_order", "role"))
+        if vm_id is not None:
+            vms = [vm for vm in vms if vm.pk == vm_id]
+        if action == "off":
+            vms.reverse()  # shut down in reverse boot order: vCenter before the hosts it manages
+        words = {"on": "Powering on", "off": "Shutting down", "reset": "Resetting"}[action]
+        target = vms[0].role if vm_id is not None and vms else "the lab"
+        self.step(f"{words} {target}", 95, lambda tick: self._apply(action, vms, tick))
+        self.builder.refresh_power()
+        self.finish()
+
+    def _apply(self, action: str, vms: list[LabVM], tick: Callable[[float, str | None], None]) -> None:
+        client = self.context.client
+        deadline = settings.NESTLAB_VSPHERE_TASK_DEADLINE
+        for index, vm in enumerate(vms):
+            state = client.power_state(vm.moref)
+            if action == "on" and state != "poweredOn":
+                client.power_on(vm.moref, deadline=deadline)
+            elif action == "off" and state == "poweredOn":
+                client.shutdown_guest(vm.moref, timeout=GUEST_SHUTDOWN_TIMEOUT, deadline=deadline)
+            elif action == "reset":
+                if state == "poweredOn":
+                    client.reset(vm.moref, deadline=deadline)
+                else:
+                    client.power_on(vm.moref, deadline=deadline)
+            tick(100 * (index + 1) / len(vms), None)
+
+
+@register
+class DeleteLab(LabJob):
+    kind = Operation.Kind.DELETE
+    busy_state = Lab.State.DELETING
+
+    def perform(self) -> None:
+        lab = self.lab
+        problems = self.step(
+            f"Removing {lab.vms.count()} VMs, the network, pool and folder", 95, lambda tick: self.builder.tear_down()
+        )
+        self.builder.refresh_power()
+        if problems:
+            raise OperationFailed(f"Some of the lab could not be removed: {'; '.join(problems)}.")
+        release_vlans(lab)
+        lab.refresh_from_db()
+        lab.deleted_at = timezone.now()
+        lab.save(update_fields=["deleted_at"])
+        mark_state(lab, Lab.State.DELETED)
+
+    def on_failure(self, reason: str) -> None:
+        mark_state(self.lab, Lab.State.ERROR, f"Deleting failed: {reason} Delete again to retry.")

@@ -1,0 +1,142 @@
+"""Quota arithmetic at the click. Callers hold the course's quota row locked
+(``lock_quota``) for the rest of their transaction, so concurrent clicks in one course
+are checked one after the other and can never exceed a limit together."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Sum
+
+from courses.models import Course, CourseQuota, TemplateVersion
+from courses.usage import StudentUsage, Usage
+from labs.models import Lab, LabSnapshot
+from portal.errors import QuotaExceeded
+
+
+def lock_quota(course: Course) -> CourseQuota:
+    quota, _ = CourseQuota.objects.get_or_create(course=course)
+    return CourseQuota.objects.select_for_update().get(pk=quota.pk)
+
+
+def _active_labs(course: Course):
+    return Lab.objects.filter(course=course, state__in=Lab.ACTIVE_STATES)
+
+
+def _top_ups(course: Course, student: AbstractBaseUser) -> tuple[int, int]:
+    extra = course.top_ups.filter(student=student).aggregate(labs=Sum("extra_labs"), hours=Sum("extra_lab_hours"))
+    return extra["labs"] or 0, extra["hours"] or 0
+
+
+def running_labs(course: Course) -> int:
+    """Labs using a running slot: powered on, or being provisioned (they end powered on)."""
+    return (
+        _active_labs(course).filter(running_since__isnull=False).count()
+        + _active_labs(course).filter(state=Lab.State.PROVISIONING, running_since__isnull=True).count()
+    )
+
+
+def student_hours(course: Course, student: AbstractBaseUser) -> float:
+    return sum(lab.hours_now() for lab in Lab.objects.filter(course=course, student=student))
+
+
+def _refuse(what: str, limit: int, used: float, unit: str = "") -> None:
+    shown = f"{used:g}{unit}"
+    if limit == 0:
+        raise QuotaExceeded(f"{what}: none are allowed in this course (you have {shown}).")
+    raise QuotaExceeded(f"{what}: the limit is {limit}{unit} and {shown} are in use.")
+
+
+def check_running_slot(quota: CourseQuota, course: Course, *, exclude: Lab | None = None) -> None:
+    if quota.running_labs is None:
+        return
+    labs = running_labs(course) - (1 if exclude is not None and exclude.is_running else 0)
+    if labs + 1 > quota.running_labs:
+        _refuse("No more labs can run at once in this class", quota.running_labs, labs)
+
+
+def check_hours(quota: CourseQuota, course: Course, student: AbstractBaseUser) -> None:
+    if quota.lab_hours_per_student is None:
+        return
+    _, extra_hours = _top_ups(course, student)
+    limit = quota.lab_hours_per_student + extra_hours
+    used = round(student_hours(course, student), 1)
+    if used >= limit:
+        _refuse("No lab hours are left", limit, used, " h")
+
+
+def check_new_lab(quota: CourseQuota, course: Course, student: AbstractBaseUser, version: TemplateVersion) -> None:
+    """A new lab (start or clone): labs per student, vCPU, memory and storage of the class."""
+    active = _active_labs(course)
+    if quota.labs_per_student is not None:
+        extra_labs, _ = _top_ups(course, student)
+        limit = quota.labs_per_student + extra_labs
+        mine = active.filter(student=student).count()
+        if mine + 1 > limit:
+            _refuse("You cannot have another lab in this course", limit, mine)
+    totals = active.aggregate(vcpu=Sum("vcpu"), memory=Sum("memory_mb"), disk=Sum("disk_gb"))
+    vcpu, memory_gb, disk_gb = totals["vcpu"] or 0, (totals["memory"] or 0) / 1024, totals["disk"] or 0
+    if quota.vcpu_total is not None and vcpu + version.vcpu_total > quota.vcpu_total:
+        _refuse(
+            f"The class's virtual CPUs would be exceeded (this lab needs {version.vcpu_total})",
+            quota.vcpu_total,
+            vcpu,
+            " vCPU",
+        )
+    needed_gb = version.memory_mb_total / 1024
+    if quota.memory_gb_total is not None and memory_gb + needed_gb > quota.memory_gb_total:
+        _refuse(
+            f"The class's memory would be exceeded (this lab needs {needed_gb:g} GB)",
+            quota.memory_gb_total,
+            round(memory_gb, 1),
+            " GB",
+        )
+    if quota.storage_gb_total is not None and disk_gb + version.disk_gb_total > quota.storage_gb_total:
+        _refuse(
+            f"The class's datastore space would be exceeded (this lab needs {version.disk_gb_total:g} GB)",
+            quota.storage_gb_total,
+            round(disk_gb, 1),
+            " GB",
+        )
+
+
+def check_snapshot(quota: CourseQuota, lab: Lab) -> None:
+    if quota.snapshots_per_lab is None:
+        return
+    taken = lab.snapshots.filter(is_baseline=False).count()
+    if taken + 1 > quota.snapshots_per_lab:
+        _refuse("This lab cannot keep another snapshot; delete one first", quota.snapshots_per_lab, taken)
+
+
+def course_usage(course: Course) -> Usage:
+    """What the class uses now (registered with courses.usage by the labs app)."""
+    active = list(_active_labs(course))
+    per_student: dict[int, int] = {}
+    for lab in active:
+        per_student[lab.student_id] = per_student.get(lab.student_id, 0) + 1
+    snapshot_counts = [
+        LabSnapshot.objects.filter(lab=lab, is_baseline=False).count() for lab in active
+    ]  # a class has at most a few hundred labs; this page is not hot
+    hours: dict[int, float] = {}
+    for lab in Lab.objects.filter(course=course):
+        hours[lab.student_id] = hours.get(lab.student_id, 0) + lab.hours_now()
+    return Usage(
+        running_labs=running_labs(course),
+        labs=len(active),
+        max_labs_per_student=max(per_student.values(), default=0),
+        max_snapshots_per_lab=max(snapshot_counts, default=0),
+        vcpu=sum(lab.vcpu for lab in active),
+        memory_gb=round(sum(lab.memory_mb for lab in active) / 1024, 1),
+        storage_gb=round(sum(lab.disk_gb for lab in active), 1),
+        max_lab_hours_per_student=round(max(hours.values(), default=0), 1),
+    )
+
+
+def student_usage(course: Course, student: AbstractBaseUser) -> StudentUsage:
+    mine = list(_active_labs(course).filter(student=student))
+    return StudentUsage(
+        labs=len(mine),
+        max_snapshots_per_lab=max(
+            (LabSnapshot.objects.filter(lab=lab, is_baseline=False).count() for lab in mine), default=0
+        ),
+        lab_hours=round(student_hours(course, student), 1),
+    )
