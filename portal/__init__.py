@@ -1,5 +1,6 @@
-"""Nestlab's project package: settings, routing, the Celery app, roles and realtime helpers."""
+"""Nestlab's project package: settings, routing, the Celery app, roles and realtime helpers.
 
-from portal.celery import app as celery_app
-
-__all__ = ["celery_app"]
+The Celery app is loaded by ``PortalConfig.ready`` (and by ``celery -A portal``), not
+here: importing this package must not set DJANGO_SETTINGS_MODULE as a side effect, or a
+small tool such as ``python -m portal.embedded_redis`` would pass it on to its children.
+"""

@@ -6,3 +6,7 @@ class PortalConfig(AppConfig):
 
     name = "portal"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Make the Celery app current, so shared tasks are sent with its configuration.
+        from portal.celery import app  # noqa: F401

@@ -86,3 +86,63 @@ def simulator_endpoint(vcsim, **overrides) -> VCenterEndpoint:
     """An endpoint that reaches the test session's simulator with its credentials."""
     fields = {"url": vcsim.url, "username": vcsim.username, "password": vcsim.password, **overrides}
     return EndpointFactory(**fields)
+
+
+def published_version(*, owner=None, endpoint=None, vms=None):
+    """A published template version without touching vCenter (spec written by hand)."""
+    from courses import services as course_services
+
+    owner = owner or InstructorFactory()
+    template = course_services.template_create(
+        actor=owner, endpoint=endpoint or EndpointFactory(), name="Nested vSphere 8 Lab"
+    )
+    vms = vms or [("esxi-01", 4, 16384), ("router", 1, 1024)]
+    for index, (role, _cpus, _memory_mb) in enumerate(vms):
+        course_services.template_vm_add(
+            template=template,
+            actor=owner,
+            role=role,
+            source_moref=f"vm-{900 + index}",
+            source_name=role,
+            nic_networks=["lab"],
+        )
+    version = course_services.template_version_create(template=template, actor=owner)
+    sizes = {role: (cpus, memory_mb) for role, cpus, memory_mb in vms}
+    spec = dict(version.spec)
+    spec["vms"] = [
+        {
+            **vm,
+            "num_cpu": sizes[vm["role"]][0],
+            "memory_mb": sizes[vm["role"]][1],
+            "disk_gb": 20.0,
+            "baseline_snapshot": f"snapshot-{vm['source_moref']}",
+            "guest_nested_hv": False,
+        }
+        for vm in spec["vms"]
+    ]
+    return course_services.template_version_publish_succeeded(version=version, spec=spec)
+
+
+def open_course(*, students: int = 3, quota: dict | None = None, **course_fields):
+    """An open course on a published version, with enrolled students and an optional quota."""
+    from datetime import date
+
+    from courses import services as course_services
+    from courses.models import Course
+
+    instructor = InstructorFactory()
+    version = published_version(owner=instructor)
+    course = course_services.course_create(
+        actor=instructor,
+        title=course_fields.pop("title", "vSphere 8"),
+        code=course_fields.pop("code", f"vsp8-{instructor.pk}"),
+        starts_on=date(2026, 9, 1),
+        ends_on=date(2027, 1, 31),
+        template_version=version,
+    )
+    course_services.course_update(course=course, actor=instructor, state=Course.State.OPEN)
+    for _ in range(students):
+        course_services.enrollment_add(course=course, actor=instructor, student=StudentFactory())
+    if quota:
+        course_services.quota_update(course=course, actor=AdminFactory(), **quota)
+    return course

@@ -73,3 +73,185 @@ def test_a_finished_operation_cannot_be_cancelled(enqueued):
     Operation.objects.filter(pk=operation.pk).update(state=Operation.State.SUCCEEDED)
     with pytest.raises(ValidationError, match="already ended"):
         services.operation_cancel(operation=operation, actor=admin)
+
+
+# Labs: permission, busy and quota checks at the click (no vCenter: nothing is enqueued).
+
+from labs.models import Lab, LabSnapshot  # noqa: E402
+from portal.errors import Conflict, QuotaExceeded  # noqa: E402
+from tests.factories import InstructorFactory, open_course  # noqa: E402
+
+
+def _student(course, index=0):
+    return course.enrollments.order_by("student__username")[index].student
+
+
+def _ready(lab: Lab) -> Lab:
+    """Pretend the provision finished: the lab is ready and running."""
+    from django.utils import timezone
+
+    Operation.objects.filter(lab=lab).update(state=Operation.State.SUCCEEDED)
+    Lab.objects.filter(pk=lab.pk).update(state=Lab.State.READY, running_since=timezone.now())
+    lab.refresh_from_db()
+    return lab
+
+
+def test_a_student_starts_their_own_lab(enqueued):
+    course = open_course()
+    student = _student(course)
+    operation = services.lab_start(course=course, student=student, actor=student)
+    lab = operation.lab
+    assert (operation.kind, lab.state, lab.student) == (Operation.Kind.PROVISION, Lab.State.PROVISIONING, student)
+    assert lab.vms.count() == 2 and lab.vcpu == 5
+    [network] = lab.networks.all()
+    assert network.vlan_id == lab.endpoint.vlan_min
+
+
+def test_a_student_cannot_start_a_lab_for_someone_else_or_in_a_course_they_are_not_in(enqueued):
+    course, other = open_course(), open_course()
+    student, classmate = _student(course, 0), _student(course, 1)
+    with pytest.raises(PermissionDenied):
+        services.lab_start(course=course, student=classmate, actor=student)
+    with pytest.raises(PermissionDenied, match="not enrolled"):
+        services.lab_start(course=other, student=student, actor=student)
+
+
+def test_labs_do_not_start_in_a_closed_course(enqueued):
+    course = open_course()
+    course.state = "closed"
+    course.save()
+    student = _student(course)
+    with pytest.raises(ValidationError, match="labs cannot start"):
+        services.lab_start(course=course, student=student, actor=student)
+
+
+def test_vlans_are_unique_and_come_back_when_a_lab_is_deleted(enqueued):
+    course = open_course(students=2)
+    first = services.lab_start(course=course, student=_student(course, 0), actor=_student(course, 0)).lab
+    second = services.lab_start(course=course, student=_student(course, 1), actor=_student(course, 1)).lab
+    assert first.networks.get().vlan_id != second.networks.get().vlan_id
+    first.networks.update(released=True)
+    third = services.lab_start(
+        course=course, student=InstructorFactory() and _student(course, 0), actor=_student(course, 0)
+    )
+    assert third.lab.networks.get().vlan_id == first.networks.get().vlan_id
+
+
+def test_a_second_action_on_a_busy_lab_is_refused_naming_the_running_operation(enqueued):
+    course = open_course()
+    student = _student(course)
+    lab = _ready(services.lab_start(course=course, student=student, actor=student).lab)
+    running = services.lab_snapshot_create(lab=lab, actor=student, name="before upgrade")
+    with pytest.raises(Conflict, match=rf"take snapshot #{running.pk} is queued"):
+        services.lab_power(lab=lab, actor=student, action="off")
+
+
+def test_a_classmate_cannot_touch_my_lab(enqueued):
+    course = open_course(students=2)
+    me, classmate = _student(course, 0), _student(course, 1)
+    lab = _ready(services.lab_start(course=course, student=me, actor=me).lab)
+    for action in (
+        lambda: services.lab_snapshot_create(lab=lab, actor=classmate, name="x"),
+        lambda: services.lab_reset(lab=lab, actor=classmate),
+        lambda: services.lab_power(lab=lab, actor=classmate, action="off"),
+        lambda: services.lab_clone(lab=lab, actor=classmate),
+        lambda: services.lab_delete(lab=lab, actor=classmate),
+    ):
+        with pytest.raises(PermissionDenied):
+            action()
+
+
+def test_the_instructor_may_act_on_a_students_lab(enqueued):
+    course = open_course()
+    student = _student(course)
+    lab = _ready(services.lab_start(course=course, student=student, actor=student).lab)
+    instructor = course.instructors.get()
+    assert services.lab_power(lab=lab, actor=instructor, action="off").kind == Operation.Kind.POWER
+
+
+def test_running_labs_quota_names_the_limit_and_the_usage(enqueued):
+    course = open_course(students=3, quota={"running_labs": 2})
+    for index in range(2):
+        student = _student(course, index)
+        services.lab_start(course=course, student=student, actor=student)
+    third = _student(course, 2)
+    with pytest.raises(QuotaExceeded, match="the limit is 2 and 2 are in use"):
+        services.lab_start(course=course, student=third, actor=third)
+    assert not Lab.objects.filter(student=third).exists()
+
+
+def test_zero_means_none_allowed(enqueued):
+    course = open_course(quota={"snapshots_per_lab": 0})
+    student = _student(course)
+    lab = _ready(services.lab_start(course=course, student=student, actor=student).lab)
+    with pytest.raises(QuotaExceeded, match="none are allowed"):
+        services.lab_snapshot_create(lab=lab, actor=student, name="one")
+
+
+def test_labs_per_student_counts_clones_and_top_ups_add_to_it(enqueued):
+    from courses import services as course_services
+
+    course = open_course(quota={"labs_per_student": 1})
+    student = _student(course)
+    lab = _ready(services.lab_start(course=course, student=student, actor=student).lab)
+    with pytest.raises(QuotaExceeded, match="another lab"):
+        services.lab_clone(lab=lab, actor=student)
+    course_services.top_up_grant(course=course, actor=course.instructors.get(), student=student, extra_labs=1)
+    clone = services.lab_clone(lab=lab, actor=student)
+    assert clone.lab.source_lab == lab and clone.lab.number == 2
+    with pytest.raises(Conflict, match="busy"):
+        services.lab_reset(lab=lab, actor=student)  # the source is read while the clone is made
+
+
+def test_vcpu_and_memory_totals_of_the_class(enqueued):
+    course = open_course(students=2, quota={"vcpu_total": 8})
+    first = _student(course, 0)
+    services.lab_start(course=course, student=first, actor=first)
+    second = _student(course, 1)
+    with pytest.raises(QuotaExceeded, match="virtual CPUs would be exceeded .this lab needs 5."):
+        services.lab_start(course=course, student=second, actor=second)
+
+
+def test_no_hours_left_blocks_power_on(enqueued):
+    course = open_course(quota={"lab_hours_per_student": 1})
+    student = _student(course)
+    lab = _ready(services.lab_start(course=course, student=student, actor=student).lab)
+    Lab.objects.filter(pk=lab.pk).update(running_since=None, hours_used=1.5)
+    lab.refresh_from_db()
+    with pytest.raises(QuotaExceeded, match="No lab hours are left"):
+        services.lab_power(lab=lab, actor=student, action="on")
+    assert services.lab_power(lab=lab, actor=student, action="off").kind == Operation.Kind.POWER
+
+
+def test_a_quota_lowered_below_usage_blocks_new_work_only(enqueued):
+    from courses import services as course_services
+
+    course = open_course(students=2)
+    first = _student(course, 0)
+    lab = _ready(services.lab_start(course=course, student=first, actor=first).lab)
+    course_services.quota_update(course=course, actor=AdminFactory(), running_labs=0)
+    second = _student(course, 1)
+    with pytest.raises(QuotaExceeded):
+        services.lab_start(course=course, student=second, actor=second)
+    # The lab that runs keeps working: a snapshot is no new running lab.
+    assert services.lab_snapshot_create(lab=lab, actor=first, name="still fine")
+
+
+def test_the_baseline_cannot_be_deleted(enqueued):
+    course = open_course()
+    student = _student(course)
+    lab = _ready(services.lab_start(course=course, student=student, actor=student).lab)
+    baseline = LabSnapshot.objects.create(lab=lab, name="Baseline", is_baseline=True)
+    with pytest.raises(ValidationError, match="cannot be deleted"):
+        services.lab_snapshot_delete(snapshot=baseline, actor=student)
+
+
+def test_provision_the_class_starts_one_lab_per_student_and_says_who_was_skipped(enqueued):
+    course = open_course(students=3, quota={"running_labs": 2})
+    first = _student(course, 0)
+    services.lab_start(course=course, student=first, actor=first)
+    result = services.course_provision(course=course, actor=course.instructors.get())
+    assert len(result.started) == 1
+    assert result.skipped[first.username] == "already has a lab"
+    [(refused, why)] = [(name, why) for name, why in result.skipped.items() if name != first.username]
+    assert "the limit is 2" in why
