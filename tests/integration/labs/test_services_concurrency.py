@@ -1,0 +1,85 @@
+"""labs/services.py under concurrent clicks, on PostgreSQL (row locks make the checks atomic).
+
+SQLite serialises every write anyway, so these tests need PostgreSQL to mean something;
+CI runs them there.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection, connections
+
+from labs import services
+from labs.models import Lab, Operation
+from portal.errors import Conflict, QuotaExceeded
+from tests.factories import open_course
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
+
+
+@pytest.fixture(autouse=True)
+def postgresql_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL; CI does)")
+
+
+@pytest.fixture(autouse=True)
+def no_queue(monkeypatch):
+    monkeypatch.setattr(services, "_enqueue", lambda *args: None)
+
+
+def all_at_once(calls):
+    """Run every call on its own thread and database connection, released together."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list[object] = [None] * len(calls)
+
+    def run(index, call):
+        try:
+            barrier.wait()
+            outcomes[index] = call()
+        except Exception as error:  # noqa: BLE001 - collected and asserted below
+            outcomes[index] = error
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def kinds(outcomes):
+    return Counter(type(outcome).__name__ for outcome in outcomes)
+
+
+def test_twenty_snapshot_clicks_on_one_lab_start_exactly_one_operation():
+    course = open_course(students=1)
+    student = course.enrollments.get().student
+    lab = services.lab_start(course=course, student=student, actor=student).lab
+    Operation.objects.filter(lab=lab).update(state=Operation.State.SUCCEEDED)
+    Lab.objects.filter(pk=lab.pk).update(state=Lab.State.READY)
+
+    outcomes = all_at_once(
+        [lambda i=i: services.lab_snapshot_create(lab=lab, actor=student, name=f"snap {i}") for i in range(20)]
+    )
+    assert kinds(outcomes) == {"Operation": 1, "Conflict": 19}
+    assert Operation.objects.filter(lab=lab, kind=Operation.Kind.SNAPSHOT).count() == 1
+    assert all("busy" in str(o) for o in outcomes if isinstance(o, Conflict))
+
+
+def test_fifty_starts_against_a_running_labs_quota_of_ten_start_exactly_ten():
+    course = open_course(students=50, quota={"running_labs": 10})
+    students = [enrollment.student for enrollment in course.enrollments.all()]
+
+    outcomes = all_at_once([lambda s=s: services.lab_start(course=course, student=s, actor=s) for s in students])
+    assert kinds(outcomes) == {"Operation": 10, "QuotaExceeded": 40}
+    assert Lab.objects.filter(course=course).count() == 10
+    refusal = next(o for o in outcomes if isinstance(o, QuotaExceeded))
+    assert "the limit is 10 and 10 are in use" in str(refusal)
+    vlans = list(Lab.objects.filter(course=course).values_list("networks__vlan_id", flat=True))
+    assert len(set(vlans)) == 10
