@@ -125,7 +125,9 @@ def student_usage_bars(course: Course, student: AbstractBaseUser) -> list[UsageB
 
     return [
         UsageBar("labs_per_student", "Your labs", usage.labs, plus(quota.labs_per_student, extra["labs"])),
-        UsageBar("snapshots_per_lab", "Snapshots per lab (most)", usage.max_snapshots_per_lab, quota.snapshots_per_lab),
+        UsageBar(
+            "snapshots_per_lab", "Snapshots in your fullest lab", usage.max_snapshots_per_lab, quota.snapshots_per_lab
+        ),
         UsageBar(
             "lab_hours_per_student",
             "Your lab hours",
