@@ -102,6 +102,7 @@ class TemplateCreateForm(forms.Form):
         choices=CLONE_MODES, coerce=_clone_mode, initial="linked", widget=forms.RadioSelect, label="Student copies"
     )
     networks = forms.CharField(
+        label="Lab networks",
         initial="lab",
         max_length=400,
         help_text="Lab networks, separated by commas (e.g. lab, storage). Each student lab gets its own copy.",

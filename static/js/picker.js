@@ -98,13 +98,12 @@
   }
 
   function showCrumbs(trail, search) {
-    crumbs.replaceChildren(
-      ...trail.map((crumb, index) => {
-        const last = index === trail.length - 1 && !search;
-        return el("li", {}, last ? crumb.name : el("a", { href: "#", onclick: go(crumb.path) }, crumb.name));
-      }),
-      search ? el("li", {}, `Search: “${search}”`) : null,
-    );
+    const items = trail.map((crumb, index) => {
+      const last = index === trail.length - 1 && !search;
+      return el("li", {}, last ? crumb.name : el("a", { href: "#", onclick: go(crumb.path) }, crumb.name));
+    });
+    if (search) items.push(el("li", {}, `Search: “${search}”`));
+    crumbs.replaceChildren(...items);
   }
 
   const go = (path) => (event) => {
