@@ -93,3 +93,8 @@ def snapshots_changed(lab: Lab) -> None:
             ],
         },
     )
+
+
+def notify_user(user_id: int, text: str, level: str = "warning") -> None:
+    """A notice for one person (a toast on whatever page they have open)."""
+    realtime.publish([realtime.user_group(user_id)], {"type": "notice", "seq": 0, "level": level, "text": text})

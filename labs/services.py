@@ -379,3 +379,44 @@ def lab_power_changed(*, lab: Lab) -> Lab:
     lab.running_since, lab.hours_used, lab.seq = locked.running_since, locked.hours_used, locked.seq
     realtime.lab_changed(locked)
     return locked
+
+
+def labs_out_of_hours_power_off() -> list[Operation]:
+    """Power off every running lab whose student has used up their lab hours (and say why).
+
+    Run every minute by Celery beat. A lab that is busy is looked at again next minute.
+    """
+    from courses.models import CourseQuota
+
+    started = []
+    running = Lab.objects.filter(running_since__isnull=False, state=Lab.State.READY).select_related("course")
+    limits = {q.course_id: q.lab_hours_per_student for q in CourseQuota.objects.filter(course__labs__in=running)}
+    checked: set[tuple[int, int]] = set()
+    for lab in running:
+        limit = limits.get(lab.course_id)
+        key = (lab.course_id, lab.student_id)
+        if limit is None or key in checked:
+            continue
+        checked.add(key)
+        _, extra = quotas._top_ups(lab.course, lab.student)
+        if quotas.student_hours(lab.course, lab.student) < limit + extra:
+            continue
+        for own in Lab.objects.filter(course=lab.course, student=lab.student, running_since__isnull=False):
+            try:
+                with transaction.atomic():
+                    locked = _lock_lab(own)
+                    operation = _lab_operation(
+                        locked,
+                        Operation.Kind.POWER,
+                        None,
+                        {"action": "off", "vm": None, "reason": "out_of_hours"},
+                    )
+            except (Conflict, ValidationError):
+                continue
+            started.append(operation)
+            realtime.notify_user(
+                own.student_id,
+                f"{own.name} was powered off: you have used all {limit + extra} lab hours of "
+                f"{own.course.code}. Ask your instructor for more hours.",
+            )
+    return started

@@ -153,6 +153,10 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_ALWAYS_EAGER = False
 # One queue name per installation (tests use their own, so stray messages never mix).
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("NESTLAB_CELERY_QUEUE", "nestlab")
+CELERY_BEAT_SCHEDULE = {
+    # Lab hours are metered continuously; a student who runs out is powered off within a minute.
+    "power-off-labs-out-of-hours": {"task": "labs.power_off_labs_out_of_hours", "schedule": 60.0},
+}
 
 CHANNEL_LAYERS = {
     "default": {

@@ -255,3 +255,26 @@ def test_provision_the_class_starts_one_lab_per_student_and_says_who_was_skipped
     assert result.skipped[first.username] == "already has a lab"
     [why] = [why for name, why in result.skipped.items() if name != first.username]
     assert "the limit is 2" in why
+
+
+def test_labs_of_a_student_out_of_hours_are_powered_off_with_a_notice(enqueued, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from labs import realtime as lab_realtime
+
+    notices = []
+    monkeypatch.setattr(lab_realtime, "notify_user", lambda user_id, text, level="warning": notices.append(text))
+    course = open_course(students=2, quota={"lab_hours_per_student": 2})
+    spent, fresh = _student(course, 0), _student(course, 1)
+    spent_lab = _ready(services.lab_start(course=course, student=spent, actor=spent).lab)
+    fresh_lab = _ready(services.lab_start(course=course, student=fresh, actor=fresh).lab)
+    Lab.objects.filter(pk=spent_lab.pk).update(hours_used=1.5, running_since=timezone.now() - timedelta(hours=1))
+
+    started = services.labs_out_of_hours_power_off()
+    assert [(op.lab, op.params["action"], op.actor) for op in started] == [(spent_lab, "off", None)]
+    assert "used all 2 lab hours" in notices[0]
+    assert not Operation.objects.filter(lab=fresh_lab, kind=Operation.Kind.POWER).exists()
+    # The next minute finds the lab busy with that power-off and starts nothing twice.
+    assert services.labs_out_of_hours_power_off() == []
