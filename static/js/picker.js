@@ -157,6 +157,9 @@
       return;
     }
     say("");
+    for (const item of list.querySelectorAll(".picker-item")) {
+      item.classList.toggle("picked", item.dataset.moref === vm.moref);
+    }
     field("source_moref").value = vm.moref;
     field("source_name").value = vm.name;
     field("source_path").value = vm.path;

@@ -112,6 +112,8 @@ def test_instructor_builds_publishes_and_teaches_then_admin_sets_the_quota(
     expect(form.get_by_label("Needs nested hardware virtualization")).to_be_checked()
     expect(form.locator("select[name=nic_network]")).to_have_count(2)
     form.get_by_label("Boot order").fill("2")
+    page.wait_for_timeout(600)  # the smooth scroll to the form
+    form.locator("fieldset").last.scroll_into_view_if_needed()
     screenshot(page, "04-picker-form", full_page=False)
     form.get_by_role("button", name="Add to the template").click()
     expect(page.locator(".flash-success")).to_contain_text("esxi-01 is in the template as esxi-01")
