@@ -70,7 +70,9 @@ def _vsphere_status(error: vsphere.VSphereError) -> int:
         return 404
     if isinstance(error, vsphere.InvalidArgument):
         return 400
-    return 502  # vCenter unreachable, refused the login or failed: a gateway's problem, said in words
+    if isinstance(error, vsphere.Unreachable):
+        return 503
+    return 502  # vCenter refused the stored login or failed: the portal's upstream, said in words (as the API)
 
 
 def _breadcrumbs(root: str, path: str, datacenter: str) -> list[dict[str, str]]:

@@ -256,3 +256,16 @@ def test_the_course_and_template_pages_fit_a_phone(browser, web_server, vcsim, s
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, name
         screenshot(page, f"phone-{name}")
     context.close()
+
+
+def test_the_picker_says_in_words_what_went_wrong_with_vcenter(page, web_server, vcsim, screenshot):
+    instructor = InstructorFactory()
+    endpoint = simulator_endpoint(vcsim, name="Wrong password", password="wrong")
+    template = services.template_create(actor=instructor, endpoint=endpoint, name="Broken picker")
+    log_in(page, web_server.url, instructor.username, DEFAULT_PASSWORD)
+    page.goto(f"{web_server.url}/templates/{template.pk}/")
+    status = page.locator(".picker-status")
+    expect(status).to_contain_text("rejected the user name or password")
+    expect(status).to_have_class(re.compile("error-text"))
+    expect(page.locator(".picker-list .picker-item")).to_have_count(0)
+    screenshot(page, "picker-error", full_page=False)

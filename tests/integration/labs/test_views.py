@@ -216,8 +216,8 @@ def test_picker_says_in_words_when_vcenter_is_unreachable(client):
     endpoint = EndpointFactory(url="http://127.0.0.1:9/sdk")
     client.force_login(AdminFactory())
     response = client.get(reverse("labs:endpoint-inventory", args=[endpoint.pk]))
-    assert response.status_code == 502
-    assert response.json()["error"]
+    assert response.status_code == 503
+    assert "127.0.0.1" in response.json()["error"]
     assert "Traceback" not in response.json()["error"]
 
 
