@@ -8,6 +8,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from portal import errors as domain_errors
+
 
 class Conflict(exceptions.APIException):
     """The object is busy (for example a lab with an operation running)."""
@@ -29,7 +31,7 @@ def exception_handler(exc, context):
             detail = " ".join(message for messages in errors.values() for message in messages)
             return Response({"detail": detail, "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
         return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, errors.Conflict):
+    if isinstance(exc, domain_errors.Conflict):
         exc = Conflict(str(exc) or None)
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
