@@ -12,12 +12,6 @@ from courses.models import Course, LabTemplate, TemplateVersion
 from tests.factories import EndpointFactory
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Every test makes several accounts; the production hasher takes a good part of a second each."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def client_for(user=None) -> APIClient:
     """An API client signed in as ``user`` (anonymous without one)."""
     client = APIClient()
