@@ -38,6 +38,7 @@ from .types import (
     SnapshotInfo,
     VMInfo,
 )
+from .watch import VMUpdate
 
 __all__ = [
     "AlreadyExists",
@@ -62,6 +63,7 @@ __all__ = [
     "TaskFailed",
     "Unreachable",
     "VMInfo",
+    "VMUpdate",
     "VSphereClient",
     "VSphereError",
     "close_all",

@@ -12,6 +12,7 @@ the caller as it was raised.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
@@ -26,6 +27,7 @@ from . import (
     power,
     snapshots,
     vms,
+    watch,
 )
 from .errors import VSphereError, translate
 from .session import Session, session_for
@@ -424,6 +426,21 @@ class VSphereClient:
         )
 
     # Console
+
+    def watch_vms(
+        self,
+        folder: str,
+        handler: watch.UpdateHandler,
+        stop: threading.Event,
+        *,
+        max_wait: int = 5,
+    ) -> None:
+        """Follow every VM under ``folder`` (made if missing) until ``stop`` is set; see watch.py.
+
+        Runs in the calling thread on a session of its own (the thread's), and never
+        raises for vCenter trouble: it reconnects and reports a full resync instead.
+        """
+        watch.watch_vms(lambda: session_for(self.endpoint), folder, handler, stop, max_wait=max_wait)
 
     def console_url(self, vm: str, *, locale: str = "en_US") -> str:
         """A one-time link to the VM's console in the vSphere Client (build it on click)."""
