@@ -4,13 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from labs.models import Lab, Operation
+from django.db.models import F, Model
+
+from labs.models import Lab, LabVM, Operation
 from portal import realtime
+
+
+def next_seq(instance: Model) -> int:
+    """Bump an object's message sequence number atomically and return the new value.
+
+    The worker and the watcher both push changes of the same lab and VMs: an UPDATE with
+    F() keeps their numbers distinct and increasing, so a client can trust a gap.
+    """
+    model = type(instance)
+    model.objects.filter(pk=instance.pk).update(seq=F("seq") + 1)
+    instance.seq = model.objects.values_list("seq", flat=True).get(pk=instance.pk)
+    return instance.seq
 
 
 def operation_payload(operation: Operation) -> dict[str, Any]:
     return {
         "id": operation.pk,
+        "lab": operation.lab_id,
         "kind": operation.kind,
         "state": operation.state,
         "progress": operation.progress,
@@ -37,6 +52,8 @@ def lab_payload(lab: Lab) -> dict[str, Any]:
         "name": lab.name,
         "state": lab.state,
         "error": lab.error,
+        "course": lab.course_id,
+        "student": lab.student_id,
         "running": lab.is_running,
         "hours_used": round(lab.hours_now(), 2),
     }
@@ -46,7 +63,7 @@ def lab_changed(lab: Lab) -> None:
     """Push the lab's state to its own group and its course's (schema: docs/websocket.md)."""
     realtime.publish(
         [realtime.lab_group(lab.pk), realtime.course_group(lab.course_id)],
-        {"type": "lab.state", "seq": lab.seq, "lab": lab_payload(lab)},
+        {"type": "lab.state", "seq": next_seq(lab), "lab": lab_payload(lab)},
     )
 
 
@@ -61,7 +78,7 @@ def operation_changed(operation: Operation) -> None:
     )
 
 
-def vm_payload(vm) -> dict[str, Any]:
+def vm_payload(vm: LabVM) -> dict[str, Any]:
     return {
         "id": vm.pk,
         "lab": vm.lab_id,
@@ -73,24 +90,35 @@ def vm_payload(vm) -> dict[str, Any]:
     }
 
 
-def vm_changed(vm) -> None:
+def vm_changed(vm: LabVM) -> None:
     realtime.publish(
-        [realtime.lab_group(vm.lab_id)],
-        {"type": "vm.state", "seq": vm.seq, "vm": vm_payload(vm)},
+        [realtime.lab_group(vm.lab_id), realtime.course_group(vm.lab.course_id)],
+        {"type": "vm.state", "seq": next_seq(vm), "vm": vm_payload(vm)},
     )
 
 
+def snapshot_payload(snapshot) -> dict[str, Any]:
+    return {
+        "id": snapshot.pk,
+        "name": snapshot.name,
+        "description": snapshot.description,
+        "parent": snapshot.parent_id,
+        "is_baseline": snapshot.is_baseline,
+        "created_at": snapshot.created_at.isoformat(),
+    }
+
+
 def snapshots_changed(lab: Lab) -> None:
+    """The whole tree (it is small), so a client never has to patch it."""
+    lab.refresh_from_db(fields=["current_snapshot"])
     realtime.publish(
         [realtime.lab_group(lab.pk)],
         {
             "type": "snapshot.changed",
-            "seq": lab.seq,
+            "seq": next_seq(lab),
             "lab": lab.pk,
-            "snapshots": [
-                {"id": s.pk, "name": s.name, "parent": s.parent_id, "is_baseline": s.is_baseline}
-                for s in lab.snapshots.all()
-            ],
+            "current": lab.current_snapshot_id,
+            "snapshots": [snapshot_payload(s) for s in lab.snapshots.all()],
         },
     )
 
@@ -98,3 +126,45 @@ def snapshots_changed(lab: Lab) -> None:
 def notify_user(user_id: int, text: str, level: str = "warning") -> None:
     """A notice for one person (a toast on whatever page they have open)."""
     realtime.publish([realtime.user_group(user_id)], {"type": "notice", "seq": 0, "level": level, "text": text})
+
+
+def _active_operation(lab: Lab) -> Operation | None:
+    return Operation.objects.filter(state__in=Operation.ACTIVE_STATES).filter(lab=lab).order_by("-created_at").first()
+
+
+def _with_seq(payload: dict[str, Any], seq: int) -> dict[str, Any]:
+    return {**payload, "seq": seq}
+
+
+def lab_full_state(lab: Lab) -> dict[str, Any]:
+    """Everything a lab page shows that changes: sent first on connect and on resync."""
+    lab.refresh_from_db()
+    operation = _active_operation(lab)
+    return {
+        "type": "lab.full",
+        "seq": lab.seq,
+        "lab": lab_payload(lab),
+        "vms": [_with_seq(vm_payload(vm), vm.seq) for vm in lab.vms.all()],
+        "current": lab.current_snapshot_id,
+        "snapshots": [snapshot_payload(s) for s in lab.snapshots.all()],
+        "operation": _with_seq(operation_payload(operation), operation.seq) if operation else None,
+    }
+
+
+def course_full_state(course_id: int) -> dict[str, Any]:
+    """Every lab of a course for the instructor's class table."""
+    labs = Lab.objects.filter(course_id=course_id).exclude(state=Lab.State.DELETED).select_related("student", "course")
+    rows = []
+    for lab in labs:
+        operation = _active_operation(lab)
+        vms = list(lab.vms.all())
+        rows.append(
+            {
+                **_with_seq(lab_payload(lab), lab.seq),
+                "student_name": lab.student.username,
+                "vms_on": sum(1 for vm in vms if vm.is_on),
+                "vms_total": len(vms),
+                "operation": _with_seq(operation_payload(operation), operation.seq) if operation else None,
+            }
+        )
+    return {"type": "course.full", "seq": 0, "course": course_id, "labs": rows}

@@ -374,9 +374,8 @@ def lab_power_changed(*, lab: Lab) -> Lab:
             locked.running_since = None
         else:
             return locked
-        locked.seq += 1
-        locked.save(update_fields=["running_since", "hours_used", "seq"])
-    lab.running_since, lab.hours_used, lab.seq = locked.running_since, locked.hours_used, locked.seq
+        locked.save(update_fields=["running_since", "hours_used"])
+    lab.running_since, lab.hours_used = locked.running_since, locked.hours_used
     realtime.lab_changed(locked)
     return locked
 
@@ -420,3 +419,51 @@ def labs_out_of_hours_power_off() -> list[Operation]:
                 f"{own.course.code}. Ask your instructor for more hours.",
             )
     return started
+
+
+def lab_vms_observed(*, endpoint_id: int, updates: list, full_resync: bool) -> int:
+    """Apply what the vSphere watcher saw to the lab VMs it concerns; return how many changed.
+
+    Power, IP and health go to the VM rows (and browsers); power changes meter the lab's
+    hours. A VM that vanished from vCenter while its lab was idle puts the lab in error
+    with words (Reset rebuilds it); VMs our own operations remove are theirs to record.
+    """
+    by_moref = {update.moref: update for update in updates}
+    vms = LabVM.objects.filter(lab__endpoint_id=endpoint_id, lab__state__in=Lab.ACTIVE_STATES).exclude(moref="")
+    if not full_resync:
+        vms = vms.filter(moref__in=by_moref)
+    changed_labs: dict[int, Lab] = {}
+    vanished: dict[int, list[str]] = {}
+    changed = 0
+    for vm in vms.select_related("lab", "lab__course"):
+        update = by_moref.get(vm.moref)
+        if update is None or update.removed:
+            if update is not None or full_resync:
+                vanished.setdefault(vm.lab_id, []).append(vm.role)
+                changed_labs[vm.lab_id] = vm.lab
+            continue
+        fields = {
+            name: (value or "")
+            for name, value in update.values.items()
+            if name in ("power_state", "guest_ip", "overall_status")
+        }
+        if all(getattr(vm, name) == value for name, value in fields.items()):
+            continue
+        for name, value in fields.items():
+            setattr(vm, name, value)
+        vm.save(update_fields=list(fields))
+        realtime.vm_changed(vm)
+        changed_labs[vm.lab_id] = vm.lab
+        changed += 1
+    for lab_id, lab in changed_labs.items():
+        lab_power_changed(lab=lab)
+        roles_gone = vanished.get(lab_id)
+        if roles_gone and lab.state == Lab.State.READY and _running_operation(lab) is None:
+            LabVM.objects.filter(lab=lab, role__in=roles_gone).update(power_state="missing")
+            Lab.objects.filter(pk=lab.pk).update(
+                state=Lab.State.ERROR,
+                error=f"{', '.join(sorted(roles_gone))} disappeared from vCenter. Reset rebuilds the lab.",
+            )
+            lab.refresh_from_db()
+            realtime.lab_changed(lab)
+    return changed

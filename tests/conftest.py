@@ -42,3 +42,22 @@ def celery_worker(transactional_db, celery_queue, settings):
     worker = WorkerProcess(queue=celery_queue).start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def websocket_messages_follow_the_schema():
+    """Every message any test makes the portal publish is checked against
+    docs/websocket.schema.json where it is built, so a bad one fails its test."""
+    from portal import realtime
+    from tests.support.websocket_schema import check_message
+
+    original = realtime.publish
+
+    def checked(groups, message):
+        check_message(message)
+        return original(groups, message)
+
+    patcher = pytest.MonkeyPatch()
+    patcher.setattr(realtime, "publish", checked)
+    yield
+    patcher.undo()

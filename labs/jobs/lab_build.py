@@ -219,8 +219,7 @@ class LabBuilder:
                 vm.power_state = info.power_state
                 vm.guest_ip = info.guest_ip or ""
                 vm.overall_status = info.overall_status
-            vm.seq += 1
-            vm.save(update_fields=["power_state", "guest_ip", "overall_status", "seq"])
+            vm.save(update_fields=["power_state", "guest_ip", "overall_status"])
             realtime.vm_changed(vm)
         lab_power_changed(lab=self.lab)
 
@@ -282,14 +281,12 @@ def mark_ready(lab: Lab) -> None:
     lab.state = Lab.State.READY
     lab.error = ""
     lab.ready_at = lab.ready_at or timezone.now()
-    lab.seq += 1
-    lab.save(update_fields=["state", "error", "ready_at", "seq"])
+    lab.save(update_fields=["state", "error", "ready_at"])
     realtime.lab_changed(lab)
 
 
 def mark_state(lab: Lab, state: str, error: str = "") -> None:
     lab.state = state
     lab.error = error
-    lab.seq += 1
-    lab.save(update_fields=["state", "error", "seq"])
+    lab.save(update_fields=["state", "error"])
     realtime.lab_changed(lab)

@@ -1,4 +1,4 @@
-"""Start the whole portal: ASGI server, Celery worker and beat (and the watcher later).
+"""Start the whole portal: ASGI server, Celery worker and beat, and the vSphere watcher.
 
 With no REDIS_URL it first starts the embedded Redis server; with --demo it also starts
 the vCenter simulator seeded with the demo inventory, migrates and seeds the demo class.
@@ -77,6 +77,7 @@ class Command(BaseCommand):
                 f"--concurrency {options['workers']} --hostname worker@%h"
             ),
             "beat": f"{python} -m celery -A portal beat --loglevel INFO --schedule {schedule}",
+            "watcher": f"{python} manage.py runwatcher",
         }
         manager = Manager(Printer(sys.stdout, colour=sys.stdout.isatty()))
         for name, command in processes.items():
