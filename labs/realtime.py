@@ -35,15 +35,16 @@ def operation_payload(operation: Operation) -> dict[str, Any]:
 
 
 def operation_groups(operation: Operation) -> list[str]:
-    groups = []
-    if operation.actor_id:
-        groups.append(realtime.user_group(operation.actor_id))
+    """A lab's operations go to the lab and its course; others to the person who started them.
+
+    Never both: a lab page also listens on its user's group, and must not get a message twice.
+    """
     if operation.lab_id:
-        groups.append(realtime.lab_group(operation.lab_id))
-        course_id = getattr(operation.lab, "course_id", None)
-        if course_id:
-            groups.append(realtime.course_group(course_id))
-    return groups
+        course_id = Lab.objects.values_list("course_id", flat=True).get(pk=operation.lab_id)
+        return [realtime.lab_group(operation.lab_id), realtime.course_group(course_id)]
+    if operation.actor_id:
+        return [realtime.user_group(operation.actor_id)]
+    return []
 
 
 def lab_payload(lab: Lab) -> dict[str, Any]:

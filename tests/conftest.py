@@ -61,3 +61,13 @@ def websocket_messages_follow_the_schema():
     patcher.setattr(realtime, "publish", checked)
     yield
     patcher.undo()
+
+
+@pytest.fixture
+def watcher_process(transactional_db):
+    """The vSphere watcher (`manage.py runwatcher`) as a child process on the test database."""
+    from tests.support.processes import WatcherProcess
+
+    watcher = WatcherProcess().start()
+    yield watcher
+    watcher.stop()

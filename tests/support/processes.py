@@ -1,4 +1,5 @@
-"""Real processes for integration tests: a Celery worker against the test database."""
+"""Real processes for integration and browser tests, on the test database and Redis:
+a Celery worker, the ASGI server (daphne) and the vSphere watcher."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,83 +30,6 @@ def test_database_url() -> str:
     return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
-@dataclass
-class WorkerProcess:
-    """``celery -A portal worker`` in a child process, on the test database and queue."""
-
-    queue: str
-    concurrency: int = 2
-    extra_env: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen | None = None
-    output: list[str] = field(default_factory=list)
-
-    def start(self, *, timeout: float = 60.0) -> WorkerProcess:
-        env = {
-            **os.environ,
-            "DATABASE_URL": test_database_url(),
-            "REDIS_URL": settings.REDIS_URL,
-            "NESTLAB_CELERY_QUEUE": self.queue,
-            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "portal.settings"),
-            "PYTHONUNBUFFERED": "1",
-            **self.extra_env,
-        }
-        self.output = []
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "portal",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                str(self.concurrency),
-                "--hostname",
-                f"test-{self.queue}@%h",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        ready = threading.Event()
-
-        def pump() -> None:
-            assert self.process is not None and self.process.stdout is not None
-            for line in self.process.stdout:
-                self.output.append(line.rstrip("\n"))
-                if " ready." in line:
-                    ready.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while not ready.wait(0.2):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("The Celery worker did not start:\n" + "\n".join(self.output[-40:]))
-        return self
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, sig)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def kill(self) -> None:
-        """SIGKILL the whole worker (the 'worker died' fault)."""
-        self.stop(signal.SIGKILL)
-
-
 def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
     """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -118,42 +43,32 @@ def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1, message
 
 
 @dataclass
-class WebProcess:
-    """The ASGI server (daphne) in a child process, on the test database."""
+class ChildProcess:
+    """A child process of the test run with the test database, Redis and settings."""
 
-    port: int
     extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
     output: list[str] = field(default_factory=list)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def command(self) -> list[str]:
+        raise NotImplementedError
 
-    def start(self, *, timeout: float = 60.0) -> WebProcess:
-        import urllib.request
+    def ready(self) -> bool:
+        """True once the process serves; the default waits for nothing."""
+        return True
 
+    def start(self, *, timeout: float = 60.0):
         env = {
             **os.environ,
             "DATABASE_URL": test_database_url(),
             "REDIS_URL": settings.REDIS_URL,
             "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "portal.settings"),
-            "DEBUG": "0",
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
         }
         self.output = []
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "portal.asgi:application",
-            ],
+            self.command(),
             cwd=REPO_ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -161,28 +76,89 @@ class WebProcess:
             text=True,
             start_new_session=True,
         )
-        threading.Thread(
-            target=lambda: self.output.extend(line.rstrip("\n") for line in self.process.stdout), daemon=True
-        ).start()
+        threading.Thread(target=self._pump, daemon=True).start()
 
-        def answers() -> bool:
+        def up() -> bool:
             if self.process.poll() is not None:
-                raise RuntimeError("daphne exited:\n" + "\n".join(self.output[-40:]))
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
-                    return response.status == 200
-            except OSError:
-                return False
+                raise RuntimeError(f"{self.command()[2:5]} exited:\n" + "\n".join(self.output[-40:]))
+            return self.ready()
 
-        wait_for(answers, timeout=timeout, interval=0.2, message="the web server")
+        wait_for(up, timeout=timeout, interval=0.2, message=" ".join(self.command()[2:5]))
         return self
 
-    def stop(self) -> None:
+    def _pump(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line.rstrip("\n"))
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
+        os.killpg(self.process.pid, sig)
         try:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (the 'worker died' fault)."""
+        self.stop(signal.SIGKILL)
+
+
+@dataclass
+class WorkerProcess(ChildProcess):
+    """``celery -A portal worker`` on the test database and the given queue."""
+
+    queue: str = "nestlab-test"
+    concurrency: int = 2
+
+    def __post_init__(self) -> None:
+        self.extra_env = {"NESTLAB_CELERY_QUEUE": self.queue, **self.extra_env}
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel", "INFO",
+            "--concurrency", str(self.concurrency), "--hostname", f"test-{self.queue}@%h",
+            "--without-mingle", "--without-gossip",
+        ]  # fmt: skip
+
+    def ready(self) -> bool:
+        return any(" ready." in line for line in self.output)
+
+
+@dataclass
+class WebProcess(ChildProcess):
+    """The ASGI server (daphne) on a port of its own."""
+
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __post_init__(self) -> None:
+        self.extra_env = {"DEBUG": "0", **self.extra_env}
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "portal.asgi:application"]
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+
+@dataclass
+class WatcherProcess(ChildProcess):
+    """``manage.py runwatcher``: the vSphere watcher of every endpoint in the test database."""
+
+    refresh: float = 1.0
+
+    def command(self) -> list[str]:
+        return [sys.executable, "manage.py", "runwatcher", "--refresh", str(self.refresh)]
+
+    def ready(self) -> bool:
+        return any("vSphere watcher started" in line for line in self.output)

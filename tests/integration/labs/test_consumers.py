@@ -46,7 +46,9 @@ OPEN: list[Session] = []
 
 
 @pytest.fixture(autouse=True)
-def close_clients():
+def close_clients(transactional_db):
+    """Disconnect every client while the database still exists (a consumer's disconnect
+    closes its database connections)."""
     yield
     while OPEN:
         OPEN.pop().close()
