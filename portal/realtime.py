@@ -7,6 +7,7 @@ it must never stall or fail a worker; clients resync from the database on reconn
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterable
@@ -42,12 +43,21 @@ def publish(groups: Iterable[str], message: dict[str, Any]) -> None:
     transaction.on_commit(lambda: _send(targets, payload))
 
 
+# A push waits at most this long for Redis; after that it is dropped, not retried.
+PUSH_TIMEOUT_SECONDS = 2.0
+
+
 def _send(groups: list[str], payload: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    try:
+        async_to_sync(_send_all)(layer, groups, payload)
+    except Exception:
+        logger.warning("Dropped a realtime push to %s", ", ".join(groups), exc_info=True)
+
+
+async def _send_all(layer, groups: list[str], payload: dict[str, Any]) -> None:
+    event = {"type": "push", "message": payload}
     for group in groups:
-        try:
-            async_to_sync(layer.group_send)(group, {"type": "push", "message": payload})
-        except Exception:
-            logger.warning("Dropped a realtime push to %s", group, exc_info=True)
+        await asyncio.wait_for(layer.group_send(group, event), timeout=PUSH_TIMEOUT_SECONDS)

@@ -3,6 +3,7 @@ import datetime
 import pytest
 
 from portal import realtime
+from portal.realtime import publish as publish_unchecked  # bound before the tests' schema check wraps it
 
 
 def test_group_names_are_built_from_the_object_kind_and_id():
@@ -13,4 +14,4 @@ def test_group_names_are_built_from_the_object_kind_and_id():
 
 def test_a_message_that_is_not_json_fails_where_it_is_built():
     with pytest.raises(TypeError):
-        realtime.publish(["user.1"], {"type": "x", "when": datetime.datetime.now()})
+        publish_unchecked(["user.1"], {"type": "x", "when": datetime.datetime.now()})
