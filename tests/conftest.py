@@ -71,3 +71,16 @@ def watcher_process(transactional_db):
     watcher = WatcherProcess().start()
     yield watcher
     watcher.stop()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Fast tiers first, browser tests last: Playwright's sync API keeps an event loop
+    running in the main thread for the rest of the session once it has started, which
+    async test helpers (channels' communicator, async_to_sync) cannot share."""
+    tier = {"unit": 0, "integration": 1, "browser": 2}
+
+    def rank(item) -> int:
+        parts = item.path.relative_to(config.rootpath).parts
+        return tier.get(parts[1], 1) if len(parts) > 1 and parts[0] == "tests" else 1
+
+    items.sort(key=rank)
