@@ -2,24 +2,113 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from courses import permissions
-from courses.models import VCenterEndpoint
+from courses.models import Course, VCenterEndpoint
 from labs import vsphere
 from labs.endpoints import endpoint_client
-from labs.models import Operation
+from labs.models import Lab, LabSnapshot, Operation
 from portal import roles
 
 
-def operation_list(*, user: AbstractBaseUser) -> QuerySet[Operation]:
-    """Operations a user may see: admins all, everyone else their own."""
+def _taught_courses(user: AbstractBaseUser) -> QuerySet[Course]:
+    """The courses whose labs an instructor sees (a subquery, so a lab never appears twice)."""
+    if not roles.is_instructor(user):
+        return Course.objects.none()
+    return Course.objects.filter(instructors=user)
+
+
+def operation_list(
+    *, user: AbstractBaseUser, lab: int | None = None, state: str | None = None, kind: str | None = None
+) -> QuerySet[Operation]:
+    """Operations a user may see: admins all; everyone else those they started and those on the
+    labs they may see (a student's own; an instructor's, the labs of the courses they teach)."""
     operations = Operation.objects.select_related("endpoint", "actor")
-    if roles.is_admin(user):
-        return operations
-    return operations.filter(actor=user)
+    if not roles.is_admin(user):
+        if not user.is_authenticated:
+            return operations.none()
+        operations = operations.filter(Q(actor=user) | Q(lab__student=user) | Q(lab__course__in=_taught_courses(user)))
+    if lab is not None:
+        operations = operations.filter(lab_id=lab)
+    if state:
+        operations = operations.filter(state=state)
+    if kind:
+        operations = operations.filter(kind=kind)
+    return operations
+
+
+def lab_list(
+    *,
+    user: AbstractBaseUser,
+    course: int | None = None,
+    state: str | None = None,
+    include_deleted: bool = False,
+) -> QuerySet[Lab]:
+    """Labs a user may see: admins all, instructors those of the courses they teach, students
+    their own (the same people as ``labs.permissions.can_view_lab``). Deleted labs are left out
+    unless asked for, by ``state="deleted"`` or ``include_deleted``."""
+    labs = Lab.objects.select_related("course", "student")
+    if not roles.is_admin(user):
+        if not user.is_authenticated:
+            return labs.none()
+        labs = labs.filter(Q(student=user) | Q(course__in=_taught_courses(user)))
+    if course is not None:
+        labs = labs.filter(course_id=course)
+    if state:
+        return labs.filter(state=state)
+    if not include_deleted:
+        labs = labs.exclude(state=Lab.State.DELETED)
+    return labs
+
+
+def lab_detail(*, lab_id: int, user: AbstractBaseUser) -> Lab:
+    """One lab (deleted ones too) with its VMs, networks and snapshots (with their authors),
+    and ``active_operation``; raises ``Lab.DoesNotExist`` for one the user may not see."""
+    lab = (
+        lab_list(user=user, include_deleted=True)
+        .select_related("template_version", "endpoint", "current_snapshot")
+        .prefetch_related("vms", "networks", Prefetch("snapshots", LabSnapshot.objects.select_related("created_by")))
+        .get(pk=lab_id)
+    )
+    lab.active_operation = lab_active_operations([lab]).get(lab.pk)
+    return lab
+
+
+def lab_active_operations(labs: Iterable[Lab]) -> dict[int, Operation]:
+    """The operation keeping each lab busy, by lab id: one running on it, or a clone being made
+    from it (as the services' busy check sees it). Two queries whatever the number of labs."""
+    ids = [lab.pk for lab in labs]
+    if not ids:
+        return {}
+    active = Operation.objects.filter(state__in=Operation.ACTIVE_STATES).select_related("actor").order_by("created_at")
+    busy: dict[int, Operation] = {}
+    for operation in active.filter(kind=Operation.Kind.CLONE, params__source_lab__in=ids):
+        busy.setdefault(operation.params["source_lab"], operation)
+    for operation in active.filter(lab_id__in=ids):
+        busy[operation.lab_id] = operation  # the lab's own operation wins over a clone made from it
+    return busy
+
+
+def snapshot_tree(lab: Lab) -> list[LabSnapshot]:
+    """The lab's snapshots as a tree: the roots, oldest first, each with ``tree_children``.
+
+    A snapshot whose parent was deleted becomes a root. Reads ``lab.snapshots.all()``, so a
+    prefetch (``lab_detail``) makes it free.
+    """
+    snapshots = list(lab.snapshots.all())
+    by_id = {snapshot.pk: snapshot for snapshot in snapshots}
+    roots = []
+    for snapshot in snapshots:
+        snapshot.tree_children = []
+    for snapshot in snapshots:
+        parent = by_id.get(snapshot.parent_id)
+        (parent.tree_children if parent is not None else roots).append(snapshot)
+    return roots
 
 
 def _require_picker(user: AbstractBaseUser) -> None:

@@ -1,9 +1,12 @@
+"""Shapes of the labs API. Meaning (permissions, quotas, busy labs) is the services' job."""
+
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from labs import vsphere
-from labs.models import Operation
+from labs import selectors, services, vsphere
+from labs.models import Lab, LabNetwork, LabSnapshot, LabVM, Operation
 
 
 class OperationSerializer(serializers.ModelSerializer):
@@ -23,6 +26,7 @@ class OperationSerializer(serializers.ModelSerializer):
             "result",
             "actor",
             "endpoint",
+            "lab",
             "template_version",
             "cancel_requested",
             "created_at",
@@ -67,3 +71,204 @@ class VMInfoSerializer(serializers.Serializer):
     nested_hv = serializers.BooleanField(help_text="Hardware virtualization exposed to the guest (nested ESXi).")
     is_template = serializers.BooleanField()
     nics = NicSerializer(many=True)
+
+
+# Student labs
+
+
+class LabVMSerializer(serializers.ModelSerializer):
+    """A VM of a lab as last seen in vCenter (the watcher keeps it current)."""
+
+    class Meta:
+        model = LabVM
+        fields = [
+            "id",
+            "role",
+            "name",
+            "boot_order",
+            "power_state",
+            "guest_ip",
+            "overall_status",
+            "num_cpu",
+            "memory_mb",
+        ]
+        read_only_fields = fields
+
+
+class LabNetworkSerializer(serializers.ModelSerializer):
+    """A lab's own copy of a template network: a port group on a VLAN of its own."""
+
+    class Meta:
+        model = LabNetwork
+        fields = ["name", "vlan_id", "port_group"]
+        read_only_fields = fields
+
+
+class LabSnapshotSerializer(serializers.ModelSerializer):
+    """A lab-wide snapshot and, in ``children``, the snapshots taken after it."""
+
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="Who took it (username)."
+    )
+
+    class Meta:
+        model = LabSnapshot
+        fields = ["id", "name", "description", "parent", "is_baseline", "created_at", "created_by", "children"]
+        read_only_fields = fields
+
+
+# Declared after the class so the field can name it: the schema shows one recursive component.
+LabSnapshotSerializer._declared_fields["children"] = LabSnapshotSerializer(
+    many=True, read_only=True, source="tree_children", help_text="Snapshots taken from this one, oldest first."
+)
+
+
+class LabSerializer(serializers.ModelSerializer):
+    """A lab in a list: whose it is, its state, and what it is doing now."""
+
+    name = serializers.CharField(read_only=True, help_text="Course code, student and number: its name in vCenter.")
+    course_code = serializers.CharField(source="course.code", read_only=True)
+    student = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    running = serializers.BooleanField(source="is_running", read_only=True, help_text="Any of its VMs is on.")
+    hours_used = serializers.SerializerMethodField(help_text="Hours any VM was on, the running period included.")
+    operation = serializers.SerializerMethodField(
+        help_text="The operation keeping the lab busy (one on it, or a clone made from it), or null."
+    )
+
+    class Meta:
+        model = Lab
+        fields = [
+            "id",
+            "name",
+            "course",
+            "course_code",
+            "student",
+            "number",
+            "state",
+            "error",
+            "running",
+            "hours_used",
+            "vcpu",
+            "memory_mb",
+            "disk_gb",
+            "source_lab",
+            "created_at",
+            "ready_at",
+            "deleted_at",
+            "operation",
+        ]
+        read_only_fields = fields
+
+    def get_hours_used(self, lab: Lab) -> float:
+        return round(lab.hours_now(), 2)
+
+    def _active(self, lab: Lab) -> Operation | None:
+        if hasattr(lab, "active_operation"):
+            return lab.active_operation
+        return self.context.get("active_operations", {}).get(lab.pk)
+
+    @extend_schema_field(OperationSerializer(allow_null=True))
+    def get_operation(self, lab: Lab) -> dict | None:
+        operation = self._active(lab)
+        return OperationSerializer(operation).data if operation is not None else None
+
+
+class LabDetailSerializer(LabSerializer):
+    """A lab with its VMs, networks and snapshot tree."""
+
+    vms = LabVMSerializer(many=True, read_only=True)
+    networks = LabNetworkSerializer(many=True, read_only=True)
+    snapshots = serializers.SerializerMethodField(help_text="The snapshot tree: its roots, each with its children.")
+
+    class Meta(LabSerializer.Meta):
+        fields = [
+            *LabSerializer.Meta.fields,
+            "template_version",
+            "endpoint",
+            "current_snapshot",
+            "vms",
+            "networks",
+            "snapshots",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(LabSnapshotSerializer(many=True))
+    def get_snapshots(self, lab: Lab) -> list[dict]:
+        return LabSnapshotSerializer(selectors.snapshot_tree(lab), many=True).data
+
+
+class LabStartSerializer(serializers.Serializer):
+    course = serializers.IntegerField(help_text="The course whose lab to start.")
+    student = serializers.CharField(
+        required=False, help_text="Instructors and admins: the enrolled student to start it for (username)."
+    )
+
+
+class SnapshotCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(allow_blank=True, help_text="Unique in the lab, up to 80 characters.")
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+
+
+class RevertSerializer(serializers.Serializer):
+    snapshot = serializers.IntegerField(help_text="A snapshot of this lab (its baseline's id to go back to the start).")
+
+
+class PowerSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=services.POWER_ACTIONS)
+    vm = serializers.IntegerField(
+        required=False, allow_null=True, help_text="One of the lab's VMs (its id); without it, the whole lab."
+    )
+
+
+class ConsoleSerializer(serializers.Serializer):
+    url = serializers.URLField(help_text="A one-time link to the VM's console in the vSphere Client; open it now.")
+
+
+class ProvisionSerializer(serializers.Serializer):
+    students = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Usernames; without it, every enrolled student who has no lab.",
+    )
+
+
+class ProvisionResultSerializer(serializers.Serializer):
+    started = OperationSerializer(many=True, help_text="One provision operation per lab started.")
+    skipped = serializers.DictField(
+        child=serializers.CharField(), help_text="Username: why no lab was started for them, in words."
+    )
+
+
+BULK_ACTIONS = ("power_off", "reset", "delete")
+
+
+class BulkSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=BULK_ACTIONS)
+    labs = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=1000)
+
+
+class BulkResultSerializer(serializers.Serializer):
+    lab = serializers.IntegerField()
+    status = serializers.IntegerField(help_text="What the lab's own route would answer: 202, 400, 403, 404 or 409.")
+    operation = OperationSerializer(allow_null=True, help_text="The operation started, or null.")
+    detail = serializers.CharField(help_text="The refusal in words; empty when an operation started.")
+
+
+class BulkResponseSerializer(serializers.Serializer):
+    results = BulkResultSerializer(many=True, help_text="One per lab asked for, in the order asked.")
+
+
+# Query filters (shown in the schema as query parameters)
+
+
+class OperationFilterSerializer(serializers.Serializer):
+    lab = serializers.IntegerField(required=False, help_text="Only the operations on this lab.")
+    state = serializers.ChoiceField(choices=Operation.State.choices, required=False)
+    kind = serializers.ChoiceField(choices=Operation.Kind.choices, required=False)
+
+
+class LabFilterSerializer(serializers.Serializer):
+    course = serializers.IntegerField(required=False, help_text="Only the labs of this course.")
+    state = serializers.ChoiceField(
+        choices=Lab.State.choices, required=False, help_text="Only labs in this state; `deleted` shows deleted labs."
+    )

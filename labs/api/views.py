@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -18,26 +21,67 @@ from rest_framework.response import Response
 from courses import selectors as course_selectors
 from courses.api.serializers import ErrorSerializer
 from courses.api.views import BuildsTemplates, errors
-from courses.models import LabTemplate, VCenterEndpoint
+from courses.models import Course, LabTemplate, VCenterEndpoint
+from labs import permissions as lab_permissions
 from labs import selectors, services, vsphere
-from labs.api.serializers import InventoryItemSerializer, OperationSerializer, VMInfoSerializer
-from labs.models import Operation
+from labs.api.serializers import (
+    BulkResponseSerializer,
+    BulkSerializer,
+    ConsoleSerializer,
+    InventoryItemSerializer,
+    LabDetailSerializer,
+    LabFilterSerializer,
+    LabSerializer,
+    LabStartSerializer,
+    OperationFilterSerializer,
+    OperationSerializer,
+    PowerSerializer,
+    ProvisionResultSerializer,
+    ProvisionSerializer,
+    RevertSerializer,
+    SnapshotCreateSerializer,
+    VMInfoSerializer,
+)
+from labs.models import Lab, LabSnapshot, LabVM, Operation
+from portal.errors import Conflict
+
+User = get_user_model()
+
+
+OPERATIONS_SEEN = (
+    "Admins see every operation; everyone else those they started and those on the labs they may see (a "
+    "student's own labs; an instructor's, the labs of the courses they teach)."
+)
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List operations", description="Admins see every operation; others their own."),
-    retrieve=extend_schema(summary="Get an operation: state, progress, step, error, result"),
+    list=extend_schema(
+        summary="List operations",
+        description=f"{OPERATIONS_SEEN} Newest first; filter with `?lab=`, `?state=`, `?kind=`.",
+        parameters=[OperationFilterSerializer],
+        responses={200: OperationSerializer(many=True), **errors(400, 403)},
+    ),
+    retrieve=extend_schema(
+        summary="Get an operation: state, progress, step, error, result",
+        description=OPERATIONS_SEEN,
+        responses={200: OperationSerializer, **errors(403, 404)},
+    ),
 )
 @extend_schema(tags=["operations"])
 class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Operations on vCenter: admins see all, everyone else their own."""
+    """Operations on vCenter, as labs.selectors.operation_list lets each person see them."""
 
     serializer_class = OperationSerializer
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return Operation.objects.none()
-        return selectors.operation_list(user=self.request.user)
+        filters = {}
+        if self.action == "list":
+            query = OperationFilterSerializer(data=self.request.query_params)
+            query.is_valid(raise_exception=True)
+            filters = query.validated_data
+        return selectors.operation_list(user=self.request.user, **filters)
 
     @extend_schema(
         summary="Cancel an operation",
@@ -173,3 +217,307 @@ def template_publish(request: Request, template_id: int) -> Response:
         raise Http404("No template with that id.") from None
     operation = services.template_publish(template=template, actor=request.user)
     return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
+
+
+# Student labs
+
+
+def _lab(request: Request, lab_id: int | str) -> Lab:
+    """A lab the caller may see (deleted ones too), else 404: a lab of someone else is not there."""
+    try:
+        return selectors.lab_list(user=request.user, include_deleted=True).get(pk=lab_id)
+    except Lab.DoesNotExist:
+        raise Http404("No lab with that id.") from None
+
+
+def _accepted(operation: Operation) -> Response:
+    return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
+
+
+LAB_ERRORS = {
+    **errors(400, 404),
+    403: OpenApiResponse(
+        ErrorSerializer, description="Not allowed, or a quota refuses it: `detail` names the limit and the usage."
+    ),
+    409: OpenApiResponse(ErrorSerializer, description="The lab is busy: `detail` names the operation running on it."),
+}
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List labs",
+        description=(
+            "Students: their own labs; instructors: the labs of the courses they teach; admins: all. Deleted labs "
+            "only with `?state=deleted`. Each lab carries the operation keeping it busy, if any."
+        ),
+        parameters=[LabFilterSerializer],
+        responses={200: LabSerializer(many=True), **errors(400, 403)},
+    ),
+    retrieve=extend_schema(
+        summary="Get a lab with its VMs, networks, snapshot tree and running operation",
+        responses={200: LabDetailSerializer, **errors(403, 404)},
+    ),
+    create=extend_schema(
+        summary="Start a lab",
+        description=(
+            "A student starts their own lab in a course they are enrolled in; the course's instructors and admins "
+            "start one for an enrolled student by giving `student`. Checked against the course's quota now; "
+            "answers 202 with the `provision` operation (its `lab` is the new lab)."
+        ),
+        request=LabStartSerializer,
+        responses={202: OperationSerializer, **LAB_ERRORS},
+    ),
+    destroy=extend_schema(
+        summary="Delete a lab",
+        description="Removes its VMs, networks, pool and folder in vCenter; answers 202 with the `delete` operation.",
+        responses={202: OperationSerializer, **LAB_ERRORS},
+    ),
+)
+@extend_schema(tags=["labs"])
+class LabViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Student labs. Every action is the service the lab page calls, so permission, busy (409) and
+    quota (403) answers are the same words; a lab the caller may not see is a 404."""
+
+    serializer_class = LabSerializer
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Lab.objects.none()
+        filters = LabFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return selectors.lab_list(user=self.request.user, **filters.validated_data)
+
+    def get_object(self) -> Lab:
+        return _lab(self.request, self.kwargs["pk"])
+
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        labs = self.paginate_queryset(self.get_queryset())
+        context = {**self.get_serializer_context(), "active_operations": selectors.lab_active_operations(labs)}
+        return self.get_paginated_response(LabSerializer(labs, many=True, context=context).data)
+
+    def retrieve(self, request: Request, pk: str | None = None) -> Response:
+        try:
+            lab = selectors.lab_detail(lab_id=pk, user=request.user)
+        except Lab.DoesNotExist:
+            raise Http404("No lab with that id.") from None
+        return Response(LabDetailSerializer(lab).data)
+
+    def create(self, request: Request) -> Response:
+        serializer = LabStartSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        course = course_selectors.course_list(user=request.user).filter(pk=serializer.validated_data["course"]).first()
+        if course is None:
+            raise DjangoValidationError({"course": "No course with that id."})
+        student = request.user
+        if "student" in serializer.validated_data:
+            username = serializer.validated_data["student"]
+            student = User.objects.filter(username=username).first()
+            if student is None:
+                raise DjangoValidationError({"student": f"No account is called {username}."})
+        return _accepted(services.lab_start(course=course, student=student, actor=request.user))
+
+    def destroy(self, request: Request, pk: str | None = None) -> Response:
+        return _accepted(services.lab_delete(lab=self.get_object(), actor=request.user))
+
+    @extend_schema(
+        summary="Take a snapshot of the whole lab",
+        description="One snapshot per VM with the same name, taken together. Counts against the snapshot quota.",
+        request=SnapshotCreateSerializer,
+        responses={202: OperationSerializer, **LAB_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def snapshots(self, request: Request, pk: str | None = None) -> Response:
+        lab = self.get_object()
+        serializer = SnapshotCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return _accepted(services.lab_snapshot_create(lab=lab, actor=request.user, **serializer.validated_data))
+
+    @extend_schema(
+        summary="Delete a snapshot of the lab",
+        description="The baseline cannot be deleted (400): it is what Reset returns to.",
+        parameters=[OpenApiParameter("snapshot_id", int, OpenApiParameter.PATH)],
+        request=None,
+        responses={202: OperationSerializer, **LAB_ERRORS},
+    )
+    @action(detail=True, methods=["delete"], url_path=r"snapshots/(?P<snapshot_id>\d+)")
+    def snapshot_delete(self, request: Request, pk: str | None = None, snapshot_id: str | None = None) -> Response:
+        snapshot = self.get_object().snapshots.filter(pk=snapshot_id).first()
+        if snapshot is None:
+            raise Http404("No snapshot with that id in this lab.")
+        return _accepted(services.lab_snapshot_delete(snapshot=snapshot, actor=request.user))
+
+    @extend_schema(
+        summary="Revert the whole lab to a snapshot",
+        description=(
+            "Every VM goes back to the snapshot together; VMs that were on when it was taken are powered on again "
+            "(which needs a running slot and lab hours when the lab is off). Give the baseline's id to go back to "
+            "how the lab was handed out."
+        ),
+        request=RevertSerializer,
+        responses={202: OperationSerializer, **LAB_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def revert(self, request: Request, pk: str | None = None) -> Response:
+        lab = self.get_object()
+        serializer = RevertSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        snapshot = LabSnapshot.objects.filter(pk=serializer.validated_data["snapshot"]).first()
+        if snapshot is None:
+            raise DjangoValidationError({"snapshot": "No snapshot with that id."})
+        return _accepted(services.lab_revert(lab=lab, actor=request.user, snapshot=snapshot))
+
+    @extend_schema(
+        summary="Reset the lab to its baseline",
+        description="Back to how the lab was handed out; rebuilt from the template when the baseline is gone.",
+        request=None,
+        responses={202: OperationSerializer, **LAB_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def reset(self, request: Request, pk: str | None = None) -> Response:
+        return _accepted(services.lab_reset(lab=self.get_object(), actor=request.user))
+
+    @extend_schema(
+        summary="Clone the lab",
+        description=(
+            "A new lab for the same student from this lab's current state (counts against labs per student and "
+            "the class's totals). Answers the `clone` operation, whose `lab` is the new lab; this lab is busy "
+            "until it ends."
+        ),
+        request=None,
+        responses={202: OperationSerializer, **LAB_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def clone(self, request: Request, pk: str | None = None) -> Response:
+        return _accepted(services.lab_clone(lab=self.get_object(), actor=request.user))
+
+    @extend_schema(
+        summary="Power the lab or one of its VMs on, off or reset",
+        description=(
+            "Without `vm`, the whole lab (on: in boot order). Off shuts the guests down, then powers off. Powering "
+            "a lab on needs a running slot and lab hours."
+        ),
+        request=PowerSerializer,
+        responses={202: OperationSerializer, **LAB_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def power(self, request: Request, pk: str | None = None) -> Response:
+        lab = self.get_object()
+        serializer = PowerSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        vm = None
+        if serializer.validated_data.get("vm") is not None:
+            vm = LabVM.objects.filter(pk=serializer.validated_data["vm"]).first()
+            if vm is None:
+                raise DjangoValidationError({"vm": "No VM with that id."})
+        return _accepted(
+            services.lab_power(lab=lab, actor=request.user, action=serializer.validated_data["action"], vm=vm)
+        )
+
+    @extend_schema(
+        summary="Get a link to a VM's console",
+        description=(
+            "A one-time link to the vSphere HTML5 console (a clone ticket of the portal's vCenter session): "
+            "open it at once, in a new tab. Asked of vCenter now; its failures answer 502 or 503 in words."
+        ),
+        parameters=[OpenApiParameter("vm_id", int, OpenApiParameter.PATH)],
+        request=None,
+        responses={
+            200: ConsoleSerializer,
+            **errors(400, 403),
+            404: OpenApiResponse(ErrorSerializer, description="No such lab or VM, or vCenter has no such VM."),
+            502: VCENTER_ERRORS[502],
+            503: VCENTER_ERRORS[503],
+        },
+    )
+    @action(detail=True, methods=["get"], url_path=r"vms/(?P<vm_id>\d+)/console")
+    def console(self, request: Request, pk: str | None = None, vm_id: str | None = None) -> Response:
+        lab = self.get_object()
+        vm = lab.vms.filter(pk=vm_id).first()
+        if vm is None:
+            raise Http404("No VM with that id in this lab.")
+        with vcenter_errors():
+            url = services.lab_console_url(lab=lab, vm=vm, actor=request.user)
+        return Response({"url": url})
+
+
+# A whole class: provision, and actions on a selection of labs
+
+
+def _course(request: Request, course_id: int) -> Course:
+    """A course the caller may see, else 404 (the services answer 403 to those who may not act)."""
+    course = course_selectors.course_list(user=request.user).filter(pk=course_id).first()
+    if course is None:
+        raise Http404("No course with that id.")
+    return course
+
+
+@extend_schema(
+    tags=["courses"],
+    summary="Provision the class: start a lab for every student who has none",
+    description=(
+        "The course's instructors and admins. Each student's lab is started as if they had clicked Start (the "
+        "same quota checks); those who get none are listed in `skipped` with the reason in words. Without "
+        "`students`, every enrolled student."
+    ),
+    request=ProvisionSerializer,
+    responses={202: ProvisionResultSerializer, **errors(400, 403, 404)},
+)
+@api_view(["POST"])
+def course_provision(request: Request, course_id: int) -> Response:
+    course = _course(request, course_id)
+    serializer = ProvisionSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    names = serializer.validated_data.get("students")
+    students = None if names is None else User.objects.filter(username__in=names)
+    result = services.course_provision(course=course, actor=request.user, students=students)
+    answered = {operation.lab.student.username for operation in result.started} | set(result.skipped)
+    for name in names or []:
+        if name not in answered:
+            result.skipped[name] = f"{name} is not enrolled in {course.code}."
+    return Response(ProvisionResultSerializer(result).data, status=status.HTTP_202_ACCEPTED)
+
+
+BULK = {
+    "power_off": lambda lab, actor: services.lab_power(lab=lab, actor=actor, action="off"),
+    "reset": lambda lab, actor: services.lab_reset(lab=lab, actor=actor),
+    "delete": lambda lab, actor: services.lab_delete(lab=lab, actor=actor),
+}
+
+
+def _bulk_one(lab: Lab | None, lab_id: int, action_name: str, actor) -> dict:
+    """One lab of a bulk action: its operation, or the refusal its own route would answer."""
+    if lab is None:
+        return {"lab": lab_id, "status": 404, "operation": None, "detail": "No lab with that id in this course."}
+    try:
+        operation = BULK[action_name](lab, actor)
+    except Conflict as busy:
+        return {"lab": lab_id, "status": 409, "operation": None, "detail": str(busy)}
+    except PermissionDenied as refusal:
+        return {"lab": lab_id, "status": 403, "operation": None, "detail": str(refusal)}
+    except DjangoValidationError as refusal:
+        return {"lab": lab_id, "status": 400, "operation": None, "detail": " ".join(refusal.messages)}
+    return {"lab": lab_id, "status": 202, "operation": operation, "detail": ""}
+
+
+@extend_schema(
+    tags=["courses"],
+    summary="Power off, reset or delete a selection of a course's labs",
+    description=(
+        "The course's instructors and admins. Each lab goes through its own service, as if its button were "
+        "clicked: one busy or refused lab does not stop the others. Answers 202 with one result per lab."
+    ),
+    request=BulkSerializer,
+    responses={202: BulkResponseSerializer, **errors(400, 403, 404)},
+)
+@api_view(["POST"])
+def course_labs_bulk(request: Request, course_id: int) -> Response:
+    course = _course(request, course_id)
+    if not lab_permissions.can_provision_class(request.user, course):
+        raise PermissionDenied("Only this course's instructors can act on its labs together.")
+    serializer = BulkSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    ids = list(dict.fromkeys(serializer.validated_data["labs"]))
+    labs = Lab.objects.filter(course=course).in_bulk(ids)
+    results = [_bulk_one(labs.get(lab_id), lab_id, serializer.validated_data["action"], request.user) for lab_id in ids]
+    return Response(BulkResponseSerializer({"results": results}).data, status=status.HTTP_202_ACCEPTED)

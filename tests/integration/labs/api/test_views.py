@@ -9,7 +9,15 @@ from courses.models import TemplateVersion
 from labs import services
 from labs.models import Operation
 from portal.simulator import free_port
-from tests.factories import AdminFactory, EndpointFactory, InstructorFactory, StudentFactory, simulator_endpoint
+from tests.factories import (
+    AdminFactory,
+    EndpointFactory,
+    InstructorFactory,
+    StudentFactory,
+    open_course,
+    simulator_endpoint,
+)
+from tests.integration.labs.api.conftest import ready_lab
 
 pytestmark = pytest.mark.django_db
 
@@ -220,3 +228,46 @@ def test_only_owners_and_admins_publish():
     assert _client(InstructorFactory()).post("/api/v1/templates/999999/publish/").status_code == 404
     assert not TemplateVersion.objects.exists()
     assert _client(AdminFactory()).post(f"/api/v1/templates/{template.pk}/publish/").status_code == 202
+
+
+# Operations on labs: who sees them, and the filters
+
+
+def test_students_see_operations_on_their_labs_and_instructors_those_on_their_courses_labs():
+    course, other = open_course(students=2), open_course()
+    lab, classmates = ready_lab(course, 0), ready_lab(course, 1)
+    instructor = course.instructors.get()
+    by_instructor = services.lab_power(lab=lab, actor=instructor, action="off")
+    by_student = services.lab_snapshot_create(lab=classmates, actor=classmates.student, name="mine")
+
+    def seen(user, **query):
+        response = _client(user).get("/api/v1/operations/", query)
+        assert response.status_code == 200, response.json()
+        return {row["id"] for row in response.json()["results"]}
+
+    assert by_instructor.pk in seen(lab.student)
+    assert by_student.pk not in seen(lab.student)
+    assert {by_instructor.pk, by_student.pk} <= seen(instructor)
+    assert seen(other.instructors.get()) == set()
+    assert _client(lab.student).get(f"/api/v1/operations/{by_instructor.pk}/").json()["lab"] == lab.pk
+    assert _client(other.instructors.get()).get(f"/api/v1/operations/{by_student.pk}/").status_code == 404
+
+
+def test_operations_filter_by_lab_state_and_kind():
+    course = open_course(students=2)
+    lab, classmates = ready_lab(course, 0), ready_lab(course, 1)
+    power = services.lab_power(lab=lab, actor=lab.student, action="off")
+    admin = _client(AdminFactory())
+
+    def ids(**query):
+        response = admin.get("/api/v1/operations/", query)
+        assert response.status_code == 200, response.json()
+        return [row["id"] for row in response.json()["results"]]
+
+    provisions = list(Operation.objects.filter(kind="provision").order_by("-id").values_list("id", flat=True))
+    assert ids(lab=lab.pk) == [power.pk, provisions[1]]
+    assert ids(state="queued") == [power.pk]
+    assert ids(kind="provision") == provisions
+    assert ids(lab=classmates.pk, kind="power") == []
+    bad = admin.get("/api/v1/operations/", {"kind": "teleport", "lab": "x"})
+    assert bad.status_code == 400 and set(bad.json()["errors"]) == {"kind", "lab"}

@@ -1,0 +1,453 @@
+"""labs/api/views.py LabViewSet: student labs through the API, without vCenter (nothing is
+enqueued) except the console, which asks the session's simulator for a real ticket."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from rest_framework.test import APIClient
+
+from labs import services
+from labs.endpoints import endpoint_client
+from labs.models import Lab, LabSnapshot, Operation
+from portal.simulator import free_port
+from tests.factories import AdminFactory, EndpointFactory, InstructorFactory, open_course, simulator_endpoint
+from tests.integration.labs.api.conftest import client_for, idle, ready_lab, student_of
+
+pytestmark = pytest.mark.django_db
+
+DEMO_ESXI = "/DC0/vm/Nestlab Templates/Nested vSphere 8 Lab/esxi-01"
+
+
+@pytest.fixture(autouse=True)
+def no_queue(monkeypatch):
+    monkeypatch.setattr(services, "_enqueue", lambda *args: None)
+
+
+def _snapshot(lab: Lab, name: str, parent: LabSnapshot | None = None, **fields) -> LabSnapshot:
+    return LabSnapshot.objects.create(lab=lab, name=name, parent=parent, **fields)
+
+
+# Listing and reading
+
+
+def test_a_student_lists_their_own_labs_an_instructor_their_courses_and_an_admin_all():
+    course, other = open_course(students=2), open_course(students=1)
+    mine, classmates, elsewhere = ready_lab(course, 0), ready_lab(course, 1), ready_lab(other, 0)
+
+    def ids(user, **query):
+        response = client_for(user).get("/api/v1/labs/", query)
+        assert response.status_code == 200, response.json()
+        return {row["id"] for row in response.json()["results"]}
+
+    assert ids(mine.student) == {mine.pk}
+    assert ids(course.instructors.get()) == {mine.pk, classmates.pk}
+    assert ids(AdminFactory()) == {mine.pk, classmates.pk, elsewhere.pk}
+    assert ids(AdminFactory(), course=other.pk) == {elsewhere.pk}
+    assert ids(course.instructors.get(), course=other.pk) == set()
+    assert ids(InstructorFactory()) == set()
+
+
+def test_deleted_labs_are_hidden_unless_asked_for_and_state_filters():
+    course = open_course(students=2)
+    kept, gone = ready_lab(course, 0), ready_lab(course, 1)
+    Lab.objects.filter(pk=gone.pk).update(state=Lab.State.DELETED)
+    client = client_for(course.instructors.get())
+
+    def ids(**query):
+        return [row["id"] for row in client.get("/api/v1/labs/", query).json()["results"]]
+
+    assert ids() == [kept.pk]
+    assert ids(state="deleted") == [gone.pk]
+    assert ids(state="ready") == [kept.pk]
+    assert client.get(f"/api/v1/labs/{gone.pk}/").json()["state"] == "deleted"
+    bad = client.get("/api/v1/labs/", {"state": "asleep"})
+    assert bad.status_code == 400 and "state" in bad.json()["errors"]
+
+
+def test_a_listed_lab_names_the_operation_keeping_it_busy():
+    course = open_course()
+    lab = ready_lab(course)
+    running = services.lab_snapshot_create(lab=lab, actor=lab.student, name="one")
+    [row] = client_for(lab.student).get("/api/v1/labs/").json()["results"]
+    assert row["operation"]["id"] == running.pk and row["operation"]["kind"] == "snapshot"
+    assert (row["name"], row["course"], row["course_code"], row["student"]) == (
+        lab.name,
+        course.pk,
+        course.code,
+        lab.student.username,
+    )
+    assert row["running"] is True and row["state"] == "ready"
+
+
+def test_the_lab_detail_has_vms_networks_the_snapshot_tree_and_the_running_operation():
+    course = open_course()
+    lab = ready_lab(course)
+    instructor = course.instructors.get()
+    baseline = _snapshot(lab, "Baseline", is_baseline=True)
+    built = _snapshot(lab, "cluster built", parent=baseline, created_by=lab.student, description="3 hosts")
+    broken = _snapshot(lab, "broken", parent=built, created_by=lab.student)
+    other_branch = _snapshot(lab, "vds", parent=baseline, created_by=instructor)
+    orphan = _snapshot(lab, "orphan")  # its parent was deleted
+    Lab.objects.filter(pk=lab.pk).update(current_snapshot=broken, hours_used=1.5)
+    clone = services.lab_clone(lab=lab, actor=lab.student)  # the source is busy while the clone is made
+
+    response = client_for(lab.student).get(f"/api/v1/labs/{lab.pk}/")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["state"] == "ready" and body["error"] == "" and body["current_snapshot"] == broken.pk
+    assert body["hours_used"] >= 1.5
+    assert body["operation"]["id"] == clone.pk and body["operation"]["kind"] == "clone"
+    assert body["template_version"] == lab.template_version_id and body["endpoint"] == lab.endpoint_id
+
+    assert [vm["role"] for vm in body["vms"]] == ["esxi-01", "router"]
+    assert set(body["vms"][0]) == {
+        "id", "role", "name", "boot_order", "power_state", "guest_ip", "overall_status", "num_cpu", "memory_mb"
+    }  # fmt: skip
+    assert (body["vms"][0]["num_cpu"], body["vms"][0]["memory_mb"]) == (4, 16384)
+    [network] = body["networks"]
+    assert network == {"name": "lab", "vlan_id": lab.networks.get().vlan_id, "port_group": f"nestlab-lab{lab.pk}-lab"}
+
+    roots = body["snapshots"]
+    assert [root["name"] for root in roots] == ["Baseline", "orphan"]
+    assert roots[0]["is_baseline"] is True and roots[1]["parent"] is None
+    assert [child["name"] for child in roots[0]["children"]] == ["cluster built", "vds"]
+    first = roots[0]["children"][0]
+    assert (first["id"], first["parent"], first["description"], first["created_by"]) == (
+        built.pk,
+        baseline.pk,
+        "3 hosts",
+        lab.student.username,
+    )
+    assert [child["id"] for child in first["children"]] == [broken.pk]
+    assert roots[0]["children"][1]["id"] == other_branch.pk and orphan.pk == roots[1]["id"]
+
+
+def test_an_idle_lab_has_no_operation_and_reads_in_the_same_few_queries_whatever_its_size(
+    django_assert_max_num_queries,
+):
+    course = open_course()
+    lab = ready_lab(course)
+    ready_lab(course, 1), ready_lab(course, 2)
+    parent = _snapshot(lab, "Baseline", is_baseline=True, created_by=lab.student)
+    for index in range(5):
+        parent = _snapshot(lab, f"step {index}", parent=parent, created_by=lab.student)
+    client = client_for(lab.student)
+    with django_assert_max_num_queries(7):  # roles, the lab, VMs, networks, snapshots, two busy checks
+        body = client.get(f"/api/v1/labs/{lab.pk}/").json()
+    assert body["operation"] is None and len(body["snapshots"]) == 1
+    with django_assert_max_num_queries(7):  # roles, count, page, two busy checks
+        assert client_for(course.instructors.get()).get("/api/v1/labs/").json()["count"] == 3
+
+
+# Starting
+
+
+def test_a_student_starts_their_lab_and_gets_202_with_the_operation():
+    course = open_course()
+    student = student_of(course)
+    response = client_for(student).post("/api/v1/labs/", {"course": course.pk}, format="json")
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert (body["kind"], body["state"], body["actor"]) == ("provision", "queued", student.username)
+    lab = Lab.objects.get(pk=body["lab"])
+    assert (lab.student, lab.course, lab.state) == (student, course, Lab.State.PROVISIONING)
+    assert client_for(student).get(f"/api/v1/operations/{body['id']}/").json()["lab"] == lab.pk
+
+
+def test_an_instructor_starts_a_lab_for_a_student():
+    course = open_course()
+    student = student_of(course)
+    response = client_for(course.instructors.get()).post(
+        "/api/v1/labs/", {"course": course.pk, "student": student.username}, format="json"
+    )
+    assert response.status_code == 202, response.json()
+    assert Lab.objects.get(pk=response.json()["lab"]).student == student
+
+
+def test_starting_a_lab_is_refused_in_words():
+    course, other = open_course(students=2), open_course()
+    student, classmate = student_of(course, 0), student_of(course, 1)
+    client = client_for(student)
+
+    for_someone = client.post("/api/v1/labs/", {"course": course.pk, "student": classmate.username}, format="json")
+    assert for_someone.status_code == 403
+    assert for_someone.json()["detail"] == "Only this course's instructors can start labs for students."
+    not_mine = client.post("/api/v1/labs/", {"course": other.pk}, format="json")
+    assert not_mine.status_code == 400
+    assert not_mine.json()["errors"] == {"course": ["No course with that id."]}
+    nobody = client_for(course.instructors.get()).post(
+        "/api/v1/labs/", {"course": course.pk, "student": "nobody-here"}, format="json"
+    )
+    assert nobody.status_code == 400 and nobody.json()["errors"] == {"student": ["No account is called nobody-here."]}
+    stranger = client_for(course.instructors.get()).post(
+        "/api/v1/labs/", {"course": course.pk, "student": student_of(other).username}, format="json"
+    )
+    assert stranger.status_code == 400 and stranger.json()["detail"].endswith(f"is not enrolled in {course.code}.")
+    assert client.post("/api/v1/labs/", {}, format="json").json()["errors"]["course"]
+    assert not Lab.objects.exists()
+
+
+def test_a_full_class_refuses_a_start_with_the_limit_in_words():
+    course = open_course(students=3, quota={"running_labs": 2})
+    ready_lab(course, 0), ready_lab(course, 1)
+    response = client_for(student_of(course, 2)).post("/api/v1/labs/", {"course": course.pk}, format="json")
+    assert response.status_code == 403
+    assert response.json()["detail"] == ("No more labs can run at once in this class: the limit is 2 and 2 are in use.")
+
+
+# Actions on a lab
+
+
+def test_every_action_answers_202_with_its_operation():
+    course = open_course()
+    lab = ready_lab(course)
+    baseline = _snapshot(lab, "Baseline", is_baseline=True)
+    taken = _snapshot(lab, "mine", parent=baseline)
+    router = lab.vms.get(role="router")
+    client = client_for(lab.student)
+    base = f"/api/v1/labs/{lab.pk}"
+
+    cases = [
+        ("post", f"{base}/snapshots/", {"name": "cluster built", "description": "3 hosts"}, "snapshot"),
+        ("delete", f"{base}/snapshots/{taken.pk}/", None, "delete_snapshot"),
+        ("post", f"{base}/revert/", {"snapshot": baseline.pk}, "revert"),
+        ("post", f"{base}/reset/", None, "reset"),
+        ("post", f"{base}/power/", {"action": "off"}, "power"),
+        ("post", f"{base}/power/", {"action": "reset", "vm": router.pk}, "power"),
+        ("post", f"{base}/clone/", None, "clone"),
+        ("delete", f"{base}/", None, "delete"),
+    ]
+    for method, url, body, kind in cases:
+        response = getattr(client, method)(url, body, format="json")
+        assert response.status_code == 202, (url, response.json())
+        answer = response.json()
+        assert (answer["kind"], answer["state"], answer["actor"]) == (kind, "queued", lab.student.username)
+        operation = Operation.objects.get(pk=answer["id"])
+        if kind == "clone":
+            assert operation.lab.source_lab == lab and answer["lab"] == operation.lab_id != lab.pk
+        else:
+            assert answer["lab"] == lab.pk
+        idle(lab)
+
+    params = [op.params for op in Operation.objects.filter(lab=lab).order_by("id")]
+    assert params[1] == {"name": "cluster built", "description": "3 hosts"}
+    assert params[2] == {"snapshot": taken.pk}
+    assert params[3] == {"snapshot": baseline.pk}
+    assert params[5:7] == [{"action": "off", "vm": None}, {"action": "reset", "vm": router.pk}]
+
+
+def test_bad_action_input_is_400_in_the_services_words():
+    course = open_course(students=2)
+    lab, other = ready_lab(course, 0), ready_lab(course, 1)
+    baseline = _snapshot(lab, "Baseline", is_baseline=True)
+    _snapshot(lab, "taken")
+    elsewhere = _snapshot(other, "theirs")
+    client = client_for(lab.student)
+    base = f"/api/v1/labs/{lab.pk}"
+
+    def refused(method, url, body=None):
+        response = getattr(client, method)(url, body, format="json")
+        assert response.status_code == 400, (url, response.json())
+        return response.json()
+
+    assert refused("post", f"{base}/snapshots/", {"name": "  "})["errors"] == {"name": ["Give the snapshot a name."]}
+    assert refused("post", f"{base}/snapshots/", {"name": "taken"})["errors"] == {
+        "name": ["This lab already has a snapshot called taken."]
+    }
+    assert refused("delete", f"{base}/snapshots/{baseline.pk}/")["detail"] == (
+        "The baseline snapshot is what Reset returns to; it cannot be deleted."
+    )
+    assert refused("post", f"{base}/revert/", {"snapshot": elsewhere.pk})["errors"] == {
+        "snapshot": ["That snapshot belongs to another lab."]
+    }
+    assert refused("post", f"{base}/revert/", {"snapshot": 999999})["errors"] == {
+        "snapshot": ["No snapshot with that id."]
+    }
+    assert "action" in refused("post", f"{base}/power/", {"action": "explode"})["errors"]
+    assert refused("post", f"{base}/power/", {"action": "on", "vm": other.vms.first().pk})["errors"] == {
+        "vm": ["That VM belongs to another lab."]
+    }
+    assert client.delete(f"{base}/snapshots/{elsewhere.pk}/").status_code == 404
+    assert not Operation.objects.filter(lab=lab).exclude(kind="provision").exists()
+
+
+def test_a_busy_lab_answers_409_naming_the_running_operation():
+    course = open_course()
+    lab = ready_lab(course)
+    baseline = _snapshot(lab, "Baseline", is_baseline=True)
+    taken = _snapshot(lab, "taken", parent=baseline)
+    client = client_for(lab.student)
+    base = f"/api/v1/labs/{lab.pk}"
+    running = client.post(f"{base}/snapshots/", {"name": "first"}, format="json").json()
+
+    for method, url, body in [
+        ("post", f"{base}/snapshots/", {"name": "second"}),
+        ("delete", f"{base}/snapshots/{taken.pk}/", None),
+        ("post", f"{base}/revert/", {"snapshot": baseline.pk}),
+        ("post", f"{base}/reset/", None),
+        ("post", f"{base}/clone/", None),
+        ("post", f"{base}/power/", {"action": "off"}),
+        ("delete", f"{base}/", None),
+    ]:
+        response = getattr(client, method)(url, body, format="json")
+        assert response.status_code == 409, (url, response.json())
+        assert response.json()["detail"].startswith(f"{lab.name} is busy: take snapshot #{running['id']} is queued.")
+    assert Operation.objects.filter(lab__source_lab=lab).count() == 0
+    assert Operation.objects.filter(lab=lab, state="queued").count() == 1
+
+
+def test_quota_refusals_answer_403_naming_the_limit():
+    course = open_course(students=2, quota={"snapshots_per_lab": 0, "labs_per_student": 1})
+    lab = ready_lab(course)
+    client = client_for(lab.student)
+    snapshot = client.post(f"/api/v1/labs/{lab.pk}/snapshots/", {"name": "one"}, format="json")
+    assert snapshot.status_code == 403
+    assert snapshot.json()["detail"] == (
+        "This lab cannot keep another snapshot; delete one first: none are allowed in this course (you have 0)."
+    )
+    clone = client.post(f"/api/v1/labs/{lab.pk}/clone/")
+    assert clone.status_code == 403
+    assert clone.json()["detail"] == "You cannot have another lab in this course: the limit is 1 and 1 are in use."
+
+    Lab.objects.filter(pk=lab.pk).update(running_since=None)
+    from courses import services as course_services
+
+    course_services.quota_update(course=course, actor=AdminFactory(), running_labs=1)
+    ready_lab(course, 1)  # takes the only running slot
+    power = client.post(f"/api/v1/labs/{lab.pk}/power/", {"action": "on"}, format="json")
+    assert power.status_code == 403
+    assert power.json()["detail"] == "No more labs can run at once in this class: the limit is 1 and 1 are in use."
+    assert not Operation.objects.filter(lab=lab).exclude(kind="provision").exists()
+
+
+# The console: a real clone ticket from the simulator
+
+
+@pytest.fixture
+def console_lab(vcsim):
+    """A ready lab whose esxi-01 is the simulator's demo VM (the console only reads it)."""
+    course = open_course()
+    lab = ready_lab(course)
+    endpoint = simulator_endpoint(vcsim)
+    moref = endpoint_client(endpoint).get(DEMO_ESXI).moref
+    Lab.objects.filter(pk=lab.pk).update(endpoint=endpoint)
+    lab.vms.filter(role="esxi-01").update(moref=moref)
+    lab.refresh_from_db()
+    return lab
+
+
+def test_the_console_link_is_a_real_ticket_for_the_vm(console_lab, vcsim):
+    esxi = console_lab.vms.get(role="esxi-01")
+    response = client_for(console_lab.student).get(f"/api/v1/labs/{console_lab.pk}/vms/{esxi.pk}/console/")
+    assert response.status_code == 200, response.json()
+    url = urlsplit(response.json()["url"])
+    query = {key: values[0] for key, values in parse_qs(url.query).items()}
+    assert url.path == "/ui/webconsole.html" and url.netloc == f"{vcsim.host}:{vcsim.port}"
+    assert query["vmId"] == esxi.moref and query["sessionTicket"]
+
+
+def test_console_refusals(console_lab):
+    client = client_for(console_lab.student)
+    router = console_lab.vms.get(role="router")
+    not_built = client.get(f"/api/v1/labs/{console_lab.pk}/vms/{router.pk}/console/")
+    assert not_built.status_code == 400
+    assert not_built.json()["detail"] == f"{router.name} does not exist in vCenter yet."
+    other_lab = ready_lab(console_lab.course, 1)
+    foreign_vm = other_lab.vms.first()
+    assert client.get(f"/api/v1/labs/{console_lab.pk}/vms/{foreign_vm.pk}/console/").status_code == 404
+
+    router.moref = "vm-999999"
+    router.save()
+    gone = client.get(f"/api/v1/labs/{console_lab.pk}/vms/{router.pk}/console/")
+    assert gone.status_code == 404 and "vm-999999" in gone.json()["detail"]
+
+
+def test_an_unreachable_vcenter_gives_the_console_a_503_in_words():
+    course = open_course()
+    lab = ready_lab(course)
+    Lab.objects.filter(pk=lab.pk).update(endpoint=EndpointFactory(url=f"http://127.0.0.1:{free_port()}/sdk"))
+    lab.vms.update(moref="vm-42")
+    vm = lab.vms.first()
+    response = client_for(lab.student).get(f"/api/v1/labs/{lab.pk}/vms/{vm.pk}/console/")
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("Cannot talk to vCenter at 127.0.0.1:")
+
+
+# Who may do what: the owner, the course's instructors and admins; nobody else sees the lab
+
+
+def _routes(lab: Lab) -> list[tuple[str, str, dict | None]]:
+    baseline = lab.snapshots.get(is_baseline=True)
+    taken = lab.snapshots.get(is_baseline=False)
+    vm = lab.vms.get(role="esxi-01")
+    base = f"/api/v1/labs/{lab.pk}"
+    operation = Operation.objects.filter(lab=lab).first()
+    return [
+        ("get", f"{base}/", None),
+        ("get", f"/api/v1/operations/{operation.pk}/", None),
+        ("post", f"{base}/snapshots/", {"name": "new one"}),
+        ("delete", f"{base}/snapshots/{taken.pk}/", None),
+        ("post", f"{base}/revert/", {"snapshot": baseline.pk}),
+        ("post", f"{base}/reset/", None),
+        ("post", f"{base}/power/", {"action": "off"}),
+        ("post", f"{base}/power/", {"action": "reset", "vm": vm.pk}),
+        ("post", f"{base}/clone/", None),
+        ("get", f"{base}/vms/{vm.pk}/console/", None),
+        ("delete", f"{base}/", None),
+    ]
+
+
+@pytest.fixture
+def matrix_lab(console_lab):
+    baseline = _snapshot(console_lab, "Baseline", is_baseline=True)
+    _snapshot(console_lab, "taken", parent=baseline)
+    return console_lab
+
+
+@pytest.mark.parametrize("who", ["owner", "instructor", "admin"])
+def test_the_owner_the_course_instructor_and_an_admin_may_do_everything(matrix_lab, who):
+    user = {
+        "owner": matrix_lab.student,
+        "instructor": matrix_lab.course.instructors.get(),
+        "admin": AdminFactory(),
+    }[who]
+    client = client_for(user)
+    for method, url, body in _routes(matrix_lab):
+        response = getattr(client, method)(url, body, format="json")
+        assert response.status_code in (200, 202), (who, url, response.json())
+        idle(matrix_lab)
+    # snapshot, delete snapshot, revert, reset, power twice, delete (the clone's operation is on the new lab)
+    mine = Operation.objects.filter(lab=matrix_lab, actor=user).exclude(kind="provision")
+    assert mine.count() == 7
+    assert client_for(user).get("/api/v1/labs/", {"course": matrix_lab.course_id}).json()["count"] >= 1
+
+
+@pytest.mark.parametrize("who", ["classmate", "other_instructor", "other_student"])
+def test_another_student_or_another_courses_instructor_finds_no_lab(matrix_lab, who):
+    other_course = open_course()
+    user = {
+        "classmate": student_of(matrix_lab.course, 1),
+        "other_instructor": other_course.instructors.get(),
+        "other_student": student_of(other_course),
+    }[who]
+    before = Operation.objects.count()
+    client = client_for(user)
+    for method, url, body in _routes(matrix_lab):
+        response = getattr(client, method)(url, body, format="json")
+        assert response.status_code == 404, (who, url, response.json())
+    assert Operation.objects.count() == before
+    assert matrix_lab.pk not in {row["id"] for row in client.get("/api/v1/labs/").json()["results"]}
+    assert matrix_lab.pk not in {
+        row["lab"] for row in client.get("/api/v1/operations/", {"lab": matrix_lab.pk}).json()["results"]
+    }
+
+
+def test_anonymous_callers_are_refused():
+    course = open_course()
+    lab = ready_lab(course)
+    client = APIClient()
+    assert client.get("/api/v1/labs/").status_code == 403
+    assert client.get(f"/api/v1/labs/{lab.pk}/").status_code == 403
+    assert client.post(f"/api/v1/labs/{lab.pk}/reset/").status_code == 403
