@@ -69,6 +69,15 @@ class EndpointSerializer(serializers.ModelSerializer):
         read_only_fields = ["created_at", "updated_at"]
 
 
+class EndpointNameSerializer(serializers.ModelSerializer):
+    """A vCenter endpoint as instructors see it: enough to pick one for a template."""
+
+    class Meta:
+        model = VCenterEndpoint
+        fields = ["id", "name"]
+        read_only_fields = fields
+
+
 # Templates
 
 

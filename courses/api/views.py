@@ -56,6 +56,8 @@ class ManagesEndpoints(BasePermission):
     message = "Only admins can manage vCenters."
 
     def has_permission(self, request, view) -> bool:
+        if view.action == "list" and permissions.can_create_templates(request.user):
+            return True  # instructors pick a template's endpoint from the list (names only)
         return permissions.can_manage_endpoints(request.user)
 
 
@@ -99,7 +101,9 @@ class TokenCreateView(ObtainAuthToken):
 
 @extend_schema_view(
     list=extend_schema(
-        summary="List vCenter endpoints", responses={200: s.EndpointSerializer(many=True), **errors(403)}
+        summary="List vCenter endpoints",
+        description="Admins: every field. Instructors: only `id` and `name`, to pick a template's endpoint.",
+        responses={200: s.EndpointSerializer(many=True), **errors(403)},
     ),
     create=extend_schema(summary="Connect a vCenter", responses={201: s.EndpointSerializer, **errors(400, 403)}),
     retrieve=extend_schema(summary="Get a vCenter endpoint", responses={200: s.EndpointSerializer, **errors(403, 404)}),
@@ -129,6 +133,11 @@ class EndpointViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         return selectors.endpoint_list()
+
+    def get_serializer_class(self):
+        if _fake(self) or permissions.can_manage_endpoints(self.request.user):
+            return s.EndpointSerializer
+        return s.EndpointNameSerializer
 
     def perform_create(self, serializer) -> None:
         fields = dict(serializer.validated_data)

@@ -116,12 +116,21 @@ def test_an_endpoint_with_recorded_operations_is_refused_in_words():
     assert VCenterEndpoint.objects.filter(pk=endpoint.pk).exists()
 
 
+def test_instructors_list_endpoint_names_only_to_pick_one_for_a_template():
+    first, second = EndpointFactory(name="A"), EndpointFactory(name="B")
+    listed = client_for(InstructorFactory()).get(URL)
+    assert listed.status_code == 200
+    assert listed.json()["results"] == [{"id": first.pk, "name": "A"}, {"id": second.pk, "name": "B"}]
+    student = client_for(StudentFactory()).get(URL)
+    assert student.status_code == 403
+    assert student.json()["detail"] == "Only admins can manage vCenters."
+
+
 @pytest.mark.parametrize("factory", [InstructorFactory, StudentFactory, None], ids=["instructor", "student", "anon"])
 def test_only_admins_touch_endpoints(factory):
     endpoint = EndpointFactory()
     client = client_for(factory() if factory else None)
     answers = [
-        client.get(URL),
         client.post(URL, NEW, format="json"),
         client.get(f"{URL}{endpoint.pk}/"),
         client.put(f"{URL}{endpoint.pk}/", NEW, format="json"),
@@ -132,6 +141,8 @@ def test_only_admins_touch_endpoints(factory):
     assert [answer.status_code for answer in answers] == [403] * len(answers)
     if factory:
         assert answers[0].json()["detail"] == "Only admins can manage vCenters."
+    if factory is not InstructorFactory:  # instructors list names (test above)
+        assert client.get(URL).status_code == 403
     assert VCenterEndpoint.objects.get().name == endpoint.name
     assert VCenterEndpoint.objects.count() == 1
 
