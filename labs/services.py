@@ -108,15 +108,19 @@ def _running_operation(lab: Lab) -> Operation | None:
     )
 
 
+def _refuse_if_busy(lab: Lab) -> None:
+    running = _running_operation(lab)
+    if running is not None:
+        raise Conflict(
+            f"{lab.name} is busy: {running.get_kind_display().lower()} #{running.pk} is {running.state}. "
+            "Wait for it to finish."
+        )
+
+
 def _lock_lab(lab: Lab) -> Lab:
     """Lock the lab row for this transaction and refuse when an operation already runs on it."""
     locked = Lab.objects.select_for_update().select_related("course", "student", "template_version").get(pk=lab.pk)
-    running = _running_operation(locked)
-    if running is not None:
-        raise Conflict(
-            f"{locked.name} is busy: {running.get_kind_display().lower()} #{running.pk} is {running.state}. "
-            "Wait for it to finish."
-        )
+    _refuse_if_busy(locked)
     if locked.state in (Lab.State.DELETING, Lab.State.DELETED, Lab.State.EXPIRED):
         raise ValidationError(f"{locked.name} is {locked.get_state_display().lower()}.")
     return locked
@@ -184,6 +188,10 @@ def _new_lab(*, course: Course, student: AbstractBaseUser, source_lab: Lab | Non
     return lab
 
 
+class AlreadyHasLab(Exception):
+    """The student has a lab already (for class provisioning, which gives each one lab)."""
+
+
 def _check_course_runs_labs(course: Course) -> None:
     if course.state != Course.State.OPEN:
         raise ValidationError(f"{course.title} is {course.get_state_display().lower()}: labs cannot start.")
@@ -191,7 +199,9 @@ def _check_course_runs_labs(course: Course) -> None:
         raise ValidationError(f"{course.title} has no published template version yet.")
 
 
-def lab_start(*, course: Course, student: AbstractBaseUser, actor: AbstractBaseUser) -> Operation:
+def lab_start(
+    *, course: Course, student: AbstractBaseUser, actor: AbstractBaseUser, only_if_none: bool = False
+) -> Operation:
     """Start a student's lab: checked against the quota at the click, built by a worker.
 
     Students start their own; the course's instructors and admins may start one for any
@@ -208,6 +218,9 @@ def lab_start(*, course: Course, student: AbstractBaseUser, actor: AbstractBaseU
         quota = quotas.lock_quota(course)
         course.refresh_from_db()
         _check_course_runs_labs(course)
+        if only_if_none and Lab.objects.filter(course=course, student=student, state__in=Lab.ACTIVE_STATES).exists():
+            # Checked under the quota lock: two "provision the class" clicks give one lab each.
+            raise AlreadyHasLab(f"{student.username} already has a lab.")
         quotas.check_new_lab(quota, course, student, course.template_version)
         quotas.check_running_slot(quota, course)
         quotas.check_hours(quota, course, student)
@@ -235,11 +248,10 @@ def course_provision(*, course: Course, actor: AbstractBaseUser, students: list 
         enrolled = enrolled.filter(student__in=students)
     for enrollment in enrolled:
         student = enrollment.student
-        if Lab.objects.filter(course=course, student=student, state__in=Lab.ACTIVE_STATES).exists():
-            result.skipped[student.username] = "already has a lab"
-            continue
         try:
-            result.started.append(lab_start(course=course, student=student, actor=actor))
+            result.started.append(lab_start(course=course, student=student, actor=actor, only_if_none=True))
+        except AlreadyHasLab:
+            result.skipped[student.username] = "already has a lab"
         except (PermissionDenied, ValidationError, Conflict) as refusal:
             result.skipped[student.username] = " ".join(getattr(refusal, "messages", [str(refusal)]))
     return result
@@ -340,12 +352,7 @@ def lab_delete(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
         locked = Lab.objects.select_for_update().get(pk=lab.pk)
         if locked.state == Lab.State.DELETED:
             raise ValidationError(f"{locked.name} is already deleted.")
-        running = _running_operation(locked)
-        if running is not None:
-            raise Conflict(
-                f"{locked.name} is busy: {running.get_kind_display().lower()} #{running.pk} is {running.state}. "
-                "Wait for it to finish, or cancel it."
-            )
+        _refuse_if_busy(locked)
         return _lab_operation(locked, Operation.Kind.DELETE, actor)
 
 

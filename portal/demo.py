@@ -10,6 +10,7 @@ baseline snapshots are gone is published again and the demo course moved onto it
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -179,9 +180,14 @@ def _publish(template: LabTemplate, instructor) -> TemplateVersion:
     from labs import services as lab_services
 
     operation = lab_services.template_publish(template=template, actor=instructor)
-    # The worker is not started yet; the message it would have run is skipped by the claim.
+    # Run it here. If a worker is already running it may claim the operation first (the
+    # claim is atomic, so only one of us runs it): then wait for the worker to finish it.
     jobs.execute(operation.pk)
+    deadline = time.monotonic() + 300
     operation.refresh_from_db()
+    while not operation.is_final and time.monotonic() < deadline:
+        time.sleep(0.2)
+        operation.refresh_from_db()
     if operation.state != operation.State.SUCCEEDED:
         raise RuntimeError(f"Publishing the demo template failed: {operation.error}")
     return TemplateVersion.objects.get(pk=operation.template_version_id)

@@ -103,6 +103,7 @@ def test_vm_info_matches_vcenter(client, vc):
         "config.annotation",
         "runtime.powerState",
         "config.instanceUuid",
+        "snapshot",
     )
 
     info = client.vm_info(ESXI)
@@ -120,7 +121,12 @@ def test_vm_info_matches_vcenter(client, vc):
     assert len(info.nics) == 2
     assert {nic.network for nic in info.nics} == {TEMPLATE_NETWORK}
     assert all(nic.mac_address for nic in info.nics)
-    assert info.snapshots == () and info.current_snapshot is None
+    # The session's simulator is shared: other tests may have left snapshots; compare with vCenter.
+    tree = truth.get("snapshot")
+    roots = [root.name for root in tree.rootSnapshotList] if tree is not None else []
+    assert [root.name for root in info.snapshots] == roots
+    current = tree.currentSnapshot._moId if tree is not None and tree.currentSnapshot is not None else None
+    assert info.current_snapshot == current
 
 
 def test_vm_info_of_a_vm_on_a_distributed_port_group(client, vc):
