@@ -10,4 +10,20 @@ urlpatterns = [
     path("endpoints/<int:endpoint_id>/vms/<str:moref>/", views.endpoint_vm, name="endpoint-vm"),
     path("templates/<int:template_id>/publish/", views.template_publish, name="template-publish"),
     path("operations/<int:operation_id>/", views.operation_detail, name="operation-detail"),
+    # A student's lab
+    path("courses/<int:course_id>/start/", views.lab_start, name="lab-start"),
+    path("<int:lab_id>/", views.lab_detail, name="lab-detail"),
+    path("<int:lab_id>/snapshots/", views.lab_snapshot_create, name="lab-snapshot-create"),
+    path("<int:lab_id>/snapshots/<int:snapshot_id>/revert/", views.lab_revert, name="lab-revert"),
+    path("<int:lab_id>/snapshots/<int:snapshot_id>/delete/", views.lab_snapshot_delete, name="lab-snapshot-delete"),
+    path("<int:lab_id>/reset/", views.lab_reset, name="lab-reset"),
+    path("<int:lab_id>/clone/", views.lab_clone, name="lab-clone"),
+    path("<int:lab_id>/power/", views.lab_power, name="lab-power"),
+    path("<int:lab_id>/delete/", views.lab_delete, name="lab-delete"),
+    path("<int:lab_id>/vms/<int:vm_id>/power/", views.lab_vm_power, name="lab-vm-power"),
+    path("<int:lab_id>/vms/<int:vm_id>/console/", views.lab_vm_console, name="lab-vm-console"),
+    # The instructor's class table
+    path("courses/<int:course_id>/", views.class_labs, name="class-labs"),
+    path("courses/<int:course_id>/provision/", views.class_provision, name="class-provision"),
+    path("courses/<int:course_id>/actions/", views.class_action, name="class-action"),
 ]

@@ -1,19 +1,35 @@
-"""Pages of the labs app: thin; services decide, selectors read."""
+"""Pages of the labs app: thin; services decide, selectors read.
+
+Every refusal of a service (PermissionDenied, QuotaExceeded, ValidationError, Conflict,
+a vCenter error) is shown in words as a message, never as an error page.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Callable
 from urllib.parse import unquote
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from courses.models import LabTemplate, VCenterEndpoint
-from labs import selectors, services, vsphere
+from courses import permissions as course_permissions
+from courses import usage
+from courses.forms import add_errors
+from courses.models import Course, LabTemplate, VCenterEndpoint
+from labs import forms, permissions, selectors, services, vsphere
+from labs.models import Lab, LabSnapshot, LabVM, Operation
+from portal.errors import Conflict
+from portal.markdown import render_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -147,3 +163,464 @@ def endpoint_vm(request: HttpRequest, endpoint_id: int, moref: str) -> JsonRespo
             ],
         }
     )
+
+
+# Student labs: the lab page and the buttons on it. Each button posts to a view that calls
+# the service and goes back (to ``next`` when it is a page of this site) with a message.
+
+REFUSALS = (PermissionDenied, ValidationError, Conflict, vsphere.VSphereError)
+RECENT_OPERATIONS = 6
+STATE_WORDS = {
+    Lab.State.PROVISIONING: "Being built in vCenter.",
+    Lab.State.READY: "Ready.",
+    Lab.State.BUSY: "Busy with an operation.",
+    Lab.State.ERROR: "Something went wrong.",
+    Lab.State.DELETING: "Being deleted.",
+    Lab.State.DELETED: "Deleted: its VMs and networks are gone from vCenter.",
+    Lab.State.EXPIRED: "Expired: the course's labs were cleaned up.",
+}
+FINISHED_STATES = frozenset({Lab.State.DELETING, Lab.State.DELETED, Lab.State.EXPIRED})
+
+
+def _words(refusal: Exception) -> str:
+    if isinstance(refusal, ValidationError):
+        return " ".join(refusal.messages)
+    return str(refusal) or "You are not allowed to do that."
+
+
+def _lab_or_404(request: HttpRequest, lab_id: int) -> Lab:
+    """A lab the person may see; other people's labs do not exist for them."""
+    lab = get_object_or_404(
+        Lab.objects.select_related("course__template_version__template", "student", "source_lab"), pk=lab_id
+    )
+    if not permissions.can_view_lab(request.user, lab):
+        raise Http404("No such lab.")
+    return lab
+
+
+def _lab_url(lab: Lab) -> str:
+    return reverse("labs:lab-detail", args=[lab.pk])
+
+
+def _back(request: HttpRequest, fallback: str) -> HttpResponse:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect(fallback)
+
+
+def _running_operation(lab: Lab) -> Operation | None:
+    """What keeps the lab busy: an operation on it, or a clone being made from it (as the services see it)."""
+    return (
+        Operation.objects.filter(state__in=Operation.ACTIVE_STATES)
+        .filter(Q(lab=lab) | Q(kind=Operation.Kind.CLONE, params__source_lab=lab.pk))
+        .select_related("actor", "lab__course", "lab__student")
+        .first()
+    )
+
+
+def _busy_reason(lab: Lab, running: Operation | None) -> str:
+    if running is None:
+        return ""
+    if running.lab_id != lab.pk:
+        return f"Busy: this lab is being copied into {running.lab.name}. The buttons come back when that is done."
+    doing = running.get_kind_display().lower()
+    if running.state == Operation.State.QUEUED:
+        return f"Busy: {doing} is queued for a worker. The buttons come back when it is done."
+    return f"Busy: {doing} is running. The buttons come back when it is done."
+
+
+def _snapshot_tree(lab: Lab) -> list[dict]:
+    """The lab's snapshots as nested nodes: the baseline first, each child under its parent."""
+    snapshots = list(lab.snapshots.select_related("created_by"))
+    known = {snapshot.pk for snapshot in snapshots}
+    children: dict[int | None, list[LabSnapshot]] = defaultdict(list)
+    for snapshot in snapshots:
+        children[snapshot.parent_id if snapshot.parent_id in known else None].append(snapshot)
+
+    def node(snapshot: LabSnapshot) -> dict:
+        return {"snapshot": snapshot, "children": [node(child) for child in children[snapshot.pk]]}
+
+    roots = sorted(children[None], key=lambda snapshot: (not snapshot.is_baseline, snapshot.created_at, snapshot.pk))
+    return [node(root) for root in roots]
+
+
+def _lab_page(request: HttpRequest, lab: Lab, *, snapshot_form: forms.SnapshotForm | None = None) -> HttpResponse:
+    course = lab.course
+    running = _running_operation(lab)
+    template = course.template_version.template if course.template_version else lab.template_version.template
+    own_labs = (
+        Lab.objects.filter(course=course, student=lab.student)
+        .exclude(state=Lab.State.DELETED)
+        .select_related("course", "student", "source_lab__course", "source_lab__student")
+    )
+    snapshots_taken = lab.snapshots.filter(is_baseline=False).count()
+    bars = usage.student_usage_bars(course, lab.student)
+    context = {
+        "lab": lab,
+        "course": course,
+        "is_own": lab.student_id == request.user.pk,
+        "can_manage": course_permissions.can_manage_course(request.user, course),
+        "state_words": STATE_WORDS.get(lab.state, ""),
+        "actionable": lab.state not in FINISHED_STATES,
+        "running": running,
+        "busy": running is not None,
+        "busy_reason": _busy_reason(lab, running),
+        "vms": list(lab.vms.all()),
+        "snapshot_tree": _snapshot_tree(lab),
+        "snapshots_taken": snapshots_taken,
+        "snapshot_limit": next(bar.limit for bar in bars if bar.name == "snapshots_per_lab"),
+        "snapshot_form": snapshot_form or forms.SnapshotForm(),
+        "operations": list(lab.operations.select_related("actor")[:RECENT_OPERATIONS]),
+        "manual_html": render_markdown(template.manual),
+        "bars": bars,
+        "own_labs": list(own_labs),
+    }
+    return render(request, "labs/lab_detail.html", context)
+
+
+@login_required
+@require_GET
+def lab_detail(request: HttpRequest, lab_id: int) -> HttpResponse:
+    return _lab_page(request, _lab_or_404(request, lab_id))
+
+
+@login_required
+@require_POST
+def lab_start(request: HttpRequest, course_id: int) -> HttpResponse:
+    """A student starts their own lab in a course."""
+    course = get_object_or_404(Course, pk=course_id)
+    if not course_permissions.can_view_course(request.user, course):
+        raise Http404("No such course.")
+    try:
+        operation = services.lab_start(course=course, student=request.user, actor=request.user)
+    except REFUSALS as refusal:
+        messages.error(request, f"Your lab did not start. {_words(refusal)}")
+        return _back(request, reverse("home"))
+    messages.success(request, f"Your lab {operation.lab.name} is being built. It is ready when every VM is on.")
+    return redirect("labs:lab-detail", operation.lab_id)
+
+
+def _act(request: HttpRequest, lab: Lab, start: Callable[[], Operation], started: str, refused: str) -> HttpResponse:
+    """Call a service; say what started or, in words, why not; go back."""
+    try:
+        start()
+    except REFUSALS as refusal:
+        messages.error(request, f"{refused} {_words(refusal)}")
+    else:
+        messages.success(request, started)
+    return _back(request, _lab_url(lab))
+
+
+@login_required
+@require_POST
+def lab_snapshot_create(request: HttpRequest, lab_id: int) -> HttpResponse:
+    lab = _lab_or_404(request, lab_id)
+    form = forms.SnapshotForm(request.POST)
+    if form.is_valid():
+        name = form.cleaned_data["name"]
+        try:
+            services.lab_snapshot_create(lab=lab, actor=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            add_errors(form, error)
+        except REFUSALS as refusal:
+            messages.error(request, f"No snapshot was taken. {_words(refusal)}")
+            return _back(request, _lab_url(lab))
+        else:
+            messages.success(request, f"Taking snapshot '{name}' of every VM of {lab.name} together.")
+            return _back(request, _lab_url(lab))
+    messages.error(request, "No snapshot was taken: see the snapshot form below.")
+    return _lab_page(request, lab, snapshot_form=form)
+
+
+def _snapshot_or_404(lab: Lab, snapshot_id: int) -> LabSnapshot:
+    return get_object_or_404(LabSnapshot, pk=snapshot_id, lab=lab)
+
+
+@login_required
+@require_POST
+def lab_revert(request: HttpRequest, lab_id: int, snapshot_id: int) -> HttpResponse:
+    lab = _lab_or_404(request, lab_id)
+    snapshot = _snapshot_or_404(lab, snapshot_id)
+    return _act(
+        request,
+        lab,
+        lambda: services.lab_revert(lab=lab, actor=request.user, snapshot=snapshot),
+        f"Reverting every VM of {lab.name} to '{snapshot.name}'.",
+        "Not reverted.",
+    )
+
+
+@login_required
+@require_POST
+def lab_snapshot_delete(request: HttpRequest, lab_id: int, snapshot_id: int) -> HttpResponse:
+    lab = _lab_or_404(request, lab_id)
+    snapshot = _snapshot_or_404(lab, snapshot_id)
+    return _act(
+        request,
+        lab,
+        lambda: services.lab_snapshot_delete(snapshot=snapshot, actor=request.user),
+        f"Deleting snapshot '{snapshot.name}'; the snapshots taken after it stay.",
+        "The snapshot was not deleted.",
+    )
+
+
+@login_required
+@require_POST
+def lab_reset(request: HttpRequest, lab_id: int) -> HttpResponse:
+    lab = _lab_or_404(request, lab_id)
+    return _act(
+        request,
+        lab,
+        lambda: services.lab_reset(lab=lab, actor=request.user),
+        f"Resetting {lab.name} to how it was handed out.",
+        "Not reset.",
+    )
+
+
+@login_required
+@require_POST
+def lab_clone(request: HttpRequest, lab_id: int) -> HttpResponse:
+    lab = _lab_or_404(request, lab_id)
+    return _act(
+        request,
+        lab,
+        lambda: services.lab_clone(lab=lab, actor=request.user),
+        f"Copying {lab.name} as it is now into a new lab; it appears under 'Labs in this course'.",
+        "Not cloned.",
+    )
+
+
+POWER_WORDS = {"on": "Powering on", "off": "Shutting down", "reset": "Resetting"}
+
+
+def _power(request: HttpRequest, lab: Lab, vm: LabVM | None) -> HttpResponse:
+    form = forms.PowerForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["action"]))
+        return _back(request, _lab_url(lab))
+    action = form.cleaned_data["action"]
+    target = vm.role if vm is not None else f"every VM of {lab.name}"
+    return _act(
+        request,
+        lab,
+        lambda: services.lab_power(lab=lab, actor=request.user, action=action, vm=vm),
+        f"{POWER_WORDS[action]} {target}.",
+        f"{POWER_WORDS[action]} {target} did not start.",
+    )
+
+
+@login_required
+@require_POST
+def lab_power(request: HttpRequest, lab_id: int) -> HttpResponse:
+    return _power(request, _lab_or_404(request, lab_id), None)
+
+
+@login_required
+@require_POST
+def lab_vm_power(request: HttpRequest, lab_id: int, vm_id: int) -> HttpResponse:
+    lab = _lab_or_404(request, lab_id)
+    return _power(request, lab, get_object_or_404(LabVM, pk=vm_id, lab=lab))
+
+
+@login_required
+@require_POST
+def lab_delete(request: HttpRequest, lab_id: int) -> HttpResponse:
+    lab = _lab_or_404(request, lab_id)
+    return _act(
+        request,
+        lab,
+        lambda: services.lab_delete(lab=lab, actor=request.user),
+        f"Deleting {lab.name}: its VMs, network, pool and folder are removed from vCenter.",
+        "Not deleted.",
+    )
+
+
+@login_required
+@require_POST
+def lab_vm_console(request: HttpRequest, lab_id: int, vm_id: int) -> HttpResponse:
+    """Open a VM's console: a fresh one-time link, so it is made at the click (the form opens a new tab)."""
+    lab = _lab_or_404(request, lab_id)
+    vm = get_object_or_404(LabVM, pk=vm_id, lab=lab)
+    try:
+        url = services.lab_console_url(lab=lab, vm=vm, actor=request.user)
+    except REFUSALS as refusal:
+        if isinstance(refusal, vsphere.VSphereError):
+            logger.info("console: %s: %s", vm.name, refusal)
+        messages.error(request, f"The console of {vm.role} did not open. {_words(refusal)}")
+        return redirect(_lab_url(lab))
+    return HttpResponseRedirect(url)
+
+
+# The instructor's class table: every student's labs, with actions per lab and on a selection.
+
+
+def _class_course_or_404(request: HttpRequest, course_id: int) -> Course:
+    course = get_object_or_404(Course.objects.select_related("template_version__template"), pk=course_id)
+    if not course_permissions.can_view_course(request.user, course):
+        raise Http404("No such course.")
+    if not permissions.can_provision_class(request.user, course):
+        raise PermissionDenied("Only this course's instructors and admins see the class's labs.")
+    return course
+
+
+def _forbidden(request: HttpRequest, refusal: PermissionDenied) -> HttpResponse:
+    return render(request, "courses/forbidden.html", {"message": str(refusal)}, status=403)
+
+
+def _class_labs(course: Course):
+    return (
+        Lab.objects.filter(course=course)
+        .exclude(state=Lab.State.DELETED)
+        .select_related("course", "student")
+        .annotate(vm_count=Count("vms"), vms_on=Count("vms", filter=Q(vms__power_state="poweredOn")))
+        .order_by("student__username", "number")
+    )
+
+
+def _class_operations(course: Course) -> dict[int, Operation]:
+    """The operation keeping each lab busy (its own, or a clone being made from it)."""
+    running: dict[int, Operation] = {}
+    active = Operation.objects.filter(lab__course=course, state__in=Operation.ACTIVE_STATES).select_related(
+        "lab__course", "lab__student"
+    )
+    for operation in active.order_by("created_at"):
+        running.setdefault(operation.lab_id, operation)
+        if operation.kind == Operation.Kind.CLONE and operation.params.get("source_lab"):
+            running.setdefault(operation.params["source_lab"], operation)
+    return running
+
+
+@login_required
+@require_GET
+def class_labs(request: HttpRequest, course_id: int) -> HttpResponse:
+    try:
+        course = _class_course_or_404(request, course_id)
+    except PermissionDenied as refusal:
+        return _forbidden(request, refusal)
+    select_all = request.GET.get("select") == "all"
+    labs = list(_class_labs(course))
+    running = _class_operations(course)
+    by_student: dict[int, list[Lab]] = defaultdict(list)
+    for lab in labs:
+        lab.running_operation = running.get(lab.pk)
+        by_student[lab.student_id].append(lab)
+    rows = []
+    for enrollment in course.enrollments.select_related("student").order_by("student__username"):
+        student_labs = by_student.pop(enrollment.student_id, [])
+        rows.extend({"student": enrollment.student, "lab": lab} for lab in student_labs)
+        if not student_labs:
+            rows.append({"student": enrollment.student, "lab": None})
+    for student_labs in by_student.values():  # labs of students no longer enrolled still use vCenter
+        rows.extend({"student": lab.student, "lab": lab, "unenrolled": True} for lab in student_labs)
+    context = {
+        "course": course,
+        "rows": rows,
+        "select_all": select_all,
+        "lab_count": len(labs),
+        "running_count": sum(1 for lab in labs if lab.is_running),
+        "busy_count": sum(1 for lab in labs if lab.running_operation is not None),
+        "without_lab": sum(1 for row in rows if row["lab"] is None),
+        "student_count": len({row["student"].pk for row in rows if not row.get("unenrolled")}),
+        "bars": usage.usage_bars(course),
+        "actions": forms.CLASS_ACTIONS,
+    }
+    return render(request, "labs/class_labs.html", context)
+
+
+def _class_url(course: Course) -> str:
+    return reverse("labs:class-labs", args=[course.pk])
+
+
+def _provision(request: HttpRequest, course: Course, students: list | None) -> None:
+    """Start labs and say who got one, and who did not and why (grouped by reason)."""
+    try:
+        result = services.course_provision(course=course, actor=request.user, students=students)
+    except REFUSALS as refusal:
+        messages.error(request, f"No lab was started. {_words(refusal)}")
+        return
+    if result.started:
+        names = ", ".join(operation.lab.student.username for operation in result.started)
+        messages.success(
+            request, f"Started {len(result.started)} lab{'s' if len(result.started) != 1 else ''}: {names}."
+        )
+    by_reason: dict[str, list[str]] = defaultdict(list)
+    for username, reason in result.skipped.items():
+        by_reason[reason].append(username)
+    for reason, usernames in by_reason.items():
+        level = messages.info if reason == "already has a lab" else messages.warning
+        level(request, f"Skipped {', '.join(usernames)}: {reason.rstrip('.')}.")
+    if not result.started and not result.skipped:
+        messages.info(request, "Nobody to start a lab for: the class has no students yet.")
+
+
+@login_required
+@require_POST
+def class_provision(request: HttpRequest, course_id: int) -> HttpResponse:
+    """Provision the class: a lab for every enrolled student who has none."""
+    try:
+        course = _class_course_or_404(request, course_id)
+    except PermissionDenied as refusal:
+        return _forbidden(request, refusal)
+    _provision(request, course, None)
+    return redirect(_class_url(course))
+
+
+LAB_ACTIONS: dict[str, tuple[Callable[..., Operation], str, str]] = {
+    "power_off": (
+        lambda lab, actor: services.lab_power(lab=lab, actor=actor, action="off"),
+        "Powering off",
+        "powered off",
+    ),
+    "reset": (lambda lab, actor: services.lab_reset(lab=lab, actor=actor), "Resetting", "reset"),
+    "delete": (lambda lab, actor: services.lab_delete(lab=lab, actor=actor), "Deleting", "deleted"),
+}
+
+
+@login_required
+@require_POST
+def class_action(request: HttpRequest, course_id: int) -> HttpResponse:
+    """An action on the selected rows: each lab through its own service, refusals collected in words."""
+    try:
+        course = _class_course_or_404(request, course_id)
+    except PermissionDenied as refusal:
+        return _forbidden(request, refusal)
+    labs = {lab.pk: lab for lab in _class_labs(course)}
+    student_ids = list(course.enrollments.values_list("student_id", flat=True))
+    form = forms.ClassActionForm(request.POST, lab_ids=list(labs), student_ids=student_ids)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+        return redirect(_class_url(course))
+    action = form.cleaned_data["action"]
+    selected = [labs[pk] for pk in form.cleaned_data["lab"]]
+    if action == "provision":
+        User = get_user_model()
+        wanted = set(form.cleaned_data["student"]) | {lab.student_id for lab in selected}
+        _provision(request, course, list(User.objects.filter(pk__in=wanted)))
+        return redirect(_class_url(course))
+    if not selected:
+        messages.error(request, "Select the labs first: students without a lab can only be provisioned.")
+        return redirect(_class_url(course))
+    if action in forms.CONFIRMED_ACTIONS and not form.cleaned_data["confirmed"]:
+        return render(
+            request,
+            "labs/class_confirm.html",
+            {"course": course, "labs": selected, "action": action, "label": forms.CLASS_ACTIONS[action]},
+        )
+    start, doing, done = LAB_ACTIONS[action]
+    started = []
+    for lab in selected:
+        try:
+            start(lab, request.user)
+        except REFUSALS as refusal:
+            messages.error(request, f"{lab.name} was not {done}. {_words(refusal)}")
+        else:
+            started.append(lab.name)
+    if started:
+        messages.success(
+            request, f"{doing} {len(started)} lab{'s' if len(started) != 1 else ''}: {', '.join(started)}."
+        )
+    return redirect(_class_url(course))

@@ -1,0 +1,73 @@
+"""Lab things for pages of other apps (the courses app never imports labs; its templates
+load these tags), and small words shared by the lab pages."""
+
+from __future__ import annotations
+
+from django import template
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Q
+
+from courses.models import Course
+from labs.models import Lab, Operation
+
+register = template.Library()
+
+CAPACITY_WAIT = "Waiting for vCenter capacity"
+POWER_WORDS = {"poweredOn": "On", "poweredOff": "Off", "suspended": "Suspended", "missing": "Missing"}
+HEALTH_WORDS = {"green": "OK", "yellow": "Warning", "red": "Alert", "gray": "Unknown"}
+
+
+@register.simple_tag
+def student_labs(course: Course, student: AbstractBaseUser) -> list[Lab]:
+    """A student's labs in a course that still exist (the one they started and their clones)."""
+    if not getattr(student, "is_authenticated", False):
+        return []
+    return list(
+        Lab.objects.filter(course=course, student=student)
+        .exclude(state=Lab.State.DELETED)
+        .select_related("course", "student")
+        .order_by("number")
+    )
+
+
+@register.simple_tag
+def class_summary(course: Course) -> dict[str, int]:
+    """Counts for a course's lab overview: labs, running, busy."""
+    labs = Lab.objects.filter(course=course, state__in=Lab.ACTIVE_STATES)
+    counts = labs.aggregate(
+        labs=Count("pk"),
+        running=Count("pk", filter=Q(running_since__isnull=False)),
+        errors=Count("pk", filter=Q(state=Lab.State.ERROR)),
+    )
+    counts["busy"] = (
+        Operation.objects.filter(lab__course=course, state__in=Operation.ACTIVE_STATES).values("lab").distinct().count()
+    )
+    return counts
+
+
+@register.simple_tag
+def course_can_start_labs(course: Course) -> str:
+    """Empty when students can start labs in the course now; otherwise why not, in words."""
+    if course.state != Course.State.OPEN:
+        return f"Labs start once the course is open (it is {course.get_state_display().lower()})."
+    if course.template_version is None or not course.template_version.is_published:
+        return "The lab is not ready yet: the instructor has not published it."
+    return ""
+
+
+@register.filter
+def capacity_wait(step: str) -> str:
+    """The words after "Waiting for vCenter capacity:" in an operation's step, or ""."""
+    if not step or not step.startswith(CAPACITY_WAIT):
+        return ""
+    return step[len(CAPACITY_WAIT) :].lstrip(": ") or "other clones are running"
+
+
+@register.filter
+def power_words(state: str) -> str:
+    return POWER_WORDS.get(state, state or "Unknown")
+
+
+@register.filter
+def health_words(status: str) -> str:
+    return HEALTH_WORDS.get(status, "Unknown")
