@@ -236,3 +236,475 @@ def test_anonymous_callers_are_sent_to_log_in(client):
     endpoint = EndpointFactory()
     response = client.get(reverse("labs:endpoint-inventory", args=[endpoint.pk]))
     assert response.status_code == 302
+
+
+# A student's lab page and its buttons; the instructor's class table. No vCenter: the
+# services record operations and nothing is enqueued (labs.services._enqueue is patched).
+
+from django.utils import timezone  # noqa: E402
+
+from courses import services as courses_services  # noqa: E402
+from labs.models import Lab, LabSnapshot, LabVM  # noqa: E402
+from tests.factories import open_course  # noqa: E402
+
+
+def _student(course, index=0):
+    return course.enrollments.order_by("student__username")[index].student
+
+
+def _ready(lab: Lab, *, snapshots: bool = True) -> Lab:
+    """Pretend the provision finished: VMs exist and are on, the baseline is taken, the lab runs."""
+    Operation.objects.filter(lab=lab).update(state=Operation.State.SUCCEEDED, progress=100)
+    for index, vm in enumerate(lab.vms.all()):
+        LabVM.objects.filter(pk=vm.pk).update(
+            moref=f"vm-{lab.pk}{index}",
+            power_state="poweredOn",
+            guest_ip=f"192.168.10.{index + 1}",
+            overall_status="green",
+        )
+    Lab.objects.filter(pk=lab.pk).update(state=Lab.State.READY, running_since=timezone.now())
+    if snapshots:
+        baseline = LabSnapshot.objects.create(lab=lab, name="Baseline", is_baseline=True)
+        Lab.objects.filter(pk=lab.pk).update(current_snapshot=baseline)
+    lab.refresh_from_db()
+    return lab
+
+
+def _started(course, index=0) -> Lab:
+    student = _student(course, index)
+    return _ready(services.lab_start(course=course, student=student, actor=student).lab)
+
+
+def _messages(response) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
+
+
+def _lab_url(lab, name="labs:lab-detail", *args):
+    return reverse(name, args=[lab.pk, *args])
+
+
+@pytest.mark.django_db
+def test_a_student_starts_their_lab_from_the_home_page_and_lands_on_it(client, enqueued):
+    course = open_course()
+    student = _student(course)
+    client.force_login(student)
+    home = client.get(reverse("home")).content.decode()
+    assert "Start my lab" in home
+    assert reverse("labs:lab-start", args=[course.pk]) in home
+
+    response = client.post(reverse("labs:lab-start", args=[course.pk]), {"next": "/"}, follow=True)
+    lab = Lab.objects.get(student=student)
+    assert response.redirect_chain[-1][0] == _lab_url(lab)
+    assert f"Your lab {lab.name} is being built" in _messages(response)[0]
+    page = response.content.decode()
+    assert 'data-field="state" data-value="provisioning"' in page
+    assert f'data-operation-id="{lab.operations.get().pk}"' in page
+    assert "Busy: provision lab is queued" in page
+    assert "data-busy-disable disabled" in page  # the buttons wait for the build
+
+    home = client.get(reverse("home")).content.decode()
+    assert "Start my lab" not in home
+    assert _lab_url(lab) in home
+
+
+@pytest.mark.django_db
+def test_starting_a_lab_over_the_quota_says_why_in_words(client, enqueued):
+    course = open_course(students=2, quota={"running_labs": 1})
+    _started(course, 0)
+    client.force_login(_student(course, 1))
+    response = client.post(reverse("labs:lab-start", args=[course.pk]), {"next": "/"}, follow=True)
+    assert response.redirect_chain[-1][0] == "/"
+    assert _messages(response) == [
+        "Your lab did not start. No more labs can run at once in this class: the limit is 1 and 1 are in use."
+    ]
+    assert not Lab.objects.filter(student=_student(course, 1)).exists()
+
+
+@pytest.mark.django_db
+def test_a_course_that_cannot_run_labs_says_why_instead_of_a_button(client, enqueued):
+    course = open_course()
+    courses_services.course_update(course=course, actor=course.instructors.get(), state="closed")
+    client.force_login(_student(course))
+    home = client.get(reverse("home")).content.decode()
+    assert "Start my lab" not in home
+    assert "Labs start once the course is open (it is closed)." in home
+
+
+@pytest.mark.django_db
+def test_the_lab_page_shows_vms_snapshot_tree_manual_usage_and_operations(client, enqueued):
+    course = open_course(quota={"snapshots_per_lab": 3, "lab_hours_per_student": 10})
+    template = course.template_version.template
+    template.manual = "# Exercise 1\n\nBuild the **cluster**.<script>alert(1)</script>"
+    template.save()
+    lab = _started(course)
+    baseline = lab.current_snapshot
+    first = LabSnapshot.objects.create(lab=lab, name="cluster built", description="3 hosts in", parent=baseline)
+    second = LabSnapshot.objects.create(lab=lab, name="vsan on", parent=first)
+    other = LabSnapshot.objects.create(lab=lab, name="side branch", parent=baseline)
+    Lab.objects.filter(pk=lab.pk).update(current_snapshot=second)
+    client.force_login(lab.student)
+    page = client.get(_lab_url(lab)).content.decode()
+
+    for vm in lab.vms.all():
+        assert f'data-vm-id="{vm.pk}"' in page and vm.name in page
+    assert 'data-field="power_state" data-value="poweredOn">On<' in page
+    assert 'data-field="guest_ip">192.168.10.1<' in page
+    assert page.count('aria-label="Console of ') == 2 and 'target="_blank"' in page
+    # The tree: the baseline at the root, children nested under their parents, "you are here".
+    tree = page[page.index("data-snapshot-tree") :]
+    assert tree.index("Baseline") < tree.index("cluster built") < tree.index("vsan on") < tree.index("side branch")
+    assert tree[: tree.index("vsan on")].count('<ul class="snapshot-tree">') == 3
+    assert f'data-snapshot-id="{second.pk}" class="current" aria-current="true"' in page
+    assert "you are here" in page
+    assert f'action="{_lab_url(lab, "labs:lab-revert", baseline.pk)}"' in page
+    assert f'action="{_lab_url(lab, "labs:lab-snapshot-delete", baseline.pk)}"' not in page
+    assert f'action="{_lab_url(lab, "labs:lab-snapshot-delete", other.pk)}"' in page
+    assert "3 of 3 kept" in page
+    # Manual (sanitized), usage bars, recent operations, no busy buttons.
+    assert "<strong>cluster</strong>" in page and "<script>" not in page
+    assert 'data-bar="snapshots_per_lab"' in page and "Your usage" in page
+    assert "Provision lab" in page and "Done" in page
+    assert "data-busy-disable disabled" not in page
+    assert f'data-running-operation="{lab.pk}" hidden' in page
+
+
+@pytest.mark.django_db
+def test_taking_a_snapshot_starts_an_operation_and_says_so(client, enqueued):
+    lab = _started(open_course())
+    client.force_login(lab.student)
+    response = client.post(
+        _lab_url(lab, "labs:lab-snapshot-create"), {"name": "cluster built", "description": "3 hosts"}, follow=True
+    )
+    operation = lab.operations.get(kind="snapshot")
+    assert operation.params == {"name": "cluster built", "description": "3 hosts"}
+    assert _messages(response) == [f"Taking snapshot 'cluster built' of every VM of {lab.name} together."]
+    page = response.content.decode()
+    assert f'data-operation-id="{operation.pk}"' in page
+    assert "Busy: take snapshot is queued" in page
+
+
+@pytest.mark.django_db
+def test_a_snapshot_without_a_name_or_with_a_taken_name_is_refused_on_the_form(client, enqueued):
+    lab = _started(open_course())
+    client.force_login(lab.student)
+    response = client.post(_lab_url(lab, "labs:lab-snapshot-create"), {"name": "  "})
+    assert response.status_code == 200
+    assert "Give the snapshot a name." in response.content.decode()
+    assert 'aria-invalid="true"' in response.content.decode()  # the field says what is wrong
+    response = client.post(_lab_url(lab, "labs:lab-snapshot-create"), {"name": "Baseline"})
+    page = response.content.decode()
+    assert "This lab already has a snapshot called Baseline." in page
+    assert 'value="Baseline"' in page  # what they typed stays
+    assert not lab.operations.filter(kind="snapshot").exists()
+
+
+@pytest.mark.django_db
+def test_snapshot_quota_and_busy_lab_are_refused_in_words(client, enqueued):
+    lab = _started(open_course(quota={"snapshots_per_lab": 0}))
+    client.force_login(lab.student)
+    response = client.post(_lab_url(lab, "labs:lab-snapshot-create"), {"name": "one"}, follow=True)
+    assert _messages(response) == [
+        "No snapshot was taken. This lab cannot keep another snapshot; delete one first: "
+        "none are allowed in this course (you have 0)."
+    ]
+    client.post(_lab_url(lab, "labs:lab-power"), {"action": "off"})
+    running = lab.operations.get(kind="power")
+    response = client.post(_lab_url(lab, "labs:lab-reset"), follow=True)
+    assert _messages(response)[-1] == (
+        f"Not reset. {lab.name} is busy: power #{running.pk} is queued. Wait for it to finish."
+    )
+    assert "Busy: power is queued" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_revert_reset_clone_power_and_delete_start_their_operations(client, enqueued):
+    lab = _started(open_course(quota={"labs_per_student": 2}))
+    snapshot = LabSnapshot.objects.create(lab=lab, name="cluster built", parent=lab.current_snapshot)
+    vm = lab.vms.first()
+    client.force_login(lab.student)
+
+    def click(url, data=None, kind=None):
+        response = client.post(url, data or {}, follow=True)
+        assert response.redirect_chain[-1][0] == _lab_url(lab)
+        operation = Operation.objects.filter(kind=kind).latest("pk")
+        operation.state = Operation.State.SUCCEEDED  # done, so the next button is free
+        operation.save()
+        return _messages(response)[0], operation
+
+    said, operation = click(_lab_url(lab, "labs:lab-revert", snapshot.pk), kind="revert")
+    assert (said, operation.params) == (
+        f"Reverting every VM of {lab.name} to 'cluster built'.",
+        {"snapshot": snapshot.pk},
+    )
+    said, operation = click(_lab_url(lab, "labs:lab-reset"), kind="reset")
+    assert said == f"Resetting {lab.name} to how it was handed out."
+    said, operation = click(_lab_url(lab, "labs:lab-power"), {"action": "off"}, kind="power")
+    assert (said, operation.params) == (f"Shutting down every VM of {lab.name}.", {"action": "off", "vm": None})
+    said, operation = click(_lab_url(lab, "labs:lab-vm-power", vm.pk), {"action": "reset"}, kind="power")
+    assert (said, operation.params) == (f"Resetting {vm.role}.", {"action": "reset", "vm": vm.pk})
+    said, operation = click(_lab_url(lab, "labs:lab-snapshot-delete", snapshot.pk), kind="delete_snapshot")
+    assert operation.params == {"snapshot": snapshot.pk}
+    said, operation = click(_lab_url(lab, "labs:lab-clone"), kind="clone")
+    assert operation.lab.source_lab == lab and "Copying" in said
+    page = client.get(_lab_url(lab)).content.decode()
+    assert _lab_url(operation.lab) in page and "copy of lab 1" in page
+    said, operation = click(_lab_url(lab, "labs:lab-delete"), kind="delete")
+    assert said.startswith(f"Deleting {lab.name}")
+
+
+@pytest.mark.django_db
+def test_power_with_an_unknown_action_and_deleting_the_baseline_are_refused_in_words(client, enqueued):
+    lab = _started(open_course())
+    client.force_login(lab.student)
+    response = client.post(_lab_url(lab, "labs:lab-power"), {"action": "explode"}, follow=True)
+    assert _messages(response) == ["Choose power on, off or reset."]
+    response = client.post(_lab_url(lab, "labs:lab-snapshot-delete", lab.current_snapshot_id), follow=True)
+    assert _messages(response) == [
+        "The snapshot was not deleted. The baseline snapshot is what Reset returns to; it cannot be deleted."
+    ]
+    assert not Operation.objects.exclude(kind="provision").exists()
+
+
+@pytest.mark.django_db
+def test_a_clone_over_the_labs_quota_is_refused_in_words(client, enqueued):
+    lab = _started(open_course(quota={"labs_per_student": 1}))
+    client.force_login(lab.student)
+    response = client.post(_lab_url(lab, "labs:lab-clone"), follow=True)
+    assert _messages(response) == [
+        "Not cloned. You cannot have another lab in this course: the limit is 1 and 1 are in use."
+    ]
+
+
+@pytest.mark.django_db
+def test_the_console_button_redirects_to_a_fresh_console_link(client, enqueued, monkeypatch):
+    lab = _started(open_course())
+    vm = lab.vms.first()
+    asked = []
+
+    def console_url(*, lab, vm, actor):
+        asked.append((lab.pk, vm.pk, actor.pk))
+        return "https://vc.example.edu/ui/webconsole.html?vmId=vm-1&sessionTicket=t"
+
+    monkeypatch.setattr(services, "lab_console_url", console_url)
+    client.force_login(lab.student)
+    response = client.post(_lab_url(lab, "labs:lab-vm-console", vm.pk))
+    assert response.status_code == 302
+    assert response.url == "https://vc.example.edu/ui/webconsole.html?vmId=vm-1&sessionTicket=t"
+    assert asked == [(lab.pk, vm.pk, lab.student.pk)]
+
+
+@pytest.mark.django_db
+def test_a_console_that_cannot_open_says_why(client, enqueued):
+    course = open_course()
+    student = _student(course)
+    lab = services.lab_start(course=course, student=student, actor=student).lab  # VMs not made yet
+    client.force_login(student)
+    response = client.post(_lab_url(lab, "labs:lab-vm-console", lab.vms.first().pk), follow=True)
+    [said] = _messages(response)
+    assert said.startswith("The console of ") and "does not exist in vCenter yet" in said
+
+
+@pytest.mark.django_db
+def test_a_lab_in_error_shows_the_reason(client, enqueued):
+    lab = _started(open_course())
+    Lab.objects.filter(pk=lab.pk).update(state=Lab.State.ERROR, error="router disappeared from vCenter.")
+    client.force_login(lab.student)
+    page = client.get(_lab_url(lab)).content.decode()
+    assert 'data-field="error" role="alert">router disappeared from vCenter.<' in page
+
+
+@pytest.mark.django_db
+def test_an_operation_waiting_for_vcenter_capacity_says_so(client, enqueued):
+    course = open_course()
+    student = _student(course)
+    operation = services.lab_start(course=course, student=student, actor=student)
+    step = "Waiting for vCenter capacity: 3 clone(s) ahead (at most 8 at once on vCenter 1)"
+    Operation.objects.filter(pk=operation.pk).update(state="running", progress=8, step=step)
+    client.force_login(student)
+    page = client.get(_lab_url(operation.lab)).content.decode()
+    assert 'class="operation-now waiting"' in page
+    assert step in page and "nothing is needed from you" in page
+    client.force_login(course.instructors.get())
+    table = client.get(reverse("labs:class-labs", args=[course.pk])).content.decode()
+    assert 'class="waiting"' in table and "3 clone(s) ahead" in table
+
+
+@pytest.mark.django_db
+def test_a_classmate_gets_404_for_my_lab_page_and_every_action(client, enqueued):
+    course = open_course(students=2)
+    lab = _started(course, 0)
+    snapshot, vm = lab.current_snapshot, lab.vms.first()
+    client.force_login(_student(course, 1))
+    assert client.get(_lab_url(lab)).status_code == 404
+    for url in (
+        _lab_url(lab, "labs:lab-snapshot-create"),
+        _lab_url(lab, "labs:lab-revert", snapshot.pk),
+        _lab_url(lab, "labs:lab-snapshot-delete", snapshot.pk),
+        _lab_url(lab, "labs:lab-reset"),
+        _lab_url(lab, "labs:lab-clone"),
+        _lab_url(lab, "labs:lab-power"),
+        _lab_url(lab, "labs:lab-delete"),
+        _lab_url(lab, "labs:lab-vm-power", vm.pk),
+        _lab_url(lab, "labs:lab-vm-console", vm.pk),
+    ):
+        assert client.post(url, {"action": "off", "name": "x"}).status_code == 404, url
+    assert client.get(reverse("labs:class-labs", args=[course.pk])).status_code == 403
+    assert client.post(reverse("labs:class-provision", args=[course.pk])).status_code == 403
+    assert (
+        client.post(reverse("labs:class-action", args=[course.pk]), {"action": "delete", "lab": lab.pk}).status_code
+        == 403
+    )
+    assert Operation.objects.exclude(kind="provision").count() == 0
+
+
+@pytest.mark.django_db
+def test_an_instructor_of_another_course_sees_nothing(client, enqueued):
+    course = open_course()
+    lab = _started(course)
+    client.force_login(open_course().instructors.get())
+    assert client.get(_lab_url(lab)).status_code == 404
+    assert client.post(_lab_url(lab, "labs:lab-reset")).status_code == 404
+    assert client.get(reverse("labs:class-labs", args=[course.pk])).status_code == 404
+    assert client.post(reverse("labs:class-provision", args=[course.pk])).status_code == 404
+    student = _student(course)
+    assert client.post(reverse("labs:lab-start", args=[course.pk])).status_code == 404
+    assert not Lab.objects.filter(course=course).exclude(student=student).exists()
+
+
+@pytest.mark.django_db
+def test_the_course_instructor_sees_and_acts_on_a_students_lab(client, enqueued):
+    course = open_course()
+    lab = _started(course)
+    client.force_login(course.instructors.get())
+    page = client.get(_lab_url(lab)).content.decode()
+    assert f"{lab.student.username}'s usage" in page
+    assert reverse("labs:class-labs", args=[course.pk]) in page
+    client.post(_lab_url(lab, "labs:lab-power"), {"action": "off"})
+    assert lab.operations.get(kind="power").actor == course.instructors.get()
+
+
+@pytest.mark.django_db
+def test_the_class_table_lists_every_student_their_labs_and_what_runs(client, enqueued):
+    course = open_course(students=3, quota={"running_labs": 10})
+    ready = _started(course, 0)
+    busy_student = _student(course, 1)
+    busy = services.lab_start(course=course, student=busy_student, actor=busy_student)
+    Operation.objects.filter(pk=busy.pk).update(state="running", progress=40, step="Cloning 2 VMs")
+    LabVM.objects.filter(lab=ready).exclude(pk=ready.vms.first().pk).update(power_state="poweredOff")
+    Lab.objects.filter(pk=ready.pk).update(hours_used=2.25)
+    instructor = course.instructors.get()
+    client.force_login(instructor)
+
+    detail = client.get(reverse("courses:course-detail", args=[course.pk])).content.decode()
+    assert reverse("labs:class-labs", args=[course.pk]) in detail
+    assert "2 labs · 1 running · 1 busy" in detail
+    home = client.get(reverse("home")).content.decode()
+    assert f"Class labs of {course.code}" in home
+
+    page = client.get(reverse("labs:class-labs", args=[course.pk])).content.decode()
+    assert f'<tr data-lab-id="{ready.pk}">' in page and f'<tr data-lab-id="{busy.lab_id}">' in page
+    row = page[page.index(f'<tr data-lab-id="{ready.pk}">') :]
+    row = row[: row.index("</tr>")]
+    assert 'data-value="ready"' in row and '<span data-field="vms_on">1</span> of 2' in row
+    assert '<span data-field="hours_used">2.2' in row or '<span data-field="hours_used">2.3' in row
+    row = page[page.index(f'<tr data-lab-id="{busy.lab_id}">') :]
+    row = row[: row.index("</tr>")]
+    assert f'data-operation-id="{busy.pk}"' in row and 'value="40"' in row and "Cloning 2 VMs" in row
+    assert "data-busy-disable disabled" in row
+    assert _student(course, 2).username in page and "No lab yet" in page
+    assert 'data-bar="running_labs"' in page
+
+
+@pytest.mark.django_db
+def test_provision_the_class_says_who_started_and_who_was_skipped_and_why(client, enqueued):
+    course = open_course(students=3, quota={"running_labs": 2})
+    first = _started(course, 0)
+    client.force_login(course.instructors.get())
+    response = client.post(reverse("labs:class-provision", args=[course.pk]), follow=True)
+    said = _messages(response)
+    second, third = _student(course, 1), _student(course, 2)
+    assert said[0] == f"Started 1 lab: {second.username}."
+    assert f"Skipped {first.student.username}: already has a lab." in said
+    assert (
+        f"Skipped {third.username}: No more labs can run at once in this class: the limit is 2 and 2 are in use."
+        in said
+    )
+
+
+@pytest.mark.django_db
+def test_provision_a_selection_starts_labs_only_for_the_selected(client, enqueued):
+    course = open_course(students=3)
+    chosen = _student(course, 1)
+    client.force_login(course.instructors.get())
+    response = client.post(
+        reverse("labs:class-action", args=[course.pk]), {"action": "provision", "student": [chosen.pk]}, follow=True
+    )
+    assert _messages(response) == [f"Started 1 lab: {chosen.username}."]
+    assert list(Lab.objects.values_list("student", flat=True)) == [chosen.pk]
+
+
+@pytest.mark.django_db
+def test_power_off_a_selection_collects_refusals_in_words(client, enqueued):
+    course = open_course(students=3)
+    labs = [_started(course, index) for index in range(3)]
+    busy = services.lab_snapshot_create(lab=labs[1], actor=labs[1].student, name="mine")
+    client.force_login(course.instructors.get())
+    response = client.post(
+        reverse("labs:class-action", args=[course.pk]),
+        {"action": "power_off", "lab": [labs[0].pk, labs[1].pk]},
+        follow=True,
+    )
+    said = _messages(response)
+    assert f"{labs[1].name} was not powered off. {labs[1].name} is busy: take snapshot #{busy.pk} is queued." in said[0]
+    assert said[1] == f"Powering off 1 lab: {labs[0].name}."
+    assert list(Operation.objects.filter(kind="power").values_list("lab", flat=True)) == [labs[0].pk]
+
+
+@pytest.mark.django_db
+def test_reset_and_delete_of_a_selection_ask_first(client, enqueued):
+    course = open_course(students=2)
+    labs = [_started(course, index) for index in range(2)]
+    client.force_login(course.instructors.get())
+    url = reverse("labs:class-action", args=[course.pk])
+    response = client.post(url, {"action": "delete", "lab": [lab.pk for lab in labs]})
+    page = response.content.decode()
+    assert "Delete 2 labs?" in page and labs[0].name in page and labs[1].name in page
+    assert not Operation.objects.filter(kind="delete").exists()
+    response = client.post(url, {"action": "delete", "lab": [lab.pk for lab in labs], "confirmed": "on"}, follow=True)
+    assert _messages(response) == [f"Deleting 2 labs: {labs[0].name}, {labs[1].name}."]
+    assert Operation.objects.filter(kind="delete").count() == 2
+
+
+@pytest.mark.django_db
+def test_a_class_action_without_a_selection_says_what_to_do(client, enqueued):
+    course = open_course()
+    client.force_login(course.instructors.get())
+    response = client.post(reverse("labs:class-action", args=[course.pk]), {"action": "reset"}, follow=True)
+    assert _messages(response) == ["Select the labs or students first (the boxes at the start of each row)."]
+    page = client.get(reverse("labs:class-labs", args=[course.pk]), {"select": "all"}).content.decode()
+    assert page.count('form="class-actions" aria-label="Select') == 3
+    assert page.count(" checked>") == 3
+
+
+@pytest.mark.django_db
+def test_row_actions_come_back_to_the_class_table(client, enqueued):
+    course = open_course()
+    lab = _started(course)
+    client.force_login(course.instructors.get())
+    table = reverse("labs:class-labs", args=[course.pk])
+    response = client.post(_lab_url(lab, "labs:lab-power"), {"action": "off", "next": table})
+    assert response.url == table
+    response = client.post(_lab_url(lab, "labs:lab-reset"), {"next": "https://evil.example/"})
+    assert response.url == _lab_url(lab)
+
+
+@pytest.mark.django_db
+def test_a_student_course_page_shows_their_lab_or_the_start_button(client, enqueued):
+    course = open_course()
+    student = _student(course)
+    client.force_login(student)
+    page = client.get(reverse("courses:course-detail", args=[course.pk])).content.decode()
+    assert "Start my lab" in page
+    lab = _ready(services.lab_start(course=course, student=student, actor=student).lab)
+    page = client.get(reverse("courses:course-detail", args=[course.pk])).content.decode()
+    assert _lab_url(lab) in page and "Start my lab" not in page
