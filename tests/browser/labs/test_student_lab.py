@@ -1,0 +1,129 @@
+"""A demo student starts their lab, snapshots it, breaks a VM, reverts, and sees every VM on
+again; the instructor watches the class table. Real Chromium, daphne, a Celery worker and a
+simulator of this test's own (lab names derive from the demo course and student)."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from courses.models import VCenterEndpoint
+from labs import services as lab_services
+from labs.models import Lab
+from portal import demo, simulator
+from tests.browser.conftest import log_in
+
+pytestmark = pytest.mark.browser
+
+FINAL = {"Ready", "Error", "Deleted"}
+
+
+@pytest.fixture
+def demo_course(transactional_db):
+    """The demo class on a simulator of its own, seeded before any worker runs (the seed
+    publishes in this process and nothing else may claim that operation)."""
+    server = simulator.start(args=["-demo"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lab_services, "_enqueue", lambda *args: None)
+        course = demo.seed_demo(vcenter_url=server.url, vcenter_user=server.username, vcenter_password=server.password)
+    course.simulator = server
+    yield course
+    server.stop()
+
+
+def wait_idle(page, timeout_s: int = 90) -> str:
+    """Until live updates exist, reload until the lab is neither building nor busy."""
+    for _ in range(timeout_s * 2):
+        state = page.locator(".lab-head [data-field=state]").inner_text()
+        if state in FINAL and page.locator("[data-running-operation] [data-operation-id]").count() == 0:
+            return state
+        page.wait_for_timeout(500)
+        page.reload()
+    return page.locator(".lab-head [data-field=state]").inner_text()
+
+
+def power_of(page, role: str):
+    return page.locator("tr[data-vm-id]", has_text=role).locator("[data-field=power_state]")
+
+
+def test_student_snapshots_breaks_and_reverts_their_lab(demo_course, page, web_server, celery_worker, screenshot):
+    base = web_server.url
+    log_in(page, base, "student1", "nestlab-learn")
+    card = page.locator("article.course-card", has_text=demo_course.title)
+    screenshot(page, "01-home")
+    card.get_by_role("button", name="Start my lab").click()
+
+    lab = Lab.objects.get(course=demo_course, student__username="student1")
+    expect(page.get_by_role("heading", name=lab.name)).to_be_visible()
+    expect(page.locator(".flash-success")).to_contain_text("is being built")
+    expect(page.locator("[data-running-operation] progress")).to_be_visible()
+    expect(page.get_by_role("button", name="Reset", exact=True)).to_be_disabled()
+    screenshot(page, "02-building")
+
+    assert wait_idle(page) == "Ready"
+    for role in ("router", "esxi-01", "esxi-02", "esxi-03", "vcsa"):
+        expect(power_of(page, role)).to_have_text("On")
+    expect(page.locator("li.current .snapshot-name")).to_have_text("Baseline")
+    screenshot(page, "03-ready")
+
+    page.get_by_label("Name").fill("cluster built")
+    page.get_by_label("Description").fill("three hosts in a cluster")
+    page.get_by_role("button", name="Take snapshot").click()
+    expect(page.locator(".flash-success")).to_contain_text("Taking snapshot 'cluster built'")
+    screenshot(page, "04-snapshotting")
+    assert wait_idle(page) == "Ready"
+    expect(page.locator("li.current .snapshot-name")).to_have_text("cluster built")
+    screenshot(page, "05-snapshot-taken")
+
+    page.get_by_role("button", name="Power off esxi-02").click()
+    assert wait_idle(page) == "Ready"
+    expect(power_of(page, "esxi-02")).to_have_text("Off")
+    expect(page.get_by_role("button", name="Power on esxi-02")).to_be_visible()
+    screenshot(page, "06-esxi-02-off")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Revert to cluster built").click()
+    expect(page.locator(".flash-success")).to_contain_text("Reverting every VM")
+    assert wait_idle(page) == "Ready"
+    for role in ("router", "esxi-01", "esxi-02", "esxi-03", "vcsa"):
+        expect(power_of(page, role)).to_have_text("On")
+    expect(page.locator("#operations tbody tr").first).to_contain_text("Revert to snapshot")
+    expect(page.locator("#operations tbody tr").first).to_contain_text("Succeeded")
+    screenshot(page, "07-reverted")
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot(page, "08-phone-top", full_page=False)
+    page.locator("#snapshots").scroll_into_view_if_needed()
+    screenshot(page, "08-phone-snapshots", full_page=False)
+
+    # The instructor's class table.
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.context.clear_cookies()
+    log_in(page, base, "instructor", "nestlab-teach")
+    page.goto(f"{base}/courses/{demo_course.pk}/")
+    expect(page.locator("#class-labs")).to_contain_text("1 lab · 1 running")
+    screenshot(page, "09-course-page", full_page=False)
+    page.get_by_role("button", name="Class labs").click()
+    row = page.locator(f"tr[data-lab-id='{lab.pk}']")
+    expect(row.locator("[data-field=state]")).to_have_text("Ready")
+    expect(row.locator("[data-field=vms_on]")).to_have_text("5")
+    expect(page.locator("tr.no-lab")).to_have_count(2)
+    screenshot(page, "10-class-table")
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot(page, "11-class-table-phone")
+
+    # A class provisioned at once waits for vCenter capacity, and the table says so.
+    page.set_viewport_size({"width": 1280, "height": 800})
+    VCenterEndpoint.objects.filter(labs__course=demo_course).update(concurrency_limit=1)
+    demo_course.simulator.configure(task_durations={"CloneVM_Task": 2})
+    page.get_by_role("button", name="Provision the class").click()
+    expect(page.locator(".flash-success")).to_contain_text("Started 2 labs: student2, student3.")
+    expect(page.locator(".flash-info")).to_contain_text("Skipped student1: already has a lab.")
+    for _ in range(60):
+        if page.locator(".operation-cell .waiting").count():
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    expect(page.locator(".operation-cell .waiting").first).to_contain_text("Waiting for vCenter capacity")
+    expect(page.locator(".operation-cell .waiting").first).to_contain_text("clone(s) ahead")
+    screenshot(page, "12-class-waiting-for-capacity")
