@@ -13,6 +13,7 @@ urlpatterns = [
     # A student's lab
     path("courses/<int:course_id>/start/", views.lab_start, name="lab-start"),
     path("<int:lab_id>/", views.lab_detail, name="lab-detail"),
+    path("<int:lab_id>/fragments/<str:fragment>/", views.lab_fragment, name="lab-fragment"),
     path("<int:lab_id>/snapshots/", views.lab_snapshot_create, name="lab-snapshot-create"),
     path("<int:lab_id>/snapshots/<int:snapshot_id>/revert/", views.lab_revert, name="lab-revert"),
     path("<int:lab_id>/snapshots/<int:snapshot_id>/delete/", views.lab_snapshot_delete, name="lab-snapshot-delete"),
@@ -24,6 +25,7 @@ urlpatterns = [
     path("<int:lab_id>/vms/<int:vm_id>/console/", views.lab_vm_console, name="lab-vm-console"),
     # The instructor's class table
     path("courses/<int:course_id>/", views.class_labs, name="class-labs"),
+    path("courses/<int:course_id>/fragments/table/", views.class_table, name="class-table"),
     path("courses/<int:course_id>/provision/", views.class_provision, name="class-provision"),
     path("courses/<int:course_id>/actions/", views.class_action, name="class-action"),
 ]

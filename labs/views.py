@@ -170,12 +170,8 @@ def endpoint_vm(request: HttpRequest, endpoint_id: int, moref: str) -> JsonRespo
 
 REFUSALS = (PermissionDenied, ValidationError, Conflict, vsphere.VSphereError)
 RECENT_OPERATIONS = 6
+# Words for the states a lab does not leave (the others show in the badge and the operation).
 STATE_WORDS = {
-    Lab.State.PROVISIONING: "Being built in vCenter.",
-    Lab.State.READY: "Ready.",
-    Lab.State.BUSY: "Busy with an operation.",
-    Lab.State.ERROR: "Something went wrong.",
-    Lab.State.DELETING: "Being deleted.",
     Lab.State.DELETED: "Deleted: its VMs and networks are gone from vCenter.",
     Lab.State.EXPIRED: "Expired: the course's labs were cleaned up.",
 }
@@ -189,13 +185,11 @@ def _words(refusal: Exception) -> str:
 
 
 def _lab_or_404(request: HttpRequest, lab_id: int) -> Lab:
-    """A lab the person may see; other people's labs do not exist for them."""
-    lab = get_object_or_404(
-        Lab.objects.select_related("course__template_version__template", "student", "source_lab"), pk=lab_id
-    )
-    if not permissions.can_view_lab(request.user, lab):
-        raise Http404("No such lab.")
-    return lab
+    """A lab the person may see (with ``active_operation``); other people's labs do not exist for them."""
+    try:
+        return selectors.lab_detail(lab_id=lab_id, user=request.user)
+    except Lab.DoesNotExist as missing:
+        raise Http404("No such lab.") from missing
 
 
 def _lab_url(lab: Lab) -> str:
@@ -211,16 +205,6 @@ def _back(request: HttpRequest, fallback: str) -> HttpResponse:
     return redirect(fallback)
 
 
-def _running_operation(lab: Lab) -> Operation | None:
-    """What keeps the lab busy: an operation on it, or a clone being made from it (as the services see it)."""
-    return (
-        Operation.objects.filter(state__in=Operation.ACTIVE_STATES)
-        .filter(Q(lab=lab) | Q(kind=Operation.Kind.CLONE, params__source_lab=lab.pk))
-        .select_related("actor", "lab__course", "lab__student")
-        .first()
-    )
-
-
 def _busy_reason(lab: Lab, running: Operation | None) -> str:
     if running is None:
         return ""
@@ -232,48 +216,39 @@ def _busy_reason(lab: Lab, running: Operation | None) -> str:
     return f"Busy: {doing} is running. The buttons come back when it is done."
 
 
-def _snapshot_tree(lab: Lab) -> list[dict]:
-    """The lab's snapshots as nested nodes: the baseline first, each child under its parent."""
-    snapshots = list(lab.snapshots.select_related("created_by"))
-    known = {snapshot.pk for snapshot in snapshots}
-    children: dict[int | None, list[LabSnapshot]] = defaultdict(list)
-    for snapshot in snapshots:
-        children[snapshot.parent_id if snapshot.parent_id in known else None].append(snapshot)
-
-    def node(snapshot: LabSnapshot) -> dict:
-        return {"snapshot": snapshot, "children": [node(child) for child in children[snapshot.pk]]}
-
-    roots = sorted(children[None], key=lambda snapshot: (not snapshot.is_baseline, snapshot.created_at, snapshot.pk))
-    return [node(root) for root in roots]
+def _lab_context(request: HttpRequest, lab: Lab) -> dict:
+    """What the lab page and its live fragments (snapshot tree, history) need."""
+    running = lab.active_operation
+    return {
+        "lab": lab,
+        "actionable": lab.state not in FINISHED_STATES,
+        "running": running,
+        "busy": running is not None,
+        "busy_reason": _busy_reason(lab, running),
+        "snapshot_tree": selectors.snapshot_tree(lab),
+        "operations": list(lab.operations.select_related("actor")[:RECENT_OPERATIONS]),
+    }
 
 
 def _lab_page(request: HttpRequest, lab: Lab, *, snapshot_form: forms.SnapshotForm | None = None) -> HttpResponse:
     course = lab.course
-    running = _running_operation(lab)
     template = course.template_version.template if course.template_version else lab.template_version.template
     own_labs = (
         Lab.objects.filter(course=course, student=lab.student)
         .exclude(state=Lab.State.DELETED)
         .select_related("course", "student", "source_lab__course", "source_lab__student")
     )
-    snapshots_taken = lab.snapshots.filter(is_baseline=False).count()
     bars = usage.student_usage_bars(course, lab.student)
     context = {
-        "lab": lab,
+        **_lab_context(request, lab),
         "course": course,
         "is_own": lab.student_id == request.user.pk,
         "can_manage": course_permissions.can_manage_course(request.user, course),
         "state_words": STATE_WORDS.get(lab.state, ""),
-        "actionable": lab.state not in FINISHED_STATES,
-        "running": running,
-        "busy": running is not None,
-        "busy_reason": _busy_reason(lab, running),
         "vms": list(lab.vms.all()),
-        "snapshot_tree": _snapshot_tree(lab),
-        "snapshots_taken": snapshots_taken,
+        "snapshots_taken": sum(1 for snapshot in lab.snapshots.all() if not snapshot.is_baseline),
         "snapshot_limit": next(bar.limit for bar in bars if bar.name == "snapshots_per_lab"),
         "snapshot_form": snapshot_form or forms.SnapshotForm(),
-        "operations": list(lab.operations.select_related("actor")[:RECENT_OPERATIONS]),
         "manual_html": render_markdown(template.manual),
         "bars": bars,
         "own_labs": list(own_labs),
@@ -285,6 +260,19 @@ def _lab_page(request: HttpRequest, lab: Lab, *, snapshot_form: forms.SnapshotFo
 @require_GET
 def lab_detail(request: HttpRequest, lab_id: int) -> HttpResponse:
     return _lab_page(request, _lab_or_404(request, lab_id))
+
+
+LAB_FRAGMENTS = {"snapshots": "labs/_snapshot_box.html", "history": "labs/_operation_history.html"}
+
+
+@login_required
+@require_GET
+def lab_fragment(request: HttpRequest, lab_id: int, fragment: str) -> HttpResponse:
+    """A part of the lab page, for the live layer to swap in when it changed (static/js/live.js)."""
+    if fragment not in LAB_FRAGMENTS:
+        raise Http404("No such part of the page.")
+    lab = _lab_or_404(request, lab_id)
+    return render(request, LAB_FRAGMENTS[fragment], _lab_context(request, lab))
 
 
 @login_required
@@ -470,39 +458,18 @@ def _forbidden(request: HttpRequest, refusal: PermissionDenied) -> HttpResponse:
     return render(request, "courses/forbidden.html", {"message": str(refusal)}, status=403)
 
 
-def _class_labs(course: Course):
+def _class_labs(request: HttpRequest, course: Course):
     return (
-        Lab.objects.filter(course=course)
-        .exclude(state=Lab.State.DELETED)
-        .select_related("course", "student")
+        selectors.lab_list(user=request.user, course=course.pk)
         .annotate(vm_count=Count("vms"), vms_on=Count("vms", filter=Q(vms__power_state="poweredOn")))
         .order_by("student__username", "number")
     )
 
 
-def _class_operations(course: Course) -> dict[int, Operation]:
-    """The operation keeping each lab busy (its own, or a clone being made from it)."""
-    running: dict[int, Operation] = {}
-    active = Operation.objects.filter(lab__course=course, state__in=Operation.ACTIVE_STATES).select_related(
-        "lab__course", "lab__student"
-    )
-    for operation in active.order_by("created_at"):
-        running.setdefault(operation.lab_id, operation)
-        if operation.kind == Operation.Kind.CLONE and operation.params.get("source_lab"):
-            running.setdefault(operation.params["source_lab"], operation)
-    return running
-
-
-@login_required
-@require_GET
-def class_labs(request: HttpRequest, course_id: int) -> HttpResponse:
-    try:
-        course = _class_course_or_404(request, course_id)
-    except PermissionDenied as refusal:
-        return _forbidden(request, refusal)
-    select_all = request.GET.get("select") == "all"
-    labs = list(_class_labs(course))
-    running = _class_operations(course)
+def _class_rows(request: HttpRequest, course: Course) -> dict:
+    """One row per lab, and one for each student without a lab; what the table and its live fragment need."""
+    labs = list(_class_labs(request, course))
+    running = selectors.lab_active_operations(labs)
     by_student: dict[int, list[Lab]] = defaultdict(list)
     for lab in labs:
         lab.running_operation = running.get(lab.pk)
@@ -515,19 +482,46 @@ def class_labs(request: HttpRequest, course_id: int) -> HttpResponse:
             rows.append({"student": enrollment.student, "lab": None})
     for student_labs in by_student.values():  # labs of students no longer enrolled still use vCenter
         rows.extend({"student": lab.student, "lab": lab, "unenrolled": True} for lab in student_labs)
-    context = {
+    return {
         "course": course,
         "rows": rows,
-        "select_all": select_all,
-        "lab_count": len(labs),
-        "running_count": sum(1 for lab in labs if lab.is_running),
-        "busy_count": sum(1 for lab in labs if lab.running_operation is not None),
-        "without_lab": sum(1 for row in rows if row["lab"] is None),
-        "student_count": len({row["student"].pk for row in rows if not row.get("unenrolled")}),
-        "bars": usage.usage_bars(course),
-        "actions": forms.CLASS_ACTIONS,
+        "labs": labs,
+        "select_all": request.GET.get("select") == "all",
     }
+
+
+@login_required
+@require_GET
+def class_labs(request: HttpRequest, course_id: int) -> HttpResponse:
+    try:
+        course = _class_course_or_404(request, course_id)
+    except PermissionDenied as refusal:
+        return _forbidden(request, refusal)
+    context = _class_rows(request, course)
+    rows, labs = context["rows"], context["labs"]
+    context.update(
+        {
+            "lab_count": len(labs),
+            "running_count": sum(1 for lab in labs if lab.is_running),
+            "busy_count": sum(1 for lab in labs if lab.running_operation is not None),
+            "without_lab": sum(1 for row in rows if row["lab"] is None),
+            "student_count": len({row["student"].pk for row in rows if not row.get("unenrolled")}),
+            "bars": usage.usage_bars(course),
+            "actions": forms.CLASS_ACTIONS,
+        }
+    )
     return render(request, "labs/class_labs.html", context)
+
+
+@login_required
+@require_GET
+def class_table(request: HttpRequest, course_id: int) -> HttpResponse:
+    """The class table alone, for the live layer to swap in when labs come or go."""
+    try:
+        course = _class_course_or_404(request, course_id)
+    except PermissionDenied as refusal:
+        return _forbidden(request, refusal)
+    return render(request, "labs/_class_table.html", _class_rows(request, course))
 
 
 def _class_url(course: Course) -> str:
@@ -587,7 +581,7 @@ def class_action(request: HttpRequest, course_id: int) -> HttpResponse:
         course = _class_course_or_404(request, course_id)
     except PermissionDenied as refusal:
         return _forbidden(request, refusal)
-    labs = {lab.pk: lab for lab in _class_labs(course)}
+    labs = {lab.pk: lab for lab in _class_labs(request, course)}
     student_ids = list(course.enrollments.values_list("student_id", flat=True))
     form = forms.ClassActionForm(request.POST, lab_ids=list(labs), student_ids=student_ids)
     if not form.is_valid():

@@ -35,7 +35,7 @@ def wait_idle(page, timeout_s: int = 90) -> str:
     """Until live updates exist, reload until the lab is neither building nor busy."""
     for _ in range(timeout_s * 2):
         state = page.locator(".lab-head [data-field=state]").inner_text()
-        if state in FINAL and page.locator("[data-running-operation] [data-operation-id]").count() == 0:
+        if state in FINAL and page.locator("[data-operation-for-lab]:not([hidden])").count() == 0:
             return state
         page.wait_for_timeout(500)
         page.reload()
@@ -56,7 +56,7 @@ def test_student_snapshots_breaks_and_reverts_their_lab(demo_course, page, web_s
     lab = Lab.objects.get(course=demo_course, student__username="student1")
     expect(page.get_by_role("heading", name=lab.name)).to_be_visible()
     expect(page.locator(".flash-success")).to_contain_text("is being built")
-    expect(page.locator("[data-running-operation] progress")).to_be_visible()
+    expect(page.locator("[data-operation-for-lab] progress")).to_be_visible()
     expect(page.get_by_role("button", name="Reset", exact=True)).to_be_disabled()
     screenshot(page, "02-building")
 
@@ -106,7 +106,7 @@ def test_student_snapshots_breaks_and_reverts_their_lab(demo_course, page, web_s
     page.get_by_role("button", name="Class labs").click()
     row = page.locator(f"tr[data-lab-id='{lab.pk}']")
     expect(row.locator("[data-field=state]")).to_have_text("Ready")
-    expect(row.locator("[data-field=vms_on]")).to_have_text("5")
+    expect(row.locator("[data-field=vms_on]")).to_have_text("5/5")
     expect(page.locator("tr.no-lab")).to_have_count(2)
     screenshot(page, "10-class-table")
     page.set_viewport_size({"width": 390, "height": 844})

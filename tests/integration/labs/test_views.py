@@ -297,10 +297,10 @@ def test_a_student_starts_their_lab_from_the_home_page_and_lands_on_it(client, e
     assert response.redirect_chain[-1][0] == _lab_url(lab)
     assert f"Your lab {lab.name} is being built" in _messages(response)[0]
     page = response.content.decode()
-    assert 'data-field="state" data-value="provisioning"' in page
-    assert f'data-operation-id="{lab.operations.get().pk}"' in page
+    assert f'data-lab-id="{lab.pk}" data-state="provisioning"' in page
+    assert f'data-operation-for-lab="{lab.pk}" data-operation-id="{lab.operations.get().pk}"' in page
     assert "Busy: provision lab is queued" in page
-    assert "data-busy-disable disabled" in page  # the buttons wait for the build
+    assert f'data-busy-disable data-lab="{lab.pk}" disabled' in page  # the buttons wait for the build
 
     home = client.get(reverse("home")).content.decode()
     assert "Start my lab" not in home
@@ -347,7 +347,7 @@ def test_the_lab_page_shows_vms_snapshot_tree_manual_usage_and_operations(client
 
     for vm in lab.vms.all():
         assert f'data-vm-id="{vm.pk}"' in page and vm.name in page
-    assert 'data-field="power_state" data-value="poweredOn">On<' in page
+    assert 'data-power="poweredOn"' in page and 'data-field="power_state">On<' in page
     assert 'data-field="guest_ip">192.168.10.1<' in page
     assert page.count('aria-label="Console of ') == 2 and 'target="_blank"' in page
     # The tree: the baseline at the root, children nested under their parents, "you are here".
@@ -364,8 +364,8 @@ def test_the_lab_page_shows_vms_snapshot_tree_manual_usage_and_operations(client
     assert "<strong>cluster</strong>" in page and "<script>" not in page
     assert 'data-bar="snapshots_per_lab"' in page and "Your usage" in page
     assert "Provision lab" in page and "Done" in page
-    assert "data-busy-disable disabled" not in page
-    assert f'data-running-operation="{lab.pk}" hidden' in page
+    assert " disabled" not in page
+    assert f'data-operation-for-lab="{lab.pk}" hidden' in page
 
 
 @pytest.mark.django_db
@@ -526,7 +526,7 @@ def test_an_operation_waiting_for_vcenter_capacity_says_so(client, enqueued):
     assert step in page and "nothing is needed from you" in page
     client.force_login(course.instructors.get())
     table = client.get(reverse("labs:class-labs", args=[course.pk])).content.decode()
-    assert 'class="waiting"' in table and "3 clone(s) ahead" in table
+    assert 'class="operation-mini waiting"' in table and "3 clone(s) ahead" in table
 
 
 @pytest.mark.django_db
@@ -602,15 +602,16 @@ def test_the_class_table_lists_every_student_their_labs_and_what_runs(client, en
     assert f"Class labs of {course.code}" in home
 
     page = client.get(reverse("labs:class-labs", args=[course.pk])).content.decode()
-    assert f'<tr data-lab-id="{ready.pk}">' in page and f'<tr data-lab-id="{busy.lab_id}">' in page
-    row = page[page.index(f'<tr data-lab-id="{ready.pk}">') :]
+    assert f'<tr data-lab-id="{ready.pk}" data-state="ready">' in page
+    assert f'<tr data-lab-id="{busy.lab_id}" data-state="provisioning">' in page
+    row = page[page.index(f'<tr data-lab-id="{ready.pk}"') :]
     row = row[: row.index("</tr>")]
-    assert 'data-value="ready"' in row and '<span data-field="vms_on">1</span> of 2' in row
+    assert 'data-state="ready"' in row and '<span data-field="vms_on">1/2</span>' in row
     assert '<span data-field="hours_used">2.2' in row or '<span data-field="hours_used">2.3' in row
-    row = page[page.index(f'<tr data-lab-id="{busy.lab_id}">') :]
+    row = page[page.index(f'<tr data-lab-id="{busy.lab_id}"') :]
     row = row[: row.index("</tr>")]
     assert f'data-operation-id="{busy.pk}"' in row and 'value="40"' in row and "Cloning 2 VMs" in row
-    assert "data-busy-disable disabled" in row
+    assert f'data-busy-disable data-lab="{busy.lab_id}" disabled' in row
     assert _student(course, 2).username in page and "No lab yet" in page
     assert 'data-bar="running_labs"' in page
 
@@ -708,3 +709,30 @@ def test_a_student_course_page_shows_their_lab_or_the_start_button(client, enque
     lab = _ready(services.lab_start(course=course, student=student, actor=student).lab)
     page = client.get(reverse("courses:course-detail", args=[course.pk])).content.decode()
     assert _lab_url(lab) in page and "Start my lab" not in page
+
+
+@pytest.mark.django_db
+def test_the_live_layer_fetches_parts_of_the_pages_that_changed(client, enqueued):
+    course = open_course(students=2)
+    lab = _started(course)
+    LabSnapshot.objects.create(lab=lab, name="cluster built", parent=lab.current_snapshot)
+    client.force_login(lab.student)
+    page = client.get(_lab_url(lab)).content.decode()
+    snapshots_url = reverse("labs:lab-fragment", args=[lab.pk, "snapshots"])
+    history_url = reverse("labs:lab-fragment", args=[lab.pk, "history"])
+    assert f'data-fragment="snapshots" data-fragment-url="{snapshots_url}"' in page
+    assert f'data-fragment="history" data-fragment-url="{history_url}"' in page
+    assert f'data-live="/ws/labs/{lab.pk}/"' in page
+    tree = client.get(snapshots_url).content.decode()
+    assert "cluster built" in tree and "<html" not in tree and "csrfmiddlewaretoken" in tree
+    assert "Provision lab" in client.get(history_url).content.decode()
+    assert client.get(reverse("labs:lab-fragment", args=[lab.pk, "nope"])).status_code == 404
+    assert client.get(reverse("labs:class-table", args=[course.pk])).status_code == 403
+
+    client.force_login(_student(course, 1))
+    assert client.get(snapshots_url).status_code == 404
+    client.force_login(course.instructors.get())
+    table = client.get(reverse("labs:class-table", args=[course.pk])).content.decode()
+    assert f'<tr data-lab-id="{lab.pk}"' in table and "<html" not in table
+    page = client.get(reverse("labs:class-labs", args=[course.pk])).content.decode()
+    assert f'data-live="/ws/courses/{course.pk}/"' in page
