@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -52,9 +53,34 @@ def _send(groups: list[str], payload: dict[str, Any]) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(_send_all)(layer, groups, payload)
-    except Exception:
+        if _loop_running_here():
+            # async_to_sync cannot run inside a running event loop (a test driving a browser
+            # with Playwright's sync API has one): send from a short-lived thread instead.
+            failures: list[BaseException] = []
+            thread = threading.Thread(target=_send_in_thread, args=(layer, groups, payload, failures))
+            thread.start()
+            thread.join(PUSH_TIMEOUT_SECONDS * len(groups) + 1)
+            if failures:
+                raise failures[0]
+        else:
+            async_to_sync(_send_all)(layer, groups, payload)
+    except Exception:  # a push is best effort by design: log it and go on
         logger.warning("Dropped a realtime push to %s", ", ".join(groups), exc_info=True)
+
+
+def _loop_running_here() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _send_in_thread(layer, groups: list[str], payload: dict[str, Any], failures: list[BaseException]) -> None:
+    try:
+        async_to_sync(_send_all)(layer, groups, payload)
+    except BaseException as error:  # handed back to the caller, which logs it
+        failures.append(error)
 
 
 async def _send_all(layer, groups: list[str], payload: dict[str, Any]) -> None:
