@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import logging
+import threading
 from collections.abc import Iterable
 from typing import Any
 
