@@ -79,7 +79,7 @@ def _loop_running_here() -> bool:
 def _send_in_thread(layer, groups: list[str], payload: dict[str, Any], failures: list[BaseException]) -> None:
     try:
         async_to_sync(_send_all)(layer, groups, payload)
-    except BaseException as error:  # handed back to the caller, which logs it
+    except Exception as error:  # noqa: BLE001 - handed back to the caller, which logs it
         failures.append(error)
 
 
