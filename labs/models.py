@@ -222,6 +222,9 @@ class Operation(models.Model):
     step = models.CharField(max_length=255, blank=True, help_text="What it is doing, in words.")
     error = models.TextField(blank=True, help_text="Why it failed, in words.")
     cancel_requested = models.BooleanField(default=False)
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times a worker started it (more than one: a worker died)."
+    )
     celery_task_id = models.CharField(max_length=64, blank=True, db_index=True)
     # Bumped on every change pushed to browsers, so a client can detect a gap.
     seq = models.PositiveIntegerField(default=0)

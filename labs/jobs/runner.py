@@ -180,6 +180,7 @@ def _claim(operation_id: int) -> Operation | None:
             state=Operation.State.RUNNING,
             started_at=Coalesce(F("started_at"), now),
             heartbeat_at=now,
+            attempts=F("attempts") + 1,
             seq=F("seq") + 1,
         )
     )
@@ -205,8 +206,12 @@ def _finish(operation: Operation, state: str, *, error: str = "", result: dict |
     _save_and_push(operation, **fields)
 
 
-def execute(operation_id: int) -> None:
-    """Run one operation to a final state. Called by the Celery task; never raises."""
+def execute(operation_id: int, *, abandon_reason: str | None = None) -> None:
+    """Run one operation to a final state. Called by the Celery task; never raises.
+
+    With ``abandon_reason`` (the reaper, after workers died on it too often) the steps are
+    not run again: the job undoes what it can and the operation ends failed with the reason.
+    """
     close_old_connections()
     operation = _claim(operation_id)
     if operation is None:
@@ -214,6 +219,10 @@ def execute(operation_id: int) -> None:
         return
     if operation.cancel_requested:
         _finish(operation, Operation.State.CANCELLED, error="Cancelled before it started.")
+        return
+    if abandon_reason is not None:
+        context = JobContext(operation)
+        _fail(REGISTRY[operation.kind](context), context, abandon_reason)
         return
 
     context = JobContext(operation)

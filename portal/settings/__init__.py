@@ -156,6 +156,8 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("NESTLAB_CELERY_QUEUE", "nestlab")
 CELERY_BEAT_SCHEDULE = {
     # Lab hours are metered continuously; a student who runs out is powered off within a minute.
     "power-off-labs-out-of-hours": {"task": "labs.power_off_labs_out_of_hours", "schedule": 60.0},
+    # Operations whose worker died are resumed or abandoned (labs/reaper.py).
+    "reap-operations": {"task": "labs.reap_operations", "schedule": 60.0},
 }
 
 CHANNEL_LAYERS = {

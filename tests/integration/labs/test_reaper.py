@@ -1,0 +1,83 @@
+"""labs/reaper.py: operations whose worker died are resumed, then abandoned; lost queue
+messages are sent again; healthy operations are left alone."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from labs import reaper
+from labs.jobs import execute, runner
+from labs.jobs.runner import Job
+from labs.models import Operation
+from tests.factories import AdminFactory, EndpointFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    calls: list[tuple[int, dict]] = []
+    monkeypatch.setattr(reaper, "_send", lambda operation_id, **kwargs: calls.append((operation_id, kwargs)))
+    return calls
+
+
+def _op(**fields) -> Operation:
+    return Operation.objects.create(
+        kind=Operation.Kind.ENDPOINT_CHECK, endpoint=EndpointFactory(), actor=AdminFactory(), **fields
+    )
+
+
+def _stale(settings):
+    return timezone.now() - timedelta(seconds=settings.NESTLAB_OPERATION_HEARTBEAT_TIMEOUT + 30)
+
+
+def test_a_running_operation_without_a_heartbeat_is_sent_again(sent, settings):
+    dead = _op(state=Operation.State.RUNNING, heartbeat_at=_stale(settings), attempts=1)
+    alive = _op(state=Operation.State.RUNNING, heartbeat_at=timezone.now(), attempts=1)
+    result = reaper.reap()
+    assert result.resumed == [dead.pk]
+    assert sent == [(dead.pk, {})]
+    assert alive.pk not in result.resumed + result.abandoned
+
+
+def test_after_too_many_dead_workers_the_operation_is_abandoned_in_words(sent, settings):
+    dead = _op(state=Operation.State.RUNNING, heartbeat_at=_stale(settings), attempts=reaper.MAX_ATTEMPTS)
+    result = reaper.reap()
+    assert result.abandoned == [dead.pk]
+    [(operation_id, kwargs)] = sent
+    assert operation_id == dead.pk and "stopped 2 times" in kwargs["abandon_reason"]
+
+
+def test_a_queued_operation_whose_message_was_lost_is_sent_again(sent):
+    old = _op(created_at=timezone.now() - reaper.QUEUED_GRACE - timedelta(minutes=1))
+    new = _op()
+    result = reaper.reap()
+    assert result.resent == [old.pk]
+    assert new.pk not in result.resent
+
+
+def test_abandoning_runs_the_undo_and_ends_failed(settings, monkeypatch):
+    undone: list[str] = []
+
+    class Undoable(Job):
+        kind = "test_undoable"
+
+        def run(self):
+            raise AssertionError("an abandoned operation must not run its steps again")
+
+        def on_failure(self, reason):
+            undone.append(reason)
+
+    runner.register(Undoable)
+    try:
+        dead = _op(state=Operation.State.RUNNING, heartbeat_at=_stale(settings), attempts=2)
+        Operation.objects.filter(pk=dead.pk).update(kind="test_undoable")
+        execute(dead.pk, abandon_reason="The worker stopped 2 times.")
+    finally:
+        runner.REGISTRY.pop("test_undoable", None)
+    dead.refresh_from_db()
+    assert dead.state == Operation.State.FAILED
+    assert dead.error == "The worker stopped 2 times."
+    assert undone == ["The worker stopped 2 times."]
+    assert dead.attempts == 3
