@@ -185,6 +185,7 @@ class Operation(models.Model):
         CLONE = "clone", "Clone lab"
         POWER = "power", "Power"
         DELETE = "delete", "Delete lab"
+        RECONCILE = "reconcile", "Reconcile with vCenter"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -253,3 +254,44 @@ class Operation(models.Model):
             return None
         end = self.finished_at or timezone.now()
         return (end - self.started_at).total_seconds()
+
+
+class Orphan(models.Model):
+    """Something in vCenter that looks like Nestlab's but belongs to no live lab.
+
+    The reconciler records it when first seen and removes it only after a grace period
+    (a lab being built or deleted right now must not lose its VMs to a race); the row
+    stays as the audit trail of what was removed, when, and by which operation.
+    """
+
+    class Kind(models.TextChoices):
+        VM = "vm", "VM"
+        PORT_GROUP = "port_group", "Port group"
+        FOLDER = "folder", "Folder"
+        POOL = "pool", "Resource pool"
+
+    endpoint = models.ForeignKey("courses.VCenterEndpoint", on_delete=models.CASCADE, related_name="orphans")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    moref = models.CharField(max_length=255)
+    name = models.CharField(max_length=255)
+    reason = models.CharField(max_length=255)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+    removed_at = models.DateTimeField(null=True, blank=True)
+    removed_by = models.ForeignKey(
+        Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="orphans_removed"
+    )
+    error = models.TextField(blank=True, help_text="Why removing it failed, in words.")
+
+    class Meta:
+        ordering = ["-first_seen"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["endpoint", "kind", "moref"],
+                condition=models.Q(removed_at__isnull=True),
+                name="orphan_unique_while_present",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.name} on {self.endpoint}"

@@ -474,3 +474,27 @@ def lab_vms_observed(*, endpoint_id: int, updates: list, full_resync: bool) -> i
             lab.refresh_from_db()
             realtime.lab_changed(lab)
     return changed
+
+
+def endpoint_reconcile_start(*, endpoint: VCenterEndpoint, actor: AbstractBaseUser | None) -> Operation:
+    """Compare vCenter with the database for one endpoint (admins on demand, beat on schedule)."""
+    if actor is not None and not roles.is_admin(actor):
+        raise PermissionDenied("Only admins can reconcile vCenter with Nestlab.")
+    with transaction.atomic():
+        VCenterEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        running = Operation.objects.filter(
+            endpoint=endpoint, kind=Operation.Kind.RECONCILE, state__in=Operation.ACTIVE_STATES
+        ).first()
+        if running is not None:
+            raise Conflict(f"{endpoint.name} is being reconciled already (#{running.pk}).")
+        return operation_start(kind=Operation.Kind.RECONCILE, endpoint=endpoint, actor=actor)
+
+
+def endpoints_reconcile_all() -> list[Operation]:
+    started = []
+    for endpoint in VCenterEndpoint.objects.all():
+        try:
+            started.append(endpoint_reconcile_start(endpoint=endpoint, actor=None))
+        except Conflict:
+            continue
+    return started

@@ -29,3 +29,8 @@ def reap_at_worker_start(sender=None, **kwargs) -> None:
 @shared_task(name="labs.power_off_labs_out_of_hours", ignore_result=True)
 def power_off_labs_out_of_hours() -> int:
     return len(services.labs_out_of_hours_power_off())
+
+
+@shared_task(name="labs.reconcile_endpoints", ignore_result=True)
+def reconcile_endpoints() -> int:
+    return len(services.endpoints_reconcile_all())

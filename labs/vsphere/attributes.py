@@ -57,6 +57,25 @@ def get_custom_values(session: Any, vm_ref: str) -> dict[str, str]:
     return inventory.custom_values(session, props.read(session, vm, ["customValue"]).get("customValue"))
 
 
+def attribute_values(session: Any, name: str, *, under: str = "/") -> dict[str, tuple[str, str]]:
+    """{moref: (VM name, value)} for every VM under a folder that carries attribute ``name``.
+
+    One PropertyCollector read, no inventory paths: what the reconciler scans.
+    """
+    names = {key: field for field, key in _vm_fields(session).items()}
+    if name not in names.values():
+        return {}
+    container = refs.resolve(session, under, vim.Folder, vim.Datacenter)
+    found = props.read_view(session, container, {vim.VirtualMachine: ["name", "customValue"]})
+    values_by_vm: dict[str, tuple[str, str]] = {}
+    for vm, values in found:
+        for custom in values.get("customValue") or ():
+            if names.get(custom.key) == name:
+                # The simulator appends rather than replaces: the last value wins.
+                values_by_vm[vm._moId] = (values.get("name", ""), getattr(custom, "value", "") or "")
+    return values_by_vm
+
+
 def find_vms_by_attribute(
     session: Any, name: str, value: str | None = None, *, under: str = "/"
 ) -> list[InventoryItem]:

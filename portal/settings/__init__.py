@@ -158,6 +158,8 @@ CELERY_BEAT_SCHEDULE = {
     "power-off-labs-out-of-hours": {"task": "labs.power_off_labs_out_of_hours", "schedule": 60.0},
     # Operations whose worker died are resumed or abandoned (labs/reaper.py).
     "reap-operations": {"task": "labs.reap_operations", "schedule": 60.0},
+    # vCenter compared with the database; orphans removed after their grace period.
+    "reconcile-endpoints": {"task": "labs.reconcile_endpoints", "schedule": 15 * 60.0},
 }
 
 CHANNEL_LAYERS = {
@@ -223,6 +225,8 @@ SPECTACULAR_SETTINGS = {
 
 # vCenter behaviour.
 NESTLAB_VSPHERE_TASK_DEADLINE = int(os.environ.get("NESTLAB_VSPHERE_TASK_DEADLINE", "1800"))
+# Minutes something of Nestlab's stays an orphan in vCenter before the reconciler removes it.
+NESTLAB_ORPHAN_GRACE_MINUTES = int(os.environ.get("NESTLAB_ORPHAN_GRACE_MINUTES", "30"))
 # Seconds without a heartbeat after which the reaper treats an operation's worker as dead.
 NESTLAB_OPERATION_HEARTBEAT_TIMEOUT = int(os.environ.get("NESTLAB_OPERATION_HEARTBEAT_TIMEOUT", "120"))
 
