@@ -44,6 +44,13 @@ test-integration: install vcsim
 test-browser: install system-deps vcsim
 	$(PY) -m portal.embedded_redis -- $(PY) -m pytest tests/browser $(PYTEST_ARGS)
 
+# Provision a class of 30, then 100 students on the simulator and print the figures
+# (docs/benchmarks.md). BENCH_ARGS passes options, e.g. BENCH_ARGS="--students 50 --concurrency 8".
+BENCH_ARGS ?=
+.PHONY: bench
+bench: vcsim
+	$(PY) bench/provision_class.py $(BENCH_ARGS)
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
