@@ -809,7 +809,9 @@ def main(argv: list[str] | None = None) -> int:
         default=5.0,
         help="seconds after the click to start an unrelated operation (an endpoint check); 0: none",
     )
-    parser.add_argument("--profile", help="directory: time SQL, capacity slots and pushes in the worker (bench/profiled_worker.py)")
+    parser.add_argument(
+        "--profile", help="directory: time SQL, capacity slots and pushes in the worker (bench/profiled_worker.py)"
+    )
     parser.add_argument(
         "--poll-seconds",
         type=float,
