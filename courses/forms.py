@@ -302,6 +302,9 @@ _LIMIT_LABELS = {
     "storage_gb_total": "Datastore, GB (total)",
     "lab_hours_per_student": "Lab hours per student",
     "lifetime_days_after_end": "Days labs are kept after the end",
+    "lease_hours": "Lease, hours per start",
+    "lease_extensions": "Lease extensions per run",
+    "idle_minutes": "Idle power-off, minutes",
 }
 
 

@@ -278,6 +278,9 @@ class CourseQuota(models.Model):
     storage_gb_total = _limit("Datastore space (GB) of all the class's labs together.")
     lab_hours_per_student = _limit("Hours each student's labs may run.")
     lifetime_days_after_end = _limit("Days labs are kept after the course ends, before they are deleted.")
+    lease_hours = _limit("Hours a lab runs after each start before it is powered off (a lease).")
+    lease_extensions = _limit("Times a student may extend a running lab's lease by one lease, in one click.")
+    idle_minutes = _limit("Minutes without portal activity or console use before a running lab is powered off.")
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -292,6 +295,9 @@ class CourseQuota(models.Model):
         "storage_gb_total",
         "lab_hours_per_student",
         "lifetime_days_after_end",
+        "lease_hours",
+        "lease_extensions",
+        "idle_minutes",
     )
 
     def __str__(self) -> str:

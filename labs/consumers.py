@@ -9,7 +9,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from courses import permissions as course_permissions
 from courses.models import Course
-from labs import permissions, realtime
+from labs import permissions, realtime, services
 from labs.models import Lab
 from portal import realtime as groups
 
@@ -91,7 +91,10 @@ class CourseConsumer(_PushConsumer):
 
 def _visible_lab(user, lab_id: int) -> Lab | None:
     lab = Lab.objects.select_related("course").filter(pk=lab_id).first()
-    return lab if lab is not None and permissions.can_view_lab(user, lab) else None
+    if lab is None or not permissions.can_view_lab(user, lab):
+        return None
+    services.lab_touch(lab=lab, user=user)  # the student opened their lab's page
+    return lab
 
 
 def _managed_course_id(user, course_id: int) -> int | None:

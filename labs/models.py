@@ -55,6 +55,11 @@ class Lab(models.Model):
     hours_used = models.FloatField(default=0)
     running_since = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Lease end: powered off then.")
+    lease_extensions_used = models.PositiveSmallIntegerField(default=0)
+    last_activity_at = models.DateTimeField(
+        null=True, blank=True, help_text="The student's last action or console use on this lab (idle shutdown)."
+    )
+    deletion_notice_at = models.DateTimeField(null=True, blank=True, help_text="When the student was warned.")
     seq = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     ready_at = models.DateTimeField(null=True, blank=True)

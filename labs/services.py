@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -17,7 +18,7 @@ from courses.models import Course, LabTemplate, VCenterEndpoint
 from labs import permissions, quotas, realtime
 from labs.models import Lab, LabNetwork, LabSnapshot, LabVM, Operation
 from portal import roles
-from portal.errors import Conflict
+from portal.errors import Conflict, QuotaExceeded
 
 
 def _enqueue(operation_id: int, task_id: str) -> None:
@@ -133,6 +134,8 @@ def _require_act(actor: AbstractBaseUser, lab: Lab) -> None:
 
 def _lab_operation(lab: Lab, kind: str, actor: AbstractBaseUser, params: dict[str, Any] | None = None) -> Operation:
     operation = operation_start(kind=kind, endpoint=lab.endpoint, actor=actor, params=params or {}, lab=lab)
+    if actor is not None:
+        lab_touch(lab=lab, user=actor)
     realtime.lab_changed(lab)
     return operation
 
@@ -365,6 +368,7 @@ def lab_console_url(*, lab: Lab, vm: LabVM, actor: AbstractBaseUser) -> str:
         raise ValidationError({"vm": "That VM belongs to another lab."})
     if not vm.moref:
         raise ValidationError(f"{vm.name} does not exist in vCenter yet.")
+    lab_touch(lab=lab, user=actor)  # a console open counts as use: no idle shutdown
     return endpoint_client(lab.endpoint).console_url(vm.moref)
 
 
@@ -376,13 +380,21 @@ def lab_power_changed(*, lab: Lab) -> Lab:
         locked = Lab.objects.select_for_update().get(pk=lab.pk)
         if any_on and locked.running_since is None:
             locked.running_since = now
+            # Every start begins a lease (when the course has one) and a fresh idle clock.
+            lease = quotas.lock_quota(locked.course).lease_hours
+            locked.expires_at = now + timedelta(hours=lease) if lease is not None else None
+            locked.lease_extensions_used = 0
+            locked.last_activity_at = now
         elif not any_on and locked.running_since is not None:
             locked.hours_used += (now - locked.running_since).total_seconds() / 3600
             locked.running_since = None
+            locked.expires_at = None
         else:
             return locked
-        locked.save(update_fields=["running_since", "hours_used"])
-    lab.running_since, lab.hours_used = locked.running_since, locked.hours_used
+        locked.save(
+            update_fields=["running_since", "hours_used", "expires_at", "lease_extensions_used", "last_activity_at"]
+        )
+    lab.running_since, lab.hours_used, lab.expires_at = locked.running_since, locked.hours_used, locked.expires_at
     realtime.lab_changed(locked)
     return locked
 
@@ -408,16 +420,8 @@ def labs_out_of_hours_power_off() -> list[Operation]:
         if quotas.student_hours(lab.course, lab.student) < limit + extra:
             continue
         for own in Lab.objects.filter(course=lab.course, student=lab.student, running_since__isnull=False):
-            try:
-                with transaction.atomic():
-                    locked = _lock_lab(own)
-                    operation = _lab_operation(
-                        locked,
-                        Operation.Kind.POWER,
-                        None,
-                        {"action": "off", "vm": None, "reason": "out_of_hours"},
-                    )
-            except (Conflict, ValidationError):
+            operation = lab_system_power_off(lab=own, reason="out_of_hours")
+            if operation is None:
                 continue
             started.append(operation)
             realtime.notify_user(
@@ -498,3 +502,51 @@ def endpoints_reconcile_all() -> list[Operation]:
         except Conflict:
             continue
     return started
+
+
+def lab_system_power_off(*, lab: Lab, reason: str) -> Operation | None:
+    """The portal itself powers a lab off (lease, idle, hours, course end); None if it is busy."""
+    try:
+        with transaction.atomic():
+            locked = _lock_lab(lab)
+            return _lab_operation(locked, Operation.Kind.POWER, None, {"action": "off", "vm": None, "reason": reason})
+    except (Conflict, ValidationError):
+        return None
+
+
+def lab_system_delete(*, lab: Lab, reason: str) -> Operation | None:
+    """The portal itself deletes a lab (its course's lifetime is over); None if it is busy."""
+    with transaction.atomic():
+        locked = Lab.objects.select_for_update().get(pk=lab.pk)
+        if locked.state in (Lab.State.DELETED, Lab.State.DELETING) or _running_operation(locked) is not None:
+            return None
+        return _lab_operation(locked, Operation.Kind.DELETE, None, {"reason": reason})
+
+
+def lab_touch(*, lab: Lab, user: AbstractBaseUser) -> None:
+    """The student used their lab (a page, an action, the console): it is not idle."""
+    if user.is_authenticated and user.pk == lab.student_id:
+        Lab.objects.filter(pk=lab.pk).update(last_activity_at=timezone.now())
+
+
+def lab_extend_lease(*, lab: Lab, actor: AbstractBaseUser) -> Lab:
+    """One more lease for a running lab, in one click, as often as the quota allows."""
+    _require_act(actor, lab)
+    with transaction.atomic():
+        locked = Lab.objects.select_for_update().select_related("course").get(pk=lab.pk)
+        quota = quotas.lock_quota(locked.course)
+        if quota.lease_hours is None or locked.expires_at is None:
+            raise ValidationError(f"{locked.name} has no lease to extend: it runs until it is powered off.")
+        if not locked.is_running:
+            raise ValidationError(f"{locked.name} is not running; powering it on starts a new lease.")
+        allowed = quota.lease_extensions
+        if allowed is not None and locked.lease_extensions_used >= allowed:
+            words = (
+                "cannot be extended" if allowed == 0 else f"was extended {allowed} time(s) already, the most allowed"
+            )
+            raise QuotaExceeded(f"The lease of {locked.name} {words}.")
+        locked.expires_at += timedelta(hours=quota.lease_hours)
+        locked.lease_extensions_used += 1
+        locked.save(update_fields=["expires_at", "lease_extensions_used"])
+        realtime.lab_changed(locked)
+    return locked

@@ -34,3 +34,10 @@ def power_off_labs_out_of_hours() -> int:
 @shared_task(name="labs.reconcile_endpoints", ignore_result=True)
 def reconcile_endpoints() -> int:
     return len(services.endpoints_reconcile_all())
+
+
+@shared_task(name="labs.lifecycle_tick", ignore_result=True)
+def lifecycle_tick() -> dict:
+    from labs import lifecycle
+
+    return vars(lifecycle.tick())

@@ -71,6 +71,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "portal.notices.NoticesMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a lockout into the lockout page.
     "axes.middleware.AxesMiddleware",
@@ -160,6 +161,8 @@ CELERY_BEAT_SCHEDULE = {
     "reap-operations": {"task": "labs.reap_operations", "schedule": 60.0},
     # vCenter compared with the database; orphans removed after their grace period.
     "reconcile-endpoints": {"task": "labs.reconcile_endpoints", "schedule": 15 * 60.0},
+    # Leases, idle labs, course ends and deletions after the course (labs/lifecycle.py).
+    "lab-lifecycle": {"task": "labs.lifecycle_tick", "schedule": 60.0},
 }
 
 CHANNEL_LAYERS = {
