@@ -39,9 +39,9 @@ class Reaped:
 
 
 def _send(operation_id: int, **kwargs) -> None:
-    from labs.tasks import run_operation
+    from labs.tasks import send_operation
 
-    run_operation.apply_async(args=[operation_id], kwargs=kwargs)
+    send_operation(operation_id, **kwargs)
 
 
 def reap() -> Reaped:

@@ -22,9 +22,9 @@ from portal.errors import Conflict, QuotaExceeded
 
 
 def _enqueue(operation_id: int, task_id: str) -> None:
-    from labs.tasks import run_operation
+    from labs.tasks import send_operation
 
-    run_operation.apply_async(args=[operation_id], task_id=task_id)
+    send_operation(operation_id, task_id=task_id)
 
 
 def operation_start(

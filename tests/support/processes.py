@@ -120,6 +120,7 @@ class WorkerProcess(ChildProcess):
         return [
             sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel", "INFO",
             "--concurrency", str(self.concurrency), "--hostname", f"test-{self.queue}@%h",
+            "--queues", f"{self.queue},{self.queue}-build",
             "--without-mingle", "--without-gossip",
         ]  # fmt: skip
 

@@ -29,7 +29,13 @@ class Command(BaseCommand):
             "--workers",
             type=int,
             default=int(os.environ.get("NESTLAB_WORKER_CONCURRENCY", "4")),
-            help="Celery worker processes.",
+            help="Celery worker processes for quick operations.",
+        )
+        parser.add_argument(
+            "--builders",
+            type=int,
+            default=int(os.environ.get("NESTLAB_BUILDER_CONCURRENCY", "4")),
+            help="Celery worker processes for lab builds (provision, clone, reset, publish).",
         )
         parser.add_argument(
             "--demo",
@@ -70,11 +76,18 @@ class Command(BaseCommand):
         python = shlex.quote(sys.executable)
         base = Path(settings.BASE_DIR)
         schedule = shlex.quote(str(settings.VAR_DIR / "celerybeat-schedule"))
+        queue = shlex.quote(settings.CELERY_TASK_DEFAULT_QUEUE)
         processes = {
             "web": f"{python} -m daphne -b {options['bind']} -p {options['port']} portal.asgi:application",
+            # Quick operations (power, snapshots, revert, delete...) and the long builds
+            # (provision, clone, reset, publish) have workers of their own; see labs/tasks.py.
             "worker": (
-                f"{python} -m celery -A portal worker --loglevel INFO "
+                f"{python} -m celery -A portal worker --loglevel INFO --queues {queue} "
                 f"--concurrency {options['workers']} --hostname worker@%h"
+            ),
+            "builder": (
+                f"{python} -m celery -A portal worker --loglevel INFO --queues {queue}-build "
+                f"--concurrency {options['builders']} --hostname builder@%h"
             ),
             "beat": f"{python} -m celery -A portal beat --loglevel INFO --schedule {schedule}",
             "watcher": f"{python} manage.py runwatcher",

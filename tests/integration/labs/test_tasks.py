@@ -36,3 +36,18 @@ def test_a_worker_reports_a_wrong_password_in_words(celery_worker, vcsim):
     wait_for(_finished(operation), timeout=60, message="the operation to finish")
     assert operation.state == Operation.State.FAILED
     assert "rejected the user name or password" in operation.error
+
+
+@pytest.mark.django_db
+def test_builds_and_quick_operations_go_to_queues_of_their_own(monkeypatch, settings):
+    from labs import tasks
+    from tests.factories import EndpointFactory
+
+    settings.CELERY_TASK_DEFAULT_QUEUE = "nestlab"
+    sent = []
+    monkeypatch.setattr(tasks.run_operation, "apply_async", lambda **kwargs: sent.append(kwargs["queue"]))
+    endpoint, admin = EndpointFactory(), AdminFactory()
+    for kind in (Operation.Kind.PROVISION, Operation.Kind.POWER, Operation.Kind.PUBLISH, Operation.Kind.SNAPSHOT):
+        operation = Operation.objects.create(kind=kind, endpoint=endpoint, actor=admin)
+        tasks.send_operation(operation.pk)
+    assert sent == ["nestlab-build", "nestlab", "nestlab-build", "nestlab"]
