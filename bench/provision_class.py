@@ -156,6 +156,7 @@ class Worker:
     def __init__(
         self, *, queue: str, concurrency: int, pool: str, env: dict[str, str], log: Path, profile: Path | None
     ) -> None:
+        # ``queue`` is the one queue this worker consumes (as runportal's worker and builder do).
         self.queue, self.concurrency, self.pool, self.env, self.log = queue, concurrency, pool, env, log
         self.profile = profile
         self.process: subprocess.Popen | None = None
@@ -171,6 +172,8 @@ class Worker:
             self.pool,
             "--hostname",
             f"{self.queue}@%h",
+            "--queues",
+            self.queue,
             "--without-mingle",
             "--without-gossip",
             "--without-heartbeat",
@@ -348,7 +351,7 @@ def run_one(options: argparse.Namespace) -> RunResult:
     workdir = Path(tempfile.mkdtemp(prefix="nestlab-bench-"))
     queue = f"nestlab-bench-{uuid.uuid4().hex[:8]}"
     postgres = ThrowawayPostgres(os.environ["DATABASE_URL"]) if os.environ.get("DATABASE_URL") else None
-    sim = redis_context = worker = sampler = endpoint_id = None
+    sim = redis_context = worker = quick_worker = sampler = endpoint_id = None
     setup_started = time.monotonic()
     try:
         # Settings are read from the environment at django.setup(): set it all first.
@@ -424,8 +427,10 @@ def run_one(options: argparse.Namespace) -> RunResult:
             worker_env["NESTLAB_BENCH_POLL_SECONDS"] = str(options.poll_seconds)
         if options.progress_interval is not None:
             worker_env["NESTLAB_BENCH_PROGRESS_INTERVAL"] = str(options.progress_interval)
+        # Like runportal: the builds (provision) on workers of their own, quick operations
+        # (the probe) on another, so that a class being provisioned does not hold them up.
         worker = Worker(
-            queue=queue,
+            queue=f"{queue}-build",
             concurrency=options.concurrency,
             pool=options.pool,
             env=worker_env,
@@ -433,6 +438,15 @@ def run_one(options: argparse.Namespace) -> RunResult:
             profile=profile_dir,
         )
         worker.start()
+        quick_worker = Worker(
+            queue=queue,
+            concurrency=2,
+            pool=options.pool,
+            env=worker_env,
+            log=workdir / "quick-worker.log",
+            profile=None,
+        )
+        quick_worker.start()
         result = RunResult(
             students=students,
             vms=students * VMS_PER_LAB,
@@ -570,6 +584,8 @@ def run_one(options: argparse.Namespace) -> RunResult:
             sampler.stopped.set()
         if worker is not None:
             worker.stop()
+        if quick_worker is not None:
+            quick_worker.stop()
         if "django" in sys.modules:
             from django.db import connections
 
