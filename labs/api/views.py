@@ -112,6 +112,24 @@ def endpoint_check(request: Request, endpoint_id: int) -> Response:
     return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema(
+    request=None,
+    responses={202: OperationSerializer, **errors(403, 404, 409)},
+    summary="Reconcile a vCenter endpoint with Nestlab",
+    description=(
+        "Admins. Compares the lab VMs and port groups in vCenter with the database: orphans are recorded "
+        "and removed after the grace period, labs whose VMs vanished are marked broken. Answers 202 with the "
+        "queued `reconcile` operation (its `result` lists what was found and removed); 409 while one runs."
+    ),
+    tags=["endpoints"],
+)
+@api_view(["POST"])
+def endpoint_reconcile(request: Request, endpoint_id: int) -> Response:
+    endpoint = get_object_or_404(VCenterEndpoint, pk=endpoint_id)
+    operation = services.endpoint_reconcile_start(endpoint=endpoint, actor=request.user)
+    return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
+
+
 # The picker: live reads of vCenter
 
 

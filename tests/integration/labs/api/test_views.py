@@ -271,3 +271,13 @@ def test_operations_filter_by_lab_state_and_kind():
     assert ids(lab=classmates.pk, kind="power") == []
     bad = admin.get("/api/v1/operations/", {"kind": "teleport", "lab": "x"})
     assert bad.status_code == 400 and set(bad.json()["errors"]) == {"kind", "lab"}
+
+
+def test_admins_reconcile_an_endpoint_and_a_second_request_is_409():
+    endpoint = EndpointFactory()
+    admin = AdminFactory()
+    response = _client(admin).post(f"/api/v1/endpoints/{endpoint.pk}/reconcile/")
+    assert response.status_code == 202 and response.json()["kind"] == "reconcile"
+    again = _client(admin).post(f"/api/v1/endpoints/{endpoint.pk}/reconcile/")
+    assert again.status_code == 409 and "being reconciled already" in again.json()["detail"]
+    assert _client(StudentFactory()).post(f"/api/v1/endpoints/{endpoint.pk}/reconcile/").status_code == 403
