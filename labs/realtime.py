@@ -26,7 +26,11 @@ def operation_payload(operation: Operation) -> dict[str, Any]:
     return {
         "id": operation.pk,
         "lab": operation.lab_id,
+        # A clone belongs to the new lab, but keeps the lab it copies busy too.
+        "source_lab": operation.params.get("source_lab") if operation.kind == Operation.Kind.CLONE else None,
+        "actor": operation.actor_id,
         "kind": operation.kind,
+        "kind_label": operation.get_kind_display(),
         "state": operation.state,
         "progress": operation.progress,
         "step": operation.step,
@@ -165,6 +169,7 @@ def course_full_state(course_id: int) -> dict[str, Any]:
                 "student_name": lab.student.username,
                 "vms_on": sum(1 for vm in vms if vm.is_on),
                 "vms_total": len(vms),
+                "vms": [_with_seq(vm_payload(vm), vm.seq) for vm in vms],
                 "operation": _with_seq(operation_payload(operation), operation.seq) if operation else None,
             }
         )
