@@ -21,6 +21,7 @@ urlpatterns = [
     path("<int:lab_id>/clone/", views.lab_clone, name="lab-clone"),
     path("<int:lab_id>/power/", views.lab_power, name="lab-power"),
     path("<int:lab_id>/delete/", views.lab_delete, name="lab-delete"),
+    path("<int:lab_id>/cancel/", views.lab_cancel, name="lab-cancel"),
     path("<int:lab_id>/vms/<int:vm_id>/power/", views.lab_vm_power, name="lab-vm-power"),
     path("<int:lab_id>/vms/<int:vm_id>/console/", views.lab_vm_console, name="lab-vm-console"),
     # The instructor's class table

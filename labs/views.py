@@ -28,6 +28,7 @@ from courses.forms import add_errors
 from courses.models import Course, LabTemplate, VCenterEndpoint
 from labs import forms, permissions, selectors, services, vsphere
 from labs.models import Lab, LabSnapshot, LabVM, Operation
+from portal import roles
 from portal.errors import Conflict
 from portal.markdown import render_markdown
 
@@ -219,12 +220,16 @@ def _busy_reason(lab: Lab, running: Operation | None) -> str:
 def _lab_context(request: HttpRequest, lab: Lab) -> dict:
     """What the lab page and its live fragments (snapshot tree, history) need."""
     running = lab.active_operation
+    is_admin = roles.is_admin(request.user)
     return {
         "lab": lab,
         "actionable": lab.state not in FINISHED_STATES,
         "running": running,
         "busy": running is not None,
         "busy_reason": _busy_reason(lab, running),
+        "is_admin": is_admin,
+        # As services.operation_cancel allows; the live layer shows the button by the same rule.
+        "can_cancel": running is not None and (is_admin or running.actor_id == request.user.pk),
         "snapshot_tree": selectors.snapshot_tree(lab),
         "operations": list(lab.operations.select_related("actor")[:RECENT_OPERATIONS]),
     }
@@ -411,6 +416,29 @@ def lab_power(request: HttpRequest, lab_id: int) -> HttpResponse:
 def lab_vm_power(request: HttpRequest, lab_id: int, vm_id: int) -> HttpResponse:
     lab = _lab_or_404(request, lab_id)
     return _power(request, lab, get_object_or_404(LabVM, pk=vm_id, lab=lab))
+
+
+@login_required
+@require_POST
+def lab_cancel(request: HttpRequest, lab_id: int) -> HttpResponse:
+    """Cancel the operation keeping the lab busy (``operation`` names the one the page showed):
+    a queued one ends at once, a running one stops after its current step."""
+    lab = _lab_or_404(request, lab_id)
+    running = lab.active_operation
+    if running is None or request.POST.get("operation", str(running.pk)) != str(running.pk):
+        messages.info(request, "Nothing to cancel: that operation already ended.")
+        return _back(request, _lab_url(lab))
+    doing = running.get_kind_display().lower()
+    try:
+        cancelled = services.operation_cancel(operation=running, actor=request.user)
+    except REFUSALS as refusal:
+        messages.error(request, f"Not cancelled. {_words(refusal)}")
+    else:
+        if cancelled.state == Operation.State.CANCELLED:
+            messages.success(request, f"Cancelled {doing}: it had not started.")
+        else:
+            messages.success(request, f"Cancelling {doing}: it stops after its current step.")
+    return _back(request, _lab_url(lab))
 
 
 @login_required
