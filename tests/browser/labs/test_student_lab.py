@@ -32,13 +32,15 @@ def demo_course(transactional_db):
 
 
 def wait_idle(page, timeout_s: int = 90) -> str:
-    """Until live updates exist, reload until the lab is neither building nor busy."""
-    for _ in range(timeout_s * 2):
-        state = page.locator(".lab-head [data-field=state]").inner_text()
-        if state in FINAL and page.locator("[data-operation-for-lab]:not([hidden])").count() == 0:
-            return state
-        page.wait_for_timeout(500)
-        page.reload()
+    """Until the lab is neither building nor busy, as the live layer shows it (no reloading)."""
+    page.wait_for_function(
+        """(final) => {
+          const state = document.querySelector(".lab-head [data-field=state]").textContent.trim();
+          return final.includes(state) && !document.querySelector("[data-operation-for-lab]:not([hidden])");
+        }""",
+        arg=sorted(FINAL),
+        timeout=timeout_s * 1000,
+    )
     return page.locator(".lab-head [data-field=state]").inner_text()
 
 
@@ -76,6 +78,7 @@ def test_student_snapshots_breaks_and_reverts_their_lab(demo_course, page, web_s
     screenshot(page, "05-snapshot-taken")
 
     page.get_by_role("button", name="Power off esxi-02").click()
+    expect(page.locator(".flash-success")).to_contain_text("Shutting down esxi-02.")
     assert wait_idle(page) == "Ready"
     expect(power_of(page, "esxi-02")).to_have_text("Off")
     expect(page.get_by_role("button", name="Power on esxi-02")).to_be_visible()
@@ -119,11 +122,7 @@ def test_student_snapshots_breaks_and_reverts_their_lab(demo_course, page, web_s
     page.get_by_role("button", name="Provision the class").click()
     expect(page.locator(".flash-success")).to_contain_text("Started 2 labs: student2, student3.")
     expect(page.locator(".flash-info")).to_contain_text("Skipped student1: already has a lab.")
-    for _ in range(60):
-        if page.locator(".operation-cell .waiting").count():
-            break
-        page.wait_for_timeout(500)
-        page.reload()
-    expect(page.locator(".operation-cell .waiting").first).to_contain_text("Waiting for vCenter capacity")
-    expect(page.locator(".operation-cell .waiting").first).to_contain_text("clone(s) ahead")
+    waiting = page.locator(".operation-cell .waiting").first  # live: no reloading
+    expect(waiting).to_contain_text("Waiting for vCenter capacity", timeout=30_000)
+    expect(waiting).to_contain_text("clone(s) ahead")
     screenshot(page, "12-class-waiting-for-capacity")

@@ -359,7 +359,7 @@ def test_the_lab_page_shows_vms_snapshot_tree_manual_usage_and_operations(client
     assert f'action="{_lab_url(lab, "labs:lab-revert", baseline.pk)}"' in page
     assert f'action="{_lab_url(lab, "labs:lab-snapshot-delete", baseline.pk)}"' not in page
     assert f'action="{_lab_url(lab, "labs:lab-snapshot-delete", other.pk)}"' in page
-    assert "3 of 3 kept" in page
+    assert f'<span data-snapshots-taken="{lab.pk}">3</span> of 3 kept' in page
     # Manual (sanitized), usage bars, recent operations, no busy buttons.
     assert "<strong>cluster</strong>" in page and "<script>" not in page
     assert 'data-bar="snapshots_per_lab"' in page and "Your usage" in page
@@ -736,3 +736,103 @@ def test_the_live_layer_fetches_parts_of_the_pages_that_changed(client, enqueued
     assert f'<tr data-lab-id="{lab.pk}"' in table and "<html" not in table
     page = client.get(reverse("labs:class-labs", args=[course.pk])).content.decode()
     assert f'data-live="/ws/courses/{course.pk}/"' in page
+
+
+def _cancel_form(page: str) -> str:
+    start = page.index("data-cancel-form")
+    return page[page.rindex("<form", 0, start) : page.index("</form>", start)]
+
+
+@pytest.mark.django_db
+def test_the_student_cancels_a_queued_operation_from_the_lab_page(client, enqueued):
+    lab = _started(open_course())
+    client.force_login(lab.student)
+    client.post(_lab_url(lab, "labs:lab-snapshot-create"), {"name": "cluster built"})
+    operation = lab.operations.get(kind="snapshot")
+    page = client.get(_lab_url(lab)).content.decode()
+    form = _cancel_form(page)
+    assert f'action="{_lab_url(lab, "labs:lab-cancel")}"' in form and " hidden" not in form
+    assert f'name="operation" value="{operation.pk}"' in form
+    assert f'data-operation-lab="{lab.pk}" data-actor="{lab.student.pk}"' in page
+
+    response = client.post(_lab_url(lab, "labs:lab-cancel"), {"operation": operation.pk}, follow=True)
+    assert response.redirect_chain[-1][0] == _lab_url(lab)
+    assert _messages(response) == ["Cancelled take snapshot: it had not started."]
+    operation.refresh_from_db()
+    assert operation.state == Operation.State.CANCELLED
+    assert f'data-operation-for-lab="{lab.pk}" hidden' in response.content.decode()
+    assert " disabled" not in response.content.decode()
+
+    response = client.post(_lab_url(lab, "labs:lab-cancel"), {"operation": operation.pk}, follow=True)
+    assert _messages(response) == ["Nothing to cancel: that operation already ended."]
+
+
+@pytest.mark.django_db
+def test_cancel_names_the_operation_the_page_showed_and_only_its_starter_or_an_admin_may(client, enqueued):
+    course = open_course(students=2)
+    lab = _started(course)
+    operation = services.lab_reset(lab=lab, actor=lab.student)
+    Operation.objects.filter(pk=operation.pk).update(state="running", progress=30, step="Reverting 2 VMs")
+
+    client.force_login(lab.student)
+    response = client.post(_lab_url(lab, "labs:lab-cancel"), {"operation": operation.pk + 1000}, follow=True)
+    assert _messages(response) == ["Nothing to cancel: that operation already ended."]
+
+    client.force_login(course.instructors.get())
+    assert " hidden" in _cancel_form(client.get(_lab_url(lab)).content.decode())
+    response = client.post(_lab_url(lab, "labs:lab-cancel"), {"operation": operation.pk}, follow=True)
+    assert _messages(response) == [
+        "Not cancelled. Only the person who started an operation, or an admin, can cancel it."
+    ]
+    client.force_login(_student(course, 1))
+    assert client.post(_lab_url(lab, "labs:lab-cancel"), {"operation": operation.pk}).status_code == 404
+
+    client.force_login(AdminFactory())
+    assert " hidden" not in _cancel_form(client.get(_lab_url(lab)).content.decode())
+    response = client.post(_lab_url(lab, "labs:lab-cancel"), {"operation": operation.pk}, follow=True)
+    assert _messages(response) == ["Cancelling reset lab: it stops after its current step."]
+    operation.refresh_from_db()
+    assert operation.state == Operation.State.RUNNING and operation.cancel_requested
+    page = client.get(_lab_url(lab)).content.decode()
+    assert "data-cancel-requested" in page and "Cancel asked: it stops after its current step." in page
+    assert " hidden" in _cancel_form(page)
+
+
+@pytest.mark.django_db
+def test_the_source_of_a_clone_shows_the_clone_running_for_the_live_layer_to_follow(client, enqueued):
+    course = open_course(quota={"labs_per_student": 2})
+    lab = _started(course)
+    clone = services.lab_clone(lab=lab, actor=lab.student)
+    client.force_login(lab.student)
+    page = client.get(_lab_url(lab)).content.decode()
+    assert (
+        f'data-operation-for-lab="{lab.pk}" data-operation-id="{clone.pk}" data-state="queued" '
+        f'data-operation-lab="{clone.lab_id}"'
+    ) in page
+    assert f"Busy: this lab is being copied into {clone.lab.name}." in page
+    assert f'data-busy-disable data-lab="{lab.pk}" disabled' in page
+    client.force_login(course.instructors.get())
+    table = client.get(reverse("labs:class-table", args=[course.pk])).content.decode()
+    row = table[table.index(f'<tr data-lab-id="{lab.pk}"') :]
+    row = row[: row.index("</tr>")]
+    assert f'data-operation-id="{clone.pk}"' in row and f'data-operation-lab="{clone.lab_id}"' in row
+    assert f'data-busy-disable data-lab="{lab.pk}" disabled' in row
+
+
+@pytest.mark.django_db
+def test_the_pages_load_the_live_layer_and_say_who_looks(client, enqueued):
+    course = open_course()
+    lab = _started(course)
+    client.force_login(lab.student)
+    page = client.get(_lab_url(lab)).content.decode()
+    assert "js/live.js" in page
+    assert f'data-live="/ws/labs/{lab.pk}/" data-user="{lab.student.pk}">' in page
+    assert "data-live-status" in page and "reload to" not in page.lower() and "Refresh" not in page
+    assert f'data-while-actionable="{lab.pk}"' in page
+    client.force_login(course.instructors.get())
+    page = client.get(reverse("labs:class-labs", args=[course.pk])).content.decode()
+    assert f'data-live="/ws/courses/{course.pk}/" data-user="{course.instructors.get().pk}"' in page
+    assert '<span data-summary="busy">0 busy</span>' in page
+    assert '<span data-summary="without_lab"> · 2 without a lab</span>' in page
+    client.force_login(AdminFactory())
+    assert "data-admin>" in client.get(_lab_url(lab)).content.decode()
