@@ -18,7 +18,7 @@ from labs import capacity, realtime
 from labs.jobs.parallel import Reporter, run_parallel
 from labs.jobs.runner import JobContext
 from labs.models import Lab, LabNetwork, LabSnapshot, LabVM
-from labs.vsphere import NotFound, PortGroupSpec, VSphereClient
+from labs.vsphere import NotFound, PortGroupSpec, VSphereClient, VSphereError
 
 logger = logging.getLogger(__name__)
 
@@ -237,8 +237,11 @@ class LabBuilder:
                 self.client.destroy_vm(moref, deadline=self.deadline)
             except NotFound:
                 pass
-            except Exception as error:  # noqa: BLE001 - keep removing the rest; report all
+            except VSphereError as error:  # keep removing the rest; report all; keep the reference
                 problems.append(f"{vm.name}: {error}")
+                vm.moref = moref
+                vm.save(update_fields=["moref"])
+                continue
             vm.moref = ""
             vm.power_state = "poweredOff"
             vm.save(update_fields=["moref", "power_state"])
@@ -253,23 +256,30 @@ class LabBuilder:
                 )
             except NotFound:
                 pass
-            except Exception as error:  # noqa: BLE001
+            except VSphereError as error:
                 problems.append(f"port group {network.port_group}: {error}")
-        for label, moref, destroy in (
-            ("resource pool", self.lab.pool_moref, self.client.destroy_pool),
-            ("folder", self.lab.folder_moref, self.client.destroy_folder),
+        if problems:
+            # VMs are still there: their pool and folder must stay, and so must the references
+            # to all of them, so that deleting again (or the reconciler) finds what is left.
+            return problems
+        for field, label, destroy in (
+            ("pool_moref", "resource pool", self.client.destroy_pool),
+            ("folder_moref", "folder", self.client.destroy_folder),
         ):
+            moref = getattr(self.lab, field)
             if not moref:
                 continue
             try:
                 destroy(moref)
             except NotFound:
                 pass
-            except Exception as error:  # noqa: BLE001
+            except VSphereError as error:
                 problems.append(f"{label}: {error}")
-        self.lab.pool_moref = self.lab.folder_moref = ""
-        self.lab.save(update_fields=["pool_moref", "folder_moref"])
-        self.lab.snapshots.all().delete()
+                continue
+            setattr(self.lab, field, "")
+            self.lab.save(update_fields=[field])
+        if not problems:
+            self.lab.snapshots.all().delete()
         return problems
 
 

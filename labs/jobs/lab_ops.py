@@ -31,6 +31,13 @@ class LabJob(Job):
 
     busy_state = Lab.State.BUSY
 
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        # What the lab goes back to when the job ends; set here (not in run) because an
+        # abandoned or cancelled operation reaches on_failure without run.
+        lab = context.operation.lab
+        self.prior_state = Lab.State.READY if lab is None or lab.state == Lab.State.BUSY else lab.state
+
     @property
     def lab(self) -> Lab:
         lab = self.context.operation.lab
@@ -46,7 +53,6 @@ class LabJob(Job):
 
     def run(self) -> None:
         lab = self.lab
-        self.prior_state = lab.state if lab.state != Lab.State.BUSY else Lab.State.READY
         if self.busy_state and lab.state != self.busy_state:
             mark_state(lab, self.busy_state, lab.error)
         self.perform()

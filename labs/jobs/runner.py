@@ -138,7 +138,9 @@ def _save_and_push(operation: Operation, **fields: Any) -> None:
     now = timezone.now()
     Operation.objects.filter(pk=operation.pk).update(heartbeat_at=now, seq=F("seq") + 1, **fields)
     operation.heartbeat_at = now
-    operation.seq += 1
+    # Read the number back: a cancel request may have bumped it meanwhile, and a client
+    # drops a message whose seq is not newer than the last one it applied.
+    operation.seq = Operation.objects.values_list("seq", flat=True).get(pk=operation.pk)
     realtime.operation_changed(operation)
 
 
@@ -232,7 +234,7 @@ def execute(operation_id: int, *, abandon_reason: str | None = None) -> None:
     try:
         job.run()
     except OperationCancelled:
-        _finish(operation, Operation.State.CANCELLED, error="Cancelled on request.", result=context.result)
+        _undo(job, context, "Cancelled on request.", Operation.State.CANCELLED)
     except (OperationFailed, VSphereError, SecretUnreadable, ServiceUnavailable) as failure:
         _fail(job, context, str(failure))
     except Exception:
@@ -250,9 +252,14 @@ def execute(operation_id: int, *, abandon_reason: str | None = None) -> None:
 
 
 def _fail(job: Job, context: JobContext, reason: str) -> None:
+    _undo(job, context, reason, Operation.State.FAILED)
+
+
+def _undo(job: Job, context: JobContext, reason: str, state: str) -> None:
+    """Let the job undo or settle what it did (a failure and a cancel alike), then end the row."""
     try:
         job.on_failure(reason)
     except Exception:
         logger.exception("Clean-up after operation %s failed", context.operation.pk)
-        reason += " Cleaning up after the failure also failed; the reconciler will finish it."
-    _finish(context.operation, Operation.State.FAILED, error=reason, result=context.result)
+        reason += " Cleaning up afterwards failed too: an admin can run Reconcile on the vCenter to tidy up."
+    _finish(context.operation, state, error=reason, result=context.result)

@@ -260,3 +260,62 @@ def test_a_failing_clone_leaves_no_orphans_and_the_lab_in_error(course, si, sim)
     assert op.state == Operation.State.SUCCEEDED, op.error
     lab.refresh_from_db()
     assert lab.state == Lab.State.READY and lab.vms.exclude(moref="").count() == 5
+
+
+def test_cancelling_a_build_midway_removes_what_it_made(course, si, sim, monkeypatch):
+    from labs.jobs import lab_build, runner
+    from labs.services import operation_cancel
+
+    pushed: list[tuple[str, int]] = []
+    original_changed = runner.realtime.operation_changed
+    monkeypatch.setattr(
+        runner.realtime,
+        "operation_changed",
+        lambda op: (pushed.append((op.state, op.seq)), original_changed(op))[1],
+    )
+    person = student(course, "student3")
+    operation = services.lab_start(course=course, student=person, actor=person)
+    original = lab_build.LabBuilder.configure_all
+
+    def configure_then_click_cancel(self, progress):
+        original(self, progress)
+        operation_cancel(operation=Operation.objects.get(pk=operation.pk), actor=person)
+
+    monkeypatch.setattr(lab_build.LabBuilder, "configure_all", configure_then_click_cancel)
+    operation = run(operation)
+    assert operation.state == Operation.State.CANCELLED
+    lab = operation.lab
+    lab.refresh_from_db()
+    assert lab.state == Lab.State.ERROR and "Cancelled on request" in lab.error
+    content = si.RetrieveContent()
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+    assert not any(props(si, vm, "name")["name"].startswith(lab.name) for vm in view.view), "no orphan VMs"
+    seqs = [seq for _, seq in pushed]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), f"every push is newer than the last: {pushed}"
+    assert pushed[-1][0] == "cancelled"
+
+
+def test_an_abandoned_power_operation_gives_the_lab_back(course):
+    lab = started_lab(course)
+    operation = services.lab_power(lab=lab, actor=lab.student, action="off")
+    execute(operation.pk, abandon_reason="The worker stopped 2 times.")
+    operation.refresh_from_db()
+    lab.refresh_from_db()
+    assert operation.state == Operation.State.FAILED and operation.error == "The worker stopped 2 times."
+    assert lab.state == Lab.State.READY
+
+
+def test_a_failed_delete_keeps_track_of_what_is_left_and_deleting_again_finishes(course, si, sim):
+    lab = started_lab(course)
+    router = lab.vms.get(role="router")
+    with sim.rules(fail=[f"Destroy_Task:{router.moref}"]):
+        first = run(services.lab_delete(lab=lab, actor=lab.student))
+    assert first.state == Operation.State.FAILED and "router" in first.error
+    router.refresh_from_db()
+    assert router.moref, "the reference to the VM that is still there is kept"
+    second = run(services.lab_delete(lab=lab, actor=lab.student))
+    assert second.state == Operation.State.SUCCEEDED, second.error
+    content = si.RetrieveContent()
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+    assert not any(props(si, vm, "name")["name"].startswith(lab.name) for vm in view.view)
+    assert content.searchIndex.FindByInventoryPath(f"DC0/vm/Nestlab Labs/{course.code}/{lab.name}") is None
