@@ -589,13 +589,12 @@
   function handle(message, connection) {
     switch (message.type) {
       case "lab.full":
-        connection.resyncing = false;
-        labFull(message);
-        renderAll();
-        break;
       case "course.full":
         connection.resyncing = false;
-        courseFull(message);
+        if (message.type === "lab.full") labFull(message);
+        else courseFull(message);
+        // After a reconnect or a resync, operations may have come and gone unseen.
+        if (connection.fullStates++ > 0) refreshFragments("history");
         renderAll();
         break;
       case "lab.state": {
@@ -650,6 +649,7 @@
       this.attempt = 0;
       this.stopped = false;
       this.resyncing = false;
+      this.fullStates = 0;
       this.timer = null;
       this.open();
     }
