@@ -338,6 +338,14 @@ def test_cancelling_a_queued_operation_frees_the_lab_on_every_open_page(browser,
         expect(teacher.page.locator("[data-cancel-form]")).to_be_hidden()
         expect(second.page.get_by_role("button", name="Cancel")).to_be_visible()
         screenshot(second.page, "01-queued-with-cancel", full_page=False)
+        second.page.set_viewport_size({"width": 390, "height": 844})
+        screenshot(second.page, "01-queued-with-cancel-phone", full_page=False)
+        second.page.set_viewport_size({"width": 1280, "height": 900})
+        operation = Operation.objects.get(lab=lab, kind="snapshot")
+        detail = Watched(student_context.new_page())
+        detail.page.goto(f"{base}/labs/operations/{operation.pk}/")
+        detail.settle()
+        expect(detail.page.locator("#operation [data-field=state]")).to_have_text("Queued")
 
         first.page.once("dialog", lambda dialog: dialog.accept())
         first.page.get_by_role("button", name="Cancel").click()
@@ -353,7 +361,12 @@ def test_cancelling_a_queued_operation_frees_the_lab_on_every_open_page(browser,
             expect(other.page.locator("#operations tbody tr").first).to_contain_text("Cancelled")
             other.assert_no_reload()
         screenshot(second.page, "02-cancelled-seen-in-the-other-tab", full_page=False)
-        assert Operation.objects.get(lab=lab, kind="snapshot").state == Operation.State.CANCELLED
+        expect(detail.page.locator("#operation [data-field=state]")).to_have_text("Cancelled")
+        expect(detail.page.locator("#operation")).to_have_attribute("data-state", "cancelled")
+        detail.assert_no_reload()
+        screenshot(detail.page, "03-operation-page-cancelled", full_page=False)
+        operation.refresh_from_db()
+        assert operation.state == Operation.State.CANCELLED
     finally:
         student_context.close()
         teacher_context.close()

@@ -836,3 +836,16 @@ def test_the_pages_load_the_live_layer_and_say_who_looks(client, enqueued):
     assert '<span data-summary="without_lab"> · 2 without a lab</span>' in page
     client.force_login(AdminFactory())
     assert "data-admin>" in client.get(_lab_url(lab)).content.decode()
+
+
+@pytest.mark.django_db
+def test_the_page_of_a_running_lab_operation_is_live_instead_of_offering_refresh(client, enqueued):
+    lab = _started(open_course())
+    client.force_login(lab.student)
+    operation = services.lab_reset(lab=lab, actor=lab.student)
+    page = client.get(reverse("labs:operation-detail", args=[operation.pk])).content.decode()
+    assert f'data-operation-id="{operation.pk}" data-state="queued" data-live="/ws/labs/{lab.pk}/"' in page
+    assert "data-live-status" in page and "Refresh" not in page and _lab_url(lab) in page
+    Operation.objects.filter(pk=operation.pk).update(state=Operation.State.SUCCEEDED)
+    page = client.get(reverse("labs:operation-detail", args=[operation.pk])).content.decode()
+    assert "data-live=" not in page and "data-live-status" not in page
