@@ -41,10 +41,16 @@ class EndpointForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="Leave empty to keep the stored password.",
     )
+    console_password = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted; leave empty to keep the stored one.",
+    )
 
     class Meta:
         model = VCenterEndpoint
-        fields = ENDPOINT_FIELDS
+        fields = [*ENDPOINT_FIELDS[:-1], "console_username"]
         labels = {
             "url": "Address",
             "username": "User name",
@@ -54,6 +60,7 @@ class EndpointForm(forms.ModelForm):
             "vlan_min": "First VLAN of the lab range",
             "vlan_max": "Last VLAN of the lab range",
             "concurrency_limit": "Concurrent clone tasks",
+            "console_username": "Console account",
         }
         help_texts = {
             "username": "A vCenter account with the privileges in docs/deployment.md, e.g. nestlab@vsphere.local.",

@@ -43,6 +43,15 @@ class VCenterEndpoint(models.Model):
     )
     vlan_min = models.PositiveSmallIntegerField(validators=VLAN_ID_VALIDATORS, default=2000)
     vlan_max = models.PositiveSmallIntegerField(validators=VLAN_ID_VALIDATORS, default=2999)
+    console_username = models.CharField(
+        max_length=150,
+        blank=True,
+        help_text=(
+            "A vCenter account that may only open consoles of lab VMs (docs/deployment.md). Console links "
+            "log the browser in as this account, so it must not be the account above. Empty: no consoles."
+        ),
+    )
+    console_password_ciphertext = models.TextField(blank=True, editable=False)
     concurrency_limit = models.PositiveSmallIntegerField(
         default=8,
         validators=[MinValueValidator(1)],
@@ -67,6 +76,16 @@ class VCenterEndpoint(models.Model):
 
     def get_password(self) -> str:
         return crypto.decrypt(self.password_ciphertext)
+
+    def set_console_password(self, raw_password: str) -> None:
+        self.console_password_ciphertext = crypto.encrypt(raw_password)
+
+    def get_console_password(self) -> str:
+        return crypto.decrypt(self.console_password_ciphertext)
+
+    @property
+    def has_console_account(self) -> bool:
+        return bool(self.console_username and self.console_password_ciphertext)
 
 
 class LabTemplate(models.Model):

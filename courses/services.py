@@ -47,6 +47,7 @@ ENDPOINT_FIELDS = (
     "vlan_min",
     "vlan_max",
     "concurrency_limit",
+    "console_username",
 )
 ROSTER_MAX_BYTES = 1024 * 1024
 ROSTER_MAX_ROWS = 5000
@@ -68,20 +69,30 @@ def _save(instance) -> None:
 
 
 @transaction.atomic
-def endpoint_create(*, actor: AbstractBaseUser, password: str, **fields: Any) -> VCenterEndpoint:
-    """Add a vCenter. The password is encrypted at once and never shown again."""
+def endpoint_create(
+    *, actor: AbstractBaseUser, password: str, console_password: str | None = None, **fields: Any
+) -> VCenterEndpoint:
+    """Add a vCenter. The passwords are encrypted at once and never shown again."""
     _require(permissions.can_manage_endpoints(actor), "Only admins can connect vCenters.")
     if not password:
         raise ValidationError({"password": "A new endpoint needs its password."})
     endpoint = VCenterEndpoint(**{name: value for name, value in fields.items() if name in ENDPOINT_FIELDS})
     endpoint.set_password(password)
+    if console_password:
+        endpoint.set_console_password(console_password)
+    _check_console_account(endpoint)
     _save(endpoint)
     return endpoint
 
 
 @transaction.atomic
 def endpoint_update(
-    *, endpoint: VCenterEndpoint, actor: AbstractBaseUser, password: str | None = None, **fields: Any
+    *,
+    endpoint: VCenterEndpoint,
+    actor: AbstractBaseUser,
+    password: str | None = None,
+    console_password: str | None = None,
+    **fields: Any,
 ) -> VCenterEndpoint:
     """Change an endpoint; an empty or missing password keeps the stored one."""
     _require(permissions.can_manage_endpoints(actor), "Only admins can change vCenters.")
@@ -90,8 +101,25 @@ def endpoint_update(
             setattr(endpoint, name, value)
     if password:
         endpoint.set_password(password)
+    if console_password:
+        endpoint.set_console_password(console_password)
+    if not endpoint.console_username:
+        endpoint.console_password_ciphertext = ""
+    _check_console_account(endpoint)
     _save(endpoint)
     return endpoint
+
+
+def _check_console_account(endpoint: VCenterEndpoint) -> None:
+    if endpoint.console_username and endpoint.console_username == endpoint.username:
+        raise ValidationError(
+            {
+                "console_username": "Use an account that may only open consoles: console links log the "
+                "browser in as this account, and the portal's own account can change all of vCenter."
+            }
+        )
+    if endpoint.console_username and not endpoint.console_password_ciphertext:
+        raise ValidationError({"console_password": "The console account needs its password."})
 
 
 def endpoint_delete(*, endpoint: VCenterEndpoint, actor: AbstractBaseUser) -> None:

@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from courses import services as course_services
-from courses.models import Course, LabTemplate, VCenterEndpoint
+from courses.models import Course, CourseQuota, LabTemplate, VCenterEndpoint
 from labs import permissions, quotas, realtime
 from labs.models import Lab, LabNetwork, LabSnapshot, LabVM, Operation
 from portal import roles
@@ -118,9 +118,28 @@ def _refuse_if_busy(lab: Lab) -> None:
         )
 
 
+def _select_lab_for_update(lab: Lab) -> Lab:
+    """Lock the lab row, and only it, for this transaction.
+
+    Lock order, everywhere: the course's quota row first (``quotas.lock_quota``), then the lab.
+    ``of=("self",)`` matters on PostgreSQL: without it the joined course, student and version
+    rows would be locked FOR UPDATE too, and every new lab (``lab_start``, under the quota lock)
+    needs a key-share lock on its course row: a snapshot click waiting for the quota while a
+    start waits for the course row was a deadlock.
+    """
+    return (
+        Lab.objects.select_for_update(of=("self",))
+        .select_related("course", "student", "template_version")
+        .get(pk=lab.pk)
+    )
+
+
 def _lock_lab(lab: Lab) -> Lab:
-    """Lock the lab row for this transaction and refuse when an operation already runs on it."""
-    locked = Lab.objects.select_for_update().select_related("course", "student", "template_version").get(pk=lab.pk)
+    """Lock the lab row for this transaction and refuse when an operation already runs on it.
+
+    Callers that check the quota lock it before calling this (see ``_select_lab_for_update``).
+    """
+    locked = _select_lab_for_update(lab)
     _refuse_if_busy(locked)
     if locked.state in (Lab.State.DELETING, Lab.State.DELETED, Lab.State.EXPIRED):
         raise ValidationError(f"{locked.name} is {locked.get_state_display().lower()}.")
@@ -269,10 +288,10 @@ def lab_snapshot_create(*, lab: Lab, actor: AbstractBaseUser, name: str, descrip
     if len(name) > 80:
         raise ValidationError({"name": "Keep the name under 80 characters."})
     with transaction.atomic():
+        quota = quotas.lock_quota(lab.course)
         locked = _lock_lab(lab)
         if locked.snapshots.filter(name=name).exists():
             raise ValidationError({"name": f"This lab already has a snapshot called {name}."})
-        quota = quotas.lock_quota(locked.course)
         quotas.check_snapshot(quota, locked)
         return _lab_operation(locked, Operation.Kind.SNAPSHOT, actor, {"name": name, "description": description})
 
@@ -291,10 +310,11 @@ def lab_revert(*, lab: Lab, actor: AbstractBaseUser, snapshot: LabSnapshot) -> O
     _require_act(actor, lab)
     if snapshot.lab_id != lab.pk:
         raise ValidationError({"snapshot": "That snapshot belongs to another lab."})
+    powers_on = any(state == "poweredOn" for state in snapshot.power_states.values())
     with transaction.atomic():
+        quota = quotas.lock_quota(lab.course) if powers_on else None  # the quota before the lab
         locked = _lock_lab(lab)
-        if any(state == "poweredOn" for state in snapshot.power_states.values()) and not locked.is_running:
-            quota = quotas.lock_quota(locked.course)
+        if quota is not None and not locked.is_running:
             quotas.check_running_slot(quota, locked.course)
             quotas.check_hours(quota, locked.course, locked.student)
         return _lab_operation(locked, Operation.Kind.REVERT, actor, {"snapshot": snapshot.pk})
@@ -304,9 +324,9 @@ def lab_reset(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
     """Back to how the lab was handed out (its baseline), re-provisioning if that is gone."""
     _require_act(actor, lab)
     with transaction.atomic():
+        quota = quotas.lock_quota(lab.course)  # the quota before the lab: a reset ends powered on
         locked = _lock_lab(lab)
         if not locked.is_running:
-            quota = quotas.lock_quota(locked.course)
             quotas.check_running_slot(quota, locked.course)
             quotas.check_hours(quota, locked.course, locked.student)
         return _lab_operation(locked, Operation.Kind.RESET, actor)
@@ -316,10 +336,10 @@ def lab_clone(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
     """A new lab for the same student, from this lab's current state."""
     _require_act(actor, lab)
     with transaction.atomic():
+        quota = quotas.lock_quota(lab.course)
         locked = _lock_lab(lab)
         if locked.state != Lab.State.READY:
             raise ValidationError(f"Only a ready lab can be cloned; {locked.name} is {locked.state}.")
-        quota = quotas.lock_quota(locked.course)
         quotas.check_new_lab(quota, locked.course, locked.student, locked.template_version)
         clone = _new_lab(course=locked.course, student=locked.student, source_lab=locked)
         # The source stays busy while the clone is made (see _running_operation).
@@ -337,11 +357,11 @@ def lab_power(*, lab: Lab, actor: AbstractBaseUser, action: str, vm: LabVM | Non
     if vm is not None and vm.lab_id != lab.pk:
         raise ValidationError({"vm": "That VM belongs to another lab."})
     with transaction.atomic():
+        quota = quotas.lock_quota(lab.course) if action == "on" else None  # the quota before the lab
         locked = _lock_lab(lab)
         if locked.state not in (Lab.State.READY, Lab.State.ERROR):
             raise ValidationError(f"{locked.name} is {locked.state}; power actions wait until it is ready.")
-        if action == "on" and not locked.is_running:
-            quota = quotas.lock_quota(locked.course)
+        if quota is not None and not locked.is_running:
             quotas.check_running_slot(quota, locked.course)
             quotas.check_hours(quota, locked.course, locked.student)
         params = {"action": action, "vm": vm.pk if vm is not None else None}
@@ -352,7 +372,7 @@ def lab_delete(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
     """Remove the lab's VMs, networks, pool and folder; its VLANs go back to the range."""
     _require_act(actor, lab)
     with transaction.atomic():
-        locked = Lab.objects.select_for_update().get(pk=lab.pk)
+        locked = _select_lab_for_update(lab)
         if locked.state == Lab.State.DELETED:
             raise ValidationError(f"{locked.name} is already deleted.")
         _refuse_if_busy(locked)
@@ -361,7 +381,7 @@ def lab_delete(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
 
 def lab_console_url(*, lab: Lab, vm: LabVM, actor: AbstractBaseUser) -> str:
     """A one-time vSphere HTML5 console link for one VM (a clone ticket; not an operation)."""
-    from labs.endpoints import endpoint_client
+    from labs.endpoints import console_client
 
     _require_act(actor, lab)
     if vm.lab_id != lab.pk:
@@ -369,7 +389,7 @@ def lab_console_url(*, lab: Lab, vm: LabVM, actor: AbstractBaseUser) -> str:
     if not vm.moref:
         raise ValidationError(f"{vm.name} does not exist in vCenter yet.")
     lab_touch(lab=lab, user=actor)  # a console open counts as use: no idle shutdown
-    return endpoint_client(lab.endpoint).console_url(vm.moref)
+    return console_client(lab.endpoint).console_url(vm.moref)
 
 
 def lab_power_changed(*, lab: Lab) -> Lab:
@@ -377,11 +397,12 @@ def lab_power_changed(*, lab: Lab) -> Lab:
     now = timezone.now()
     any_on = lab.vms.filter(power_state="poweredOn").exists()
     with transaction.atomic():
-        locked = Lab.objects.select_for_update().get(pk=lab.pk)
+        locked = _select_lab_for_update(lab)
         if any_on and locked.running_since is None:
             locked.running_since = now
-            # Every start begins a lease (when the course has one) and a fresh idle clock.
-            lease = quotas.lock_quota(locked.course).lease_hours
+            # Every start begins a lease (when the course has one) and a fresh idle clock. The
+            # quota is only read: locking it after the lab would break the lock order.
+            lease = CourseQuota.objects.filter(course_id=locked.course_id).values_list("lease_hours", flat=True).first()
             locked.expires_at = now + timedelta(hours=lease) if lease is not None else None
             locked.lease_extensions_used = 0
             locked.last_activity_at = now
@@ -404,8 +425,6 @@ def labs_out_of_hours_power_off() -> list[Operation]:
 
     Run every minute by Celery beat. A lab that is busy is looked at again next minute.
     """
-    from courses.models import CourseQuota
-
     started = []
     running = Lab.objects.filter(running_since__isnull=False, state=Lab.State.READY).select_related("course")
     limits = {q.course_id: q.lab_hours_per_student for q in CourseQuota.objects.filter(course__labs__in=running)}
@@ -517,7 +536,7 @@ def lab_system_power_off(*, lab: Lab, reason: str) -> Operation | None:
 def lab_system_delete(*, lab: Lab, reason: str) -> Operation | None:
     """The portal itself deletes a lab (its course's lifetime is over); None if it is busy."""
     with transaction.atomic():
-        locked = Lab.objects.select_for_update().get(pk=lab.pk)
+        locked = _select_lab_for_update(lab)
         if locked.state in (Lab.State.DELETED, Lab.State.DELETING) or _running_operation(locked) is not None:
             return None
         return _lab_operation(locked, Operation.Kind.DELETE, None, {"reason": reason})
@@ -533,8 +552,8 @@ def lab_extend_lease(*, lab: Lab, actor: AbstractBaseUser) -> Lab:
     """One more lease for a running lab, in one click, as often as the quota allows."""
     _require_act(actor, lab)
     with transaction.atomic():
-        locked = Lab.objects.select_for_update().select_related("course").get(pk=lab.pk)
-        quota = quotas.lock_quota(locked.course)
+        quota = quotas.lock_quota(lab.course)  # the quota before the lab
+        locked = _select_lab_for_update(lab)
         if quota.lease_hours is None or locked.expires_at is None:
             raise ValidationError(f"{locked.name} has no lease to extend: it runs until it is powered off.")
         if not locked.is_running:

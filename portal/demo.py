@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from courses import services as course_services
 from courses.models import Course, CourseQuota, LabTemplate, TemplateVersion, VCenterEndpoint
-from portal import roles
+from portal import roles, simulator
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,14 @@ def _accounts() -> dict[str, object]:
     return people
 
 
-def _endpoint(*, vcenter_url: str, vcenter_user: str, vcenter_password: str) -> VCenterEndpoint:
+def _endpoint(
+    *,
+    vcenter_url: str,
+    vcenter_user: str,
+    vcenter_password: str,
+    console_user: str = "",
+    console_password: str = "",
+) -> VCenterEndpoint:
     endpoint, _ = VCenterEndpoint.objects.get_or_create(
         name=DEMO_ENDPOINT_NAME, defaults={"url": vcenter_url, "username": vcenter_user}
     )
@@ -120,6 +127,9 @@ def _endpoint(*, vcenter_url: str, vcenter_user: str, vcenter_password: str) -> 
     endpoint.lab_switch = "vSwitch0"
     endpoint.vlan_min, endpoint.vlan_max = 2000, 2999
     endpoint.concurrency_limit = 8
+    if console_user:
+        endpoint.console_username = console_user
+        endpoint.set_console_password(console_password)
     endpoint.full_clean()
     endpoint.save()
     return endpoint
@@ -216,10 +226,23 @@ def _course(version: TemplateVersion, instructor, admin, students) -> Course:
     return course
 
 
-def seed_demo(*, vcenter_url: str, vcenter_user: str, vcenter_password: str) -> Course:
+def seed_demo(
+    *,
+    vcenter_url: str,
+    vcenter_user: str,
+    vcenter_password: str,
+    console_user: str = simulator.CONSOLE_USERNAME,
+    console_password: str = simulator.CONSOLE_PASSWORD,
+) -> Course:
     with transaction.atomic():
         people = _accounts()
-        endpoint = _endpoint(vcenter_url=vcenter_url, vcenter_user=vcenter_user, vcenter_password=vcenter_password)
+        endpoint = _endpoint(
+            vcenter_url=vcenter_url,
+            vcenter_user=vcenter_user,
+            vcenter_password=vcenter_password,
+            console_user=console_user,
+            console_password=console_password,
+        )
         template = _template(endpoint, people["instructor"])
     version = _usable_version(template)
     if version is None:

@@ -55,6 +55,10 @@ OUTPUT_LINES_KEPT = 2000
 Duration = float | int | str
 
 
+CONSOLE_USERNAME = "nestlab-console@vsphere.local"
+CONSOLE_PASSWORD = "nestlab-console"
+
+
 class SimulatorError(RuntimeError):
     """The simulator could not be built, started or configured; the message says why."""
 
@@ -156,6 +160,9 @@ class Simulator:
     process: subprocess.Popen | None = None
     output: list[str] = field(default_factory=list)
     echo: bool = False  # also print the simulator's output lines (the `serve` command)
+    # A second account, as an endpoint's console-only account would be on a real vCenter.
+    console_username: str = CONSOLE_USERNAME
+    console_password: str = CONSOLE_PASSWORD
 
     @property
     def url(self) -> str:
@@ -175,6 +182,8 @@ class Simulator:
             self.username,
             "-password",
             self.password,
+            "-extra-user",
+            f"{self.console_username}:{self.console_password}",
             *self.args,
         ]
         self.output = []

@@ -84,8 +84,19 @@ class EndpointFactory(factory.django.DjangoModelFactory):
 
 def simulator_endpoint(vcsim, **overrides) -> VCenterEndpoint:
     """An endpoint that reaches the test session's simulator with its credentials."""
-    fields = {"url": vcsim.url, "username": vcsim.username, "password": vcsim.password, **overrides}
-    return EndpointFactory(**fields)
+    fields = {
+        "url": vcsim.url,
+        "username": vcsim.username,
+        "password": vcsim.password,
+        "console_username": vcsim.console_username,
+        **overrides,
+    }
+    console_password = fields.pop("console_password", vcsim.console_password)
+    endpoint = EndpointFactory(**fields)
+    if endpoint.console_username:
+        endpoint.set_console_password(console_password)
+        endpoint.save(update_fields=["console_password_ciphertext"])
+    return endpoint
 
 
 def published_version(*, owner=None, endpoint=None, vms=None):

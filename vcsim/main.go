@@ -32,6 +32,7 @@ type options struct {
 
 	taskDurations durationMapFlag
 	fail, hang    listFlag
+	extraUsers    listFlag
 
 	demo, trace bool
 }
@@ -61,6 +62,7 @@ func parseFlags() *options {
 	flag.Var(&o.fail, "fail", `fail calls "Method[:substring]" (repeatable or comma-separated)`)
 	flag.Var(&o.hang, "hang", `calls "Method[:substring]" return a task that stays running (repeatable or comma-separated)`)
 
+	flag.Var(&o.extraUsers, "extra-user", `also accept "name:password" logins (repeatable; sessions act as -username)`)
 	flag.BoolVar(&o.demo, "demo", false, "seed the demo nested-ESXi lab inventory")
 	flag.BoolVar(&o.trace, "trace", false, "write every SOAP request and response to stderr")
 	flag.Parse()
@@ -123,6 +125,9 @@ func main() {
 
 	// The middleware goes in before any client can know the address.
 	mw := newLauncher(server.Config.Handler, newRuleStore(baseline), o.jitter, server.URL.Path)
+	if err := mw.acceptUsers(o.username, o.password, o.extraUsers); err != nil {
+		log.Fatal(err)
+	}
 	atomic.StoreInt32(&mw.seeding, 1)
 	server.Config.Handler = mw
 

@@ -57,6 +57,11 @@ type launcher struct {
 	shutdown chan struct{}
 	seeding  int32 // 1 while the demo inventory is seeded: rules do not apply
 
+	// Extra accounts (e.g. a console-only one): their Login is passed on as the primary
+	// user's, since the simulator checks a single user. Permissions do not exist here.
+	primaryUser, primaryPassword string
+	extraUsers                   map[string]string
+
 	mu    sync.Mutex
 	tasks map[types.ManagedObjectReference]*trackedTask
 }
@@ -140,6 +145,11 @@ func (l *launcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		l.next.ServeHTTP(w, r)
 		return
 	}
+	if call.Method == "Login" && len(l.extraUsers) > 0 {
+		body = l.asPrimaryLogin(body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+	}
 	rules := l.rules.get()
 
 	if d := rules.methodDelay(call.Method); d > 0 {
@@ -167,6 +177,42 @@ func (l *launcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func isTaskMethod(method string) bool { return strings.HasSuffix(method, "_Task") }
+
+func (l *launcher) acceptUsers(user, password string, extra []string) error {
+	l.primaryUser, l.primaryPassword = user, password
+	l.extraUsers = map[string]string{}
+	for _, entry := range extra {
+		name, secret, ok := strings.Cut(entry, ":")
+		if !ok || name == "" {
+			return fmt.Errorf("-extra-user %q: want name:password", entry)
+		}
+		if user == "" {
+			return fmt.Errorf("-extra-user needs -username")
+		}
+		l.extraUsers[name] = secret
+	}
+	return nil
+}
+
+// asPrimaryLogin rewrites a Login of an extra user with the right password into the
+// primary user's; anything else is returned unchanged (and checked as usual).
+func (l *launcher) asPrimaryLogin(body []byte) []byte {
+	var login struct {
+		UserName string `xml:"Body>Login>userName"`
+		Password string `xml:"Body>Login>password"`
+	}
+	if err := xml.Unmarshal(body, &login); err != nil {
+		return body
+	}
+	secret, ok := l.extraUsers[login.UserName]
+	if !ok || secret != login.Password {
+		return body
+	}
+	text := string(body)
+	text = strings.Replace(text, ">"+escape(login.UserName)+"</", ">"+escape(l.primaryUser)+"</", 1)
+	text = strings.Replace(text, ">"+escape(login.Password)+"</", ">"+escape(l.primaryPassword)+"</", 1)
+	return []byte(text)
+}
 
 func (l *launcher) jittered(d time.Duration) time.Duration {
 	if l.jitter > 0 {

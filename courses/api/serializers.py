@@ -46,6 +46,14 @@ class EndpointSerializer(serializers.ModelSerializer):
         style={"input_type": "password"},
         help_text="Write-only. Required when creating; empty or missing on update keeps the stored one.",
     )
+    console_password = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        help_text="Write-only: the password of console_username; empty or missing keeps the stored one.",
+    )
 
     class Meta:
         model = VCenterEndpoint
@@ -63,6 +71,8 @@ class EndpointSerializer(serializers.ModelSerializer):
             "vlan_min",
             "vlan_max",
             "concurrency_limit",
+            "console_username",
+            "console_password",
             "created_at",
             "updated_at",
         ]

@@ -339,3 +339,26 @@ class TestAccounts:
         instructor = InstructorFactory()
         with pytest.raises(ValidationError, match="staff account"):
             services.enrollment_add(course=_course(instructor), actor=instructor, student=InstructorFactory())
+
+
+class TestConsoleAccount:
+    def test_the_console_account_must_not_be_the_portals_own(self):
+        with pytest.raises(ValidationError) as refused:
+            services.endpoint_update(
+                endpoint=EndpointFactory(username="nestlab@vsphere.local"),
+                actor=AdminFactory(),
+                console_username="nestlab@vsphere.local",
+                console_password="x",
+            )
+        assert "may only open consoles" in refused.value.message_dict["console_username"][0]
+
+    def test_a_console_account_needs_its_password_and_is_stored_encrypted(self):
+        endpoint = EndpointFactory()
+        with pytest.raises(ValidationError, match="needs its password"):
+            services.endpoint_update(endpoint=endpoint, actor=AdminFactory(), console_username="console@vsphere.local")
+        endpoint.refresh_from_db()
+        services.endpoint_update(
+            endpoint=endpoint, actor=AdminFactory(), console_username="console@vsphere.local", console_password="s3"
+        )
+        endpoint.refresh_from_db()
+        assert "s3" not in endpoint.console_password_ciphertext and endpoint.get_console_password() == "s3"

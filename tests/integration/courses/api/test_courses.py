@@ -191,6 +191,9 @@ LIMITS = {
     "storage_gb_total": 2000,
     "lab_hours_per_student": 40,
     "lifetime_days_after_end": 0,
+    "lease_hours": 4,
+    "lease_extensions": 1,
+    "idle_minutes": None,
 }
 
 

@@ -364,10 +364,23 @@ def test_console_refusals(console_lab):
     assert gone.status_code == 404 and "vm-999999" in gone.json()["detail"]
 
 
+def test_consoles_need_a_console_only_account_on_the_endpoint():
+    course = open_course()
+    lab = ready_lab(course)
+    lab.vms.update(moref="vm-42")
+    vm = lab.vms.first()
+    response = client_for(lab.student).get(f"/api/v1/labs/{lab.pk}/vms/{vm.pk}/console/")
+    assert response.status_code == 400
+    assert "Consoles are not set up" in response.json()["detail"]
+
+
 def test_an_unreachable_vcenter_gives_the_console_a_503_in_words():
     course = open_course()
     lab = ready_lab(course)
-    Lab.objects.filter(pk=lab.pk).update(endpoint=EndpointFactory(url=f"http://127.0.0.1:{free_port()}/sdk"))
+    unreachable = EndpointFactory(url=f"http://127.0.0.1:{free_port()}/sdk", console_username="console@vsphere.local")
+    unreachable.set_console_password("console-secret")
+    unreachable.save()
+    Lab.objects.filter(pk=lab.pk).update(endpoint=unreachable)
     lab.vms.update(moref="vm-42")
     vm = lab.vms.first()
     response = client_for(lab.student).get(f"/api/v1/labs/{lab.pk}/vms/{vm.pk}/console/")
