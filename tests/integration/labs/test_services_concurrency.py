@@ -83,3 +83,44 @@ def test_fifty_starts_against_a_running_labs_quota_of_ten_start_exactly_ten():
     assert "the limit is 10 and 10 are in use" in str(refusal)
     vlans = list(Lab.objects.filter(course=course).values_list("networks__vlan_id", flat=True))
     assert len(set(vlans)) == 10
+
+
+def _ready_running(lab: Lab) -> Lab:
+    """Pretend the provision finished: the lab is ready and powered on."""
+    from django.utils import timezone
+
+    Operation.objects.filter(lab=lab).update(state=Operation.State.SUCCEEDED)
+    Lab.objects.filter(pk=lab.pk).update(state=Lab.State.READY, running_since=timezone.now())
+    lab.refresh_from_db()
+    return lab
+
+
+def test_actions_on_existing_labs_mixed_with_starts_never_deadlock():
+    """Snapshot and power clicks lock a lab, starts lock the quota and insert a lab: the same
+    order everywhere (quota, then lab) and no lock on the course row, or PostgreSQL answers
+    "deadlock detected" (a 500) to one of them."""
+    course = open_course(students=24)
+    students = [enrollment.student for enrollment in course.enrollments.order_by("student__username")]
+    owners, starters = students[:12], students[12:]
+    labs = [_ready_running(services.lab_start(course=course, student=s, actor=s).lab) for s in owners]
+    # Half the labs are off, so a power-on needs the quota (running slot and hours).
+    Lab.objects.filter(pk__in=[lab.pk for lab in labs[6:]]).update(running_since=None)
+    for lab in labs:
+        lab.refresh_from_db()
+
+    calls = []
+    for index, (lab, starter) in enumerate(zip(labs, starters, strict=True)):
+        if index < 6:
+            calls.append(lambda lab=lab: services.lab_snapshot_create(lab=lab, actor=lab.student, name="before"))
+        else:
+            calls.append(lambda lab=lab: services.lab_power(lab=lab, actor=lab.student, action="on"))
+        calls.append(lambda s=starter: services.lab_start(course=course, student=s, actor=s))
+    outcomes = all_at_once(calls)
+
+    unexpected = Counter(
+        f"{type(o).__name__}: {str(o).splitlines()[0]}"
+        for o in outcomes
+        if isinstance(o, Exception) and not isinstance(o, Conflict | QuotaExceeded)
+    )
+    assert unexpected == Counter()
+    assert kinds(outcomes) == {"Operation": 24}
