@@ -14,12 +14,14 @@ from django.conf import settings
 from django.utils import timezone
 
 from labs import realtime
-from labs.jobs.runner import Job, register
+from labs.jobs.runner import Job, OperationFailed, register
 from labs.models import Lab, LabNetwork, LabVM, Operation, Orphan
 from labs.vsphere import NotFound, VSphereError
 
 LAB_ATTRIBUTE = "nestlab.lab_id"
 PORT_GROUP_PREFIX = "nestlab-lab"
+# More labs than this (and more than half of them) vanishing in one pass aborts the pass.
+MAX_BROKEN_AT_ONCE = 5
 
 
 def _busy_lab_ids(endpoint_id: int) -> set[int]:
@@ -49,6 +51,14 @@ class Reconcile(Job):
             vm.moref: vm
             for vm in LabVM.objects.filter(lab__endpoint=endpoint, lab__state__in=Lab.ACTIVE_STATES).exclude(moref="")
         }
+        if in_vcenter is None:
+            if known:
+                # Labs were built, so the attribute existed: vCenter is not telling the whole story.
+                raise OperationFailed(
+                    f"vCenter has no '{LAB_ATTRIBUTE}' custom attribute although {len(known)} lab VM(s) carry it "
+                    "in Nestlab's records; nothing was changed. Check the portal account's privileges."
+                )
+            in_vcenter = {}
         found: list[tuple[str, str, str, str]] = []
         for moref, (name, lab_id) in in_vcenter.items():
             if moref in known:
@@ -91,11 +101,20 @@ class Reconcile(Job):
         )
 
     def _mark_broken_labs(self, endpoint_id: int, in_vcenter: dict, busy: set[int]) -> list[str]:
+        ready = list(Lab.objects.filter(endpoint_id=endpoint_id, state=Lab.State.READY).exclude(pk__in=busy))
+        missing_by_lab = {
+            lab.pk: sorted(vm.role for vm in lab.vms.all() if vm.moref and vm.moref not in in_vcenter) for lab in ready
+        }
+        hit = [lab for lab in ready if missing_by_lab[lab.pk]]
+        if len(hit) > max(MAX_BROKEN_AT_ONCE, len(ready) // 2):
+            # Half the class vanishing at once is far likelier a bad read than a real loss.
+            raise OperationFailed(
+                f"{len(hit)} of {len(ready)} ready labs would be marked broken at once; that looks like a "
+                "problem reading vCenter, so nothing was changed. Run Reconcile again, or check vCenter."
+            )
         broken = []
-        for lab in Lab.objects.filter(endpoint_id=endpoint_id, state=Lab.State.READY).exclude(pk__in=busy):
-            missing = sorted(vm.role for vm in lab.vms.all() if vm.moref and vm.moref not in in_vcenter)
-            if not missing:
-                continue
+        for lab in hit:
+            missing = missing_by_lab[lab.pk]
             LabVM.objects.filter(lab=lab, role__in=missing).update(power_state="missing")
             lab.state = Lab.State.ERROR
             lab.error = f"{', '.join(missing)} disappeared from vCenter. Reset rebuilds the lab."

@@ -57,14 +57,15 @@ def get_custom_values(session: Any, vm_ref: str) -> dict[str, str]:
     return inventory.custom_values(session, props.read(session, vm, ["customValue"]).get("customValue"))
 
 
-def attribute_values(session: Any, name: str, *, under: str = "/") -> dict[str, tuple[str, str]]:
-    """{moref: (VM name, value)} for every VM under a folder that carries attribute ``name``.
+def attribute_values(session: Any, name: str, *, under: str = "/") -> dict[str, tuple[str, str]] | None:
+    """{moref: (VM name, value)} for every VM under a folder that carries attribute ``name``;
+    None when vCenter has no such attribute at all (not the same as "no VM carries it").
 
     One PropertyCollector read, no inventory paths: what the reconciler scans.
     """
     names = {key: field for field, key in _vm_fields(session).items()}
     if name not in names.values():
-        return {}
+        return None
     container = refs.resolve(session, under, vim.Folder, vim.Datacenter)
     found = props.read_view(session, container, {vim.VirtualMachine: ["name", "customValue"]})
     values_by_vm: dict[str, tuple[str, str]] = {}

@@ -313,8 +313,9 @@ class VSphereClient:
     def get_custom_values(self, vm: str) -> dict[str, str]:
         return self._call(f"read custom attributes of {vm}", attributes.get_custom_values, vm)
 
-    def attribute_values(self, name: str, *, under: str = "/") -> dict[str, tuple[str, str]]:
-        """{moref: (VM name, value)} of every VM under ``under`` carrying custom attribute ``name``."""
+    def attribute_values(self, name: str, *, under: str = "/") -> dict[str, tuple[str, str]] | None:
+        """{moref: (VM name, value)} of every VM under ``under`` carrying custom attribute ``name``;
+        None when the attribute is not defined in vCenter."""
         return self._call(f"read attribute '{name}'", attributes.attribute_values, name, under=under)
 
     def find_vms_by_attribute(self, name: str, value: str | None = None, *, under: str = "/") -> list[InventoryItem]:

@@ -78,9 +78,17 @@ class _Filter:
         update = self.collector.WaitForUpdatesEx(self.version, PC.WaitOptions(maxWaitSeconds=seconds))
         if update is None:
             return [], False
-        self.version = update.version
+        batches = [update]
+        # vCenter splits a large update set ("truncated"); a full resync is only full once every
+        # part has arrived, or VMs of the missing parts would look deleted.
+        while update.truncated:
+            update = self.collector.WaitForUpdatesEx(update.version, PC.WaitOptions(maxWaitSeconds=0))
+            if update is None:
+                break
+            batches.append(update)
+        self.version = batches[-1].version
         updates = []
-        for filter_update in update.filterSet or ():
+        for filter_update in (f for batch in batches for f in batch.filterSet or ()):
             for object_update in filter_update.objectSet or ():
                 moref = object_update.obj._moId
                 if object_update.kind == "leave":

@@ -125,3 +125,20 @@ def test_only_admins_reconcile_on_demand_and_one_at_a_time(lab):
     services.endpoint_reconcile_start(endpoint=lab.endpoint, actor=AdminFactory())
     with pytest.raises(Conflict, match="being reconciled already"):
         services.endpoint_reconcile_start(endpoint=lab.endpoint, actor=AdminFactory())
+
+
+def test_a_vcenter_without_the_lab_attribute_changes_nothing(lab, sim):
+    from pyVim.connect import Disconnect, SmartConnect
+
+    si = SmartConnect(host=sim.host, port=sim.port, protocol="http", user=sim.username, pwd=sim.password)
+    try:
+        manager = si.RetrieveContent().customFieldsManager
+        [field] = [f for f in manager.field if f.name == "nestlab.lab_id"]
+        manager.RemoveCustomFieldDef(key=field.key)
+    finally:
+        Disconnect(si)
+    operation = run(services.endpoint_reconcile_start(endpoint=lab.endpoint, actor=None))
+    assert operation.state == Operation.State.FAILED
+    assert "has no 'nestlab.lab_id' custom attribute" in operation.error and "nothing was changed" in operation.error
+    lab.refresh_from_db()
+    assert lab.state == Lab.State.READY
