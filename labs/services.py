@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,11 +21,29 @@ from labs.models import Lab, LabNetwork, LabSnapshot, LabVM, Operation
 from portal import roles
 from portal.errors import Conflict, QuotaExceeded
 
+logger = logging.getLogger(__name__)
+
 
 def _enqueue(operation_id: int, task_id: str) -> None:
     from labs.tasks import send_operation
 
     send_operation(operation_id, task_id=task_id)
+
+
+def _enqueue_after_commit(operation_id: int, task_id: str) -> None:
+    """Send the "go" message; when the broker is down, say so in the log and answer anyway.
+
+    The row is committed already, so the click did happen: the reaper sends an operation
+    still queued after ``labs.reaper.QUEUED_GRACE`` again, and the person sees it queued.
+    """
+    try:
+        _enqueue(operation_id, task_id)
+    except Exception:
+        logger.exception(
+            "Operation #%s is saved but could not be handed to a worker (is Redis down?); "
+            "the reaper sends it again once it has been queued for 5 minutes.",
+            operation_id,
+        )
 
 
 def operation_start(
@@ -51,7 +70,7 @@ def operation_start(
         )
         operation.full_clean()
         operation.save()
-        transaction.on_commit(lambda: _enqueue(operation.pk, operation.celery_task_id), robust=False)
+        transaction.on_commit(lambda: _enqueue_after_commit(operation.pk, operation.celery_task_id), robust=True)
     return operation
 
 

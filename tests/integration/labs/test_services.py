@@ -40,6 +40,26 @@ def test_a_rolled_back_request_leaves_no_row_and_no_message(enqueued, django_cap
     assert not Operation.objects.exists()
 
 
+def test_with_the_queue_down_the_click_still_succeeds_and_the_failure_is_logged(
+    monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    """The row is committed before the message is sent: a broker that is down must not turn the
+    click into a 500 (the reaper sends queued operations again after five minutes)."""
+    from labs import tasks
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks, "send_operation", broker_down)
+    admin, endpoint = AdminFactory(), EndpointFactory()
+    with caplog.at_level("ERROR", logger="labs.services"), django_capture_on_commit_callbacks(execute=True):
+        operation = services.endpoint_check_start(endpoint=endpoint, actor=admin)
+    assert Operation.objects.get(pk=operation.pk).state == Operation.State.QUEUED
+    [record] = [r for r in caplog.records if r.name == "labs.services"]
+    assert f"#{operation.pk}" in record.getMessage() and "sends it again" in record.getMessage()
+    assert record.exc_info is not None
+
+
 def test_students_cannot_check_endpoints(enqueued):
     with pytest.raises(PermissionDenied, match="Only admins"):
         services.endpoint_check_start(endpoint=EndpointFactory(), actor=StudentFactory())
