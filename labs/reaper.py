@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from labs.models import Operation
@@ -58,8 +59,14 @@ def reap() -> Reaped:
             logger.warning("Operation %s lost its worker %s times; abandoning it", operation.pk, operation.attempts)
             _send(operation.pk, abandon_reason=ABANDON_REASON.format(attempts=operation.attempts))
             reaped.abandoned.append(operation.pk)
-    lost = Operation.objects.filter(state=Operation.State.QUEUED, created_at__lt=now - QUEUED_GRACE)
+    # Queued and not sent (again) within the grace period. Builds can wait long in their own
+    # queue, so each resend is remembered in heartbeat_at (unused while queued) and the next
+    # one waits a full grace period again: a long queue is not flooded with duplicates.
+    lost = Operation.objects.filter(state=Operation.State.QUEUED, created_at__lt=now - QUEUED_GRACE).filter(
+        Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - QUEUED_GRACE)
+    )
     for operation in lost.only("pk"):
         _send(operation.pk)
+        Operation.objects.filter(pk=operation.pk, state=Operation.State.QUEUED).update(heartbeat_at=now)
         reaped.resent.append(operation.pk)
     return reaped

@@ -81,3 +81,11 @@ def test_abandoning_runs_the_undo_and_ends_failed(settings, monkeypatch):
     assert dead.error == "The worker stopped 2 times."
     assert undone == ["The worker stopped 2 times."]
     assert dead.attempts == 3
+
+
+def test_a_queued_operation_is_not_sent_again_every_minute(sent):
+    old = _op(created_at=timezone.now() - reaper.QUEUED_GRACE - timedelta(minutes=1))
+    assert reaper.reap().resent == [old.pk]
+    assert reaper.reap().resent == [], "sent again only after another grace period"
+    Operation.objects.filter(pk=old.pk).update(heartbeat_at=timezone.now() - reaper.QUEUED_GRACE - timedelta(seconds=1))
+    assert reaper.reap().resent == [old.pk]
