@@ -250,6 +250,8 @@ def lab_start(
     """
     own = actor.pk == student.pk
     if own and not permissions.can_start_own_lab(actor, course):
+        if roles.is_admin(actor) or roles.is_instructor(actor):
+            raise PermissionDenied("Start a lab for a student of this course: staff have no labs of their own.")
         raise PermissionDenied("You are not enrolled in this course.")
     if not own and not permissions.can_provision_class(actor, course):
         raise PermissionDenied("Only this course's instructors can start labs for students.")

@@ -138,6 +138,16 @@ def test_a_student_cannot_start_a_lab_for_someone_else_or_in_a_course_they_are_n
         services.lab_start(course=other, student=student, actor=student)
 
 
+def test_staff_starting_a_lab_of_their_own_are_told_staff_have_none(enqueued):
+    course = open_course()
+    for staff in (course.instructors.get(), AdminFactory()):
+        with pytest.raises(PermissionDenied) as refused:
+            services.lab_start(course=course, student=staff, actor=staff)
+        assert "staff have no labs of their own" in str(refused.value)
+        assert "not enrolled" not in str(refused.value)
+    assert not Lab.objects.exists()
+
+
 def test_labs_do_not_start_in_a_closed_course(enqueued):
     course = open_course()
     course.state = "closed"
