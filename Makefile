@@ -62,7 +62,8 @@ format: install
 check-deploy: install
 	DJANGO_SETTINGS_MODULE=portal.settings.production SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
 	NESTLAB_ENCRYPTION_KEYS=$$($(PY) -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
-	ALLOWED_HOSTS=nestlab.example.edu $(PY) manage.py check --deploy --fail-level WARNING
+	ALLOWED_HOSTS=nestlab.example.edu DATABASE_URL=$${DATABASE_URL:-postgres://nestlab@db.example.edu/nestlab} \
+	REDIS_URL=$${REDIS_URL:-redis://redis.example.edu:6379/0} $(PY) manage.py check --deploy --fail-level WARNING
 
 clean:
 	rm -rf $(VENV) vcsim/bin staticfiles .pytest_cache

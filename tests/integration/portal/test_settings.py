@@ -27,6 +27,8 @@ def _production_env(**overrides):
         SECRET_KEY="x" * 64 + "-production-secret-key-for-the-check",
         NESTLAB_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
         ALLOWED_HOSTS="nestlab.example.edu",
+        DATABASE_URL="postgres://nestlab@db.example.edu/nestlab",
+        REDIS_URL="redis://redis.example.edu:6379/0",
     )
     env.update(overrides)
     return env
@@ -48,3 +50,10 @@ def test_production_profile_refuses_to_start_without_encryption_keys():
     result = _manage("check", env=_production_env(NESTLAB_ENCRYPTION_KEYS=""))
     assert result.returncode != 0
     assert "NESTLAB_ENCRYPTION_KEYS must be set" in result.stderr
+
+
+def test_production_profile_refuses_to_fall_back_to_sqlite_or_the_embedded_redis():
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        result = _manage("check", env=_production_env(**{name: ""}))
+        assert result.returncode != 0
+        assert f"{name} must be set" in result.stderr
