@@ -59,3 +59,11 @@ def test_after_a_simulator_restart_the_template_is_published_again(sim):
     second = _seed(sim)
     assert second.template_version.number == first.template_version.number + 1
     assert second.template_version.state == TemplateVersion.State.PUBLISHED
+
+
+def test_the_demo_is_not_seeded_with_debug_off(settings):
+    from django.core.management import CommandError, call_command
+
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="only with DEBUG on"):
+        call_command("seed_demo")
