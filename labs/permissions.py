@@ -11,15 +11,31 @@ from portal import roles
 
 
 def can_view_lab(user: AbstractBaseUser, lab: Lab) -> bool:
-    """The student who owns it, the course's instructors, admins."""
+    """The student who owns it, the course's instructors, admins.
+
+    The owner keeps seeing their lab after being removed from the course (until staff delete
+    it): it holds their work, seeing it only reads (every action, the console included, asks
+    ``can_act_on_lab``), and the pages and the API list a student's own labs whatever their
+    enrollment (``labs.selectors.lab_list``), so the page, the API and the live channel agree.
+    """
     if not user.is_authenticated:
         return False
     return lab.student_id == user.pk or course_permissions.can_manage_course(user, lab.course)
 
 
+def is_removed_owner(user: AbstractBaseUser, lab: Lab) -> bool:
+    """The lab is this student's but they are no longer enrolled in its course."""
+    return user.is_authenticated and lab.student_id == user.pk and not course_permissions.is_enrolled(user, lab.course)
+
+
 def can_act_on_lab(user: AbstractBaseUser, lab: Lab) -> bool:
-    """Snapshot, revert, reset, power, console, clone, delete: the same people who see it."""
-    return can_view_lab(user, lab)
+    """Snapshot, revert, reset, power, console, clone, delete, extend: the course's instructors,
+    admins, and the student who owns it while they are enrolled in its course."""
+    if not user.is_authenticated:
+        return False
+    if course_permissions.can_manage_course(user, lab.course):
+        return True
+    return lab.student_id == user.pk and course_permissions.is_enrolled(user, lab.course)
 
 
 def can_start_own_lab(user: AbstractBaseUser, course: Course) -> bool:

@@ -167,6 +167,10 @@ def _lock_lab(lab: Lab) -> Lab:
 
 def _require_act(actor: AbstractBaseUser, lab: Lab) -> None:
     if not permissions.can_act_on_lab(actor, lab):
+        if permissions.is_removed_owner(actor, lab):
+            raise PermissionDenied(
+                f"You are no longer enrolled in {lab.course.code}: you can see {lab.name} but not use it."
+            )
         raise PermissionDenied("This is not your lab.")
 
 
@@ -564,8 +568,11 @@ def lab_system_delete(*, lab: Lab, reason: str) -> Operation | None:
 
 
 def lab_touch(*, lab: Lab, user: AbstractBaseUser) -> None:
-    """The student used their lab (a page, an action, the console): it is not idle."""
-    if user.is_authenticated and user.pk == lab.student_id:
+    """The student used their lab (a page, an action, the console): it is not idle.
+
+    A student removed from the course only looks (``permissions.can_view_lab``): that is no use.
+    """
+    if user.is_authenticated and user.pk == lab.student_id and permissions.can_act_on_lab(user, lab):
         Lab.objects.filter(pk=lab.pk).update(last_activity_at=timezone.now())
 
 
