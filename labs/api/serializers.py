@@ -152,6 +152,8 @@ class LabSerializer(serializers.ModelSerializer):
             "memory_mb",
             "disk_gb",
             "source_lab",
+            "expires_at",
+            "lease_extensions_used",
             "created_at",
             "ready_at",
             "deleted_at",

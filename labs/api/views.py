@@ -386,6 +386,21 @@ class LabViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return _accepted(services.lab_revert(lab=lab, actor=request.user, snapshot=snapshot))
 
     @extend_schema(
+        summary="Extend the lab's lease",
+        description=(
+            "One more lease (the course quota's `lease_hours`) for a running lab, as often as `lease_extensions` "
+            "allows. Answers the lab with its new `expires_at`; 403 with the limit's words when no extension is "
+            "left; 400 when the lab is not running or the course has no leases."
+        ),
+        request=None,
+        responses={200: LabSerializer, **LAB_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def extend(self, request: Request, pk: str | None = None) -> Response:
+        lab = services.lab_extend_lease(lab=self.get_object(), actor=request.user)
+        return Response(LabSerializer(lab, context=self.get_serializer_context()).data)
+
+    @extend_schema(
         summary="Reset the lab to its baseline",
         description="Back to how the lab was handed out; rebuilt from the template when the baseline is gone.",
         request=None,

@@ -281,3 +281,23 @@ def test_admins_reconcile_an_endpoint_and_a_second_request_is_409():
     again = _client(admin).post(f"/api/v1/endpoints/{endpoint.pk}/reconcile/")
     assert again.status_code == 409 and "being reconciled already" in again.json()["detail"]
     assert _client(StudentFactory()).post(f"/api/v1/endpoints/{endpoint.pk}/reconcile/").status_code == 403
+
+
+def test_a_student_extends_their_running_labs_lease_once():
+    from courses import services as course_services
+    from tests.factories import open_course
+
+    course = open_course(students=1)
+    course_services.quota_update(course=course, actor=AdminFactory(), lease_hours=2, lease_extensions=1)
+    lab = ready_lab(course)
+    from labs.models import Lab
+
+    Lab.objects.filter(pk=lab.pk).update(running_since=None)  # powered on again: a lease starts
+    lab.vms.update(power_state="poweredOn")
+    services.lab_power_changed(lab=lab)
+    client = _client(lab.student)
+    first = client.post(f"/api/v1/labs/{lab.pk}/extend/")
+    assert first.status_code == 200, first.json()
+    assert first.json()["lease_extensions_used"] == 1 and first.json()["expires_at"]
+    second = client.post(f"/api/v1/labs/{lab.pk}/extend/")
+    assert second.status_code == 403 and "extended 1 time" in second.json()["detail"]
