@@ -34,8 +34,8 @@ class Tick:
     warned: list[int] = field(default_factory=list)
 
 
-def _system_power_off(lab: Lab, reason: str) -> bool:
-    return services.lab_system_power_off(lab=lab, reason=reason) is not None
+def _system_power_off(lab: Lab, reason: str, now: datetime) -> bool:
+    return services.lab_system_power_off(lab=lab, reason=reason, now=now) is not None
 
 
 def _quotas() -> dict[int, CourseQuota]:
@@ -47,17 +47,21 @@ def tick(now: datetime | None = None) -> Tick:
     today = timezone.localdate(now)
     result = Tick()
     quotas = _quotas()
-    running = Lab.objects.filter(state=Lab.State.READY, running_since__isnull=False).select_related("course", "student")
+    # Ready labs and labs in error (a failed revert can leave VMs on) that run; busy ones are
+    # looked at again next minute.
+    running = Lab.objects.filter(state__in=services.SETTLED_STATES, running_since__isnull=False).select_related(
+        "course", "student"
+    )
 
     for lab in running:
         course, quota = lab.course, quotas.get(lab.course_id)
         if course.ends_on < today:
-            if _system_power_off(lab, "course_ended"):
+            if _system_power_off(lab, "course_ended", now):
                 result.course_ended.append(lab.pk)
                 realtime.notify_user(lab.student_id, f"{lab.name} was powered off: {course.title} has ended.")
             continue
         if lab.expires_at is not None and lab.expires_at <= now:
-            if _system_power_off(lab, "lease_ended"):
+            if _system_power_off(lab, "lease_ended", now):
                 result.lease_ended.append(lab.pk)
                 realtime.notify_user(
                     lab.student_id,
@@ -67,7 +71,7 @@ def tick(now: datetime | None = None) -> Tick:
         if quota is not None and quota.idle_minutes is not None:
             last = max(filter(None, [lab.last_activity_at, lab.running_since]))
             idle = last <= now - timedelta(minutes=quota.idle_minutes)
-            if idle and _system_power_off(lab, "idle"):
+            if idle and _system_power_off(lab, "idle", now):
                 result.idle.append(lab.pk)
                 realtime.notify_user(
                     lab.student_id,

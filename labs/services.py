@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -445,13 +445,23 @@ def lab_power_changed(*, lab: Lab) -> Lab:
     return locked
 
 
+# Labs the portal powers off on its own (hours, lease, idle, course end) when they run: ready
+# ones, and ones in error (a failed revert can leave the VMs on). Busy, provisioning and
+# deleting labs have an operation running; the next minute looks at them again.
+SETTLED_STATES = (Lab.State.READY, Lab.State.ERROR)
+
+# A system power-off that failed (a lab in error may have lost a VM) is tried again after
+# this long, not every minute with a notice each time.
+SYSTEM_POWER_OFF_RETRY = timedelta(minutes=15)
+
+
 def labs_out_of_hours_power_off() -> list[Operation]:
     """Power off every running lab whose student has used up their lab hours (and say why).
 
     Run every minute by Celery beat. A lab that is busy is looked at again next minute.
     """
     started = []
-    running = Lab.objects.filter(running_since__isnull=False, state=Lab.State.READY).select_related("course")
+    running = Lab.objects.filter(running_since__isnull=False, state__in=SETTLED_STATES).select_related("course")
     limits = {q.course_id: q.lab_hours_per_student for q in CourseQuota.objects.filter(course__labs__in=running)}
     checked: set[tuple[int, int]] = set()
     for lab in running:
@@ -548,11 +558,25 @@ def endpoints_reconcile_all() -> list[Operation]:
     return started
 
 
-def lab_system_power_off(*, lab: Lab, reason: str) -> Operation | None:
-    """The portal itself powers a lab off (lease, idle, hours, course end); None if it is busy."""
+def lab_system_power_off(*, lab: Lab, reason: str, now: datetime | None = None) -> Operation | None:
+    """The portal itself powers a lab off (lease, idle, hours, course end); None if it is busy,
+    or if its last system power-off failed less than ``SYSTEM_POWER_OFF_RETRY`` ago."""
+    now = now or timezone.now()
     try:
         with transaction.atomic():
             locked = _lock_lab(lab)
+            last = (
+                Operation.objects.filter(lab=locked, kind=Operation.Kind.POWER, actor=None, params__action="off")
+                .order_by("-created_at", "-id")
+                .first()
+            )
+            if (
+                last is not None
+                and last.state == Operation.State.FAILED
+                and last.finished_at is not None
+                and last.finished_at > now - SYSTEM_POWER_OFF_RETRY
+            ):
+                return None
             return _lab_operation(locked, Operation.Kind.POWER, None, {"action": "off", "vm": None, "reason": reason})
     except (Conflict, ValidationError):
         return None

@@ -115,3 +115,42 @@ def test_notices_are_shown_once_on_the_next_page(client):
     second = client.get("/", HTTP_ACCEPT="text/html")
     assert b"lease of 1 h ended" not in second.content
     assert Notice.objects.get(user=lab.student).read_at is not None
+
+
+def _in_error(lab):
+    """A failed revert left the lab in error with its VMs still on."""
+    Lab.objects.filter(pk=lab.pk).update(state=Lab.State.ERROR, error="The revert stopped part way.")
+    lab.refresh_from_db()
+    return lab
+
+
+def test_a_running_lab_in_error_is_powered_off_at_lease_end_idle_and_course_end():
+    leased = _in_error(_running_lab(quota={"lease_hours": 2}))
+    assert lifecycle.tick(now=leased.expires_at + timedelta(seconds=1)).lease_ended == [leased.pk]
+
+    idle = _in_error(_running_lab(quota={"idle_minutes": 30}))
+    assert lifecycle.tick(now=timezone.now() + timedelta(minutes=31)).idle == [idle.pk]
+
+    ended = _in_error(_running_lab())
+    ended.course.ends_on = timezone.localdate() - timedelta(days=1)
+    ended.course.save()
+    assert lifecycle.tick().course_ended == [ended.pk]
+
+
+def test_busy_and_provisioning_labs_wait_for_their_operation():
+    lab = _running_lab(quota={"lease_hours": 2})
+    for state in (Lab.State.BUSY, Lab.State.PROVISIONING, Lab.State.DELETING):
+        Lab.objects.filter(pk=lab.pk).update(state=state)
+        assert lifecycle.tick(now=lab.expires_at + timedelta(seconds=1)).lease_ended == []
+    assert not _power_offs(lab).exists()
+
+
+def test_a_system_power_off_that_failed_is_not_repeated_every_minute():
+    """A lab in error may not power off (a VM vanished): one try, then a pause, not a notice a minute."""
+    lab = _in_error(_running_lab(quota={"lease_hours": 2}))
+    after = lab.expires_at + timedelta(seconds=1)
+    assert lifecycle.tick(now=after).lease_ended == [lab.pk]
+    _power_offs(lab).update(state=Operation.State.FAILED, finished_at=after)
+    assert lifecycle.tick(now=after + timedelta(minutes=1)).lease_ended == []
+    assert Notice.objects.filter(user=lab.student).count() == 1
+    assert lifecycle.tick(now=after + timedelta(minutes=16)).lease_ended == [lab.pk]

@@ -308,3 +308,18 @@ def test_labs_of_a_student_out_of_hours_are_powered_off_with_a_notice(enqueued, 
     assert not Operation.objects.filter(lab=fresh_lab, kind=Operation.Kind.POWER).exists()
     # The next minute finds the lab busy with that power-off and starts nothing twice.
     assert services.labs_out_of_hours_power_off() == []
+
+
+def test_a_running_lab_in_error_is_powered_off_out_of_hours_too(enqueued):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    course = open_course(students=1, quota={"lab_hours_per_student": 2})
+    student = _student(course)
+    lab = _ready(services.lab_start(course=course, student=student, actor=student).lab)
+    Lab.objects.filter(pk=lab.pk).update(
+        state=Lab.State.ERROR, hours_used=1.5, running_since=timezone.now() - timedelta(hours=1)
+    )
+    started = services.labs_out_of_hours_power_off()
+    assert [(op.lab, op.params["action"]) for op in started] == [(lab, "off")]
