@@ -5,11 +5,11 @@ are checked one after the other and can never exceed a limit together."""
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from courses.models import Course, CourseQuota, TemplateVersion
 from courses.usage import StudentUsage, Usage
-from labs.models import Lab, LabSnapshot
+from labs.models import Lab, LabSnapshot, Operation
 from portal.errors import QuotaExceeded
 
 
@@ -27,12 +27,40 @@ def _top_ups(course: Course, student: AbstractBaseUser) -> tuple[int, int]:
     return extra["labs"] or 0, extra["hours"] or 0
 
 
+# Operations that may leave a powered-off lab powered on (``_powers_on`` decides).
+POWERING_ON_KINDS = frozenset(
+    {
+        Operation.Kind.PROVISION,
+        Operation.Kind.CLONE,
+        Operation.Kind.RESET,
+        Operation.Kind.REVERT,
+        Operation.Kind.POWER,
+    }
+)
+
+
+def _powers_on(operation: Operation) -> bool:
+    """Will this operation power its lab on? Builds and resets end with every VM on; a power
+    action "on", or "reset" (which powers on a VM that is off); a revert to a snapshot taken
+    with VMs on."""
+    if operation.kind == Operation.Kind.POWER:
+        return operation.params.get("action") in ("on", "reset")
+    if operation.kind == Operation.Kind.REVERT:
+        snapshot = LabSnapshot.objects.filter(pk=operation.params.get("snapshot")).only("power_states").first()
+        return snapshot is not None and "poweredOn" in snapshot.power_states.values()
+    return operation.kind in POWERING_ON_KINDS
+
+
 def running_labs(course: Course) -> int:
-    """Labs using a running slot: powered on, or being provisioned (they end powered on)."""
-    return (
-        _active_labs(course).filter(running_since__isnull=False).count()
-        + _active_labs(course).filter(state=Lab.State.PROVISIONING, running_since__isnull=True).count()
-    )
+    """Labs using a running slot: powered on, being provisioned (they end powered on), or with
+    an operation queued or running that will power them on. The slot is taken at the click,
+    not when the VMs come on, so two power-ons sent together cannot share one free slot."""
+    active = _active_labs(course)
+    using = active.filter(Q(running_since__isnull=False) | Q(state=Lab.State.PROVISIONING))
+    pending = Operation.objects.filter(
+        state__in=Operation.ACTIVE_STATES, kind__in=POWERING_ON_KINDS, lab__in=active.exclude(pk__in=using)
+    ).only("lab_id", "kind", "params")
+    return using.count() + len({operation.lab_id for operation in pending if _powers_on(operation)})
 
 
 def student_hours(course: Course, student: AbstractBaseUser) -> float:

@@ -204,7 +204,9 @@ def _allocate_vlans(lab: Lab, names: list[str]) -> None:
 
 
 def _new_lab(*, course: Course, student: AbstractBaseUser, source_lab: Lab | None = None) -> Lab:
-    version = course.template_version
+    """A lab of the course's version, or for a clone of its source's: the clone copies the
+    source's VMs, so it has their roles and sizes (and endpoint) whatever the course uses now."""
+    version = source_lab.template_version if source_lab is not None else course.template_version
     number = (
         Lab.objects.filter(course=course, student=student).order_by("-number").values_list("number", flat=True).first()
         or 0
@@ -365,7 +367,12 @@ def lab_clone(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
         locked = _lock_lab(lab)
         if locked.state != Lab.State.READY:
             raise ValidationError(f"Only a ready lab can be cloned; {locked.name} is {locked.state}.")
+        # A clone is a new lab that ends powered on: the same checks as a start, on the
+        # source's version (which _new_lab builds).
+        _check_course_runs_labs(locked.course)
         quotas.check_new_lab(quota, locked.course, locked.student, locked.template_version)
+        quotas.check_running_slot(quota, locked.course)
+        quotas.check_hours(quota, locked.course, locked.student)
         clone = _new_lab(course=locked.course, student=locked.student, source_lab=locked)
         # The source stays busy while the clone is made (see _running_operation).
         return _lab_operation(clone, Operation.Kind.CLONE, actor, {"source_lab": locked.pk})
@@ -382,7 +389,8 @@ def lab_power(*, lab: Lab, actor: AbstractBaseUser, action: str, vm: LabVM | Non
     if vm is not None and vm.lab_id != lab.pk:
         raise ValidationError({"vm": "That VM belongs to another lab."})
     with transaction.atomic():
-        quota = quotas.lock_quota(lab.course) if action == "on" else None  # the quota before the lab
+        # "on", and "reset" (which powers on VMs that are off), may need a running slot.
+        quota = quotas.lock_quota(lab.course) if action in ("on", "reset") else None  # the quota before the lab
         locked = _lock_lab(lab)
         if locked.state not in (Lab.State.READY, Lab.State.ERROR):
             raise ValidationError(f"{locked.name} is {locked.state}; power actions wait until it is ready.")

@@ -323,3 +323,105 @@ def test_a_running_lab_in_error_is_powered_off_out_of_hours_too(enqueued):
     )
     started = services.labs_out_of_hours_power_off()
     assert [(op.lab, op.params["action"]) for op in started] == [(lab, "off")]
+
+
+# A clone is a new lab that ends powered on: every check a start makes, on the source's version.
+
+
+def test_no_clones_in_a_closed_course(enqueued):
+    course = open_course()
+    student = _student(course)
+    lab = _ready(services.lab_start(course=course, student=student, actor=student).lab)
+    course.state = "closed"
+    course.save()
+    with pytest.raises(ValidationError, match="labs cannot start"):
+        services.lab_clone(lab=lab, actor=student)
+    assert Lab.objects.filter(student=student).count() == 1
+
+
+def test_a_clone_needs_a_free_running_slot_and_lab_hours(enqueued):
+    from courses import services as course_services
+
+    course = open_course(students=1)
+    student = _student(course)
+    lab = _ready(services.lab_start(course=course, student=student, actor=student).lab)
+    admin = AdminFactory()
+    course_services.quota_update(course=course, actor=admin, running_labs=1)
+    with pytest.raises(QuotaExceeded, match="No more labs can run at once"):
+        services.lab_clone(lab=lab, actor=student)
+    course_services.quota_update(course=course, actor=admin, running_labs=None, lab_hours_per_student=1)
+    Lab.objects.filter(pk=lab.pk).update(running_since=None, hours_used=1.5)
+    lab.refresh_from_db()
+    with pytest.raises(QuotaExceeded, match="No lab hours are left"):
+        services.lab_clone(lab=lab, actor=student)
+    assert Lab.objects.filter(student=student).count() == 1
+
+
+def test_a_clone_is_made_of_the_source_labs_version_and_checked_against_it(enqueued):
+    """The course moved on to a bigger version: a clone copies the source's VMs, so it has the
+    source's roles and sizes (and endpoint), and the quota counts those."""
+    from courses import services as course_services
+    from tests.factories import published_version
+
+    course = open_course(quota={"vcpu_total": 10})
+    student, instructor = _student(course), course.instructors.get()
+    lab = _ready(services.lab_start(course=course, student=student, actor=student).lab)
+    bigger = published_version(
+        owner=instructor, vms=[("esxi-01", 8, 32768), ("esxi-02", 8, 32768), ("router", 1, 1024)]
+    )
+    course_services.course_update(course=course, actor=instructor, template_version=bigger)
+
+    clone = services.lab_clone(lab=lab, actor=student).lab
+    assert clone.template_version == lab.template_version
+    assert (clone.vcpu, clone.memory_mb, clone.endpoint) == (lab.vcpu, lab.memory_mb, lab.endpoint)
+    assert sorted(clone.vms.values_list("role", flat=True)) == ["esxi-01", "router"]
+
+
+# Running slots: a lab counts from the click that will power it on, not from when its VMs are on.
+
+
+def _stopped_labs(course, count):
+    labs = []
+    for index in range(count):
+        student = _student(course, index)
+        labs.append(_ready(services.lab_start(course=course, student=student, actor=student).lab))
+    Lab.objects.filter(course=course).update(running_since=None)
+    for lab in labs:
+        lab.refresh_from_db()
+    return labs
+
+
+def test_power_ons_queued_together_do_not_share_one_free_slot(enqueued):
+    from courses import services as course_services
+
+    course = open_course(students=3)
+    first, second, third = _stopped_labs(course, 3)
+    course_services.quota_update(course=course, actor=AdminFactory(), running_labs=1)
+
+    on = services.lab_power(lab=first, actor=first.student, action="on")
+    for refused in (
+        lambda: services.lab_power(lab=second, actor=second.student, action="on"),
+        lambda: services.lab_power(lab=second, actor=second.student, action="reset"),  # powers off VMs on
+        lambda: services.lab_reset(lab=third, actor=third.student),
+    ):
+        with pytest.raises(QuotaExceeded, match="the limit is 1 and 1 are in use"):
+            refused()
+
+    # The slot is free again once that power-on is cancelled; a power-off never takes one.
+    services.operation_cancel(operation=on, actor=first.student)
+    services.lab_power(lab=first, actor=first.student, action="off")
+    assert services.lab_power(lab=second, actor=second.student, action="on").kind == Operation.Kind.POWER
+
+
+def test_a_revert_that_powers_vms_on_holds_a_slot_and_one_that_does_not_holds_none(enqueued):
+    from courses import services as course_services
+
+    course = open_course(students=3)
+    first, second, third = _stopped_labs(course, 3)
+    course_services.quota_update(course=course, actor=AdminFactory(), running_labs=1)
+    dark = LabSnapshot.objects.create(lab=first, name="all off", power_states={"1": "poweredOff"})
+    services.lab_revert(lab=first, actor=first.student, snapshot=dark)
+    lit = LabSnapshot.objects.create(lab=second, name="all on", power_states={"1": "poweredOn"})
+    services.lab_revert(lab=second, actor=second.student, snapshot=lit)
+    with pytest.raises(QuotaExceeded, match="the limit is 1 and 1 are in use"):
+        services.lab_power(lab=third, actor=third.student, action="on")
