@@ -75,9 +75,14 @@ def operation_start(
 
 
 def operation_cancel(*, operation: Operation, actor: AbstractBaseUser) -> Operation:
-    """Cancel a queued operation at once; ask a running one to stop after its current step."""
+    """Cancel a queued operation at once; ask a running one to stop after its current step.
+
+    A queued provision or clone never made anything: the lab it was for is deleted with it,
+    so it no longer holds its VLANs, a running slot or a place in the student's labs.
+    """
     if not (roles.is_admin(actor) or operation.actor_id == actor.pk):
         raise PermissionDenied("Only the person who started an operation, or an admin, can cancel it.")
+    discarded = None
     with transaction.atomic():
         locked = Operation.objects.select_for_update().get(pk=operation.pk)
         if locked.is_final:
@@ -86,11 +91,30 @@ def operation_cancel(*, operation: Operation, actor: AbstractBaseUser) -> Operat
             locked.state = Operation.State.CANCELLED
             locked.error = "Cancelled before it started."
             locked.finished_at = timezone.now()
+            discarded = _discard_unbuilt_lab(locked)
         locked.cancel_requested = True
         locked.seq += 1
         locked.save(update_fields=["state", "error", "finished_at", "cancel_requested", "seq"])
         realtime.operation_changed(locked)
+        if discarded is not None:
+            realtime.lab_changed(discarded)
     return locked
+
+
+def _discard_unbuilt_lab(operation: Operation) -> Lab | None:
+    """Delete the lab of a provision or clone cancelled before it started (nothing in vCenter
+    yet): its VLANs go back to the range. None when the operation built nothing new."""
+    if operation.kind not in (Operation.Kind.PROVISION, Operation.Kind.CLONE) or operation.lab_id is None:
+        return None
+    lab = _select_lab_for_update(operation.lab)
+    built = lab.folder_moref or lab.pool_moref or lab.vms.exclude(moref="").exists()
+    if lab.state != Lab.State.PROVISIONING or built:
+        return None
+    LabNetwork.objects.filter(lab=lab).update(released=True)
+    lab.state = Lab.State.DELETED
+    lab.deleted_at = timezone.now()
+    lab.save(update_fields=["state", "deleted_at"])
+    return lab
 
 
 def endpoint_check_start(*, endpoint: VCenterEndpoint, actor: AbstractBaseUser) -> Operation:

@@ -425,3 +425,65 @@ def test_a_revert_that_powers_vms_on_holds_a_slot_and_one_that_does_not_holds_no
     services.lab_revert(lab=second, actor=second.student, snapshot=lit)
     with pytest.raises(QuotaExceeded, match="the limit is 1 and 1 are in use"):
         services.lab_power(lab=third, actor=third.student, action="on")
+
+
+# Cancelling a build that never started: the lab it was for goes, with its VLANs and its slot.
+
+
+@pytest.fixture
+def pushed_labs(monkeypatch):
+    from labs import realtime as lab_realtime
+
+    pushed: list[tuple[int, str]] = []
+    original = lab_realtime.lab_changed
+
+    def recorded(lab):
+        pushed.append((lab.pk, lab.state))
+        original(lab)
+
+    monkeypatch.setattr(lab_realtime, "lab_changed", recorded)
+    return pushed
+
+
+def test_cancelling_a_queued_provision_deletes_the_lab_and_frees_its_vlans_and_slot(enqueued, pushed_labs):
+    course = open_course(students=2, quota={"running_labs": 1})
+    first, second = _student(course, 0), _student(course, 1)
+    operation = services.lab_start(course=course, student=first, actor=first)
+    lab = operation.lab
+    vlan = lab.networks.get().vlan_id
+    with pytest.raises(QuotaExceeded):
+        services.lab_start(course=course, student=second, actor=second)
+
+    services.operation_cancel(operation=operation, actor=first)
+    lab.refresh_from_db()
+    assert lab.state == Lab.State.DELETED and lab.deleted_at is not None
+    assert list(lab.networks.values_list("released", flat=True)) == [True]
+    assert (lab.pk, Lab.State.DELETED) in pushed_labs
+    assert services.lab_start(course=course, student=second, actor=second).lab.networks.get().vlan_id == vlan
+
+
+def test_cancelling_a_queued_clone_deletes_the_clone_and_frees_its_source(enqueued, pushed_labs):
+    course = open_course()
+    student = _student(course)
+    source = _ready(services.lab_start(course=course, student=student, actor=student).lab)
+    operation = services.lab_clone(lab=source, actor=student)
+    services.operation_cancel(operation=operation, actor=student)
+    clone = Lab.objects.get(pk=operation.lab_id)
+    assert clone.state == Lab.State.DELETED and clone.networks.filter(released=False).count() == 0
+    source.refresh_from_db()
+    assert source.state == Lab.State.READY
+    assert services.lab_reset(lab=source, actor=student).kind == Operation.Kind.RESET
+
+
+def test_cancelling_other_operations_or_a_running_build_leaves_the_lab(enqueued):
+    course = open_course(students=2)
+    student, other = _student(course, 0), _student(course, 1)
+    lab = _ready(services.lab_start(course=course, student=student, actor=student).lab)
+    services.operation_cancel(operation=services.lab_snapshot_create(lab=lab, actor=student, name="x"), actor=student)
+    lab.refresh_from_db()
+    assert lab.state == Lab.State.READY
+    # A running build is asked to stop; its job removes what it made (labs.jobs.lab_ops).
+    building = services.lab_start(course=course, student=other, actor=other)
+    Operation.objects.filter(pk=building.pk).update(state=Operation.State.RUNNING)
+    services.operation_cancel(operation=building, actor=other)
+    assert Lab.objects.get(pk=building.lab_id).state == Lab.State.PROVISIONING
