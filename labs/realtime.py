@@ -45,7 +45,11 @@ def operation_groups(operation: Operation) -> list[str]:
     """
     if operation.lab_id:
         course_id = Lab.objects.values_list("course_id", flat=True).get(pk=operation.lab_id)
-        return [realtime.lab_group(operation.lab_id), realtime.course_group(course_id)]
+        groups = [realtime.lab_group(operation.lab_id), realtime.course_group(course_id)]
+        source = (operation.params or {}).get("source_lab")
+        if operation.kind == Operation.Kind.CLONE and source:
+            groups.append(realtime.lab_group(source))  # the source lab's page shows it busy
+        return groups
     if operation.actor_id:
         return [realtime.user_group(operation.actor_id)]
     return []
@@ -117,7 +121,8 @@ def snapshots_changed(lab: Lab) -> None:
     """The whole tree (it is small), so a client never has to patch it."""
     lab.refresh_from_db(fields=["current_snapshot"])
     realtime.publish(
-        [realtime.lab_group(lab.pk)],
+        # The course group too: the lab's seq moves, and a class table must not see a gap.
+        [realtime.lab_group(lab.pk), realtime.course_group(lab.course_id)],
         {
             "type": "snapshot.changed",
             "seq": next_seq(lab),
@@ -129,8 +134,10 @@ def snapshots_changed(lab: Lab) -> None:
 
 
 def notify_user(user_id: int, text: str, level: str = "warning") -> None:
-    """A notice for one person (a toast on whatever page they have open)."""
-    realtime.publish([realtime.user_group(user_id)], {"type": "notice", "seq": 0, "level": level, "text": text})
+    """A notice for one person: a toast on any page they have open, and on their next page."""
+    from portal.notices import notice_send
+
+    notice_send(user_id=user_id, text=text, level=level)
 
 
 def _active_operation(lab: Lab) -> Operation | None:

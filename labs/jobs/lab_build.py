@@ -101,9 +101,10 @@ class LabBuilder:
                 return existing
 
             def waiting(ahead: int) -> None:
+                line = f"{ahead} clone(s) ahead" if ahead else "next in line"
                 reporter.waiting(
                     index,
-                    f"Waiting for vCenter capacity: {ahead} clone(s) ahead "
+                    f"Waiting for vCenter capacity: {line} "
                     f"(at most {self.endpoint.concurrency_limit} at once on {self.endpoint.name})",
                 )
 
