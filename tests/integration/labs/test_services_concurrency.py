@@ -124,3 +124,20 @@ def test_actions_on_existing_labs_mixed_with_starts_never_deadlock():
     )
     assert unexpected == Counter()
     assert kinds(outcomes) == {"Operation": 24}
+
+
+def test_ten_power_ons_at_once_against_three_free_running_slots_start_exactly_three():
+    """A lab takes its running slot at the click, not when its VMs come on."""
+    from courses import services as course_services
+    from tests.factories import AdminFactory
+
+    course = open_course(students=10)
+    students = [enrollment.student for enrollment in course.enrollments.all()]
+    labs = [_ready_running(services.lab_start(course=course, student=s, actor=s).lab) for s in students]
+    Lab.objects.filter(course=course).update(running_since=None)
+    course_services.quota_update(course=course, actor=AdminFactory(), running_labs=3)
+
+    outcomes = all_at_once(
+        [lambda lab=lab: services.lab_power(lab=lab, actor=lab.student, action="on") for lab in labs]
+    )
+    assert kinds(outcomes) == {"Operation": 3, "QuotaExceeded": 7}
