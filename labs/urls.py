@@ -18,6 +18,7 @@ urlpatterns = [
     path("<int:lab_id>/snapshots/<int:snapshot_id>/revert/", views.lab_revert, name="lab-revert"),
     path("<int:lab_id>/snapshots/<int:snapshot_id>/delete/", views.lab_snapshot_delete, name="lab-snapshot-delete"),
     path("<int:lab_id>/reset/", views.lab_reset, name="lab-reset"),
+    path("<int:lab_id>/extend/", views.lab_extend, name="lab-extend"),
     path("<int:lab_id>/clone/", views.lab_clone, name="lab-clone"),
     path("<int:lab_id>/power/", views.lab_power, name="lab-power"),
     path("<int:lab_id>/delete/", views.lab_delete, name="lab-delete"),

@@ -19,6 +19,7 @@ from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
@@ -358,6 +359,20 @@ def lab_snapshot_delete(request: HttpRequest, lab_id: int, snapshot_id: int) -> 
         f"Deleting snapshot '{snapshot.name}'; the snapshots taken after it stay.",
         "The snapshot was not deleted.",
     )
+
+
+@login_required
+@require_POST
+def lab_extend(request: HttpRequest, lab_id: int) -> HttpResponse:
+    lab = _lab_or_404(request, lab_id)
+    try:
+        extended = services.lab_extend_lease(lab=lab, actor=request.user)
+    except REFUSALS as refusal:
+        messages.error(request, f"The lease was not extended. {_words(refusal)}")
+    else:
+        until = timezone.localtime(extended.expires_at)
+        messages.success(request, f"{lab.name} now runs until {until:%H:%M} ({until:%d %b}).")
+    return _back(request, _lab_url(lab))
 
 
 @login_required

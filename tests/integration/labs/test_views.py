@@ -849,3 +849,29 @@ def test_the_page_of_a_running_lab_operation_is_live_instead_of_offering_refresh
     Operation.objects.filter(pk=operation.pk).update(state=Operation.State.SUCCEEDED)
     page = client.get(reverse("labs:operation-detail", args=[operation.pk])).content.decode()
     assert "data-live=" not in page and "data-live-status" not in page
+
+
+@pytest.mark.django_db
+def test_the_lab_page_shows_the_lease_and_extends_it_once():
+    from django.test import Client
+
+    from labs import services as lab_services
+    from labs.models import Lab
+    from tests.factories import open_course
+
+    course = open_course(students=1)
+    course_services.quota_update(course=course, actor=AdminFactory(), lease_hours=2, lease_extensions=1)
+    student = course.enrollments.get().student
+    lab = lab_services.lab_start(course=course, student=student, actor=student).lab
+    Operation.objects.filter(lab=lab).update(state=Operation.State.SUCCEEDED)
+    Lab.objects.filter(pk=lab.pk).update(state=Lab.State.READY)
+    lab.vms.update(power_state="poweredOn")
+    lab_services.lab_power_changed(lab=lab)
+    client = Client()
+    client.force_login(student)
+    page = client.get(reverse("labs:lab-detail", args=[lab.pk]))
+    assert b"Extend the lease" in page.content
+    first = client.post(reverse("labs:lab-extend", args=[lab.pk]), follow=True)
+    assert b"now runs until" in first.content
+    second = client.post(reverse("labs:lab-extend", args=[lab.pk]), follow=True)
+    assert b"The lease was not extended" in second.content and b"extended 1 time" in second.content
