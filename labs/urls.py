@@ -6,6 +6,7 @@ app_name = "labs"
 
 urlpatterns = [
     path("endpoints/<int:endpoint_id>/check/", views.endpoint_check, name="endpoint-check"),
+    path("endpoints/<int:endpoint_id>/reconcile/", views.endpoint_reconcile, name="endpoint-reconcile"),
     path("endpoints/<int:endpoint_id>/inventory/", views.endpoint_inventory, name="endpoint-inventory"),
     path("endpoints/<int:endpoint_id>/vms/<str:moref>/", views.endpoint_vm, name="endpoint-vm"),
     path("templates/<int:template_id>/publish/", views.template_publish, name="template-publish"),

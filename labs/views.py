@@ -38,6 +38,19 @@ logger = logging.getLogger(__name__)
 
 @login_required
 @require_POST
+def endpoint_reconcile(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    endpoint = get_object_or_404(VCenterEndpoint, pk=endpoint_id)
+    try:
+        operation = services.endpoint_reconcile_start(endpoint=endpoint, actor=request.user)
+    except (PermissionDenied, Conflict) as refusal:
+        messages.error(request, str(refusal))
+        return redirect("home")
+    messages.success(request, f"Comparing {endpoint.name} with Nestlab's records…")
+    return redirect("labs:operation-detail", operation.pk)
+
+
+@login_required
+@require_POST
 def endpoint_check(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     endpoint = get_object_or_404(VCenterEndpoint, pk=endpoint_id)
     try:

@@ -875,3 +875,25 @@ def test_the_lab_page_shows_the_lease_and_extends_it_once():
     assert b"now runs until" in first.content
     second = client.post(reverse("labs:lab-extend", args=[lab.pk]), follow=True)
     assert b"The lease was not extended" in second.content and b"extended 1 time" in second.content
+
+
+@pytest.mark.django_db
+def test_an_admin_reconciles_from_the_home_page_and_reads_the_outcome(client, monkeypatch):
+    monkeypatch.setattr(services, "_enqueue", lambda *args: None)
+    endpoint = EndpointFactory(name="Campus")
+    admin = AdminFactory()
+    client.force_login(admin)
+    assert reverse("labs:endpoint-reconcile", args=[endpoint.pk]).encode() in client.get(reverse("home")).content
+    response = client.post(reverse("labs:endpoint-reconcile", args=[endpoint.pk]), follow=True)
+    assert b"Comparing Campus" in response.content
+    operation = Operation.objects.get(kind=Operation.Kind.RECONCILE)
+    Operation.objects.filter(pk=operation.pk).update(
+        state=Operation.State.SUCCEEDED,
+        result={"orphans_seen": [{"kind": "vm", "name": "stray-vm", "reason": "no lab has id 9"}], "removed": [],
+                "not_removed": [], "broken_labs": ["vsp8-ana-1"], "grace_minutes": 30},
+    )  # fmt: skip
+    page = client.get(reverse("labs:operation-detail", args=[operation.pk]))
+    assert b"stray-vm" in page.content and b"no lab has id 9" in page.content and b"vsp8-ana-1" in page.content
+    client.force_login(StudentFactory())
+    refused = client.post(reverse("labs:endpoint-reconcile", args=[endpoint.pk]), follow=True)
+    assert b"Only admins can reconcile" in refused.content
