@@ -70,6 +70,7 @@ def operation_start(
         )
         operation.full_clean()
         operation.save()
+        realtime.operation_changed(operation)  # open pages see it queued (pushed on commit)
         transaction.on_commit(lambda: _enqueue_after_commit(operation.pk, operation.celery_task_id), robust=True)
     return operation
 

@@ -327,7 +327,8 @@ class PowerLab(LabJob):
     def perform(self) -> None:
         params = self.context.operation.params
         action, vm_id = params["action"], params.get("vm")
-        vms = list(self.lab.vms.exclude(moref="").order_by("boot_order", "role"))
+        # A VM gone from vCenter ("missing") cannot be powered; the rest of the lab still can.
+        vms = list(self.lab.vms.exclude(moref="").exclude(power_state="missing").order_by("boot_order", "role"))
         if vm_id is not None:
             vms = [vm for vm in vms if vm.pk == vm_id]
         if action == "off":

@@ -25,7 +25,7 @@ def test_start_enqueues_only_after_commit(enqueued, django_capture_on_commit_cal
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         operation = services.endpoint_check_start(endpoint=endpoint, actor=admin)
         assert enqueued == []
-    assert len(callbacks) == 1
+    assert len(callbacks) == 2  # the "queued" push and the hand-over to a worker
     assert enqueued == [(operation.pk, operation.celery_task_id)]
     assert operation.state == Operation.State.QUEUED
     assert operation.actor == admin
