@@ -51,6 +51,20 @@ BENCH_ARGS ?=
 bench: vcsim
 	$(PY) bench/provision_class.py $(BENCH_ARGS)
 
+# Live status (docs/benchmarks.md): a power change made in vCenter to the browser, then one
+# event to 500 class-table clients. LATENCY_ARGS and FANOUT_ARGS pass options to each, e.g.
+# FANOUT_ARGS="--event power --rounds 20".
+LATENCY_ARGS ?=
+FANOUT_ARGS ?=
+.PHONY: bench-live bench-live-latency bench-live-fanout
+bench-live: bench-live-latency bench-live-fanout
+
+bench-live-latency: vcsim
+	$(PY) bench/live_latency.py $(LATENCY_ARGS)
+
+bench-live-fanout: vcsim
+	$(PY) bench/live_fanout.py $(FANOUT_ARGS)
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
