@@ -358,7 +358,12 @@ class TestConsoleAccount:
             services.endpoint_update(endpoint=endpoint, actor=AdminFactory(), console_username="console@vsphere.local")
         endpoint.refresh_from_db()
         services.endpoint_update(
-            endpoint=endpoint, actor=AdminFactory(), console_username="console@vsphere.local", console_password="s3"
+            endpoint=endpoint,
+            actor=AdminFactory(),
+            console_username="console@vsphere.local",
+            console_password="Console!pass#42",
         )
         endpoint.refresh_from_db()
-        assert "s3" not in endpoint.console_password_ciphertext and endpoint.get_console_password() == "s3"
+        # "!" and "#" are not in the ciphertext's base64 alphabet: the plaintext can never appear there by chance.
+        assert "Console!pass#42" not in endpoint.console_password_ciphertext
+        assert endpoint.get_console_password() == "Console!pass#42"

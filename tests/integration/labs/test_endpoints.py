@@ -16,6 +16,9 @@ def test_console_links_come_from_the_console_account():
     with pytest.raises(ValidationError, match="Consoles are not set up"):
         console_client(endpoint)
     services.endpoint_update(
-        endpoint=endpoint, actor=AdminFactory(), console_username="console@vsphere.local", console_password="s3"
+        endpoint=endpoint,
+        actor=AdminFactory(),
+        console_username="console@vsphere.local",
+        console_password="Console!pass#42",
     )
     assert console_client(endpoint).endpoint.username == "console@vsphere.local"
