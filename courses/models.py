@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 from portal import crypto
 
@@ -246,6 +247,11 @@ class Course(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.title}"
+
+    @property
+    def has_ended(self) -> bool:
+        """Closed or archived, or past its last day (the course-end sweep runs on the date)."""
+        return self.state in (self.State.CLOSED, self.State.ARCHIVED) or self.ends_on < timezone.localdate()
 
     def clean(self) -> None:
         if self.starts_on and self.ends_on and self.ends_on < self.starts_on:

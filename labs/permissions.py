@@ -38,6 +38,15 @@ def can_act_on_lab(user: AbstractBaseUser, lab: Lab) -> bool:
     return lab.student_id == user.pk and course_permissions.is_enrolled(user, lab.course)
 
 
+def can_power_on_lab(user: AbstractBaseUser, lab: Lab) -> bool:
+    """Power-on, reset and a revert that powers on (on top of ``can_act_on_lab``).
+
+    Once a course has ended its labs stay off for students: the course-end sweep powers them
+    off and lab hours would keep counting after the course. Staff may still power a lab on, to
+    look at a student's work or grade it."""
+    return not lab.course.has_ended or course_permissions.can_manage_course(user, lab.course)
+
+
 def can_start_own_lab(user: AbstractBaseUser, course: Course) -> bool:
     return roles.is_student(user) and course_permissions.is_enrolled(user, course)
 

@@ -199,6 +199,14 @@ def _require_act(actor: AbstractBaseUser, lab: Lab) -> None:
         raise PermissionDenied("This is not your lab.")
 
 
+def _refuse_power_on_after_course(actor: AbstractBaseUser, lab: Lab) -> None:
+    if not permissions.can_power_on_lab(actor, lab):
+        raise PermissionDenied(
+            f"{lab.course.title} has ended: its labs can no longer be powered on. "
+            "You can still see your lab and its snapshots; ask your instructor if you need it running."
+        )
+
+
 def _lab_operation(lab: Lab, kind: str, actor: AbstractBaseUser, params: dict[str, Any] | None = None) -> Operation:
     operation = operation_start(kind=kind, endpoint=lab.endpoint, actor=actor, params=params or {}, lab=lab)
     if actor is not None:
@@ -267,6 +275,8 @@ class AlreadyHasLab(Exception):
 def _check_course_runs_labs(course: Course) -> None:
     if course.state != Course.State.OPEN:
         raise ValidationError(f"{course.title} is {course.get_state_display().lower()}: labs cannot start.")
+    if course.has_ended:
+        raise ValidationError(f"{course.title} ended on {course.ends_on:%d %B %Y}: labs cannot start.")
     if course.template_version is None or not course.template_version.is_published:
         raise ValidationError(f"{course.title} has no published template version yet.")
 
@@ -363,6 +373,8 @@ def lab_revert(*, lab: Lab, actor: AbstractBaseUser, snapshot: LabSnapshot) -> O
     if snapshot.lab_id != lab.pk:
         raise ValidationError({"snapshot": "That snapshot belongs to another lab."})
     powers_on = any(state == "poweredOn" for state in snapshot.power_states.values())
+    if powers_on:
+        _refuse_power_on_after_course(actor, lab)
     with transaction.atomic():
         quota = quotas.lock_quota(lab.course) if powers_on else None  # the quota before the lab
         locked = _lock_lab(lab)
@@ -375,6 +387,7 @@ def lab_revert(*, lab: Lab, actor: AbstractBaseUser, snapshot: LabSnapshot) -> O
 def lab_reset(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
     """Back to how the lab was handed out (its baseline), re-provisioning if that is gone."""
     _require_act(actor, lab)
+    _refuse_power_on_after_course(actor, lab)  # a reset ends powered on
     with transaction.atomic():
         quota = quotas.lock_quota(lab.course)  # the quota before the lab: a reset ends powered on
         locked = _lock_lab(lab)
@@ -413,6 +426,8 @@ def lab_power(*, lab: Lab, actor: AbstractBaseUser, action: str, vm: LabVM | Non
         raise ValidationError({"action": f"Choose one of {', '.join(POWER_ACTIONS)}."})
     if vm is not None and vm.lab_id != lab.pk:
         raise ValidationError({"vm": "That VM belongs to another lab."})
+    if action in ("on", "reset"):
+        _refuse_power_on_after_course(actor, lab)
     with transaction.atomic():
         # "on", and "reset" (which powers on VMs that are off), may need a running slot.
         quota = quotas.lock_quota(lab.course) if action in ("on", "reset") else None  # the quota before the lab

@@ -263,6 +263,9 @@ def _lab_page(request: HttpRequest, lab: Lab, *, snapshot_form: forms.SnapshotFo
         "course": course,
         "is_own": lab.student_id == request.user.pk,
         "can_manage": course_permissions.can_manage_course(request.user, course),
+        # The same rules the services apply, so the page offers only what would be accepted.
+        "can_act": permissions.can_act_on_lab(request.user, lab),
+        "can_power_on": permissions.can_power_on_lab(request.user, lab),
         "state_words": STATE_WORDS.get(lab.state, ""),
         "vms": list(lab.vms.all()),
         "snapshots_taken": sum(1 for snapshot in lab.snapshots.all() if not snapshot.is_baseline),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import factory
 from django.contrib.auth import get_user_model
 
@@ -9,6 +11,11 @@ from courses.models import VCenterEndpoint
 from portal import roles
 
 DEFAULT_PASSWORD = "correct-horse-battery"
+
+# A course term around the day the tests run, never fixed dates: labs refuse to start or power
+# on once a course has ended, so a fixed end date would make the suite fail on that day.
+TERM_START = date.today() - timedelta(days=60)
+TERM_END = date.today() + timedelta(days=90)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -136,8 +143,6 @@ def published_version(*, owner=None, endpoint=None, vms=None):
 
 def open_course(*, students: int = 3, quota: dict | None = None, **course_fields):
     """An open course on a published version, with enrolled students and an optional quota."""
-    from datetime import date
-
     from courses import services as course_services
     from courses.models import Course
 
@@ -147,8 +152,8 @@ def open_course(*, students: int = 3, quota: dict | None = None, **course_fields
         actor=instructor,
         title=course_fields.pop("title", "vSphere 8"),
         code=course_fields.pop("code", f"vsp8-{instructor.pk}"),
-        starts_on=date(2026, 9, 1),
-        ends_on=date(2027, 1, 31),
+        starts_on=TERM_START,
+        ends_on=TERM_END,
         template_version=version,
     )
     course_services.course_update(course=course, actor=instructor, state=Course.State.OPEN)

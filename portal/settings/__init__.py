@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "portal.notices.NoticesMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: it turns a lockout into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -93,6 +94,25 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
 AXES_SENSITIVE_PARAMETERS = ["password", "new_password1", "new_password2"]
 AXES_VERBOSE = False
 # Behind a proxy, run daphne with --proxy-headers so REMOTE_ADDR is the client's address.
+
+# Content security policy (django-csp), in every profile so that development and the browser
+# tests meet the same rules as production: only our own scripts, styles, images and fonts; no
+# inline script or style attribute; WebSockets to our own origin ('self' covers ws/wss);
+# never framed. Pages that need more (the API docs) widen it for themselves only.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 ROOT_URLCONF = "portal.urls"
 

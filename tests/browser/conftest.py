@@ -60,13 +60,30 @@ def web_server(transactional_db, celery_queue):
     server.stop()
 
 
+def content_security_policy_violations(page) -> list[str]:
+    """Start collecting what Chromium refuses under the content security policy on ``page``
+    (it reports each refusal on the console); returns the list it fills."""
+    refused: list[str] = []
+
+    def note(message) -> None:
+        if "Content Security Policy" in message.text:
+            refused.append(f"{page.url}: {message.text}")
+
+    page.on("console", note)
+    return refused
+
+
 @pytest.fixture
 def page(browser, request):
+    """A fresh browser context; the test fails if any page it opened broke the content
+    security policy (an inline script or style the production header would block)."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.set_default_timeout(15_000)
+    refused = content_security_policy_violations(page)
     yield page
     context.close()
+    assert not refused, "The content security policy refused:\n" + "\n".join(refused)
 
 
 @pytest.fixture

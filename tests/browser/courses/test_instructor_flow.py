@@ -4,7 +4,6 @@ sees the usage bars; a student reads the manual. Real Chromium, daphne, Celery, 
 
 from __future__ import annotations
 
-import datetime
 import re
 
 import pytest
@@ -13,7 +12,7 @@ from playwright.sync_api import expect
 from courses import services
 from courses.models import Course, CourseQuota, LabTemplate
 from tests.browser.conftest import log_in
-from tests.factories import DEFAULT_PASSWORD, AdminFactory, InstructorFactory, simulator_endpoint
+from tests.factories import DEFAULT_PASSWORD, TERM_END, TERM_START, AdminFactory, InstructorFactory, simulator_endpoint
 
 pytestmark = pytest.mark.browser
 
@@ -157,8 +156,8 @@ def test_instructor_builds_publishes_and_teaches_then_admin_sets_the_quota(
     page.get_by_role("button", name="New course").click()
     page.get_by_label("Title").fill("vSphere 8: install, configure, manage")
     page.get_by_label("Code").fill("vsp8-fall26")
-    page.get_by_label("Starts on").fill("2026-09-01")
-    page.get_by_label("Ends on").fill("2026-12-18")
+    page.get_by_label("Starts on").fill(TERM_START.isoformat())
+    page.get_by_label("Ends on").fill(TERM_END.isoformat())
     page.get_by_label("Lab template").select_option(label="Nested vSphere 8 Lab v1")
     screenshot(page, "08-course-create")
     page.get_by_role("button", name="Create course").click()
@@ -240,8 +239,8 @@ def test_the_course_and_template_pages_fit_a_phone(browser, web_server, vcsim, s
         actor=instructor,
         title="vSphere 8: install, configure, manage",
         code="vsp8-phone",
-        starts_on=datetime.date(2026, 9, 1),
-        ends_on=datetime.date(2026, 12, 18),
+        starts_on=TERM_START,
+        ends_on=TERM_END,
     )
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page = context.new_page()

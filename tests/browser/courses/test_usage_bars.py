@@ -4,14 +4,12 @@ below usage explained, no limit and none allowed. The server runs in this proces
 
 from __future__ import annotations
 
-import datetime
-
 import pytest
 from playwright.sync_api import expect
 
 from courses import services, usage
 from tests.browser.conftest import log_in
-from tests.factories import DEFAULT_PASSWORD, AdminFactory, InstructorFactory, StudentFactory
+from tests.factories import DEFAULT_PASSWORD, TERM_END, TERM_START, AdminFactory, InstructorFactory, StudentFactory
 
 pytestmark = pytest.mark.browser
 
@@ -47,8 +45,8 @@ def test_bars_show_each_level_and_explain_a_lowered_limit(page, live_server, mea
         actor=instructor,
         title="vSphere 8: install, configure, manage",
         code="vsp8-bars",
-        starts_on=datetime.date(2026, 9, 1),
-        ends_on=datetime.date(2026, 12, 18),
+        starts_on=TERM_START,
+        ends_on=TERM_END,
     )
     services.enrollment_add(course=course, actor=instructor, student=student)
     services.quota_update(

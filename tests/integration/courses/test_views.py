@@ -16,7 +16,7 @@ from django.urls import reverse
 from courses import services, usage
 from courses.models import Course, CourseQuota, Enrollment, LabTemplate, TemplateVersion, VCenterEndpoint
 from portal import roles
-from tests.factories import AdminFactory, EndpointFactory, InstructorFactory, StudentFactory
+from tests.factories import TERM_END, TERM_START, AdminFactory, EndpointFactory, InstructorFactory, StudentFactory
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -54,8 +54,8 @@ def make_course(instructor, *, version=None, code="vsp8-fall26", state=None) -> 
         actor=instructor,
         title="vSphere 8 administration",
         code=code,
-        starts_on=datetime.date(2026, 9, 1),
-        ends_on=datetime.date(2026, 12, 18),
+        starts_on=TERM_START,
+        ends_on=TERM_END,
         template_version=version,
     )
     if state:

@@ -1,10 +1,12 @@
 """labs/services.py: operations are recorded and enqueued on commit, with permission checks."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from labs import services
 from labs.models import Operation
@@ -155,6 +157,49 @@ def test_labs_do_not_start_in_a_closed_course(enqueued):
     student = _student(course)
     with pytest.raises(ValidationError, match="labs cannot start"):
         services.lab_start(course=course, student=student, actor=student)
+
+
+def test_labs_do_not_start_after_the_courses_last_day_even_if_it_is_still_open(enqueued):
+    course = open_course()
+    course.ends_on = timezone.localdate() - timedelta(days=1)
+    course.save()
+    student = _student(course)
+    with pytest.raises(ValidationError, match=r"ended on .*labs cannot start"):
+        services.lab_start(course=course, student=student, actor=student)
+    assert not Lab.objects.exists()
+
+
+@pytest.mark.parametrize("ended", ["closed", "past its last day"])
+def test_after_the_course_students_cannot_power_their_lab_on_but_staff_can(enqueued, ended):
+    course = open_course()
+    student = _student(course)
+    lab = _ready(services.lab_start(course=course, student=student, actor=student).lab)
+    lab.vms.update(power_state="poweredOff")
+    running = LabSnapshot.objects.create(lab=lab, name="running", power_states={"esxi-01": "poweredOn"})
+    stopped = LabSnapshot.objects.create(lab=lab, name="stopped", power_states={"esxi-01": "poweredOff"})
+    if ended == "closed":
+        course.state = "closed"
+    else:
+        course.ends_on = timezone.localdate() - timedelta(days=1)
+    course.save()
+    lab.refresh_from_db()
+
+    refused_actions = [
+        lambda: services.lab_power(lab=lab, actor=student, action="on"),
+        lambda: services.lab_power(lab=lab, actor=student, action="reset"),
+        lambda: services.lab_reset(lab=lab, actor=student),
+        lambda: services.lab_revert(lab=lab, actor=student, snapshot=running),  # it powers on
+    ]
+    for action in refused_actions:
+        with pytest.raises(PermissionDenied, match="has ended: its labs can no longer be powered on"):
+            action()
+    assert not Operation.objects.filter(lab=lab).exclude(kind=Operation.Kind.PROVISION).exists()
+
+    # What leaves the lab off is still the student's to do; staff may power it on.
+    reverted = services.lab_revert(lab=lab, actor=student, snapshot=stopped)
+    Operation.objects.filter(pk=reverted.pk).update(state=Operation.State.SUCCEEDED)
+    powered = services.lab_power(lab=lab, actor=course.instructors.get(), action="on")
+    assert powered.params["action"] == "on"
 
 
 def test_vlans_are_unique_and_come_back_when_a_lab_is_deleted(enqueued):

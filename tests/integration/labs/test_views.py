@@ -3,6 +3,7 @@ against the vCenter simulator's demo inventory."""
 
 from __future__ import annotations
 
+import datetime
 import time
 
 import pytest
@@ -897,3 +898,36 @@ def test_an_admin_reconciles_from_the_home_page_and_reads_the_outcome(client, mo
     client.force_login(StudentFactory())
     refused = client.post(reverse("labs:endpoint-reconcile", args=[endpoint.pk]), follow=True)
     assert b"Only admins can reconcile" in refused.content
+
+
+@pytest.mark.django_db
+def test_after_the_course_the_lab_page_says_so_and_offers_no_power_on(client, enqueued):
+    course = open_course()
+    lab = _started(course)
+    power_on = '<input type="hidden" name="action" value="on">'
+    client.force_login(lab.student)
+    assert power_on in client.get(_lab_url(lab)).content.decode()
+
+    course.ends_on = timezone.localdate() - datetime.timedelta(days=1)
+    course.save()
+    page = client.get(_lab_url(lab)).content.decode()
+    assert f"{course.title} has ended: your lab stays powered off" in page
+    assert power_on not in page
+    assert "Power off" in page  # what leaves it off is still offered
+    assert _lab_url(lab, "labs:lab-reset") not in page
+
+    client.force_login(course.instructors.get())  # staff may still power it on
+    page = client.get(_lab_url(lab)).content.decode()
+    assert power_on in page and "has ended" not in page
+
+
+@pytest.mark.django_db
+def test_a_removed_student_sees_their_lab_without_buttons(client, enqueued):
+    course = open_course()
+    lab = _started(course)
+    courses_services.enrollment_remove(enrollment=course.enrollments.get(student=lab.student), actor=AdminFactory())
+    client.force_login(lab.student)
+    page = client.get(_lab_url(lab)).content.decode()
+    assert f"You are no longer enrolled in {course.code}" in page
+    assert 'id="lab-actions"' not in page
+    assert _lab_url(lab, "labs:lab-power") not in page

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
-
 import pytest
 from rest_framework.test import APIClient
 
 from courses import services
 from courses.models import Course, LabTemplate, TemplateVersion
-from tests.factories import EndpointFactory
+from tests.factories import TERM_END, TERM_START, EndpointFactory
 
 
 def client_for(user=None) -> APIClient:
@@ -53,8 +51,8 @@ def make_course(instructor, *, code: str = "vsp8-fall26", open_with=None, **fiel
         actor=instructor,
         title=fields.pop("title", "vSphere 8 administration"),
         code=code,
-        starts_on=datetime.date(2026, 9, 1),
-        ends_on=datetime.date(2026, 12, 15),
+        starts_on=TERM_START,
+        ends_on=TERM_END,
         **fields,
     )
     if open_with is not None:
