@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import F, Model
 
+from labs import selectors
 from labs.models import Lab, LabVM, Operation
 from portal import realtime
 
@@ -140,10 +141,6 @@ def notify_user(user_id: int, text: str, level: str = "warning") -> None:
     notice_send(user_id=user_id, text=text, level=level)
 
 
-def _active_operation(lab: Lab) -> Operation | None:
-    return Operation.objects.filter(state__in=Operation.ACTIVE_STATES).filter(lab=lab).order_by("-created_at").first()
-
-
 def _with_seq(payload: dict[str, Any], seq: int) -> dict[str, Any]:
     return {**payload, "seq": seq}
 
@@ -151,7 +148,7 @@ def _with_seq(payload: dict[str, Any], seq: int) -> dict[str, Any]:
 def lab_full_state(lab: Lab) -> dict[str, Any]:
     """Everything a lab page shows that changes: sent first on connect and on resync."""
     lab.refresh_from_db()
-    operation = _active_operation(lab)
+    operation = selectors.lab_busy_with(lab)
     return {
         "type": "lab.full",
         "seq": lab.seq,
@@ -165,10 +162,16 @@ def lab_full_state(lab: Lab) -> dict[str, Any]:
 
 def course_full_state(course_id: int) -> dict[str, Any]:
     """Every lab of a course for the instructor's class table."""
-    labs = Lab.objects.filter(course_id=course_id).exclude(state=Lab.State.DELETED).select_related("student", "course")
+    labs = list(
+        Lab.objects.filter(course_id=course_id)
+        .exclude(state=Lab.State.DELETED)
+        .select_related("student", "course")
+        .prefetch_related("vms")
+    )
+    busy = selectors.lab_active_operations(labs)  # a few queries for the class, not two per lab
     rows = []
     for lab in labs:
-        operation = _active_operation(lab)
+        operation = busy.get(lab.pk)
         vms = list(lab.vms.all())
         rows.append(
             {

@@ -94,6 +94,12 @@ def lab_active_operations(labs: Iterable[Lab]) -> dict[int, Operation]:
     return busy
 
 
+def lab_busy_with(lab: Lab) -> Operation | None:
+    """The operation keeping one lab busy (see ``lab_active_operations``), or None: what the
+    services' one-operation-per-lab check, the lab page and the live full state all ask."""
+    return lab_active_operations([lab]).get(lab.pk)
+
+
 def snapshot_tree(lab: Lab) -> list[LabSnapshot]:
     """The lab's snapshots as a tree: the roots, oldest first, each with ``tree_children``.
 

@@ -11,12 +11,11 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from courses import services as course_services
 from courses.models import Course, CourseQuota, LabTemplate, VCenterEndpoint
-from labs import permissions, quotas, realtime
+from labs import permissions, quotas, realtime, selectors
 from labs.models import Lab, LabNetwork, LabSnapshot, LabVM, Operation
 from portal import roles
 from portal.errors import Conflict, QuotaExceeded
@@ -144,17 +143,8 @@ def template_publish(*, template: LabTemplate, actor: AbstractBaseUser) -> Opera
 # Labs
 
 
-def _running_operation(lab: Lab) -> Operation | None:
-    """The operation keeping a lab busy: one on the lab, or a clone being made from it."""
-    return (
-        Operation.objects.filter(state__in=Operation.ACTIVE_STATES)
-        .filter(Q(lab=lab) | Q(kind=Operation.Kind.CLONE, params__source_lab=lab.pk))
-        .first()
-    )
-
-
 def _refuse_if_busy(lab: Lab) -> None:
-    running = _running_operation(lab)
+    running = selectors.lab_busy_with(lab)
     if running is not None:
         raise Conflict(
             f"{lab.name} is busy: {running.get_kind_display().lower()} #{running.pk} is {running.state}. "
@@ -412,7 +402,7 @@ def lab_clone(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
         quotas.check_running_slot(quota, locked.course)
         quotas.check_hours(quota, locked.course, locked.student)
         clone = _new_lab(course=locked.course, student=locked.student, source_lab=locked)
-        # The source stays busy while the clone is made (see _running_operation).
+        # The source stays busy while the clone is made (see selectors.lab_busy_with).
         return _lab_operation(clone, Operation.Kind.CLONE, actor, {"source_lab": locked.pk})
 
 
@@ -571,7 +561,7 @@ def lab_vms_observed(*, endpoint_id: int, updates: list, full_resync: bool) -> i
     for lab_id, lab in changed_labs.items():
         lab_power_changed(lab=lab)
         roles_gone = vanished.get(lab_id)
-        if roles_gone and lab.state == Lab.State.READY and _running_operation(lab) is None:
+        if roles_gone and lab.state == Lab.State.READY and selectors.lab_busy_with(lab) is None:
             LabVM.objects.filter(lab=lab, role__in=roles_gone).update(power_state="missing")
             Lab.objects.filter(pk=lab.pk).update(
                 state=Lab.State.ERROR,
@@ -634,7 +624,7 @@ def lab_system_delete(*, lab: Lab, reason: str) -> Operation | None:
     """The portal itself deletes a lab (its course's lifetime is over); None if it is busy."""
     with transaction.atomic():
         locked = _select_lab_for_update(lab)
-        if locked.state in (Lab.State.DELETED, Lab.State.DELETING) or _running_operation(locked) is not None:
+        if locked.state in (Lab.State.DELETED, Lab.State.DELETING) or selectors.lab_busy_with(locked) is not None:
             return None
         return _lab_operation(locked, Operation.Kind.DELETE, None, {"reason": reason})
 
