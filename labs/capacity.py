@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cache
 
 import redis
@@ -65,10 +65,6 @@ return 0
 """
 
 
-class CapacityTimeout(Exception):
-    """No slot came free in time."""
-
-
 @cache
 def _redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
@@ -85,20 +81,19 @@ def vcenter_slot(
     endpoint_id: int,
     limit: int,
     on_wait: Callable[[int], None] | None = None,
-    timeout: float | None = None,
     client: redis.Redis | None = None,
 ) -> Iterator[None]:
     """Hold one of ``limit`` slots of an endpoint for the duration of the block.
 
     ``on_wait(ahead)`` is called whenever the number of waiters ahead changes while
-    waiting. Raises ``CapacityTimeout`` after ``timeout`` seconds without a slot.
+    waiting. There is no time limit here: a build waits its turn in line. Any exception
+    while waiting (one raised by ``on_wait`` included) takes the waiter out of the line.
     """
     connection = client or _redis()
     holders, waiters, seen = keys = _keys(endpoint_id)
     token = uuid.uuid4().hex
     acquire = connection.register_script(_ACQUIRE)
     renew = connection.register_script(_RENEW)
-    started = time.monotonic()
     last_reported: int | None = None
     try:
         while True:
@@ -114,19 +109,22 @@ def vcenter_slot(
             if on_wait is not None and ahead != last_reported:
                 on_wait(ahead)
                 last_reported = ahead
-            if timeout is not None and time.monotonic() - started > timeout:
-                raise CapacityTimeout(f"No vCenter capacity came free within {timeout:g} seconds.")
             time.sleep(POLL_SECONDS)
     except BaseException:
-        connection.zrem(waiters, token)
-        connection.zrem(seen, token)
+        # With Redis gone, the stale-waiter sweep drops this token once it is back.
+        with suppress(redis.RedisError):
+            connection.zrem(waiters, token)
+            connection.zrem(seen, token)
         raise
 
     stop = threading.Event()
 
     def keep() -> None:
         while not stop.wait(RENEW_EVERY):
-            renew(keys=[holders], args=[token, LEASE_SECONDS])
+            try:
+                renew(keys=[holders], args=[token, LEASE_SECONDS])
+            except redis.RedisError:
+                continue  # Redis is down for a moment: try again at the next renewal
 
     renewer = threading.Thread(target=keep, name="vcenter-slot-lease", daemon=True)
     renewer.start()
@@ -134,7 +132,9 @@ def vcenter_slot(
         yield
     finally:
         stop.set()
-        connection.zrem(holders, token)
+        # The work is done; with Redis gone the slot frees itself when its lease runs out.
+        with suppress(redis.RedisError):
+            connection.zrem(holders, token)
 
 
 def in_use(endpoint_id: int, client: redis.Redis | None = None) -> tuple[int, int]:

@@ -1,0 +1,145 @@
+"""labs/capacity.py: the per-endpoint vCenter slots, on the test run's real Redis."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import pytest
+import redis
+from django.conf import settings
+
+from labs import capacity
+from portal.errors import ServiceUnavailable
+from portal.simulator import free_port
+
+_endpoint_ids = itertools.count(int(time.time() * 1000) % 10**9)
+
+
+@pytest.fixture
+def endpoint_id():
+    """An endpoint id no other test (or earlier run on this Redis) has used."""
+    endpoint_id = next(_endpoint_ids)
+    yield endpoint_id
+    redis.Redis.from_url(settings.REDIS_URL).delete(*capacity._keys(endpoint_id))
+
+
+def test_never_more_holders_than_the_limit_and_everyone_gets_a_turn(endpoint_id):
+    limit, workers = 3, 12
+    lock = threading.Lock()
+    holding, most, done = 0, 0, []
+
+    def work(number: int) -> None:
+        nonlocal holding, most
+        with capacity.vcenter_slot(endpoint_id=endpoint_id, limit=limit):
+            with lock:
+                holding += 1
+                most = max(most, holding)
+            time.sleep(0.15)
+            with lock:
+                holding -= 1
+        done.append(number)
+
+    threads = [threading.Thread(target=work, args=(number,)) for number in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(done) == list(range(workers))
+    assert most == limit
+    assert capacity.in_use(endpoint_id) == (0, 0)
+
+
+def test_first_come_first_served_with_each_waiter_told_how_many_are_ahead(endpoint_id):
+    order: list[str] = []
+    heard: dict[str, list[int]] = {"first": [], "second": []}
+    release = threading.Event()
+
+    def holder() -> None:
+        with capacity.vcenter_slot(endpoint_id=endpoint_id, limit=1):
+            order.append("holder")
+            release.wait(10)
+
+    def waiter(name: str) -> None:
+        with capacity.vcenter_slot(endpoint_id=endpoint_id, limit=1, on_wait=heard[name].append):
+            order.append(name)
+
+    threads = [threading.Thread(target=holder)]
+    threads[0].start()
+    _wait_until(lambda: capacity.in_use(endpoint_id) == (1, 0))
+    for name in ("first", "second"):
+        threads.append(threading.Thread(target=waiter, args=(name,)))
+        threads[-1].start()
+        _wait_until(lambda name=name: heard[name])  # in line before the next one comes
+    assert capacity.in_use(endpoint_id) == (1, 2)
+    release.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert order == ["holder", "first", "second"]
+    assert heard["first"][0] == 0  # next in line
+    assert heard["second"][0] == 1  # one ahead of it
+
+
+def test_a_dead_workers_slot_frees_itself_when_its_lease_runs_out(endpoint_id, monkeypatch):
+    """A worker killed while holding a slot never releases it; its lease does."""
+    monkeypatch.setattr(capacity, "LEASE_SECONDS", 1)
+    monkeypatch.setattr(capacity, "RENEW_EVERY", 3600)  # the "dead" holder never renews
+    connection = redis.Redis.from_url(settings.REDIS_URL)
+    holders = capacity._keys(endpoint_id)[0]
+    connection.zadd(holders, {"killed-worker": time.time() + 1})
+    started = time.monotonic()
+    with capacity.vcenter_slot(endpoint_id=endpoint_id, limit=1):
+        waited = time.monotonic() - started
+    assert 0.5 < waited < 5
+    assert connection.zscore(holders, "killed-worker") is None
+
+
+def test_a_waiter_that_stops_polling_leaves_the_line(endpoint_id, monkeypatch):
+    """A worker killed while waiting must not block the line for those behind it."""
+    monkeypatch.setattr(capacity, "WAITER_STALE_SECONDS", 1)
+    connection = redis.Redis.from_url(settings.REDIS_URL)
+    _, waiters, seen = capacity._keys(endpoint_id)
+    now = time.time()
+    connection.zadd(waiters, {"killed-waiter": now - 5})
+    connection.zadd(seen, {"killed-waiter": now - 5})
+    with capacity.vcenter_slot(endpoint_id=endpoint_id, limit=1):
+        assert connection.zscore(waiters, "killed-waiter") is None
+        assert capacity.in_use(endpoint_id) == (1, 0)
+
+
+def test_an_error_while_waiting_takes_the_waiter_out_of_the_line(endpoint_id):
+    release = threading.Event()
+    holding = threading.Thread(target=lambda: _hold(endpoint_id, release))
+    holding.start()
+    _wait_until(lambda: capacity.in_use(endpoint_id) == (1, 0))
+
+    def give_up(ahead: int) -> None:
+        raise RuntimeError("cancelled")
+
+    waiting = capacity.vcenter_slot(endpoint_id=endpoint_id, limit=1, on_wait=give_up)
+    with pytest.raises(RuntimeError, match="cancelled"), waiting:
+        pass
+    assert capacity.in_use(endpoint_id) == (1, 0)
+    release.set()
+    holding.join(timeout=10)
+    assert capacity.in_use(endpoint_id) == (0, 0)
+
+
+def test_redis_unreachable_is_said_in_words():
+    unreachable = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
+    slot = capacity.vcenter_slot(endpoint_id=1, limit=1, client=unreachable)
+    with pytest.raises(ServiceUnavailable, match="cannot reach Redis"), slot:
+        pass
+
+
+def _hold(endpoint_id: int, release: threading.Event) -> None:
+    with capacity.vcenter_slot(endpoint_id=endpoint_id, limit=1):
+        release.wait(10)
+
+
+def _wait_until(predicate, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
