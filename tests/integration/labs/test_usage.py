@@ -24,6 +24,7 @@ from tests.factories import (
     InstructorFactory,
     StudentFactory,
     UserFactory,
+    lab_row,
     open_course,
     published_version,
 )
@@ -39,20 +40,7 @@ def at(day: int, hour: int, minute: int = 0, month: int = 10) -> datetime:
 
 
 def make_lab(course: Course, student, number: int = 1, *, state=Lab.State.READY, created=None, **fields) -> Lab:
-    version = course.template_version
-    return Lab.objects.create(
-        course=course,
-        student=student,
-        number=number,
-        template_version=version,
-        endpoint=version.template.endpoint,
-        state=state,
-        vcpu=version.vcpu_total,
-        memory_mb=version.memory_mb_total,
-        disk_gb=version.disk_gb_total,
-        created_at=created or at(15, 9, month=9),
-        **fields,
-    )
+    return lab_row(course, student, number, state=state, created_at=created or at(15, 9, month=9), **fields)
 
 
 def run(lab: Lab, start: datetime, end: datetime) -> None:
