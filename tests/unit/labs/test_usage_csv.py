@@ -32,10 +32,10 @@ def test_safe_cell(value, written):
 
 def test_write_csv_has_a_header_and_one_line_a_row():
     columns = [("name", lambda row: row[0]), ("hours", lambda row: row[1]), ("limit", lambda row: row[2])]
-    text = write_csv(columns, [("=evil, \"quoted\"", 1.5, None), ("ada", 0, 20)])
+    text = write_csv(columns, [('=evil, "quoted"', 1.5, None), ("ada", 0, 20)])
     assert text.endswith("\r\n")
     assert list(csv.reader(io.StringIO(text))) == [
         ["name", "hours", "limit"],
-        ["'=evil, \"quoted\"", "1.5", ""],
+        ['\'=evil, "quoted"', "1.5", ""],
         ["ada", "0", "20"],
     ]
