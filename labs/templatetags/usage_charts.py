@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import date
 
 from django import template
+from django.utils import timezone
 from django.utils.formats import date_format
 
 register = template.Library()
 
-WIDTH = 760
+WIDTH = 960
 LABEL_WIDTH = 170
 VALUE_WIDTH = 70
 ROW_HEIGHT = 24
@@ -44,9 +45,9 @@ def axis(value: float, count: int = 4) -> tuple[float, list[float]]:
     return top, ticks
 
 
-def number(value: float) -> str:
-    """1, 1.5, 12.25: no trailing zeros, at most two decimals."""
-    text = f"{value:.2f}".rstrip("0").rstrip(".")
+def number(value: float, places: int = 2) -> str:
+    """1, 1.5, 12.25: no trailing zeros, at most ``places`` decimals."""
+    text = f"{value:.{places}f}".rstrip("0").rstrip(".")
     return text if text != "-0" else "0"
 
 
@@ -86,7 +87,7 @@ def bar_rows(
     bars = [
         Bar(
             label=shorten(label),
-            value=number(value),
+            value=number(value, 1),  # as the tables show it; the tooltip has two decimals
             title=f"{label}: {number(value)}{' ' + unit if unit else ''}",
             y=index * ROW_HEIGHT + (ROW_HEIGHT - BAR_HEIGHT) / 2,
             width=round(plot_width * value / top, 2),
@@ -268,6 +269,16 @@ def day_columns(
     return columns, gridlines, labels
 
 
+def today_x(days: Sequence[tuple[date, float]], today: date, width: float = WIDTH) -> float | None:
+    """Where today ends on the day chart (the days after it have not happened yet), or None when
+    the period ends today or before, or starts after it."""
+    dates = [day for day, _ in days]
+    if not dates or today < dates[0] or today >= dates[-1]:
+        return None
+    slot = (width - COLUMN_LEFT - 8) / len(dates)
+    return round(COLUMN_LEFT + (dates.index(today) + 1) * slot, 2)
+
+
 @register.inclusion_tag("labs/charts/days.html")
 def day_chart(days, chart_id: str, title: str, unit: str = "h") -> dict:
     """``days``: objects with ``day`` and ``hours`` (labs.usage.DayHours), oldest first."""
@@ -278,6 +289,7 @@ def day_chart(days, chart_id: str, title: str, unit: str = "h") -> dict:
     description = f"{len(series)} days, {number(total)} {unit} in all"
     if busiest is not None and busiest[1] > 0:
         description += f"; the busiest day {date_format(busiest[0], 'j M Y')} with {number(busiest[1])} {unit}"
+    today = today_x(series, timezone.localdate())
     return {
         "chart_id": chart_id,
         "title": title,
@@ -292,4 +304,15 @@ def day_chart(days, chart_id: str, title: str, unit: str = "h") -> dict:
         "label_y": COLUMN_TOP + COLUMN_HEIGHT + 17,
         "height": COLUMN_TOP + COLUMN_HEIGHT + COLUMN_BOTTOM,
         "empty": total == 0,
+        "today_x": today,
+        "today_label_x": None if today is None else today - 4,
+        "plot_top": COLUMN_TOP,
+        "plot_bottom": COLUMN_TOP + COLUMN_HEIGHT,
+        "today_label_y": COLUMN_TOP + 10,
     }
+
+
+@register.filter
+def figure(value: float | None) -> str:
+    """Hours and gigabytes in tables: one decimal at most (45, 44.5; never 45.0)."""
+    return "" if value is None else number(float(value), 1)

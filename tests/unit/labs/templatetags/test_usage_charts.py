@@ -90,3 +90,17 @@ def test_the_day_chart_is_accessible_svg_without_style_or_script():
     assert "3 days, 4.5 h in all; the busiest day 3 Oct 2026 with 3 h." in html
     assert "<title>Sat 3 Oct 2026: 3 h</title>" in html
     assert "style=" not in html and "<script" not in html
+
+
+def test_today_is_marked_only_inside_the_period():
+    days = [(date(2026, 10, 1) + timedelta(days=n), 0.0) for n in range(4)]
+    slot = (charts.WIDTH - charts.COLUMN_LEFT - 8) / 4
+    assert charts.today_x(days, date(2026, 10, 2)) == round(charts.COLUMN_LEFT + 2 * slot, 2)
+    assert charts.today_x(days, date(2026, 10, 4)) is None  # the last day: nothing after it
+    assert charts.today_x(days, date(2026, 9, 30)) is None
+    assert charts.today_x([], date(2026, 10, 2)) is None
+
+
+@pytest.mark.parametrize(("value", "shown"), [(44.98, "45"), (44.46, "44.5"), (17.0, "17"), (0, "0"), (None, "")])
+def test_figures_show_one_decimal_at_most(value, shown):
+    assert charts.figure(value) == shown
