@@ -27,7 +27,9 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Q, Sum
+from django.db import connection
+from django.db.models import Count, DateTimeField, DurationField, ExpressionWrapper, F, Q, Sum, Value
+from django.db.models.functions import Greatest, Least, TruncDate
 from django.utils import timezone
 
 from courses.models import Course, CourseQuota, QuotaTopUp, VCenterEndpoint
@@ -254,8 +256,9 @@ class _Measure:
 
 
 def _measure(scope: Q, keys: tuple[str, ...], period: Period, now: datetime) -> _Measure:
-    """Five queries: labs (grouped), labs running now, run periods in the period, snapshots kept,
-    snapshots taken. ``scope`` filters Lab rows; ``keys`` are the Lab fields to group by."""
+    """Five or six queries: labs (grouped), labs running now, runs (within a day, summed per day,
+    and across a midnight, on PostgreSQL), snapshots kept, snapshots taken. ``scope`` filters Lab rows; ``keys`` are
+    the Lab fields to group by."""
     tz = timezone.get_current_timezone()
     lower, upper = period.bounds(tz)
     upper_now = min(upper, now)  # nothing has run in the future
@@ -298,8 +301,32 @@ def _measure(scope: Q, keys: tuple[str, ...], period: Period, now: datetime) -> 
     for *key, since in Lab.objects.filter(scope, running_since__isnull=False).values_list(*keys, "running_since"):
         by_key[tuple(key)].lab_hours_total += max(0.0, (now - since).total_seconds() / 3600)
         metered(tuple(key), since, now)
-    runs = LabRun.objects.filter(lab__in=Lab.objects.filter(scope), ended_at__gt=lower, started_at__lt=upper_now)
-    for *key, started, ended in runs.values_list(*(f"lab__{key}" for key in keys), "started_at", "ended_at"):
+    # Closed runs: on PostgreSQL, those within one local day (nearly all) are summed by the
+    # database, day by day, and the few that cross a midnight are split here (clipping to the
+    # period cannot make a run cross one: its bounds are midnights). SQLite runs date functions
+    # in Python row by row, slower than splitting every run here, so there every run is split
+    # here. A class of 200 with 20,000 runs, on a busy 2-core machine: PostgreSQL 0.3-0.4 s
+    # (1.3 s splitting every run here), SQLite 1-1.8 s (about 4 s summing in the database).
+    lab_keys = tuple(f"lab__{key}" for key in keys)
+    start = Greatest("started_at", Value(lower, output_field=DateTimeField()))
+    end = Least("ended_at", Value(upper_now, output_field=DateTimeField()))
+    runs = (
+        LabRun.objects.filter(lab__in=Lab.objects.filter(scope), ended_at__gt=lower, started_at__lt=upper_now)
+        .annotate(first_day=TruncDate(start, tzinfo=tz), last_day=TruncDate(end, tzinfo=tz))
+        .order_by()
+    )
+    in_database = connection.vendor == "postgresql"
+    same_day = (
+        runs.filter(first_day=F("last_day"))
+        .values(*lab_keys, "first_day")
+        .annotate(length=Sum(ExpressionWrapper(end - start, output_field=DurationField())))
+    )
+    for row in same_day if in_database else ():
+        hours = row["length"].total_seconds() / 3600
+        days[row["first_day"]] += hours
+        by_key[tuple(row[key] for key in lab_keys)].lab_hours += hours
+    split_here = runs.exclude(first_day=F("last_day")) if in_database else runs
+    for *key, started, ended in split_here.values_list(*lab_keys, "started_at", "ended_at"):
         metered(tuple(key), started, ended)
 
     kept = (
