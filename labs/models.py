@@ -94,6 +94,36 @@ class Lab(models.Model):
         return self.hours_used + (timezone.now() - self.running_since).total_seconds() / 3600
 
 
+class LabRun(models.Model):
+    """A closed period during which a lab ran (any VM powered on): the ledger usage reports read.
+
+    ``lab_power_changed`` writes one when a lab stops, in the same transaction that adds the
+    period to ``Lab.hours_used``; the period running now is ``Lab.running_since``. Rows outlive
+    the lab's VMs (a deleted lab keeps its row), so past usage stays reportable. Hours metered
+    before this ledger existed are in ``hours_used`` only: they count in totals, not per day.
+    """
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="runs")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        indexes = [models.Index(fields=["ended_at", "started_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ended_at__gte=models.F("started_at")), name="lab_run_ends_after_start"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lab_id}: {self.started_at:%Y-%m-%d %H:%M} to {self.ended_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def hours(self) -> float:
+        return (self.ended_at - self.started_at).total_seconds() / 3600
+
+
 class LabNetwork(models.Model):
     """A lab's copy of a template network: an isolated port group on its own VLAN."""
 

@@ -53,3 +53,13 @@ def can_start_own_lab(user: AbstractBaseUser, course: Course) -> bool:
 
 def can_provision_class(user: AbstractBaseUser, course: Course) -> bool:
     return course_permissions.can_manage_course(user, course)
+
+
+def can_view_course_usage(user: AbstractBaseUser, course: Course) -> bool:
+    """A course's usage report (every student's figures): its instructors and admins."""
+    return course_permissions.can_manage_course(user, course)
+
+
+def can_view_all_usage(user: AbstractBaseUser) -> bool:
+    """The usage of every course and vCenter: admins."""
+    return roles.is_admin(user)

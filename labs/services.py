@@ -16,7 +16,7 @@ from django.utils import timezone
 from courses import services as course_services
 from courses.models import Course, CourseQuota, LabTemplate, VCenterEndpoint
 from labs import permissions, quotas, realtime, selectors
-from labs.models import Lab, LabNetwork, LabSnapshot, LabVM, Operation
+from labs.models import Lab, LabNetwork, LabRun, LabSnapshot, LabVM, Operation
 from portal import roles
 from portal.errors import Conflict, QuotaExceeded
 
@@ -471,6 +471,7 @@ def lab_power_changed(*, lab: Lab) -> Lab:
             locked.last_activity_at = now
         elif not any_on and locked.running_since is not None:
             locked.hours_used += (now - locked.running_since).total_seconds() / 3600
+            LabRun.objects.create(lab=locked, started_at=locked.running_since, ended_at=now)  # for usage reports
             locked.running_since = None
             locked.expires_at = None
         else:

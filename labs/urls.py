@@ -1,6 +1,6 @@
 from django.urls import path
 
-from labs import views
+from labs import usage_views, views
 
 app_name = "labs"
 
@@ -31,4 +31,9 @@ urlpatterns = [
     path("courses/<int:course_id>/fragments/table/", views.class_table, name="class-table"),
     path("courses/<int:course_id>/provision/", views.class_provision, name="class-provision"),
     path("courses/<int:course_id>/actions/", views.class_action, name="class-action"),
+    # Usage reports
+    path("courses/<int:course_id>/usage/", usage_views.course_usage, name="course-usage"),
+    path("courses/<int:course_id>/usage.csv", usage_views.course_usage_csv, name="course-usage-csv"),
+    path("usage/", usage_views.usage_overview, name="usage"),
+    path("usage.csv", usage_views.usage_overview_csv, name="usage-csv"),
 ]

@@ -162,3 +162,26 @@ def open_course(*, students: int = 3, quota: dict | None = None, **course_fields
     if quota:
         course_services.quota_update(course=course, actor=AdminFactory(), **quota)
     return course
+
+
+def lab_row(course, student, number: int = 1, *, state: str = "ready", created_at=None, **fields):
+    """A lab as a database row only (nothing in vCenter), sized from the course's template version:
+    for reads such as the usage reports."""
+    from django.utils import timezone
+
+    from labs.models import Lab
+
+    version = course.template_version
+    return Lab.objects.create(
+        course=course,
+        student=student,
+        number=number,
+        template_version=version,
+        endpoint=version.template.endpoint,
+        state=state,
+        vcpu=version.vcpu_total,
+        memory_mb=version.memory_mb_total,
+        disk_gb=version.disk_gb_total,
+        created_at=created_at or timezone.now(),
+        **fields,
+    )
