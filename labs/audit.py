@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 
 from labs.models import Operation
-from portal.audit import Category, Result, Source, Target, audit_record, describe
+from portal.audit import Category, Result, Source, Target, audit_record, describe, never_fails
 
 ACTIONS = {
     Operation.Kind.ENDPOINT_CHECK: "endpoint.check",
@@ -49,6 +49,7 @@ def _what(operation: Operation) -> str:
     return f"{operation.get_kind_display()} #{operation.pk}" + (f" ({', '.join(shown)})" if shown else "")
 
 
+@never_fails
 def operation_accepted(operation: Operation) -> None:
     """The click (or the portal's own decision) that queued an operation."""
     audit_record(
@@ -61,6 +62,7 @@ def operation_accepted(operation: Operation) -> None:
     )
 
 
+@never_fails
 def operation_ended(operation: Operation, *, cancelled_by: AbstractBaseUser | None = None) -> None:
     """How an operation ended, with the error in words. Ended by a worker unless ``cancelled_by``
     someone before it started (then the entry is theirs, from their page or API call)."""
@@ -82,6 +84,7 @@ def operation_ended(operation: Operation, *, cancelled_by: AbstractBaseUser | No
     )
 
 
+@never_fails
 def operation_cancel_requested(operation: Operation, *, actor: AbstractBaseUser) -> None:
     """Someone asked a running operation to stop; its end (cancelled, or done anyway) follows."""
     audit_record(

@@ -17,14 +17,15 @@ savepoint so that a failed write is logged and never breaks the action itself.
 from __future__ import annotations
 
 import csv
+import functools
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from ipaddress import ip_address
-from typing import Any
+from typing import Any, ParamSpec
 
 from asgiref.sync import sync_to_async
 from django.apps import apps
@@ -40,6 +41,7 @@ from django.utils import timezone
 from portal.models import AuditEntry
 
 logger = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 Category = AuditEntry.Category
 Result = AuditEntry.Result
@@ -88,7 +90,7 @@ def _kind(model: type[models.Model]) -> tuple[str, str]:
 
 def describe(obj: models.Model) -> Target:
     """An object in words, e.g. ``lab vsp8-3-student1-1 (#12)``."""
-    kind, words = _kind(type(obj))
+    kind, words = _kind(obj.__class__)  # __class__, not type(): request.user is a lazy object
     return Target(text=f"{words} {obj} (#{obj.pk})", type=kind, id=str(obj.pk))
 
 
@@ -126,6 +128,20 @@ def _address(value: str | None) -> str | None:
 
 def _fit(text: str, length: int) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def never_fails(record: Callable[P, None]) -> Callable[P, None]:
+    """For the functions that record: whatever goes wrong while recording (naming a target
+    costs queries too) is logged, and the action being recorded goes on."""
+
+    @functools.wraps(record)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            record(*args, **kwargs)
+        except Exception:
+            logger.exception("Could not record %s in the audit log", record.__name__)
+
+    return guarded
 
 
 def audit_record(
@@ -334,7 +350,10 @@ def _url_object(kwargs: Mapping[str, Any], pk_model: type[models.Model] | None) 
     return None
 
 
-def _refused(request: Any, reason: str, target: Target | None, pk_model: type[models.Model] | None = None) -> None:
+@never_fails
+def _refused(
+    request: Any, reason: str, target: Target | models.Model | None, pk_model: type[models.Model] | None = None
+) -> None:
     request = _django_request(request)
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
@@ -342,7 +361,9 @@ def _refused(request: Any, reason: str, target: Target | None, pk_model: type[mo
     request._nestlab_refusal_recorded = True
     match = request.resolver_match
     source = request_source(request)
-    if target is None:
+    if isinstance(target, models.Model):
+        target = describe(target)
+    elif target is None:
         found = _url_object(match.kwargs if match else {}, pk_model)
         target = found[0] if found else None
     name = (match.view_name if match else "") or request.path
@@ -367,10 +388,11 @@ def refusal_answered(request: Any, refusal: Exception | str, *, target: models.M
         if getattr(refusal, "_nestlab_audited", False):
             return words
         refusal._nestlab_audited = True
-    _refused(request, words, describe(target) if target is not None else None)
+    _refused(request, words, target)
     return words
 
 
+@never_fails
 def exception_refused(
     request: Any, exc: Exception, *, pk_model: type[models.Model] | None = None, status: int = 403
 ) -> None:
@@ -396,6 +418,7 @@ def exception_refused(
     exc._nestlab_audited = True
 
 
+@never_fails
 def service_refused(*, actor: AbstractBaseUser, action: str, target: models.Model | None, reason: str) -> None:
     """Record a refusal a service answers itself instead of raising it (e.g. one student's lab
     in "provision the class", refused by a quota while the others start)."""
@@ -409,6 +432,7 @@ def service_refused(*, actor: AbstractBaseUser, action: str, target: models.Mode
     )
 
 
+@never_fails
 def websocket_refused(*, scope: Mapping[str, Any], action: str, reason: str) -> None:
     """Record that a signed-in person's WebSocket was closed as not allowed."""
     client = scope.get("client") or (None,)

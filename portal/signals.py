@@ -14,7 +14,7 @@ from axes.signals import user_locked_out
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 
-from portal.audit import Category, Result, Source, Target, audit_record, describe, request_source
+from portal.audit import Category, Result, Source, Target, audit_record, describe, never_fails, request_source
 
 # An attempt that started a lockout (request attribute): its own failure was a wrong password.
 _LOCK_STARTED = "_nestlab_lock_started"
@@ -29,6 +29,7 @@ def _account(username: str) -> Target:
     return describe(user) if user is not None else Target(text=f"account {username} (no such account)", type="user")
 
 
+@never_fails
 def logged_in(sender, request, user, **kwargs) -> None:
     audit_record(
         category=Category.LOGIN,
@@ -41,6 +42,7 @@ def logged_in(sender, request, user, **kwargs) -> None:
     )
 
 
+@never_fails
 def logged_out(sender, request, user, **kwargs) -> None:
     if user is None:  # logging out while not signed in
         return
@@ -55,6 +57,7 @@ def logged_out(sender, request, user, **kwargs) -> None:
     )
 
 
+@never_fails
 def login_failed(sender, credentials: dict, request=None, **kwargs) -> None:
     username = str(credentials.get(get_user_model().USERNAME_FIELD) or credentials.get("username") or "")
     locked_before = getattr(request, "axes_locked_out", False) and not getattr(request, _LOCK_STARTED, False)
@@ -73,6 +76,7 @@ def login_failed(sender, credentials: dict, request=None, **kwargs) -> None:
     )
 
 
+@never_fails
 def locked_out(sender, request, username, ip_address, **kwargs) -> None:
     """axes sends this on the failure that reaches the limit and again on every attempt while
     locked; only the first is a lockout (the others are failed logins, refused)."""
