@@ -31,7 +31,7 @@ from asgiref.sync import sync_to_async
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.handlers.asgi import ASGIRequest
 from django.db import models, transaction
 from django.db.models import Q, QuerySet
@@ -341,7 +341,7 @@ def _url_object(kwargs: Mapping[str, Any], pk_model: type[models.Model] | None) 
             continue
         try:
             obj = model._default_manager.filter(pk=value).first()
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, ValidationError):
             return None
         if obj is None:
             kind, words = _kind(model)
@@ -399,11 +399,11 @@ def exception_refused(
     """Record a refusal that reached the answer as an exception (the API's handler, the pages'
     middleware): a PermissionDenied (403), or a "not found" (404) for an object that exists:
     pages and API answer 404 for objects a person may not see."""
-    if getattr(exc, "_nestlab_audited", False):
+    user = getattr(_django_request(request), "user", None)
+    if getattr(exc, "_nestlab_audited", False) or user is None or not user.is_authenticated:
         return
     if status == 404:
-        request_ = _django_request(request)
-        match = request_.resolver_match
+        match = _django_request(request).resolver_match
         found = _url_object(match.kwargs if match else {}, pk_model)
         if not found or not found[1]:
             return
