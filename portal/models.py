@@ -100,3 +100,8 @@ class AuditEntry(models.Model):
     def __str__(self) -> str:
         who = self.actor_username or "Nestlab"
         return f"{self.when:%Y-%m-%d %H:%M:%S} {who} {self.action} {self.result}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ValueError("Audit entries are append-only: an entry is never changed.")
+        super().save(*args, **kwargs)
