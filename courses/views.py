@@ -21,19 +21,21 @@ from django.views.decorators.http import require_POST
 
 from courses import forms, permissions, selectors, services, usage
 from courses.models import Course, CourseQuota, Enrollment, LabTemplate, TemplateNetwork, TemplateVM, VCenterEndpoint
-from portal import roles
+from portal import audit, roles
 from portal.markdown import render_markdown
 
 User = get_user_model()
 
 
-def _words(error: ValidationError | PermissionDenied) -> str:
+def _words(request: HttpRequest, error: ValidationError | PermissionDenied) -> str:
+    """The error in words; a refusal is recorded in the audit log as it is answered."""
     if isinstance(error, ValidationError):
         return " ".join(error.messages)
-    return str(error) or "You are not allowed to do that."
+    return audit.refusal_answered(request, error)
 
 
-def _forbidden(request: HttpRequest, message: str) -> HttpResponse:
+def _forbidden(request: HttpRequest, refusal: PermissionDenied | str) -> HttpResponse:
+    message = audit.refusal_answered(request, refusal)
     return render(request, "courses/forbidden.html", {"message": message}, status=403)
 
 
@@ -53,7 +55,7 @@ def endpoint_create(request: HttpRequest) -> HttpResponse:
         try:
             endpoint = services.endpoint_create(actor=request.user, **form.cleaned_data)
         except PermissionDenied as refusal:
-            return _forbidden(request, str(refusal))
+            return _forbidden(request, refusal)
         except ValidationError as error:
             forms.add_errors(form, error)
         else:
@@ -73,7 +75,7 @@ def endpoint_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
         try:
             services.endpoint_update(endpoint=endpoint, actor=request.user, **form.cleaned_data)
         except PermissionDenied as refusal:
-            return _forbidden(request, str(refusal))
+            return _forbidden(request, refusal)
         except ValidationError as error:
             forms.add_errors(form, error)
         else:
@@ -89,9 +91,9 @@ def endpoint_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     try:
         services.endpoint_delete(endpoint=endpoint, actor=request.user)
     except PermissionDenied as refusal:
-        return _forbidden(request, str(refusal))
+        return _forbidden(request, refusal)
     except ValidationError as error:
-        messages.error(request, _words(error))
+        messages.error(request, _words(request, error))
         return redirect("courses:endpoint-edit", endpoint.pk)
     messages.success(request, f"{endpoint.name} is removed.")
     return redirect("home")
@@ -117,7 +119,7 @@ def people(request: HttpRequest) -> HttpResponse:
         try:
             instructor = services.instructor_create(actor=request.user, **form.cleaned_data)
         except PermissionDenied as refusal:
-            return _forbidden(request, str(refusal))
+            return _forbidden(request, refusal)
         except ValidationError as error:
             forms.add_errors(form, error)
         else:
@@ -181,7 +183,7 @@ def template_create(request: HttpRequest) -> HttpResponse:
                 networks=data["networks"],
             )
         except PermissionDenied as refusal:
-            return _forbidden(request, str(refusal))
+            return _forbidden(request, refusal)
         except ValidationError as error:
             forms.add_errors(form, error)
         else:
@@ -232,7 +234,7 @@ def template_detail(request: HttpRequest, template_id: int) -> HttpResponse:
         try:
             services.template_update(template=template, actor=request.user, **form.service_fields())
         except PermissionDenied as refusal:
-            messages.error(request, str(refusal))
+            messages.error(request, _words(request, refusal))
             return redirect("courses:template-detail", template.pk)
         except ValidationError as error:
             forms.add_errors(form, error)
@@ -252,7 +254,7 @@ def template_network_add(request: HttpRequest, template_id: int) -> HttpResponse
         try:
             network = services.template_network_add(template=template, actor=request.user, **form.cleaned_data)
         except PermissionDenied as refusal:
-            messages.error(request, str(refusal))
+            messages.error(request, _words(request, refusal))
             return redirect("courses:template-detail", template.pk)
         except ValidationError as error:
             forms.add_errors(form, error)
@@ -270,7 +272,7 @@ def template_network_remove(request: HttpRequest, template_id: int, network_id: 
     try:
         services.template_network_remove(network=network, actor=request.user)
     except (PermissionDenied, ValidationError) as error:
-        messages.error(request, _words(error))
+        messages.error(request, _words(request, error))
     else:
         messages.success(request, f"Network {network.name} is removed.")
     return _back(reverse("courses:template-detail", args=[template.pk]), "networks")
@@ -285,7 +287,7 @@ def template_vm_add(request: HttpRequest, template_id: int) -> HttpResponse:
         try:
             vm = services.template_vm_add(template=template, actor=request.user, **form.cleaned_data)
         except PermissionDenied as refusal:
-            messages.error(request, str(refusal))
+            messages.error(request, _words(request, refusal))
             return redirect("courses:template-detail", template.pk)
         except ValidationError as error:
             forms.add_errors(form, error)
@@ -306,7 +308,7 @@ def template_vm_edit(request: HttpRequest, template_id: int, vm_id: int) -> Http
         try:
             services.template_vm_update(vm=vm, actor=request.user, **form.cleaned_data)
         except PermissionDenied as refusal:
-            messages.error(request, str(refusal))
+            messages.error(request, _words(request, refusal))
             return redirect("courses:template-detail", template.pk)
         except ValidationError as error:
             forms.add_errors(form, error)
@@ -324,7 +326,7 @@ def template_vm_remove(request: HttpRequest, template_id: int, vm_id: int) -> Ht
     try:
         services.template_vm_remove(vm=vm, actor=request.user)
     except PermissionDenied as refusal:
-        messages.error(request, str(refusal))
+        messages.error(request, _words(request, refusal))
     else:
         messages.success(request, f"{vm.role} is removed from the template.")
     return _back(reverse("courses:template-detail", args=[template.pk]), "vms")
@@ -413,7 +415,7 @@ def course_create(request: HttpRequest) -> HttpResponse:
         try:
             course = services.course_create(actor=request.user, **form.service_fields())
         except PermissionDenied as refusal:
-            return _forbidden(request, str(refusal))
+            return _forbidden(request, refusal)
         except ValidationError as error:
             forms.add_errors(form, error)
         else:
@@ -437,7 +439,7 @@ def course_edit(request: HttpRequest, course_id: int) -> HttpResponse:
         try:
             services.course_update(course=course, actor=request.user, **form.service_fields())
         except PermissionDenied as refusal:
-            messages.error(request, str(refusal))
+            messages.error(request, _words(request, refusal))
             return redirect("courses:course-detail", course.pk)
         except ValidationError as error:
             forms.add_errors(form, error)
@@ -458,7 +460,7 @@ def course_state(request: HttpRequest, course_id: int) -> HttpResponse:
     try:
         services.course_update(course=course, actor=request.user, state=state)
     except (PermissionDenied, ValidationError) as error:
-        messages.error(request, _words(error))
+        messages.error(request, _words(request, error))
     else:
         messages.success(request, f"The course is {course.get_state_display().lower()} now.")
     return redirect("courses:course-detail", course.pk)
@@ -472,7 +474,7 @@ def course_join_code(request: HttpRequest, course_id: int) -> HttpResponse:
     try:
         course = services.join_code_rotate(course=course, actor=request.user, enabled=enabled)
     except PermissionDenied as refusal:
-        messages.error(request, str(refusal))
+        messages.error(request, _words(request, refusal))
     else:
         if course.join_code:
             messages.success(request, f"The new join code is {course.join_code}; the old one no longer works.")
@@ -494,7 +496,7 @@ def course_instructor_add(request: HttpRequest, course_id: int) -> HttpResponse:
             try:
                 services.course_instructor_add(course=course, actor=request.user, instructor=instructor)
             except PermissionDenied as refusal:
-                messages.error(request, str(refusal))
+                messages.error(request, _words(request, refusal))
                 return redirect("courses:course-detail", course.pk)
             except ValidationError as error:
                 forms.add_errors(form, error)
@@ -520,7 +522,7 @@ def roster_add(request: HttpRequest, course_id: int) -> HttpResponse:
                     student, generated = services.student_create(actor=request.user, **data)
                 services.enrollment_add(course=course, actor=request.user, student=student)
         except PermissionDenied as refusal:
-            messages.error(request, str(refusal))
+            messages.error(request, _words(request, refusal))
             return redirect("courses:course-detail", course.pk)
         except ValidationError as error:
             forms.add_errors(form, error)
@@ -543,7 +545,7 @@ def roster_remove(request: HttpRequest, course_id: int, enrollment_id: int) -> H
     try:
         services.enrollment_remove(enrollment=enrollment, actor=request.user)
     except PermissionDenied as refusal:
-        messages.error(request, str(refusal))
+        messages.error(request, _words(request, refusal))
     else:
         messages.success(request, f"{enrollment.student.username} is no longer enrolled.")
     return _back(reverse("courses:course-detail", args=[course.pk]), "roster")
@@ -563,7 +565,7 @@ def roster_upload(request: HttpRequest, course_id: int) -> HttpResponse:
     try:
         result = services.roster_import_csv(course=course, actor=request.user, data=upload.read())
     except PermissionDenied as refusal:
-        messages.error(request, str(refusal))
+        messages.error(request, _words(request, refusal))
         return redirect("courses:course-detail", course.pk)
     except services.RosterError as error:
         return _course_page(
@@ -592,7 +594,7 @@ def quota_edit(request: HttpRequest, course_id: int) -> HttpResponse:
         try:
             services.quota_update(course=course, actor=request.user, **form.cleaned_data)
         except PermissionDenied as refusal:
-            messages.error(request, str(refusal))
+            messages.error(request, _words(request, refusal))
             return redirect("courses:course-detail", course.pk)
         except ValidationError as error:
             forms.add_errors(form, error)
@@ -611,7 +613,7 @@ def top_up_grant(request: HttpRequest, course_id: int) -> HttpResponse:
         try:
             top_up = services.top_up_grant(course=course, actor=request.user, **form.cleaned_data)
         except PermissionDenied as refusal:
-            messages.error(request, str(refusal))
+            messages.error(request, _words(request, refusal))
             return redirect("courses:course-detail", course.pk)
         except ValidationError as error:
             forms.add_errors(form, error)
@@ -629,7 +631,7 @@ def course_join(request: HttpRequest) -> HttpResponse:
         try:
             enrollment = services.course_join(student=request.user, code=form.cleaned_data["code"])
         except PermissionDenied as refusal:
-            form.add_error(None, str(refusal))
+            form.add_error(None, _words(request, refusal))
         except ValidationError as error:
             forms.add_errors(form, error)
         else:

@@ -11,6 +11,7 @@ from courses import permissions as course_permissions
 from courses.models import Course
 from labs import permissions, realtime, services
 from labs.models import Lab
+from portal import audit
 from portal import realtime as groups
 
 # Close codes a client can act on (4000-4999 are the application's own).
@@ -22,8 +23,13 @@ class _PushConsumer(AsyncJsonWebsocketConsumer):
     """Joins groups only after a permission check; relays ``push`` events verbatim."""
 
     joined: list[str]
+    audit_action: str  # names a refusal in the audit log
 
-    async def refuse(self, code: int) -> None:
+    async def refuse(self, code: int, reason: str = "") -> None:
+        if code == NOT_ALLOWED:  # a signed-in person; one who is not is asked to sign in
+            await database_sync_to_async(audit.websocket_refused)(
+                scope=self.scope, action=self.audit_action, reason=reason or "Not allowed."
+            )
         # Accept first so that the browser receives the code (a refused handshake has none).
         await self.accept()
         await self.close(code=code)
@@ -61,6 +67,8 @@ class _PushConsumer(AsyncJsonWebsocketConsumer):
 class LabConsumer(_PushConsumer):
     """``ws/labs/<id>/``: one lab, for its student, the course's instructors and admins."""
 
+    audit_action = "websocket:lab"
+
     async def connect(self) -> None:
         user = self.scope["user"]
         if not user.is_authenticated:
@@ -69,7 +77,7 @@ class LabConsumer(_PushConsumer):
         lab_id = self.scope["url_route"]["kwargs"]["lab_id"]
         self.lab = await database_sync_to_async(_visible_lab)(user, lab_id)
         if self.lab is None:
-            await self.refuse(NOT_ALLOWED)
+            await self.refuse(NOT_ALLOWED, "Only the lab's student, its course's instructors and admins follow a lab.")
             return
         await self.join([groups.lab_group(self.lab.pk), groups.user_group(user.pk)])
         await self.send_json(await self.full_state())
@@ -81,6 +89,8 @@ class LabConsumer(_PushConsumer):
 class CourseConsumer(_PushConsumer):
     """``ws/courses/<id>/``: every lab of a course, for its instructors and admins."""
 
+    audit_action = "websocket:course"
+
     async def connect(self) -> None:
         user = self.scope["user"]
         if not user.is_authenticated:
@@ -89,7 +99,7 @@ class CourseConsumer(_PushConsumer):
         course_id = self.scope["url_route"]["kwargs"]["course_id"]
         self.course_id = await database_sync_to_async(_managed_course_id)(user, course_id)
         if self.course_id is None:
-            await self.refuse(NOT_ALLOWED)
+            await self.refuse(NOT_ALLOWED, "Only the course's instructors and admins follow its labs.")
             return
         await self.join([groups.course_group(self.course_id), groups.user_group(user.pk)])
         await self.send_json(await self.full_state())

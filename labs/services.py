@@ -15,8 +15,9 @@ from django.utils import timezone
 
 from courses import services as course_services
 from courses.models import Course, CourseQuota, LabTemplate, VCenterEndpoint
-from labs import permissions, quotas, realtime, selectors
+from labs import audit, permissions, quotas, realtime, selectors
 from labs.models import Lab, LabNetwork, LabRun, LabSnapshot, LabVM, Operation
+from portal import audit as portal_audit
 from portal import roles
 from portal.errors import Conflict, QuotaExceeded
 
@@ -69,6 +70,7 @@ def operation_start(
         )
         operation.full_clean()
         operation.save()
+        audit.operation_accepted(operation)
         realtime.operation_changed(operation)  # open pages see it queued (pushed on commit)
         transaction.on_commit(lambda: _enqueue_after_commit(operation.pk, operation.celery_task_id), robust=True)
     return operation
@@ -95,6 +97,10 @@ def operation_cancel(*, operation: Operation, actor: AbstractBaseUser) -> Operat
         locked.cancel_requested = True
         locked.seq += 1
         locked.save(update_fields=["state", "error", "finished_at", "cancel_requested", "seq"])
+        if locked.is_final:
+            audit.operation_ended(locked, cancelled_by=actor)
+        else:
+            audit.operation_cancel_requested(locked, actor=actor)
         realtime.operation_changed(locked)
         if discarded is not None:
             realtime.lab_changed(discarded)
@@ -328,6 +334,10 @@ def course_provision(*, course: Course, actor: AbstractBaseUser, students: list 
             result.skipped[student.username] = "already has a lab"
         except (PermissionDenied, ValidationError, Conflict) as refusal:
             result.skipped[student.username] = " ".join(getattr(refusal, "messages", [str(refusal)]))
+            if isinstance(refusal, PermissionDenied):  # a quota refused this student's lab
+                portal_audit.service_refused(
+                    actor=actor, action="lab.provision", target=course, reason=f"{student.username}: {refusal}"
+                )
     return result
 
 

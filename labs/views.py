@@ -29,7 +29,7 @@ from courses.forms import add_errors
 from courses.models import Course, LabTemplate, VCenterEndpoint
 from labs import forms, permissions, selectors, services, vsphere
 from labs.models import Lab, LabSnapshot, LabVM, Operation
-from portal import roles
+from portal import audit, roles
 from portal.errors import Conflict
 from portal.markdown import render_markdown
 
@@ -43,7 +43,7 @@ def endpoint_reconcile(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     try:
         operation = services.endpoint_reconcile_start(endpoint=endpoint, actor=request.user)
     except (PermissionDenied, Conflict) as refusal:
-        messages.error(request, str(refusal))
+        messages.error(request, _words(request, refusal))
         return redirect("home")
     messages.success(request, f"Comparing {endpoint.name} with Nestlab's records…")
     return redirect("labs:operation-detail", operation.pk)
@@ -56,7 +56,7 @@ def endpoint_check(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     try:
         operation = services.endpoint_check_start(endpoint=endpoint, actor=request.user)
     except PermissionDenied as refusal:
-        messages.error(request, str(refusal))
+        messages.error(request, _words(request, refusal))
         return redirect("home")
     messages.success(request, f"Checking {endpoint.name}…")
     return redirect("labs:operation-detail", operation.pk)
@@ -78,7 +78,7 @@ def template_publish(request: HttpRequest, template_id: int) -> HttpResponse:
     try:
         operation = services.template_publish(template=template, actor=request.user)
     except PermissionDenied as refusal:
-        messages.error(request, str(refusal))
+        messages.error(request, _words(request, refusal))
     except ValidationError as error:
         messages.error(request, "Not published: " + " ".join(error.messages))
     else:
@@ -132,7 +132,7 @@ def endpoint_inventory(request: HttpRequest, endpoint_id: int) -> JsonResponse:
     try:
         items = selectors.endpoint_inventory(endpoint=endpoint, user=request.user, path=path, search=search)
     except PermissionDenied as refusal:
-        return _picker_error(str(refusal), 403)
+        return _picker_error(_words(request, refusal), 403)
     except vsphere.VSphereError as error:
         logger.info("picker: %s: %s", endpoint.name, error)
         return _picker_error(str(error), _vsphere_status(error))
@@ -156,7 +156,7 @@ def endpoint_vm(request: HttpRequest, endpoint_id: int, moref: str) -> JsonRespo
     try:
         info = selectors.endpoint_vm(endpoint=endpoint, user=request.user, vm=moref)
     except PermissionDenied as refusal:
-        return _picker_error(str(refusal), 403)
+        return _picker_error(_words(request, refusal), 403)
     except vsphere.VSphereError as error:
         logger.info("picker: %s: %s", endpoint.name, error)
         return _picker_error(str(error), _vsphere_status(error))
@@ -193,9 +193,13 @@ STATE_WORDS = {
 FINISHED_STATES = frozenset({Lab.State.DELETING, Lab.State.DELETED, Lab.State.EXPIRED})
 
 
-def _words(refusal: Exception) -> str:
+def _words(request: HttpRequest, refusal: Exception, target: Lab | None = None) -> str:
+    """The refusal in words; a PermissionDenied (a quota too) is recorded in the audit log as it
+    is answered, about ``target`` or else the object the route names."""
     if isinstance(refusal, ValidationError):
         return " ".join(refusal.messages)
+    if isinstance(refusal, PermissionDenied):
+        return audit.refusal_answered(request, refusal, target=target)
     return str(refusal) or "You are not allowed to do that."
 
 
@@ -307,7 +311,7 @@ def lab_start(request: HttpRequest, course_id: int) -> HttpResponse:
     try:
         operation = services.lab_start(course=course, student=request.user, actor=request.user)
     except REFUSALS as refusal:
-        messages.error(request, f"Your lab did not start. {_words(refusal)}")
+        messages.error(request, f"Your lab did not start. {_words(request, refusal)}")
         return _back(request, reverse("home"))
     messages.success(request, f"Your lab {operation.lab.name} is being built. It is ready when every VM is on.")
     return redirect("labs:lab-detail", operation.lab_id)
@@ -318,7 +322,7 @@ def _act(request: HttpRequest, lab: Lab, start: Callable[[], Operation], started
     try:
         start()
     except REFUSALS as refusal:
-        messages.error(request, f"{refused} {_words(refusal)}")
+        messages.error(request, f"{refused} {_words(request, refusal)}")
     else:
         messages.success(request, started)
     return _back(request, _lab_url(lab))
@@ -336,7 +340,7 @@ def lab_snapshot_create(request: HttpRequest, lab_id: int) -> HttpResponse:
         except ValidationError as error:
             add_errors(form, error)
         except REFUSALS as refusal:
-            messages.error(request, f"No snapshot was taken. {_words(refusal)}")
+            messages.error(request, f"No snapshot was taken. {_words(request, refusal)}")
             return _back(request, _lab_url(lab))
         else:
             messages.success(request, f"Taking snapshot '{name}' of every VM of {lab.name} together.")
@@ -384,7 +388,7 @@ def lab_extend(request: HttpRequest, lab_id: int) -> HttpResponse:
     try:
         extended = services.lab_extend_lease(lab=lab, actor=request.user)
     except REFUSALS as refusal:
-        messages.error(request, f"The lease was not extended. {_words(refusal)}")
+        messages.error(request, f"The lease was not extended. {_words(request, refusal)}")
     else:
         until = timezone.localtime(extended.expires_at)
         messages.success(request, f"{lab.name} now runs until {until:%H:%M} ({until:%d %b}).")
@@ -463,7 +467,7 @@ def lab_cancel(request: HttpRequest, lab_id: int) -> HttpResponse:
     try:
         cancelled = services.operation_cancel(operation=running, actor=request.user)
     except REFUSALS as refusal:
-        messages.error(request, f"Not cancelled. {_words(refusal)}")
+        messages.error(request, f"Not cancelled. {_words(request, refusal)}")
     else:
         if cancelled.state == Operation.State.CANCELLED:
             messages.success(request, f"Cancelled {doing}: it had not started.")
@@ -496,7 +500,7 @@ def lab_vm_console(request: HttpRequest, lab_id: int, vm_id: int) -> HttpRespons
     except REFUSALS as refusal:
         if isinstance(refusal, vsphere.VSphereError):
             logger.info("console: %s: %s", vm.name, refusal)
-        messages.error(request, f"The console of {vm.role} did not open. {_words(refusal)}")
+        messages.error(request, f"The console of {vm.role} did not open. {_words(request, refusal)}")
         return redirect(_lab_url(lab))
     return HttpResponseRedirect(url)
 
@@ -514,7 +518,7 @@ def _class_course_or_404(request: HttpRequest, course_id: int) -> Course:
 
 
 def _forbidden(request: HttpRequest, refusal: PermissionDenied) -> HttpResponse:
-    return render(request, "courses/forbidden.html", {"message": str(refusal)}, status=403)
+    return render(request, "courses/forbidden.html", {"message": _words(request, refusal)}, status=403)
 
 
 def _class_labs(request: HttpRequest, course: Course):
@@ -592,7 +596,7 @@ def _provision(request: HttpRequest, course: Course, students: list | None) -> N
     try:
         result = services.course_provision(course=course, actor=request.user, students=students)
     except REFUSALS as refusal:
-        messages.error(request, f"No lab was started. {_words(refusal)}")
+        messages.error(request, f"No lab was started. {_words(request, refusal)}")
         return
     if result.started:
         names = ", ".join(operation.lab.student.username for operation in result.started)
@@ -669,7 +673,7 @@ def class_action(request: HttpRequest, course_id: int) -> HttpResponse:
         try:
             start(lab, request.user)
         except REFUSALS as refusal:
-            messages.error(request, f"{lab.name} was not {done}. {_words(refusal)}")
+            messages.error(request, f"{lab.name} was not {done}. {_words(request, refusal, lab)}")
         else:
             started.append(lab.name)
     if started:

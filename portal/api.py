@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from portal import audit
 from portal import errors as domain_errors
 
 
@@ -23,8 +25,9 @@ def exception_handler(exc, context):
     """DRF's handler, plus Django's ValidationError and PermissionDenied from services.
 
     Every error answers ``{"detail": "<words>"}``, with ``"errors": {field: [...]}``
-    where fields are to blame.
+    where fields are to blame. Refusals and bad tokens go to the audit log first.
     """
+    _audit(exc, context)
     if isinstance(exc, DjangoValidationError):
         if hasattr(exc, "error_dict"):
             errors = {field: [str(m) for m in messages] for field, messages in exc.message_dict.items()}
@@ -46,3 +49,38 @@ def exception_handler(exc, context):
     elif response is not None and isinstance(response.data, list):
         response.data = {"detail": " ".join(map(str, response.data))}
     return response
+
+
+def _audit(exc, context) -> None:
+    """The API's refusals into the audit log, once each: a 403 (a service's PermissionDenied, a
+    permission class, a quota), a 404 for an object that exists (the API hides what a person may
+    not see), and a token that does not authenticate. Anonymous callers are asked to sign in."""
+    request = context.get("request")
+    if request is None:
+        return
+    if isinstance(exc, exceptions.AuthenticationFailed):
+        audit.audit_record(
+            category=audit.Category.LOGIN_FAILED,
+            action="api.token_auth",
+            result=audit.Result.FAILED,
+            detail=f"{exc.detail} ({request.method} {request.path})",
+            request=request,
+        )
+    elif isinstance(exc, DjangoPermissionDenied | exceptions.PermissionDenied):
+        audit.exception_refused(request, exc, pk_model=_pk_model(context))
+    elif isinstance(exc, Http404 | exceptions.NotFound):
+        audit.exception_refused(request, exc, pk_model=_pk_model(context), status=404)
+
+
+def _pk_model(context):
+    """The model a route's ``pk`` names: its view's queryset's."""
+    view = context.get("view")
+    if "pk" not in context.get("kwargs", {}) or view is None:
+        return None
+    queryset = getattr(view, "queryset", None)
+    if queryset is None:
+        try:
+            queryset = view.get_queryset()
+        except Exception:  # noqa: BLE001 - naming the target is best effort; the answer goes on
+            return None
+    return getattr(queryset, "model", None)

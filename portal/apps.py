@@ -8,5 +8,9 @@ class PortalConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Make the Celery app current, so shared tasks are sent with its configuration.
+        from portal import signals
+
+        # Importing the Celery app makes it current, so shared tasks are sent with its configuration.
         from portal.celery import app  # noqa: F401
+
+        signals.connect()  # sign-ins into the audit log

@@ -6,11 +6,13 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from portal import views
+from portal import audit_api, views
 
 api_v1 = [
     path("", include("courses.api.urls")),
     path("", include("labs.api.urls")),
+    path("audit/", audit_api.AuditEntryList.as_view(), name="audit-entry-list"),
+    path("audit/export/", audit_api.audit_export, name="audit-entry-export"),
 ]
 
 urlpatterns = [
@@ -18,6 +20,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
+    path("audit/", views.audit_log, name="audit"),
+    path("audit/export/", views.audit_export, name="audit-export"),
     path("labs/", include("labs.urls")),
     path("", include("courses.urls")),
     path("admin/", admin.site.urls),

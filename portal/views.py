@@ -1,16 +1,19 @@
-"""Pages of the project itself: the home page of each role."""
+"""Pages of the project itself: the home page of each role, and the audit log."""
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from courses import selectors as course_selectors
 from courses.forms import JoinForm
-from portal import roles
+from portal import audit, roles
+from portal.forms import AuditFilterForm
+from portal.models import AuditEntry
 
 
 @login_required
@@ -66,3 +69,41 @@ def healthz(request: HttpRequest) -> HttpResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return HttpResponse("ok", content_type="text/plain")
+
+
+# The audit log (admins)
+
+AUDIT_PAGE_SIZE = 50
+
+
+def _forbidden(request: HttpRequest, message: str) -> HttpResponse:
+    return render(request, "courses/forbidden.html", {"message": audit.refusal_answered(request, message)}, status=403)
+
+
+@login_required
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """Every login, refusal and operation, newest first, filtered; the export link keeps the filters."""
+    if not roles.is_admin(request.user):
+        return _forbidden(request, "Only admins read the audit log.")
+    form = AuditFilterForm(request.GET)
+    entries = audit.audit_entry_list(**form.filters()) if form.is_valid() else AuditEntry.objects.none()
+    page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "portal/audit_log.html",
+        {"form": form, "page": page, "query": query.urlencode(), "filtered": any(query.values())},
+    )
+
+
+@login_required
+def audit_export(request: HttpRequest) -> HttpResponse:
+    """The filtered entries (all pages) as a CSV download, streamed."""
+    if not roles.is_admin(request.user):
+        return _forbidden(request, "Only admins export the audit log.")
+    form = AuditFilterForm(request.GET)
+    if not form.is_valid():
+        words = " ".join(message for messages in form.errors.values() for message in messages)
+        return HttpResponse(f"Not exported: {words}", status=400, content_type="text/plain; charset=utf-8")
+    return audit.csv_response(request, audit.audit_entry_list(**form.filters()))

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, mixins, status, viewsets
+from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -27,6 +28,7 @@ from courses import permissions, selectors, services
 from courses.api import serializers as s
 from courses.models import Course, CourseQuota, Enrollment, LabTemplate, TemplateNetwork, TemplateVersion, TemplateVM
 from courses.usage import usage_bars
+from portal import audit
 
 User = get_user_model()
 
@@ -94,6 +96,22 @@ class TokenCreateView(ObtainAuthToken):
 
     # Anyone may ask with a password; a browser session must not make this a CSRF-checked call.
     authentication_classes = []
+
+    def post(self, request: Request, *args, **kwargs) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)  # a wrong password is a failed login (portal.signals)
+        user = serializer.validated_data["user"]
+        token, created = Token.objects.get_or_create(user=user)
+        audit.audit_record(
+            category=audit.Category.TOKEN,
+            action="api.token",
+            result=audit.Result.SUCCEEDED,
+            actor=user,
+            target=audit.describe(user),
+            detail="A new API token was created." if created else "The existing API token was handed out.",
+            request=request,
+        )
+        return Response({"token": token.key})
 
 
 # vCenter endpoints

@@ -17,7 +17,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from labs import realtime
+from labs import audit, realtime
 from labs.models import Operation
 from labs.vsphere.errors import VSphereError
 from portal.crypto import SecretUnreadable
@@ -206,6 +206,7 @@ def _finish(operation: Operation, state: str, *, error: str = "", result: dict |
     for name, value in fields.items():
         setattr(operation, name, value)
     _save_and_push(operation, **fields)
+    audit.operation_ended(operation)
 
 
 def execute(operation_id: int, *, abandon_reason: str | None = None) -> None:

@@ -72,6 +72,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "portal.notices.NoticesMiddleware",
+    # Binds the request for audit entries; records the refusals no view recorded (portal/audit.py).
+    "portal.audit.AuditMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: it turns a lockout into the lockout page.
@@ -184,6 +186,8 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-endpoints": {"task": "labs.reconcile_endpoints", "schedule": 15 * 60.0},
     # Leases, idle labs, course ends and deletions after the course (labs/lifecycle.py).
     "lab-lifecycle": {"task": "labs.lifecycle_tick", "schedule": 60.0},
+    # Audit entries older than AUDIT_RETENTION_DAYS are removed.
+    "prune-audit-log": {"task": "portal.prune_audit_log", "schedule": 3600.0},
 }
 
 CHANNEL_LAYERS = {
@@ -244,7 +248,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
-    "ENUM_NAME_OVERRIDES": {"LabStateEnum": "labs.models.Lab.State"},
+    "ENUM_NAME_OVERRIDES": {
+        "LabStateEnum": "labs.models.Lab.State",
+        "AuditCategoryEnum": "portal.models.AuditEntry.Category",
+        "AuditResultEnum": "portal.models.AuditEntry.Result",
+        "AuditSourceEnum": "portal.models.AuditEntry.Source",
+        "SourceEnum": "courses.models.Enrollment.Source",  # named before the audit log had a source too
+    },
 }
 
 # vCenter behaviour.
@@ -253,6 +263,9 @@ NESTLAB_VSPHERE_TASK_DEADLINE = int(os.environ.get("NESTLAB_VSPHERE_TASK_DEADLIN
 NESTLAB_ORPHAN_GRACE_MINUTES = int(os.environ.get("NESTLAB_ORPHAN_GRACE_MINUTES", "30"))
 # Seconds without a heartbeat after which the reaper treats an operation's worker as dead.
 NESTLAB_OPERATION_HEARTBEAT_TIMEOUT = int(os.environ.get("NESTLAB_OPERATION_HEARTBEAT_TIMEOUT", "120"))
+
+# Days an audit log entry is kept (portal/audit.py); 0 keeps every entry forever.
+AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "400"))
 
 LOGGING = {
     "version": 1,

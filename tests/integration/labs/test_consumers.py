@@ -179,3 +179,26 @@ def test_the_class_socket_sees_each_labs_changes():
 def test_a_malformed_message_fails_where_it_is_built():
     with pytest.raises(AssertionError, match="does not match"):
         realtime.realtime.publish(["lab.1"], {"type": "vm.state", "seq": 1, "vm": {"id": 1}})
+
+
+def test_a_refused_socket_is_in_the_audit_log_once_and_one_without_a_session_is_not():
+    from portal.models import AuditEntry
+
+    course = open_course(students=2)
+    lab = _lab(course, 0)
+    classmate = course.enrollments.order_by("student__username")[1].student
+    Session(f"/ws/labs/{lab.pk}/", _headers(classmate)).output()
+    Session(f"/ws/courses/{course.pk}/", _headers(classmate)).output()
+    Session(f"/ws/labs/{lab.pk}/", _headers()).output()
+    lab_refusal, course_refusal = AuditEntry.objects.filter(category="refusal").order_by("id")
+    assert (lab_refusal.actor, lab_refusal.action, lab_refusal.source, lab_refusal.result) == (
+        classmate,
+        "websocket:lab",
+        "websocket",
+        "refused",
+    )
+    assert (lab_refusal.target_type, lab_refusal.target_id) == ("lab", str(lab.pk))
+    assert lab_refusal.detail == (
+        f"Only the lab's student, its course's instructors and admins follow a lab. (/ws/labs/{lab.pk}/)"
+    )
+    assert (course_refusal.action, course_refusal.target_id) == ("websocket:course", str(course.pk))

@@ -90,3 +90,107 @@ def test_api_docs_are_served_without_a_cdn(client):
     schema = client.get(reverse("api-schema"))
     assert schema.status_code == 200
     assert b"/api/v1/operations/" in schema.content
+
+
+# The audit log page (portal.views.audit_log, audit_export)
+
+
+def _audit_entry(**fields):
+    from portal.models import AuditEntry
+
+    values = {"category": "operation", "action": "lab.reset", "result": "succeeded", "source": "worker", **fields}
+    return AuditEntry.objects.create(**values)
+
+
+def _csv_rows(content: bytes) -> list[list[str]]:
+    import csv
+    import io
+
+    return list(csv.reader(io.StringIO(content.decode())))
+
+
+def test_admins_read_the_audit_log_newest_first_and_find_it_in_the_menu(client):
+    _audit_entry(actor_username="alice", category="login", action="auth.login", detail="alice came in.")
+    _audit_entry(target="lab vsp8-bob-1 (#3)", detail="Reset lab #3 failed: vCenter said no")
+    admin = AdminFactory()
+    client.force_login(admin)
+    assert reverse("audit").encode() in client.get(reverse("home")).content
+    page = client.get(reverse("audit")).content.decode()
+    assert page.index("vCenter said no") < page.index("alice came in.")
+    assert "Nestlab</span>" in page, "an entry without an actor is the portal's own"
+    assert ' style="' not in page and "<script>" not in page, "no inline style or script (CSP)"
+
+
+@pytest.mark.parametrize("factory", [InstructorFactory, StudentFactory])
+def test_the_audit_log_is_for_admins_only(client, factory):
+    from portal.models import AuditEntry
+
+    user = factory()
+    client.force_login(user)
+    assert reverse("audit").encode() not in client.get(reverse("home")).content
+    for name in ("audit", "audit-export"):
+        response = client.get(reverse(name))
+        assert response.status_code == 403
+        assert b"Only admins" in response.content
+    assert AuditEntry.objects.filter(category="refusal", actor=user).count() == 2, "each refusal is recorded"
+
+
+def test_anonymous_visitors_are_sent_to_log_in_first(client):
+    response = client.get(reverse("audit"))
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+
+
+def test_the_audit_filters_and_the_export_link_keep_them(client):
+    _audit_entry(actor_username="alice", category="refusal", result="refused", detail="This is not your lab.")
+    _audit_entry(actor_username="alice", detail="Reset lab #3 succeeded")
+    _audit_entry(actor_username="bob", category="refusal", result="refused", detail="Only admins read the audit log.")
+    client.force_login(AdminFactory())
+    page = client.get(reverse("audit"), {"person": "alice", "category": "refusal"}).content.decode()
+    assert "This is not your lab." in page
+    assert "Reset lab #3" not in page and "Only admins read" not in page
+    assert f'href="{reverse("audit-export")}?person=alice&amp;category=refusal"' in page
+    wrong = client.get(reverse("audit"), {"date_from": "2026-11-02", "date_to": "2026-11-01"}).content.decode()
+    assert "The end date is before the start date." in wrong and "This is not your lab." not in wrong
+
+
+def test_the_audit_log_pages_fifty_at_a_time_keeping_the_filters(client):
+    for number in range(51):
+        _audit_entry(actor_username="alice", detail=f"entry {number:02d}.")
+    client.force_login(AdminFactory())
+    first = client.get(reverse("audit"), {"person": "alice"}).content.decode()
+    assert "entry 50." in first and "entry 00." not in first
+    assert "?person=alice&amp;page=2" in first
+    second = client.get(reverse("audit"), {"person": "alice", "page": 2}).content.decode()
+    assert "entry 00." in second and "entry 01." not in second
+
+
+def test_the_export_is_exactly_the_filtered_set_with_formulas_neutralised(client):
+    mine = _audit_entry(actor_username="alice", detail="@SUM(1+1)*cmd")
+    _audit_entry(actor_username="bob", detail="not exported")
+    client.force_login(AdminFactory())
+    response = client.get(reverse("audit-export"), {"person": "alice"})
+    assert response.status_code == 200 and response.streaming
+    header, *rows = _csv_rows(b"".join(response.streaming_content))
+    assert [row[0] for row in rows] == [str(mine.pk)]
+    assert rows[0][header.index("detail")] == "'@SUM(1+1)*cmd"
+    bad = client.get(reverse("audit-export"), {"date_from": "yesterday"})
+    assert bad.status_code == 400 and b"Not exported: Enter a valid date." in bad.content
+
+
+def test_under_asgi_the_export_streams_from_an_async_iterator(client):
+    """daphne serves the portal: Django would read a sync iterator into memory whole first."""
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    entries = [_audit_entry(detail=f"row {number}") for number in range(3)]
+    admin = AdminFactory()
+
+    async def export():
+        async_client = AsyncClient()
+        await async_client.aforce_login(admin)
+        response = await async_client.get(reverse("audit-export"), {"category": "operation"})
+        assert response.is_async
+        return b"".join([chunk async for chunk in response.streaming_content])
+
+    _header, *rows = _csv_rows(async_to_sync(export)())
+    assert [row[0] for row in rows] == [str(entry.pk) for entry in reversed(entries)]

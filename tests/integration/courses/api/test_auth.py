@@ -98,3 +98,24 @@ def test_anonymous_callers_are_refused_everywhere():
         assert response.status_code == 403, url
         assert response.json()["detail"] == "Authentication credentials were not provided."
     assert client.post("/api/v1/instructors/", {}, format="json").status_code == 403
+
+
+def test_handing_out_a_token_is_in_the_audit_log():
+    from portal.models import AuditEntry
+
+    teacher = InstructorFactory()
+    for _ in range(2):
+        APIClient().post(
+            TOKEN_URL, {"username": teacher.username, "password": DEFAULT_PASSWORD}, REMOTE_ADDR="10.7.7.7"
+        )
+    created, again = AuditEntry.objects.filter(category="token").order_by("id")
+    assert (created.actor, created.action, created.result, created.source, created.remote_addr) == (
+        teacher,
+        "api.token",
+        "succeeded",
+        "api",
+        "10.7.7.7",
+    )
+    assert (created.detail, again.detail) == ("A new API token was created.", "The existing API token was handed out.")
+    token = Token.objects.get(user=teacher).key
+    assert all(token not in str(row) for row in AuditEntry.objects.values())

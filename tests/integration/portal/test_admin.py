@@ -1,0 +1,36 @@
+"""portal/admin.py: the audit log in the site admin is read-only, and entries are append-only."""
+
+import pytest
+from django.urls import reverse
+
+from portal.models import AuditEntry
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def entry():
+    return AuditEntry.objects.create(
+        category="refusal", action="labs:lab-reset", result="refused", source="page", detail="This is not your lab."
+    )
+
+
+def test_the_site_admin_shows_entries_but_adds_changes_and_deletes_none(client, entry):
+    client.force_login(UserFactory(is_superuser=True, is_staff=True))
+    listing = client.get(reverse("admin:portal_auditentry_changelist"))
+    assert listing.status_code == 200 and b"labs:lab-reset" in listing.content
+    detail = client.get(reverse("admin:portal_auditentry_change", args=[entry.pk]))
+    assert detail.status_code == 200 and b"This is not your lab." in detail.content
+    assert b'name="_save"' not in detail.content
+    assert client.get(reverse("admin:portal_auditentry_add")).status_code == 403
+    assert client.post(reverse("admin:portal_auditentry_delete", args=[entry.pk]), {"post": "yes"}).status_code == 403
+    assert client.post(reverse("admin:portal_auditentry_change", args=[entry.pk]), {"detail": "x"}).status_code == 403
+    entry.refresh_from_db()
+    assert entry.detail == "This is not your lab."
+
+
+def test_an_entry_once_written_is_never_saved_again(entry):
+    entry.detail = "Rewritten history."
+    with pytest.raises(ValueError, match="append-only"):
+        entry.save()

@@ -1,0 +1,79 @@
+"""portal/api.py's exception handler through real API routes: every refusal of a signed-in
+caller is in the audit log once, with what was refused and why; a bad token is a failed login."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from labs import services as lab_services
+from portal.models import AuditEntry
+from tests.factories import StudentFactory, open_course
+from tests.integration.labs.api.conftest import client_for, ready_lab
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def no_queue(monkeypatch):
+    monkeypatch.setattr(lab_services, "_enqueue", lambda *args: None)
+
+
+def _refusals():
+    return list(AuditEntry.objects.filter(category="refusal").order_by("id"))
+
+
+def test_a_services_refusal_is_recorded_once_with_the_route_and_the_lab():
+    course = open_course(quota={"snapshots_per_lab": 0})
+    lab = ready_lab(course)
+    response = client_for(lab.student).post(
+        f"/api/v1/labs/{lab.pk}/snapshots/", {"name": "before"}, format="json", REMOTE_ADDR="10.4.5.6"
+    )
+    assert response.status_code == 403
+    [entry] = _refusals()
+    assert (entry.actor, entry.source, entry.action, entry.result) == (
+        lab.student,
+        "api",
+        "api:lab-snapshots",
+        "refused",
+    )
+    assert (entry.target_type, entry.target_id, entry.remote_addr) == ("lab", str(lab.pk), "10.4.5.6")
+    assert entry.detail == f"{response.json()['detail']} (POST /api/v1/labs/{lab.pk}/snapshots/)"
+
+
+def test_a_permission_class_refusal_is_recorded():
+    student = StudentFactory()
+    assert client_for(student).get("/api/v1/audit/").status_code == 403
+    [entry] = _refusals()
+    assert (entry.actor, entry.action) == (student, "api:audit-entry-list")
+    assert entry.detail == "Only admins read the audit log. (GET /api/v1/audit/)"
+
+
+def test_not_found_for_a_lab_that_exists_is_a_refusal_and_for_none_is_not():
+    course = open_course(students=2)
+    lab = ready_lab(course, 0)
+    classmate = course.enrollments.exclude(student=lab.student).get().student
+    client = client_for(classmate)
+    assert client.post(f"/api/v1/labs/{lab.pk}/reset/").status_code == 404
+    assert client.post(f"/api/v1/labs/{lab.pk + 1000}/reset/").status_code == 404
+    [entry] = _refusals()
+    assert (entry.actor, entry.action, entry.target_id) == (classmate, "api:lab-reset", str(lab.pk))
+    assert "which exists: it is not theirs to see" in entry.detail
+
+
+def test_a_token_that_does_not_authenticate_is_a_failed_login_without_the_token():
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token 0123456789abcdef")
+    assert client.get("/api/v1/courses/").status_code in (401, 403)
+    [entry] = AuditEntry.objects.all()
+    assert (entry.category, entry.action, entry.result, entry.source) == (
+        "login_failed",
+        "api.token_auth",
+        "failed",
+        "api",
+    )
+    assert entry.detail == "Invalid token. (GET /api/v1/courses/)"
+    assert "0123456789abcdef" not in str(AuditEntry.objects.values().get())
+
+
+def test_anonymous_callers_are_asked_to_sign_in_not_refused():
+    assert APIClient().get("/api/v1/audit/").status_code == 403
+    assert not AuditEntry.objects.exists()
