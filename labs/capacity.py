@@ -65,6 +65,20 @@ return 0
 """
 
 
+_RELEASE_OWNER = """
+local prefix, released = ARGV[1], 0
+for index, key in ipairs(KEYS) do
+  for _, token in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+    if string.sub(token, 1, string.len(prefix)) == prefix then
+      redis.call('ZREM', key, token)
+      if index == 1 then released = released + 1 end
+    end
+  end
+end
+return released
+"""
+
+
 class CapacityTimeout(Exception):
     """No slot came free in time."""
 
@@ -87,15 +101,18 @@ def vcenter_slot(
     on_wait: Callable[[int], None] | None = None,
     timeout: float | None = None,
     client: redis.Redis | None = None,
+    owner: str = "",
 ) -> Iterator[None]:
     """Hold one of ``limit`` slots of an endpoint for the duration of the block.
 
     ``on_wait(ahead)`` is called whenever the number of waiters ahead changes while
     waiting. Raises ``CapacityTimeout`` after ``timeout`` seconds without a slot.
+    ``owner`` (say "operation-42") marks the slot so ``release_owner`` can free it
+    when the run that holds it is known dead.
     """
     connection = client or _redis()
     holders, waiters, seen = keys = _keys(endpoint_id)
-    token = uuid.uuid4().hex
+    token = f"{owner}:{uuid.uuid4().hex}" if owner else uuid.uuid4().hex
     acquire = connection.register_script(_ACQUIRE)
     renew = connection.register_script(_RENEW)
     started = time.monotonic()
@@ -135,6 +152,19 @@ def vcenter_slot(
     finally:
         stop.set()
         connection.zrem(holders, token)
+
+
+def release_owner(endpoint_id: int, owner: str, client: redis.Redis | None = None) -> int:
+    """Free the slots (and places in line) held under ``owner``; return how many slots.
+
+    For a resumed operation: its earlier run died holding slots, and without this they
+    would stay taken until their lease ran out (``LEASE_SECONDS``), keeping the resumed
+    run itself waiting behind its own dead clones.
+    """
+    if not owner:
+        raise ValueError("release_owner needs the owner the slots were taken under")
+    connection = client or _redis()
+    return int(connection.register_script(_RELEASE_OWNER)(keys=_keys(endpoint_id), args=[f"{owner}:"]))
 
 
 def in_use(endpoint_id: int, client: redis.Redis | None = None) -> tuple[int, int]:

@@ -94,6 +94,13 @@ class LabBuilder:
 
     def clone_all(self, sources: list[CloneSource], progress: Callable[[float, str | None], None]) -> None:
         """Clone every VM side by side, each holding one of the endpoint's capacity slots."""
+        operation = self.context.operation
+        owner = f"operation-{operation.pk}"
+        if operation.attempts > 1:
+            # Resumed after its worker died: the dead run's slots are free now, not in a minute.
+            released = capacity.release_owner(self.endpoint.pk, owner)
+            if released:
+                logger.info("Operation %s: freed %d capacity slot(s) of its dead run", operation.pk, released)
 
         def clone(source: CloneSource, reporter: Reporter, index: int) -> str:
             existing = self.client.find_vm(self.lab.folder_moref, source.vm.name)
@@ -109,7 +116,7 @@ class LabBuilder:
                 )
 
             with capacity.vcenter_slot(
-                endpoint_id=self.endpoint.pk, limit=self.endpoint.concurrency_limit, on_wait=waiting
+                endpoint_id=self.endpoint.pk, limit=self.endpoint.concurrency_limit, on_wait=waiting, owner=owner
             ):
                 reporter.progress_of(index)(0)
                 return self.client.clone_vm(
