@@ -295,6 +295,34 @@ def test_cancelling_a_build_midway_removes_what_it_made(course, si, sim, monkeyp
     assert pushed[-1][0] == "cancelled"
 
 
+def test_a_lab_operation_whose_undo_cannot_reach_vcenter_leaves_the_lab_in_error_not_busy(course, sim):
+    lab = started_lab(course)
+    operation = services.lab_snapshot_create(lab=lab, actor=lab.student, name="vCenter is down")
+    sim.stop()
+    operation = run(operation)
+    assert operation.state == Operation.State.FAILED
+    assert "cannot talk to vCenter" in operation.error and "Cleaning up afterwards failed too" in operation.error
+    lab.refresh_from_db()
+    assert lab.state == Lab.State.ERROR, "not busy for ever"
+    assert lab.error == operation.error
+
+
+def test_a_lab_operation_failing_on_a_vanished_vm_says_the_vm_disappeared(course, si):
+    from pyVim.task import WaitForTask
+
+    lab = started_lab(course)
+    router = lab.vms.get(role="router")
+    WaitForTask(vm_object(si, router.moref).PowerOffVM_Task())
+    WaitForTask(vm_object(si, router.moref).Destroy_Task())
+    operation = run(services.lab_power(lab=lab, actor=lab.student, action="reset"))
+    assert operation.state == Operation.State.FAILED
+    lab.refresh_from_db()
+    assert lab.state == Lab.State.ERROR, "not ready: a VM is gone"
+    assert lab.error == "router disappeared from vCenter. Reset rebuilds the lab."
+    router.refresh_from_db()
+    assert router.power_state == "missing"
+
+
 def test_an_abandoned_power_operation_gives_the_lab_back(course):
     lab = started_lab(course)
     operation = services.lab_power(lab=lab, actor=lab.student, action="off")
