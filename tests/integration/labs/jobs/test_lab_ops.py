@@ -323,6 +323,30 @@ def test_a_lab_operation_failing_on_a_vanished_vm_says_the_vm_disappeared(course
     assert router.power_state == "missing"
 
 
+def test_deleting_a_lab_vcenter_forgot_never_removes_what_took_its_morefs(course, sim):
+    """The simulator restarted (a vCenter restored from a backup is alike): it hands the
+    lab's old morefs to new objects. Delete removes only objects that are still the lab's."""
+    from labs.endpoints import endpoint_client
+
+    lab = started_lab(course)
+    remembered = set(lab.vms.values_list("moref", flat=True))
+    sim.restart()
+    client = endpoint_client(lab.endpoint)
+    router = client.get("/DC0/vm/Nestlab Templates/Nested vSphere 8 Lab/router").moref
+    bystander = None
+    for number in range(100):  # clone until a new VM gets one of the lab's old morefs
+        made = client.clone_vm(router, name=f"bystander-{number}", folder="/DC0/vm", pool="/DC0/host/DC0_C0/Resources")
+        if made in remembered:
+            bystander = made
+            break
+    assert bystander is not None, "the simulator hands out morefs again after a restart"
+
+    operation = run(services.lab_delete(lab=lab, actor=lab.student))
+    assert operation.state == Operation.State.SUCCEEDED, operation.error
+    assert client.find(bystander).name.startswith("bystander-"), "another object with an old moref stays"
+    assert not lab.vms.exclude(moref="").exists()
+
+
 def test_an_abandoned_power_operation_gives_the_lab_back(course):
     lab = started_lab(course)
     operation = services.lab_power(lab=lab, actor=lab.student, action="off")
