@@ -204,7 +204,7 @@ def test_a_worker_killed_mid_provision_is_replaced_and_the_lab_ends_built(sim, c
 
 
 @pytest.mark.timeout(240)
-def test_vcenter_restarting_mid_operation_and_under_the_watcher(sim, course, start_worker, si):
+def test_vcenter_restarting_mid_operation_and_under_the_watcher(sim, course, start_worker):
     """The simulator restarts while a snapshot runs and the watcher watches: the operation
     fails in words, the watcher reconnects, and the lab says what vCenter now holds (the
     simulator forgets run-time objects on restart, so the lab is broken); Reset rebuilds
