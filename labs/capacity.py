@@ -65,6 +65,20 @@ return 0
 """
 
 
+_RELEASE_OWNER = """
+local prefix, released = ARGV[1], 0
+for index, key in ipairs(KEYS) do
+  for _, token in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+    if string.sub(token, 1, string.len(prefix)) == prefix then
+      redis.call('ZREM', key, token)
+      if index == 1 then released = released + 1 end
+    end
+  end
+end
+return released
+"""
+
+
 @cache
 def _redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
@@ -82,16 +96,19 @@ def vcenter_slot(
     limit: int,
     on_wait: Callable[[int], None] | None = None,
     client: redis.Redis | None = None,
+    owner: str = "",
 ) -> Iterator[None]:
     """Hold one of ``limit`` slots of an endpoint for the duration of the block.
 
     ``on_wait(ahead)`` is called whenever the number of waiters ahead changes while
     waiting. There is no time limit here: a build waits its turn in line. Any exception
     while waiting (one raised by ``on_wait`` included) takes the waiter out of the line.
+    ``owner`` (say "operation-42") marks the slot so ``release_owner`` can free it
+    when the run that holds it is known dead.
     """
     connection = client or _redis()
     holders, waiters, seen = keys = _keys(endpoint_id)
-    token = uuid.uuid4().hex
+    token = f"{owner}:{uuid.uuid4().hex}" if owner else uuid.uuid4().hex
     acquire = connection.register_script(_ACQUIRE)
     renew = connection.register_script(_RENEW)
     last_reported: int | None = None
@@ -135,6 +152,19 @@ def vcenter_slot(
         # The work is done; with Redis gone the slot frees itself when its lease runs out.
         with suppress(redis.RedisError):
             connection.zrem(holders, token)
+
+
+def release_owner(endpoint_id: int, owner: str, client: redis.Redis | None = None) -> int:
+    """Free the slots (and places in line) held under ``owner``; return how many slots.
+
+    For a resumed operation: its earlier run died holding slots, and without this they
+    would stay taken until their lease ran out (``LEASE_SECONDS``), keeping the resumed
+    run itself waiting behind its own dead clones.
+    """
+    if not owner:
+        raise ValueError("release_owner needs the owner the slots were taken under")
+    connection = client or _redis()
+    return int(connection.register_script(_RELEASE_OWNER)(keys=_keys(endpoint_id), args=[f"{owner}:"]))
 
 
 def in_use(endpoint_id: int, client: redis.Redis | None = None) -> tuple[int, int]:

@@ -539,8 +539,9 @@ def lab_vms_observed(*, endpoint_id: int, updates: list, full_resync: bool) -> i
     """Apply what the vSphere watcher saw to the lab VMs it concerns; return how many changed.
 
     Power, IP and health go to the VM rows (and browsers); power changes meter the lab's
-    hours. A VM that vanished from vCenter while its lab was idle puts the lab in error
-    with words (Reset rebuilds it); VMs our own operations remove are theirs to record.
+    hours. A VM that vanished from vCenter while its lab was idle (ready, or in error after
+    a failed operation) is marked missing and puts the lab in error with words (Reset
+    rebuilds it); VMs our own operations remove are theirs to record.
     """
     by_moref = {update.moref: update for update in updates}
     vms = LabVM.objects.filter(lab__endpoint_id=endpoint_id, lab__state__in=Lab.ACTIVE_STATES).exclude(moref="")
@@ -552,7 +553,7 @@ def lab_vms_observed(*, endpoint_id: int, updates: list, full_resync: bool) -> i
     for vm in vms.select_related("lab", "lab__course"):
         update = by_moref.get(vm.moref)
         if update is None or update.removed:
-            if update is not None or full_resync:
+            if (update is not None or full_resync) and vm.power_state != "missing":
                 vanished.setdefault(vm.lab_id, []).append(vm.role)
                 changed_labs[vm.lab_id] = vm.lab
             continue
@@ -570,16 +571,20 @@ def lab_vms_observed(*, endpoint_id: int, updates: list, full_resync: bool) -> i
         changed_labs[vm.lab_id] = vm.lab
         changed += 1
     for lab_id, lab in changed_labs.items():
-        lab_power_changed(lab=lab)
         roles_gone = vanished.get(lab_id)
-        if roles_gone and lab.state == Lab.State.READY and selectors.lab_busy_with(lab) is None:
-            LabVM.objects.filter(lab=lab, role__in=roles_gone).update(power_state="missing")
+        if roles_gone and lab.state in SETTLED_STATES and selectors.lab_busy_with(lab) is None:
+            # Before metering: a vanished VM no longer runs.
+            for vm in LabVM.objects.filter(lab=lab, role__in=roles_gone).select_related("lab"):
+                vm.power_state = "missing"
+                vm.save(update_fields=["power_state"])
+                realtime.vm_changed(vm)
             Lab.objects.filter(pk=lab.pk).update(
                 state=Lab.State.ERROR,
                 error=f"{', '.join(sorted(roles_gone))} disappeared from vCenter. Reset rebuilds the lab.",
             )
             lab.refresh_from_db()
             realtime.lab_changed(lab)
+        lab_power_changed(lab=lab)
     return changed
 
 

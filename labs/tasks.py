@@ -41,8 +41,14 @@ def reap_operations() -> dict:
 
 @worker_ready.connect
 def reap_at_worker_start(sender=None, **kwargs) -> None:
-    """A worker that starts after a crash finds the operations the dead one left."""
+    """A worker that starts after a crash finds the operations the dead one left.
+
+    A supervisor restarts a killed worker within seconds, before the dead run's heartbeat
+    is old enough to tell it dead; so the reaper runs again once it is, instead of leaving
+    the operation to the next tick of beat after that (up to a minute later).
+    """
     reap_operations.delay()
+    reap_operations.apply_async(countdown=settings.NESTLAB_OPERATION_HEARTBEAT_TIMEOUT + 1)
 
 
 @shared_task(name="labs.power_off_labs_out_of_hours", ignore_result=True)

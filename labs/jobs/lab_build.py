@@ -94,6 +94,13 @@ class LabBuilder:
 
     def clone_all(self, sources: list[CloneSource], progress: Callable[[float, str | None], None]) -> None:
         """Clone every VM side by side, each holding one of the endpoint's capacity slots."""
+        operation = self.context.operation
+        owner = f"operation-{operation.pk}"
+        if operation.attempts > 1:
+            # Resumed after its worker died: the dead run's slots are free now, not in a minute.
+            released = capacity.release_owner(self.endpoint.pk, owner)
+            if released:
+                logger.info("Operation %s: freed %d capacity slot(s) of its dead run", operation.pk, released)
 
         def clone(source: CloneSource, reporter: Reporter, index: int) -> str:
             existing = self.client.find_vm(self.lab.folder_moref, source.vm.name)
@@ -109,7 +116,7 @@ class LabBuilder:
                 )
 
             with capacity.vcenter_slot(
-                endpoint_id=self.endpoint.pk, limit=self.endpoint.concurrency_limit, on_wait=waiting
+                endpoint_id=self.endpoint.pk, limit=self.endpoint.concurrency_limit, on_wait=waiting, owner=owner
             ):
                 reporter.progress_of(index)(0)
                 return self.client.clone_vm(
@@ -226,13 +233,27 @@ class LabBuilder:
 
     # Undo
 
+    def _ours(self, moref: str, name: str) -> bool:
+        """Whether ``moref`` is still the object of that name: a moref remembered from before
+        vCenter lost its inventory (the simulator restarted, a backup restored) may since
+        name another lab's object, which must never be removed in this lab's place."""
+        found = self.client.find(moref)
+        return found is not None and found.name == name
+
     def tear_down(self) -> list[str]:
         """Remove everything of the lab that exists in vCenter; return what could not be removed."""
         problems: list[str] = []
+        if self.lab.folder_moref and not self._ours(self.lab.folder_moref, self.lab.name):
+            self.lab.folder_moref = ""
+            self.lab.save(update_fields=["folder_moref"])
         folder = self.lab.folder_moref
         for vm in self.lab.vms.all():
-            moref = vm.moref or (self.client.find_vm(folder, vm.name) if folder else None)
+            moref = vm.moref if vm.moref and self._ours(vm.moref, vm.name) else None
+            moref = moref or (self.client.find_vm(folder, vm.name) if folder else None)
             if not moref:
+                if vm.moref:  # gone already (or the moref names something else now)
+                    vm.moref, vm.power_state = "", "poweredOff"
+                    vm.save(update_fields=["moref", "power_state"])
                 continue
             try:
                 self.client.destroy_vm(moref, deadline=self.deadline)
@@ -269,6 +290,10 @@ class LabBuilder:
         ):
             moref = getattr(self.lab, field)
             if not moref:
+                continue
+            if not self._ours(moref, self.lab.name):
+                setattr(self.lab, field, "")
+                self.lab.save(update_fields=[field])
                 continue
             try:
                 destroy(moref)

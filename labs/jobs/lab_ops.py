@@ -21,7 +21,7 @@ from labs.jobs.lab_build import (
 from labs.jobs.parallel import Reporter, run_parallel
 from labs.jobs.runner import Job, OperationFailed, register
 from labs.models import Lab, LabSnapshot, LabVM, Operation
-from labs.vsphere import NotFound
+from labs.vsphere import NotFound, VSphereError
 
 GUEST_SHUTDOWN_TIMEOUT = 120
 
@@ -82,8 +82,35 @@ class LabJob(Job):
             mark_state(lab, state or self.prior_state, lab.error)
 
     def on_failure(self, reason: str) -> None:
-        if self.context.operation.lab is not None:
+        if self.context.operation.lab is None:
+            return
+        gone = self.vanished_roles()
+        if gone:
+            mark_state(self.lab, Lab.State.ERROR, vanished_words(gone))
+        else:
             self.finish()
+
+    def on_cleanup_failed(self, reason: str) -> None:
+        """The undo itself failed: the lab is in error with the reason, never left busy."""
+        lab = self.context.operation.lab
+        if lab is not None and lab.state != Lab.State.DELETED:
+            mark_state(lab, Lab.State.ERROR, reason)
+
+    def vanished_roles(self) -> list[str]:
+        """After a failure, read the lab's VMs back from vCenter; the roles of those gone.
+
+        Best effort: when vCenter cannot be asked now, the watcher's full resync once it is
+        back finds them (the lab is no longer busy by then, so it may mark it).
+        """
+        try:
+            self.builder.refresh_power()
+        except VSphereError:
+            return []
+        return sorted(self.lab.vms.exclude(moref="").filter(power_state="missing").values_list("role", flat=True))
+
+
+def vanished_words(roles: list[str]) -> str:
+    return f"{', '.join(roles)} disappeared from vCenter. Reset rebuilds the lab."
 
 
 def _clone_sources(lab: Lab) -> list[CloneSource]:

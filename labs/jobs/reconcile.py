@@ -101,15 +101,29 @@ class Reconcile(Job):
         )
 
     def _mark_broken_labs(self, endpoint_id: int, in_vcenter: dict, busy: set[int]) -> list[str]:
-        ready = list(Lab.objects.filter(endpoint_id=endpoint_id, state=Lab.State.READY).exclude(pk__in=busy))
+        from labs.services import lab_power_changed
+
+        # Ready labs, and labs in error after a failed operation (whose VMs may have gone
+        # since: their rows must not keep saying "poweredOn"). VMs already known missing
+        # are not news.
+        settled = list(
+            Lab.objects.filter(endpoint_id=endpoint_id, state__in=(Lab.State.READY, Lab.State.ERROR)).exclude(
+                pk__in=busy
+            )
+        )
         missing_by_lab = {
-            lab.pk: sorted(vm.role for vm in lab.vms.all() if vm.moref and vm.moref not in in_vcenter) for lab in ready
+            lab.pk: sorted(
+                vm.role
+                for vm in lab.vms.all()
+                if vm.moref and vm.power_state != "missing" and vm.moref not in in_vcenter
+            )
+            for lab in settled
         }
-        hit = [lab for lab in ready if missing_by_lab[lab.pk]]
-        if len(hit) > max(MAX_BROKEN_AT_ONCE, len(ready) // 2):
+        hit = [lab for lab in settled if missing_by_lab[lab.pk]]
+        if len(hit) > max(MAX_BROKEN_AT_ONCE, len(settled) // 2):
             # Half the class vanishing at once is far likelier a bad read than a real loss.
             raise OperationFailed(
-                f"{len(hit)} of {len(ready)} ready labs would be marked broken at once; that looks like a "
+                f"{len(hit)} of {len(settled)} labs would be marked broken at once; that looks like a "
                 "problem reading vCenter, so nothing was changed. Run Reconcile again, or check vCenter."
             )
         broken = []
@@ -120,6 +134,7 @@ class Reconcile(Job):
             lab.error = f"{', '.join(missing)} disappeared from vCenter. Reset rebuilds the lab."
             lab.save(update_fields=["state", "error"])
             realtime.lab_changed(lab)
+            lab_power_changed(lab=lab)  # a vanished VM no longer runs: stop metering its hours
             broken.append(lab.name)
         return broken
 

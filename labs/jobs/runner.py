@@ -28,7 +28,14 @@ logger = logging.getLogger(__name__)
 # Progress writes closer together than this are coalesced (a vCenter task can report
 # every percent); step changes and the final state are always written.
 PROGRESS_WRITE_INTERVAL = 0.25
+# At most this long between beats; shorter when the heartbeat timeout is short (tests),
+# so that a live operation never looks dead between two beats.
 HEARTBEAT_INTERVAL = 10.0
+
+
+def heartbeat_interval() -> float:
+    """Seconds between beats: a quarter of the timeout after which the reaper calls a worker dead."""
+    return max(0.05, min(HEARTBEAT_INTERVAL, settings.NESTLAB_OPERATION_HEARTBEAT_TIMEOUT / 4))
 
 
 class OperationFailed(Exception):
@@ -56,6 +63,10 @@ class Job:
 
     def on_failure(self, reason: str) -> None:
         """Undo or reconcile half-done work; called before the row is marked failed."""
+
+    def on_cleanup_failed(self, reason: str) -> None:
+        """``on_failure`` itself raised (vCenter went away meanwhile, say): leave what the
+        job changed in the database in a state that says so, rather than half-way."""
 
 
 REGISTRY: dict[str, type[Job]] = {}
@@ -151,10 +162,11 @@ class _Heartbeat(threading.Thread):
         super().__init__(name=f"heartbeat-{operation_id}", daemon=True)
         self._operation_id = operation_id
         self._stopped = threading.Event()
+        self._interval = heartbeat_interval()
 
     def run(self) -> None:
         try:
-            while not self._stopped.wait(HEARTBEAT_INTERVAL):
+            while not self._stopped.wait(self._interval):
                 Operation.objects.filter(pk=self._operation_id, state=Operation.State.RUNNING).update(
                     heartbeat_at=timezone.now()
                 )
@@ -165,7 +177,7 @@ class _Heartbeat(threading.Thread):
 
     def stop(self) -> None:
         self._stopped.set()
-        self.join(timeout=HEARTBEAT_INTERVAL)
+        self.join(timeout=self._interval + 5)
 
 
 def _claim(operation_id: int) -> Operation | None:
@@ -263,4 +275,8 @@ def _undo(job: Job, context: JobContext, reason: str, state: str) -> None:
     except Exception:
         logger.exception("Clean-up after operation %s failed", context.operation.pk)
         reason += " Cleaning up afterwards failed too: an admin can run Reconcile on the vCenter to tidy up."
+        try:
+            job.on_cleanup_failed(reason)
+        except Exception:
+            logger.exception("Operation %s could not record that its clean-up failed", context.operation.pk)
     _finish(context.operation, state, error=reason, result=context.result)

@@ -15,7 +15,7 @@ from typing import Any
 
 from pyVmomi import vim, vmodl
 
-from .errors import DeadlineExceeded, TaskFailed, fault_kind, fault_words
+from .errors import DeadlineExceeded, TaskFailed, Unreachable, fault_kind, fault_words
 from .types import ProgressCallback
 
 PC = vmodl.query.PropertyCollector
@@ -136,6 +136,13 @@ def wait_for_task(
                     _report(watch, on_progress, current)
             if end is not None and time.monotonic() >= end:
                 return _give_up(watch, action, deadline or 0.0)
+    except vmodl.fault.ManagedObjectNotFound as fault:
+        # Our own collector (or the task) is unknown: vCenter restarted, or the session was
+        # replaced, between two polls. Not NotFound: callers read that as "the object is gone".
+        raise Unreachable(
+            f"Could not {action}: vCenter lost track of the task while Nestlab waited for it (it restarted, "
+            "or the session ended); the task may or may not have been carried out."
+        ) from fault
     finally:
         watch.close()
 

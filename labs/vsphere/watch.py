@@ -126,6 +126,8 @@ def watch_vms(
                     parent, _, name = folder_ref.rstrip("/").rpartition("/")
                     folders.ensure_folder(session, parent, name)  # the labs folder may not exist yet
                     current = _Filter(session, folder_ref)
+                if failures:
+                    log.info("Watcher on %s: connected again after %d failure(s); full resync", folder_ref, failures)
             updates, full = current.wait(max_wait)
             failures = 0
             session.touch()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -131,6 +132,26 @@ def test_redis_unreachable_is_said_in_words():
     slot = capacity.vcenter_slot(endpoint_id=1, limit=1, client=unreachable)
     with pytest.raises(ServiceUnavailable, match="cannot reach Redis"), slot:
         pass
+
+
+def test_a_dead_runs_slots_are_freed_for_its_resumed_run(endpoint_id):
+    with contextlib.ExitStack() as dead_run:
+        # The dead run: two slots taken, never given back (its worker was SIGKILLed).
+        for _ in range(2):
+            dead_run.enter_context(capacity.vcenter_slot(endpoint_id=endpoint_id, limit=3, owner="operation-7"))
+        # Another operation's live slot, under an owner that starts with the same characters.
+        dead_run.enter_context(capacity.vcenter_slot(endpoint_id=endpoint_id, limit=3, owner="operation-70"))
+        assert capacity.in_use(endpoint_id) == (3, 0)  # full: the resumed run would wait
+
+        assert capacity.release_owner(endpoint_id, "operation-7") == 2
+        assert capacity.in_use(endpoint_id) == (1, 0), "operation-70 keeps its slot"
+        with capacity.vcenter_slot(endpoint_id=endpoint_id, limit=3, owner="operation-7"):
+            assert capacity.in_use(endpoint_id) == (2, 0)
+
+
+def test_release_needs_an_owner(endpoint_id):
+    with pytest.raises(ValueError):
+        capacity.release_owner(endpoint_id, "")
 
 
 def _hold(endpoint_id: int, release: threading.Event) -> None:

@@ -532,3 +532,28 @@ def test_cancelling_other_operations_or_a_running_build_leaves_the_lab(enqueued)
     Operation.objects.filter(pk=building.pk).update(state=Operation.State.RUNNING)
     services.operation_cancel(operation=building, actor=other)
     assert Lab.objects.get(pk=building.lab_id).state == Lab.State.PROVISIONING
+
+
+def test_the_watcher_marks_vanished_vms_of_a_lab_in_error_missing_once_and_stops_its_hours(enqueued, monkeypatch):
+    """A full resync without the lab's VMs (vCenter lost them) while the lab is in error
+    after a failed operation: the rows say missing, the hours stop, the lab says why."""
+    pushed: list[str] = []
+    monkeypatch.setattr(services.realtime, "lab_changed", lambda lab: pushed.append(lab.error))
+    course = open_course()
+    student = _student(course)
+    lab = _ready(services.lab_start(course=course, student=student, actor=student).lab)
+    for number, vm in enumerate(lab.vms.all()):
+        vm.moref, vm.power_state = f"vm-{900 + number}", "poweredOn"
+        vm.save(update_fields=["moref", "power_state"])
+    Lab.objects.filter(pk=lab.pk).update(state=Lab.State.ERROR, error="Revert stopped part way.")
+
+    services.lab_vms_observed(endpoint_id=lab.endpoint_id, updates=[], full_resync=True)
+    lab.refresh_from_db()
+    assert lab.state == Lab.State.ERROR
+    assert lab.error.endswith("disappeared from vCenter. Reset rebuilds the lab."), lab.error
+    assert set(lab.vms.values_list("power_state", flat=True)) == {"missing"}
+    assert lab.running_since is None, "a vanished VM does not run: no more hours"
+
+    pushed.clear()
+    services.lab_vms_observed(endpoint_id=lab.endpoint_id, updates=[], full_resync=True)
+    assert pushed == [], "VMs known missing are not news at the next resync"

@@ -295,6 +295,58 @@ def test_cancelling_a_build_midway_removes_what_it_made(course, si, sim, monkeyp
     assert pushed[-1][0] == "cancelled"
 
 
+def test_a_lab_operation_whose_undo_cannot_reach_vcenter_leaves_the_lab_in_error_not_busy(course, sim):
+    lab = started_lab(course)
+    operation = services.lab_snapshot_create(lab=lab, actor=lab.student, name="vCenter is down")
+    sim.stop()
+    operation = run(operation)
+    assert operation.state == Operation.State.FAILED
+    assert "cannot talk to vCenter" in operation.error and "Cleaning up afterwards failed too" in operation.error
+    lab.refresh_from_db()
+    assert lab.state == Lab.State.ERROR, "not busy for ever"
+    assert lab.error == operation.error
+
+
+def test_a_lab_operation_failing_on_a_vanished_vm_says_the_vm_disappeared(course, si):
+    from pyVim.task import WaitForTask
+
+    lab = started_lab(course)
+    router = lab.vms.get(role="router")
+    WaitForTask(vm_object(si, router.moref).PowerOffVM_Task())
+    WaitForTask(vm_object(si, router.moref).Destroy_Task())
+    operation = run(services.lab_power(lab=lab, actor=lab.student, action="reset"))
+    assert operation.state == Operation.State.FAILED
+    lab.refresh_from_db()
+    assert lab.state == Lab.State.ERROR, "not ready: a VM is gone"
+    assert lab.error == "router disappeared from vCenter. Reset rebuilds the lab."
+    router.refresh_from_db()
+    assert router.power_state == "missing"
+
+
+def test_deleting_a_lab_vcenter_forgot_never_removes_what_took_its_morefs(course, sim):
+    """The simulator restarted (a vCenter restored from a backup is alike): it hands the
+    lab's old morefs to new objects. Delete removes only objects that are still the lab's."""
+    from labs.endpoints import endpoint_client
+
+    lab = started_lab(course)
+    remembered = set(lab.vms.values_list("moref", flat=True))
+    sim.restart()
+    client = endpoint_client(lab.endpoint)
+    router = client.get("/DC0/vm/Nestlab Templates/Nested vSphere 8 Lab/router").moref
+    bystander = None
+    for number in range(100):  # clone until a new VM gets one of the lab's old morefs
+        made = client.clone_vm(router, name=f"bystander-{number}", folder="/DC0/vm", pool="/DC0/host/DC0_C0/Resources")
+        if made in remembered:
+            bystander = made
+            break
+    assert bystander is not None, "the simulator hands out morefs again after a restart"
+
+    operation = run(services.lab_delete(lab=lab, actor=lab.student))
+    assert operation.state == Operation.State.SUCCEEDED, operation.error
+    assert client.find(bystander).name.startswith("bystander-"), "another object with an old moref stays"
+    assert not lab.vms.exclude(moref="").exists()
+
+
 def test_an_abandoned_power_operation_gives_the_lab_back(course):
     lab = started_lab(course)
     operation = services.lab_power(lab=lab, actor=lab.student, action="off")

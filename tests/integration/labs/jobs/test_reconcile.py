@@ -103,6 +103,20 @@ def test_a_lab_whose_vm_vanished_is_marked_broken_in_words(lab):
     assert lab.error == "esxi-02 disappeared from vCenter. Reset rebuilds the lab."
 
 
+def test_a_lab_in_error_whose_vm_vanished_says_so_once_and_stops_metering(lab):
+    """A lab left in error by a failed operation is checked too: its rows must not keep
+    saying "poweredOn" for a VM vCenter no longer has, nor meter hours for it."""
+    Lab.objects.filter(pk=lab.pk).update(state=Lab.State.ERROR, error="The revert stopped part way.")
+    for vm in lab.vms.all():
+        client_of(lab).destroy_vm(vm.moref)
+    assert reconcile(lab.endpoint).result["broken_labs"] == [lab.name]
+    lab.refresh_from_db()
+    assert lab.state == Lab.State.ERROR and lab.error.endswith("disappeared from vCenter. Reset rebuilds the lab.")
+    assert set(lab.vms.values_list("power_state", flat=True)) == {"missing"}
+    assert lab.running_since is None, "no VM runs: hours stop"
+    assert reconcile(lab.endpoint).result["broken_labs"] == [], "known missing VMs are not news"
+
+
 def test_a_lab_with_an_operation_running_is_left_alone(lab, settings):
     settings.NESTLAB_ORPHAN_GRACE_MINUTES = 0
     busy = services.lab_snapshot_create(lab=lab, actor=lab.student, name="in flight")

@@ -110,6 +110,29 @@ def test_failure_runs_the_undo_hook_and_records_the_reason(pushes, job_kind):
     assert undone == [operation.error]
 
 
+def test_a_failing_clean_up_is_recorded_and_the_job_told(pushes, job_kind):
+    told: list[str] = []
+
+    class UndoFails(Job):
+        kind = "test_undo_fails"
+
+        def run(self):
+            raise OperationFailed("vCenter went away.")
+
+        def on_failure(self, reason):
+            raise OSError("still away")
+
+        def on_cleanup_failed(self, reason):
+            told.append(reason)
+
+    operation = _operation(job_kind(UndoFails))
+    execute(operation.pk)
+    operation.refresh_from_db()
+    assert operation.state == Operation.State.FAILED
+    assert operation.error.startswith("vCenter went away. Cleaning up afterwards failed too")
+    assert told == [operation.error]
+
+
 def test_a_crash_fails_the_operation_with_words_and_logs_the_traceback(pushes, job_kind, caplog):
     class Crashes(Job):
         kind = "test_crashes"

@@ -83,3 +83,35 @@ def test_a_callback_that_raises_cancels_the_task(workspace, vcsim, vc, client):
     assert info["info.state"] == "error"
     assert type(info["info.error"]).__name__.endswith("RequestCanceled")
     assert client.vm_info(ESXI).name == "esxi-01"  # the session is fine afterwards
+
+
+def test_vcenter_restarting_between_two_polls_says_the_task_was_lost(monkeypatch):
+    """A restart the waiter does not see as a broken connection: its next poll reconnects
+    and logs in again, and vCenter no longer knows the waiter's collector or the task."""
+    from labs import vsphere
+    from labs.vsphere import Unreachable, tasks
+    from portal import simulator
+
+    from .conftest import CLUSTER_PATH, endpoint_for
+
+    server = simulator.start(args=["-demo", "-task-duration", "CloneVM_Task=3s"])
+    polls = 0
+    original = tasks._Watch.poll
+
+    def poll(self, seconds):
+        nonlocal polls
+        polls += 1
+        if polls == 2:
+            server.restart()  # back up before the poll is sent
+        return original(self, seconds)
+
+    monkeypatch.setattr(tasks._Watch, "poll", poll)
+    try:
+        client = vsphere.get_client(endpoint_for(server))
+        with pytest.raises(Unreachable) as caught:
+            client.clone_vm(ESXI, name=unique("lost"), folder="/DC0/vm", pool=f"{CLUSTER_PATH}/Resources")
+    finally:
+        vsphere.close_all(endpoint_for(server))
+        server.stop()
+    assert "lost track of the task" in str(caught.value) and "restarted" in str(caught.value)
+    assert str(caught.value).startswith("Could not make clone ")

@@ -1,6 +1,6 @@
 import pytest
 
-from labs.jobs.runner import overall_progress
+from labs.jobs.runner import heartbeat_interval, overall_progress
 
 
 @pytest.mark.parametrize(
@@ -18,3 +18,9 @@ from labs.jobs.runner import overall_progress
 )
 def test_overall_progress(start, share, percent, expected):
     assert overall_progress(start, share, percent) == expected
+
+
+@pytest.mark.parametrize(("timeout", "expected"), [(120, 10.0), (40, 10.0), (20, 5.0), (6, 1.5), (0, 0.05)])
+def test_the_heartbeat_beats_four_times_per_timeout_at_most_every_10_s(settings, timeout, expected):
+    settings.NESTLAB_OPERATION_HEARTBEAT_TIMEOUT = timeout
+    assert heartbeat_interval() == expected
