@@ -235,15 +235,18 @@ def _lab_context(request: HttpRequest, lab: Lab) -> dict:
     """What the lab page and its live fragments (snapshot tree, history) need."""
     running = lab.active_operation
     is_admin = roles.is_admin(request.user)
+    # A student removed from the course still reads their lab, without its buttons.
+    read_only = permissions.is_removed_owner(request.user, lab)
     return {
         "lab": lab,
-        "actionable": lab.state not in FINISHED_STATES,
+        "actionable": lab.state not in FINISHED_STATES and not read_only,
+        "read_only": read_only,
         "running": running,
         "busy": running is not None,
         "busy_reason": _busy_reason(lab, running),
         "is_admin": is_admin,
         # As services.operation_cancel allows; the live layer shows the button by the same rule.
-        "can_cancel": running is not None and (is_admin or running.actor_id == request.user.pk),
+        "can_cancel": running is not None and permissions.can_cancel_operation(request.user, running),
         "snapshot_tree": selectors.snapshot_tree(lab),
         "operations": list(lab.operations.select_related("actor")[:RECENT_OPERATIONS]),
     }
