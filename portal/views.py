@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.defaults import page_not_found
 
 from courses import selectors as course_selectors
 from courses.forms import JoinForm
@@ -66,3 +67,13 @@ def healthz(request: HttpRequest) -> HttpResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return HttpResponse("ok", content_type="text/plain")
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A URL nothing answers: under /api/ in the API's error shape (docs/api.md: every error is
+    JSON, e.g. ``/api/v1/labs/-1/``), elsewhere Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"detail": "Nothing answers at this address; the API's routes are at /api/docs/."}, status=404
+        )
+    return page_not_found(request, exception)

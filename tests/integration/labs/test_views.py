@@ -897,3 +897,20 @@ def test_an_admin_reconciles_from_the_home_page_and_reads_the_outcome(client, mo
     client.force_login(StudentFactory())
     refused = client.post(reverse("labs:endpoint-reconcile", args=[endpoint.pk]), follow=True)
     assert b"Only admins can reconcile" in refused.content
+
+
+@pytest.mark.django_db
+def test_a_student_removed_from_the_course_reads_their_lab_page_without_its_buttons(client, enqueued):
+    course = open_course(students=1)
+    lab = _started(course)
+    client.force_login(lab.student)
+    assert 'id="lab-actions"' in client.get(_lab_url(lab)).content.decode()
+    assert f'data-read-only-note="{lab.pk}" hidden' in client.get(_lab_url(lab)).content.decode()
+
+    courses_services.enrollment_remove(enrollment=course.enrollments.get(), actor=course.instructors.get())
+    page = client.get(_lab_url(lab)).content.decode()
+    assert 'id="lab-actions"' not in page and 'id="take-snapshot"' not in page
+    assert f'data-read-only-note="{lab.pk}">You are no longer enrolled in {course.title}' in page
+    # The course's instructor still gets every button.
+    client.force_login(course.instructors.get())
+    assert 'id="lab-actions"' in client.get(_lab_url(lab)).content.decode()

@@ -90,3 +90,11 @@ def test_api_docs_are_served_without_a_cdn(client):
     schema = client.get(reverse("api-schema"))
     assert schema.status_code == 200
     assert b"/api/v1/operations/" in schema.content
+
+
+def test_an_address_under_the_api_that_nothing_answers_is_a_json_404(client):
+    response = client.get("/api/v1/labs/-1/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Nothing answers at this address; the API's routes are at /api/docs/."}
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
