@@ -5,10 +5,18 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, status
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from portal import errors as domain_errors
+
+
+class Pagination(LimitOffsetPagination):
+    """``?limit=&offset=``, 100 by default; a larger ``limit`` than MAX gets MAX (an unbounded
+    one reached the database as a number it cannot hold: a 500)."""
+
+    max_limit = 1000
 
 
 class Conflict(exceptions.APIException):
