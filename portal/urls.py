@@ -25,4 +25,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
+handler400 = "portal.views.bad_request"
 handler404 = "portal.views.not_found"
+handler500 = "portal.views.server_error"
