@@ -31,7 +31,7 @@ from courses.models import (
     TemplateVM,
     VCenterEndpoint,
 )
-from portal import roles
+from portal import realtime, roles
 
 User = get_user_model()
 
@@ -413,6 +413,20 @@ def course_instructor_add(*, course: Course, actor: AbstractBaseUser, instructor
 
 
 @transaction.atomic
+def course_instructor_remove(*, course: Course, actor: AbstractBaseUser, instructor: AbstractBaseUser) -> None:
+    """Stop someone teaching a course: they no longer see it or its labs, and their open live
+    pages of it are closed (docs/websocket.md). A course keeps at least one instructor."""
+    _require(permissions.can_manage_course(actor, course), "Only this course's instructors can change it.")
+    teachers = list(Course.objects.select_for_update().get(pk=course.pk).instructors.values_list("pk", flat=True))
+    if instructor.pk not in teachers:
+        raise ValidationError(f"{instructor.username} does not teach {course.code}.")
+    if len(teachers) == 1:
+        raise ValidationError(f"{instructor.username} is the only instructor of {course.code}; add another first.")
+    course.instructors.remove(instructor)
+    realtime.access_changed([instructor.pk])
+
+
+@transaction.atomic
 def join_code_rotate(*, course: Course, actor: AbstractBaseUser, enabled: bool = True) -> Course:
     """A fresh join code (the old one stops working), or none to close self-enrollment."""
     _require(permissions.can_manage_course(actor, course), "Only this course's instructors can change it.")
@@ -445,12 +459,16 @@ def enrollment_add(
     return enrollment
 
 
+@transaction.atomic
 def enrollment_remove(*, enrollment: Enrollment, actor: AbstractBaseUser) -> None:
+    """Take a student off the roster. The account and their labs stay (they can still read their
+    labs, not use them); their open live pages check again what they may see (docs/websocket.md)."""
     _require(
         permissions.can_manage_course(actor, enrollment.course),
         "Only this course's instructors can change its roster.",
     )
     enrollment.delete()
+    realtime.access_changed([enrollment.student_id])
 
 
 @transaction.atomic

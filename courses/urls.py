@@ -30,6 +30,11 @@ urlpatterns = [
     path("courses/<int:course_id>/state/", views.course_state, name="course-state"),
     path("courses/<int:course_id>/join-code/", views.course_join_code, name="course-join-code"),
     path("courses/<int:course_id>/instructors/", views.course_instructor_add, name="course-instructor-add"),
+    path(
+        "courses/<int:course_id>/instructors/<int:user_id>/remove/",
+        views.course_instructor_remove,
+        name="course-instructor-remove",
+    ),
     path("courses/<int:course_id>/roster/", views.roster_add, name="roster-add"),
     path("courses/<int:course_id>/roster/upload/", views.roster_upload, name="roster-upload"),
     path("courses/<int:course_id>/roster/<int:enrollment_id>/remove/", views.roster_remove, name="roster-remove"),

@@ -508,6 +508,22 @@ def course_instructor_add(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
+def course_instructor_remove(request: HttpRequest, course_id: int, user_id: int) -> HttpResponse:
+    course = _course_or_404(request, course_id)
+    instructor = get_object_or_404(course.instructors.all(), pk=user_id)
+    try:
+        services.course_instructor_remove(course=course, actor=request.user, instructor=instructor)
+    except PermissionDenied as refusal:
+        messages.error(request, str(refusal))
+    except ValidationError as refusal:
+        messages.error(request, " ".join(refusal.messages))
+    else:
+        messages.success(request, f"{instructor.username} no longer teaches this course.")
+    return _back(reverse("courses:course-detail", args=[course.pk]), "instructors")
+
+
+@login_required
+@require_POST
 def roster_add(request: HttpRequest, course_id: int) -> HttpResponse:
     """Enroll an existing account by user name, or make a new student account and enroll it."""
     course = _course_or_404(request, course_id)

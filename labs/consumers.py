@@ -1,11 +1,18 @@
 """WebSocket consumers: thin. They check that the user may see the object before joining
 any group, send the full state first and then relay the deltas producers push after
-their commits (schema: docs/websocket.md). They never call vCenter."""
+their commits (schema: docs/websocket.md). They never call vCenter.
+
+Permission is checked again on every client ``resync`` and whenever the person's access
+changes (``portal.realtime.access_changed``, sent by roster changes to their user group): a
+person who may no longer see the object is closed with 4403; a lab's owner removed from its
+course, who still reads it, gets a full state with ``can_act`` false and a notice.
+"""
 
 from __future__ import annotations
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth import get_user_model
 
 from courses import permissions as course_permissions
 from courses.models import Course
@@ -13,6 +20,8 @@ from labs import permissions, realtime, services
 from labs.models import Lab
 from portal import audit
 from portal import realtime as groups
+
+User = get_user_model()
 
 # Close codes a client can act on (4000-4999 are the application's own).
 NOT_SIGNED_IN = 4401
@@ -24,6 +33,7 @@ class _PushConsumer(AsyncJsonWebsocketConsumer):
 
     joined: list[str]
     audit_action: str  # names a refusal in the audit log
+    refused = False
 
     async def refuse(self, code: int, reason: str = "") -> None:
         if code == NOT_ALLOWED:  # a signed-in person; one who is not is asked to sign in
@@ -41,8 +51,7 @@ class _PushConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
-        for name in getattr(self, "joined", []):
-            await self.channel_layer.group_discard(name, self.channel_name)
+        await self.leave()
 
     async def dispatch(self, message: dict) -> None:
         # Channels closes old database connections before every handler, a hop through the
@@ -54,11 +63,36 @@ class _PushConsumer(AsyncJsonWebsocketConsumer):
         await super().dispatch(message)
 
     async def push(self, event: dict) -> None:
-        await self.send_json(event["message"])
+        if not self.refused:  # one already in the channel when access was lost goes nowhere
+            await self.send_json(event["message"])
 
     async def receive_json(self, content, **kwargs) -> None:
-        if isinstance(content, dict) and content.get("type") == "resync":
+        if isinstance(content, dict) and content.get("type") == "resync" and await self.recheck():
             await self.send_json(await self.full_state())
+
+    async def access_changed(self, event: dict) -> None:
+        """``portal.realtime.access_changed``: internal, never relayed to the browser."""
+        await self.recheck()
+
+    async def recheck(self) -> bool:
+        """Ask the permission again, with the user read afresh (their roles may have changed
+        too); close with 4401 or 4403 and leave every group when it no longer holds."""
+        code = await database_sync_to_async(self.refusal)()
+        if code is None:
+            return True
+        self.refused = True
+        await self.leave()
+        await self.close(code=code)
+        return False
+
+    async def leave(self) -> None:
+        for name in getattr(self, "joined", []):
+            await self.channel_layer.group_discard(name, self.channel_name)
+        self.joined = []
+
+    def refusal(self) -> int | None:
+        """Runs in the database thread: None when the user may still look, else the close code."""
+        raise NotImplementedError
 
     async def full_state(self) -> dict:
         raise NotImplementedError
@@ -79,11 +113,31 @@ class LabConsumer(_PushConsumer):
         if self.lab is None:
             await self.refuse(NOT_ALLOWED, "Only the lab's student, its course's instructors and admins follow a lab.")
             return
+        self.can_act = await database_sync_to_async(permissions.can_act_on_lab)(user, self.lab)
         await self.join([groups.lab_group(self.lab.pk), groups.user_group(user.pk)])
         await self.send_json(await self.full_state())
 
     async def full_state(self) -> dict:
-        return await database_sync_to_async(realtime.lab_full_state)(self.lab)
+        return await database_sync_to_async(realtime.lab_full_state)(self.lab, can_act=self.can_act)
+
+    def refusal(self) -> int | None:
+        user = _fresh_user(self.scope["user"])
+        if user is None:
+            return NOT_SIGNED_IN
+        lab = Lab.objects.select_related("course").filter(pk=self.lab.pk).first()
+        if lab is None or not permissions.can_view_lab(user, lab):
+            return NOT_ALLOWED
+        self.lab, self.could_act, self.can_act = lab, self.can_act, permissions.can_act_on_lab(user, lab)
+        return None
+
+    async def access_changed(self, event: dict) -> None:
+        if not await self.recheck():
+            return
+        if self.could_act and not self.can_act:  # the owner was removed from the course: tell them
+            await self.send_json(await self.full_state())
+            await self.send_json({"type": "notice", "seq": 0, "level": "warning", "text": REMOVED_WORDS})
+        elif self.can_act and not self.could_act:
+            await self.send_json(await self.full_state())
 
 
 class CourseConsumer(_PushConsumer):
@@ -106,6 +160,24 @@ class CourseConsumer(_PushConsumer):
 
     async def full_state(self) -> dict:
         return await database_sync_to_async(realtime.course_full_state)(self.course_id)
+
+    def refusal(self) -> int | None:
+        user = _fresh_user(self.scope["user"])
+        if user is None:
+            return NOT_SIGNED_IN
+        return None if _managed_course_id(user, self.course_id) is not None else NOT_ALLOWED
+
+
+REMOVED_WORDS = (
+    "You are no longer enrolled in this lab's course: you can still see the lab, but not use it. "
+    "Ask the course's instructor if this is a mistake."
+)
+
+
+def _fresh_user(user):
+    """The connected person as the database has them now (roles are cached on the object the
+    connection started with); None once the account is gone or disabled."""
+    return User.objects.filter(pk=user.pk, is_active=True).first()
 
 
 def _visible_lab(user, lab_id: int) -> Lab | None:

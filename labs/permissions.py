@@ -6,7 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from courses import permissions as course_permissions
 from courses.models import Course
-from labs.models import Lab
+from labs.models import Lab, Operation
 from portal import roles
 
 
@@ -45,6 +45,18 @@ def can_power_on_lab(user: AbstractBaseUser, lab: Lab) -> bool:
     off and lab hours would keep counting after the course. Staff may still power a lab on, to
     look at a student's work or grade it."""
     return not lab.course.has_ended or course_permissions.can_manage_course(user, lab.course)
+
+
+def can_cancel_operation(user: AbstractBaseUser, operation: Operation) -> bool:
+    """Admins, and the person who started it while they may still act on its lab (a student
+    removed from the course, or an instructor from it, no longer cancels work on its labs)."""
+    if not user.is_authenticated:
+        return False
+    if roles.is_admin(user):
+        return True
+    if operation.actor_id != user.pk:
+        return False
+    return operation.lab_id is None or can_act_on_lab(user, operation.lab)
 
 
 def can_start_own_lab(user: AbstractBaseUser, course: Course) -> bool:

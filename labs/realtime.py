@@ -145,13 +145,18 @@ def _with_seq(payload: dict[str, Any], seq: int) -> dict[str, Any]:
     return {**payload, "seq": seq}
 
 
-def lab_full_state(lab: Lab) -> dict[str, Any]:
-    """Everything a lab page shows that changes: sent first on connect and on resync."""
+def lab_full_state(lab: Lab, *, can_act: bool) -> dict[str, Any]:
+    """Everything a lab page shows that changes: sent first on connect and on resync.
+
+    ``can_act``: whether the person connected may act on the lab (false for its owner once
+    removed from the course: they still read it); ``labs.permissions.can_act_on_lab``.
+    """
     lab.refresh_from_db()
     operation = selectors.lab_busy_with(lab)
     return {
         "type": "lab.full",
         "seq": lab.seq,
+        "can_act": can_act,
         "lab": lab_payload(lab),
         "vms": [_with_seq(vm_payload(vm), vm.seq) for vm in lab.vms.all()],
         "current": lab.current_snapshot_id,

@@ -26,13 +26,17 @@ def _taught_courses(user: AbstractBaseUser) -> QuerySet[Course]:
 def operation_list(
     *, user: AbstractBaseUser, lab: int | None = None, state: str | None = None, kind: str | None = None
 ) -> QuerySet[Operation]:
-    """Operations a user may see: admins all; everyone else those they started and those on the
-    labs they may see (a student's own; an instructor's, the labs of the courses they teach)."""
+    """Operations a user may see: admins all; everyone else those on the labs they may see (a
+    student's own; an instructor's, the labs of the courses they teach: the people of
+    ``labs.permissions.can_view_lab``) and those on no lab that they started. An instructor
+    who started work on a lab of a course they no longer teach no longer sees it."""
     operations = Operation.objects.select_related("endpoint", "actor")
     if not roles.is_admin(user):
         if not user.is_authenticated:
             return operations.none()
-        operations = operations.filter(Q(actor=user) | Q(lab__student=user) | Q(lab__course__in=_taught_courses(user)))
+        operations = operations.filter(
+            Q(actor=user, lab__isnull=True) | Q(lab__student=user) | Q(lab__course__in=_taught_courses(user))
+        )
     if lab is not None:
         operations = operations.filter(lab_id=lab)
     if state:
@@ -117,9 +121,12 @@ def snapshot_tree(lab: Lab) -> list[LabSnapshot]:
     return roots
 
 
+PICKER_WORDS = "Only instructors and admins can browse vCenter."
+
+
 def _require_picker(user: AbstractBaseUser) -> None:
     if not permissions.can_create_templates(user):
-        raise PermissionDenied("Only instructors and admins can browse vCenter.")
+        raise PermissionDenied(PICKER_WORDS)
 
 
 def endpoint_inventory(

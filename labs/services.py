@@ -82,7 +82,9 @@ def operation_cancel(*, operation: Operation, actor: AbstractBaseUser) -> Operat
     A queued provision or clone never made anything: the lab it was for is deleted with it,
     so it no longer holds its VLANs, a running slot or a place in the student's labs.
     """
-    if not (roles.is_admin(actor) or operation.actor_id == actor.pk):
+    if not permissions.can_cancel_operation(actor, operation):
+        if operation.lab_id is not None and operation.actor_id == actor.pk:
+            _require_act(actor, operation.lab)  # says why in the lab's words
         raise PermissionDenied("Only the person who started an operation, or an admin, can cancel it.")
     discarded = None
     with transaction.atomic():

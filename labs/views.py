@@ -239,15 +239,18 @@ def _lab_context(request: HttpRequest, lab: Lab) -> dict:
     """What the lab page and its live fragments (snapshot tree, history) need."""
     running = lab.active_operation
     is_admin = roles.is_admin(request.user)
+    # A student removed from the course still reads their lab, without its buttons.
+    read_only = permissions.is_removed_owner(request.user, lab)
     return {
         "lab": lab,
-        "actionable": lab.state not in FINISHED_STATES,
+        "actionable": lab.state not in FINISHED_STATES and not read_only,
+        "read_only": read_only,
         "running": running,
         "busy": running is not None,
         "busy_reason": _busy_reason(lab, running),
         "is_admin": is_admin,
         # As services.operation_cancel allows; the live layer shows the button by the same rule.
-        "can_cancel": running is not None and (is_admin or running.actor_id == request.user.pk),
+        "can_cancel": running is not None and permissions.can_cancel_operation(request.user, running),
         "snapshot_tree": selectors.snapshot_tree(lab),
         "operations": list(lab.operations.select_related("actor")[:RECENT_OPERATIONS]),
     }
@@ -268,7 +271,6 @@ def _lab_page(request: HttpRequest, lab: Lab, *, snapshot_form: forms.SnapshotFo
         "is_own": lab.student_id == request.user.pk,
         "can_manage": course_permissions.can_manage_course(request.user, course),
         # The same rules the services apply, so the page offers only what would be accepted.
-        "can_act": permissions.can_act_on_lab(request.user, lab),
         "can_power_on": permissions.can_power_on_lab(request.user, lab),
         "state_words": STATE_WORDS.get(lab.state, ""),
         "vms": list(lab.vms.all()),

@@ -6,11 +6,19 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from portal import audit
 from portal import errors as domain_errors
+
+
+class Pagination(LimitOffsetPagination):
+    """``?limit=&offset=``, 100 by default; a larger ``limit`` than MAX gets MAX (an unbounded
+    one reached the database as a number it cannot hold: a 500)."""
+
+    max_limit = 1000
 
 
 class Conflict(exceptions.APIException):
@@ -40,11 +48,8 @@ def exception_handler(exc, context):
         exc = exceptions.PermissionDenied(str(exc) or None)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(response.data, dict) and "detail" not in response.data:
-        errors = response.data
-        detail = " ".join(
-            f"{field}: {' '.join(map(str, messages)) if isinstance(messages, list) else messages}"
-            for field, messages in errors.items()
-        )
+        errors = {field: _sentences(messages) for field, messages in response.data.items()}
+        detail = " ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
         response.data = {"detail": detail, "errors": errors}
     elif response is not None and isinstance(response.data, list):
         response.data = {"detail": " ".join(map(str, response.data))}
@@ -84,3 +89,20 @@ def _pk_model(context):
         except Exception:  # noqa: BLE001 - naming the target is best effort; the answer goes on
             return None
     return getattr(queryset, "model", None)
+
+
+def _sentences(messages) -> list[str]:
+    """A field's messages as a list of sentences, the documented shape: the per-item errors of a
+    list field (``{1: ["..."]}``) and a nested object's per-field errors become "item 2: ..."
+    and "name: ..." instead of a nested object (or its Python repr in ``detail``)."""
+    if isinstance(messages, dict):
+        return [f"{_label(key)}: {sentence}" for key, inner in messages.items() for sentence in _sentences(inner)]
+    if isinstance(messages, list | tuple):
+        if any(isinstance(inner, dict) for inner in messages):  # a list of nested objects
+            return _sentences({index: inner for index, inner in enumerate(messages) if inner})
+        return [sentence for inner in messages for sentence in _sentences(inner)]
+    return [str(messages)]
+
+
+def _label(key) -> str:
+    return f"item {int(key) + 1}" if str(key).isdigit() else str(key)

@@ -35,3 +35,7 @@ urlpatterns = [
         name="api-docs",
     ),
 ]
+
+handler400 = "portal.views.bad_request"
+handler404 = "portal.views.not_found"
+handler500 = "portal.views.server_error"

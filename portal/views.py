@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.defaults import bad_request as django_bad_request
+from django.views.defaults import page_not_found
+from django.views.defaults import server_error as django_server_error
 
 from courses import selectors as course_selectors
 from courses.forms import JoinForm
@@ -107,3 +112,37 @@ def audit_export(request: HttpRequest) -> HttpResponse:
         words = " ".join(message for messages in form.errors.values() for message in messages)
         return HttpResponse(f"Not exported: {words}", status=400, content_type="text/plain; charset=utf-8")
     return audit.csv_response(request, audit.audit_entry_list(**form.filters()))
+
+
+# Errors Django answers itself
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A request Django itself refuses before any view (too many fields, too large a body,
+    a bad header): under /api/ in the API's error shape, elsewhere Django's page."""
+    if not request.path.startswith("/api/"):
+        return django_bad_request(request, exception)
+    if isinstance(exception, TooManyFieldsSent):
+        detail = f"The request has too many fields: at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}."
+    elif isinstance(exception, RequestDataTooBig):
+        detail = f"The request body is too large: at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+    else:
+        detail = "The request was refused as malformed."
+    return JsonResponse({"detail": detail}, status=400)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """An unexpected error (logged with its traceback): under /api/ in the API's error shape."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Something went wrong on the server; it was logged."}, status=500)
+    return django_server_error(request)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A URL nothing answers: under /api/ in the API's error shape (docs/api.md: every error is
+    JSON, e.g. ``/api/v1/labs/-1/``), elsewhere Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"detail": "Nothing answers at this address; the API's routes are at /api/docs/."}, status=404
+        )
+    return page_not_found(request, exception)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 
 from courses import permissions, services
@@ -86,6 +87,16 @@ class EndpointNameSerializer(serializers.ModelSerializer):
         model = VCenterEndpoint
         fields = ["id", "name"]
         read_only_fields = fields
+
+
+class EndpointNameSchema(OpenApiSerializerExtension):
+    """An instructor's endpoint has exactly these fields: saying so in the schema tells it from
+    an admin's in the list's ``oneOf`` (an admin's has more, so it is not an EndpointName)."""
+
+    target_class = EndpointNameSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        return {**auto_schema._map_basic_serializer(self.target, direction), "additionalProperties": False}
 
 
 # Templates

@@ -14,8 +14,14 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.http import Http404
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import generics, mixins, status, viewsets
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
@@ -88,6 +94,12 @@ class CreatesInstructors(BasePermission):
             "The same token is answered until it is deleted. Wrong credentials answer 400."
         ),
         tags=["auth"],
+        responses={
+            200: inline_serializer("Token", {"token": serializers.CharField()}),
+            400: OpenApiResponse(
+                s.ErrorSerializer, description="A missing field, or wrong credentials (also while rate-limited)."
+            ),
+        },
     )
 )
 class TokenCreateView(ObtainAuthToken):
@@ -121,7 +133,15 @@ class TokenCreateView(ObtainAuthToken):
     list=extend_schema(
         summary="List vCenter endpoints",
         description="Admins: every field. Instructors: only `id` and `name`, to pick a template's endpoint.",
-        responses={200: s.EndpointSerializer(many=True), **errors(403)},
+        responses={
+            200: PolymorphicProxySerializer(
+                component_name="EndpointListItem",
+                serializers=[s.EndpointSerializer, s.EndpointNameSerializer],
+                resource_type_field_name=None,
+                many=True,
+            ),
+            **errors(403),
+        },
     ),
     create=extend_schema(summary="Connect a vCenter", responses={201: s.EndpointSerializer, **errors(400, 403)}),
     retrieve=extend_schema(summary="Get a vCenter endpoint", responses={200: s.EndpointSerializer, **errors(403, 404)}),
@@ -671,19 +691,24 @@ class CourseQuotaView(generics.GenericAPIView):
         except CourseQuota.DoesNotExist:
             return CourseQuota(course=course)  # never set: no limits
 
+    def get_object(self) -> CourseQuota:
+        """The quota of a course the caller may see, else 404 (also what OPTIONS describes)."""
+        return self._quota(_course(self.request, self.kwargs["course_id"]))
+
     def get(self, request: Request, course_id: int) -> Response:
-        return Response(s.QuotaSerializer(self._quota(_course(request, course_id))).data)
+        return Response(s.QuotaSerializer(self.get_object()).data)
 
     def put(self, request: Request, course_id: int) -> Response:
-        return self._update(request, course_id, partial=False)
+        return self._update(request, partial=False)
 
     def patch(self, request: Request, course_id: int) -> Response:
-        return self._update(request, course_id, partial=True)
+        return self._update(request, partial=True)
 
-    def _update(self, request: Request, course_id: int, *, partial: bool) -> Response:
-        course = _course(request, course_id)
+    def _update(self, request: Request, *, partial: bool) -> Response:
+        quota = self.get_object()
+        course = quota.course
         _require(permissions.can_set_quota(request.user, course), "Only admins can set quotas.")
-        serializer = s.QuotaSerializer(self._quota(course), data=request.data, partial=partial)
+        serializer = s.QuotaSerializer(quota, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         quota = services.quota_update(course=course, actor=request.user, **serializer.validated_data)
         return Response(s.QuotaSerializer(quota).data)

@@ -199,8 +199,16 @@ class LabDetailSerializer(LabSerializer):
         return LabSnapshotSerializer(selectors.snapshot_tree(lab), many=True).data
 
 
+class IdField(serializers.IntegerField):
+    """An object's id in a body or a query: a whole number the database can hold (a larger
+    one is a 400 in words, not a database error)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(min_value=1, max_value=2**63 - 1, **kwargs)
+
+
 class LabStartSerializer(serializers.Serializer):
-    course = serializers.IntegerField(help_text="The course whose lab to start.")
+    course = IdField(help_text="The course whose lab to start.")
     student = serializers.CharField(
         required=False, help_text="Instructors and admins: the enrolled student to start it for (username)."
     )
@@ -212,14 +220,12 @@ class SnapshotCreateSerializer(serializers.Serializer):
 
 
 class RevertSerializer(serializers.Serializer):
-    snapshot = serializers.IntegerField(help_text="A snapshot of this lab (its baseline's id to go back to the start).")
+    snapshot = IdField(help_text="A snapshot of this lab (its baseline's id to go back to the start).")
 
 
 class PowerSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=services.POWER_ACTIONS)
-    vm = serializers.IntegerField(
-        required=False, allow_null=True, help_text="One of the lab's VMs (its id); without it, the whole lab."
-    )
+    vm = IdField(required=False, allow_null=True, help_text="One of the lab's VMs (its id); without it, the whole lab.")
 
 
 class ConsoleSerializer(serializers.Serializer):
@@ -246,7 +252,7 @@ BULK_ACTIONS = ("power_off", "reset", "delete")
 
 class BulkSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=BULK_ACTIONS)
-    labs = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=1000)
+    labs = serializers.ListField(child=IdField(), min_length=1, max_length=1000)
 
 
 class BulkResultSerializer(serializers.Serializer):
@@ -264,13 +270,13 @@ class BulkResponseSerializer(serializers.Serializer):
 
 
 class OperationFilterSerializer(serializers.Serializer):
-    lab = serializers.IntegerField(required=False, help_text="Only the operations on this lab.")
+    lab = IdField(required=False, help_text="Only the operations on this lab.")
     state = serializers.ChoiceField(choices=Operation.State.choices, required=False)
     kind = serializers.ChoiceField(choices=Operation.Kind.choices, required=False)
 
 
 class LabFilterSerializer(serializers.Serializer):
-    course = serializers.IntegerField(required=False, help_text="Only the labs of this course.")
+    course = IdField(required=False, help_text="Only the labs of this course.")
     state = serializers.ChoiceField(
         choices=Lab.State.choices, required=False, help_text="Only labs in this state; `deleted` shows deleted labs."
     )

@@ -14,10 +14,11 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.exceptions import APIException
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from courses import permissions as course_permissions
 from courses import selectors as course_selectors
 from courses.api.serializers import ErrorSerializer
 from courses.api.views import BuildsTemplates, errors
@@ -49,9 +50,26 @@ User = get_user_model()
 
 
 OPERATIONS_SEEN = (
-    "Admins see every operation; everyone else those they started and those on the labs they may see (a "
-    "student's own labs; an instructor's, the labs of the courses they teach)."
+    "Admins see every operation; everyone else those on the labs they may see (a student's own labs; an "
+    "instructor's, the labs of the courses they teach) and those on no lab that they started."
 )
+
+
+def _only(allowed, message: str) -> type[BasePermission]:
+    """A route reserved to a role answers 403 before it looks anything up, so ids cannot be
+    probed (docs/api.md); ``allowed`` is the permission the service asks again."""
+
+    class Only(BasePermission):
+        def has_permission(self, request, view) -> bool:
+            return allowed(request.user)
+
+    Only.message = message
+    return Only
+
+
+ADMINS_CHECK = _only(course_permissions.can_manage_endpoints, "Only admins can check vCenter connections.")
+ADMINS_RECONCILE = _only(course_permissions.can_manage_endpoints, "Only admins can reconcile vCenter with Nestlab.")
+PICKER = _only(course_permissions.can_create_templates, selectors.PICKER_WORDS)
 
 
 @extend_schema_view(
@@ -72,6 +90,7 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     """Operations on vCenter, as labs.selectors.operation_list lets each person see them."""
 
     serializer_class = OperationSerializer
+    lookup_value_regex = r"\d+"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
@@ -106,6 +125,7 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     tags=["endpoints"],
 )
 @api_view(["POST"])
+@permission_classes([IsAuthenticated, ADMINS_CHECK])
 def endpoint_check(request: Request, endpoint_id: int) -> Response:
     endpoint = get_object_or_404(VCenterEndpoint, pk=endpoint_id)
     operation = services.endpoint_check_start(endpoint=endpoint, actor=request.user)
@@ -124,6 +144,7 @@ def endpoint_check(request: Request, endpoint_id: int) -> Response:
     tags=["endpoints"],
 )
 @api_view(["POST"])
+@permission_classes([IsAuthenticated, ADMINS_RECONCILE])
 def endpoint_reconcile(request: Request, endpoint_id: int) -> Response:
     endpoint = get_object_or_404(VCenterEndpoint, pk=endpoint_id)
     operation = services.endpoint_reconcile_start(endpoint=endpoint, actor=request.user)
@@ -185,6 +206,7 @@ VCENTER_ERRORS = {
     responses={200: InventoryItemSerializer(many=True), **errors(400, 403), **VCENTER_ERRORS},
 )
 @api_view(["GET"])
+@permission_classes([IsAuthenticated, PICKER])
 def endpoint_inventory(request: Request, endpoint_id: int) -> Response:
     endpoint = get_object_or_404(VCenterEndpoint, pk=endpoint_id)
     with vcenter_errors():
@@ -204,6 +226,7 @@ def endpoint_inventory(request: Request, endpoint_id: int) -> Response:
     responses={200: VMInfoSerializer, **errors(400, 403), **VCENTER_ERRORS},
 )
 @api_view(["GET"])
+@permission_classes([IsAuthenticated, PICKER])
 def endpoint_vm(request: Request, endpoint_id: int, moref: str) -> Response:
     endpoint = get_object_or_404(VCenterEndpoint, pk=endpoint_id)
     with vcenter_errors():

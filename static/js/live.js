@@ -39,7 +39,9 @@
  *                                 data (operations on it or cloning it), whatever the server
  *                                 rendered. Without data-lab: while any lab on the page is
  *                                 busy. Not for controls disabled for other reasons.
- *   [data-while-actionable="7"]   hidden once lab 7 is deleting, deleted or expired.
+ *   [data-while-actionable="7"]   hidden once lab 7 is deleting, deleted or expired, or once
+ *                                 this person may no longer act on it (lab.full can_act false).
+ *   [data-read-only-note="7"]     shown exactly while this person may see lab 7 but not act on it.
  *   [data-snapshots-taken="7"]    how many snapshots lab 7 keeps (the baseline not counted).
  *   [data-snapshot-tree="7"]      lab 7's tree: li[data-snapshot-id], li.current for "you are
  *                                 here"; re-fetched when the ids or the current one differ.
@@ -94,6 +96,7 @@
   const ops = new Map();         // "381" -> operation payload: active ones, and ended ones still shown
   const ended = new Set();       // operation ids known to have ended (never seeded again)
   const cancelAsked = new Set(); // operation ids someone asked to cancel (the server said so)
+  const readOnly = new Set();    // lab ids this person may see but no longer act on (lab.full can_act)
   const seqs = new Map();        // "lab:7", "vm:3", "op:381" -> last seq applied
   const toasted = new Set();
   const followers = new Map();   // lab id -> Connection following a clone made from this page's lab
@@ -261,7 +264,10 @@
     });
     const finished = FINISHED_LAB.has(lab.state);
     all(`[data-while-actionable="${labId}"]`).forEach((el) => {
-      el.hidden = finished;
+      el.hidden = finished || readOnly.has(labId);
+    });
+    all(`[data-read-only-note="${labId}"]`).forEach((el) => {
+      el.hidden = !readOnly.has(labId);
     });
   }
 
@@ -327,7 +333,7 @@
   }
 
   function mayCancel(op) {
-    return ADMIN || (ME !== null && op.actor === ME);
+    return ADMIN || (ME !== null && op.actor === ME && !(op.lab && readOnly.has(key(op.lab))));
   }
 
   function renderPanel(panel) {
@@ -540,6 +546,8 @@
 
   function labFull(message) {
     const labId = key(message.lab.id);
+    if (message.can_act === false) readOnly.add(labId);
+    else readOnly.delete(labId);
     if (freshFull(`lab:${labId}`, message.seq)) {
       storeLab(message.lab);
       snapshotsChanged(labId, message.current, message.snapshots);

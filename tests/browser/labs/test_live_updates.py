@@ -17,11 +17,12 @@ from playwright.sync_api import expect
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
+from courses import services as course_services
 from labs import services as lab_services
 from labs.models import Lab, LabSnapshot, LabVM, Operation
 from portal import demo, simulator
 from tests.browser.conftest import log_in
-from tests.factories import DEFAULT_PASSWORD, open_course
+from tests.factories import DEFAULT_PASSWORD, InstructorFactory, open_course
 
 pytestmark = pytest.mark.browser
 
@@ -367,6 +368,52 @@ def test_cancelling_a_queued_operation_frees_the_lab_on_every_open_page(browser,
         screenshot(detail.page, "03-operation-page-cancelled", full_page=False)
         operation.refresh_from_db()
         assert operation.state == Operation.State.CANCELLED
+    finally:
+        student_context.close()
+        teacher_context.close()
+
+
+def test_losing_access_reaches_open_pages_without_reloading(browser, web_server, screenshot):
+    """The student is removed from the course while their lab page is open: its buttons go and
+    the page says why (they still read it); an instructor removed from the course while the class
+    table is open is cut off ("Not allowed"). Nobody reloads or clicks anything."""
+    course = open_course(students=1)
+    lab = ready_lab(course)
+    leaving, staying = course.instructors.get(), InstructorFactory()
+    course_services.course_instructor_add(course=course, actor=leaving, instructor=staying)
+    base = web_server.url
+    student_context = browser.new_context(viewport={"width": 1280, "height": 900})
+    teacher_context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        student = Watched(student_context.new_page())
+        log_in(student.page, base, lab.student.username, DEFAULT_PASSWORD)
+        student.page.goto(f"{base}/labs/{lab.pk}/")
+        student.settle()
+        expect(student.page.locator("#lab-actions")).to_be_visible()
+        expect(student.page.get_by_role("button", name="Revert to Baseline")).to_be_visible()
+        expect(student.page.locator("[data-read-only-note]")).to_be_hidden()
+        teacher = Watched(teacher_context.new_page())
+        log_in(teacher.page, base, leaving.username, DEFAULT_PASSWORD)
+        teacher.page.goto(f"{base}/labs/courses/{course.pk}/")
+        teacher.settle()
+
+        course_services.enrollment_remove(enrollment=course.enrollments.get(), actor=staying)
+        expect(student.page.locator("#lab-actions")).to_be_hidden()
+        expect(student.page.locator("#take-snapshot")).to_be_hidden()
+        expect(student.page.get_by_role("button", name="Revert to Baseline")).to_be_hidden()
+        expect(student.page.locator("[data-read-only-note]")).to_be_visible()
+        expect(student.page.locator("[data-read-only-note]")).to_contain_text(
+            f"You are no longer enrolled in {course.title}"
+        )
+        expect(student.page.locator("#toasts")).to_contain_text("no longer enrolled")
+        expect(student.page.locator("[data-live-status]").first).to_have_text("Live")
+        student.assert_no_reload()
+        screenshot(student.page, "01-student-removed-reads-only", full_page=False)
+
+        course_services.course_instructor_remove(course=course, actor=staying, instructor=leaving)
+        expect(teacher.page.locator("[data-live-status]").first).to_have_text("Not allowed")
+        teacher.assert_no_reload()
+        screenshot(teacher.page, "02-instructor-removed-cut-off", full_page=False)
     finally:
         student_context.close()
         teacher_context.close()

@@ -566,6 +566,37 @@ def test_a_co_instructor_is_added_by_user_name(client):
     assert b"pupil is not an instructor." in response.content
 
 
+def test_a_co_instructor_is_removed_but_never_the_last_one(client):
+    instructor, colleague = InstructorFactory(), InstructorFactory(username="colleague")
+    course = make_course(instructor)
+    services.course_instructor_add(course=course, actor=instructor, instructor=colleague)
+    remove = reverse("courses:course-instructor-remove", args=[course.pk, colleague.pk])
+    client.force_login(instructor)
+    assert remove in client.get(reverse("courses:course-detail", args=[course.pk])).content.decode()
+
+    response = client.post(remove, follow=True)
+    assert "colleague no longer teaches this course." in messages_of(response)
+    assert list(course.instructors.all()) == [instructor]
+    response = client.post(reverse("courses:course-instructor-remove", args=[course.pk, instructor.pk]), follow=True)
+    assert messages_of(response) == [
+        f"{instructor.username} is the only instructor of {course.code}; add another first."
+    ]
+    assert list(course.instructors.all()) == [instructor]
+    client.force_login(colleague)  # it is no longer theirs to see
+    assert client.get(reverse("courses:course-detail", args=[course.pk])).status_code == 404
+
+
+def test_a_student_of_the_course_cannot_remove_its_instructor(client):
+    instructor, colleague, student = InstructorFactory(), InstructorFactory(), StudentFactory()
+    course = make_course(instructor)
+    services.course_instructor_add(course=course, actor=instructor, instructor=colleague)
+    services.enrollment_add(course=course, actor=instructor, student=student)
+    client.force_login(student)
+    response = client.post(reverse("courses:course-instructor-remove", args=[course.pk, colleague.pk]), follow=True)
+    assert messages_of(response) == ["Only this course's instructors can change it."]
+    assert course.instructors.count() == 2
+
+
 def test_an_existing_student_is_enrolled_and_removed(client):
     instructor = InstructorFactory()
     course = make_course(instructor)

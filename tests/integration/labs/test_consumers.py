@@ -10,6 +10,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
+from courses import services as course_services
 from labs import realtime, services
 from labs.consumers import NOT_ALLOWED, NOT_SIGNED_IN
 from labs.models import Lab
@@ -202,3 +203,100 @@ def test_a_refused_socket_is_in_the_audit_log_once_and_one_without_a_session_is_
         f"Only the lab's student, its course's instructors and admins follow a lab. (/ws/labs/{lab.pk}/)"
     )
     assert (course_refusal.action, course_refusal.target_id) == ("websocket:course", str(course.pk))
+
+
+# Permission is asked again: on every resync, and when the person's access changes
+
+
+def _instructor_pair(course):
+    """A second instructor for the course, so that the first can be removed."""
+    second = InstructorFactory()
+    course_services.course_instructor_add(course=course, actor=course.instructors.get(), instructor=second)
+    return second
+
+
+def test_an_instructor_removed_from_the_course_is_closed_with_4403_without_asking():
+    course = open_course(students=1)
+    lab = _lab(course)
+    leaving = course.instructors.get()
+    staying = _instructor_pair(course)
+    lab_socket = Session(f"/ws/labs/{lab.pk}/", _headers(leaving))
+    class_socket = Session(f"/ws/courses/{course.pk}/", _headers(leaving))
+    assert lab_socket.receive()["type"] == "lab.full" and class_socket.receive()["type"] == "course.full"
+
+    course_services.course_instructor_remove(course=course, actor=staying, instructor=leaving)
+
+    assert lab_socket.output() == {"type": "websocket.close", "code": NOT_ALLOWED}
+    assert class_socket.output() == {"type": "websocket.close", "code": NOT_ALLOWED}
+    # They left the groups: nothing of the course reaches them any more.
+    realtime.lab_changed(lab)
+    assert lab_socket.run(lab_socket.communicator.receive_nothing(timeout=0.5))
+
+
+def test_a_resync_after_losing_access_is_answered_with_4403():
+    course = open_course(students=1)
+    lab = _lab(course)
+    leaving = course.instructors.get()
+    ws = Session(f"/ws/courses/{course.pk}/", _headers(leaving))
+    ws.receive()
+    course.instructors.remove(leaving)  # behind the services' back: no event, as if it was lost
+    assert ws.run(ws.communicator.receive_nothing(timeout=0.3))
+
+    ws.send({"type": "resync"})
+    assert ws.output() == {"type": "websocket.close", "code": NOT_ALLOWED}
+    lab_socket = Session(f"/ws/labs/{lab.pk}/", _headers(leaving))
+    assert lab_socket.output() == {"type": "websocket.close", "code": NOT_ALLOWED}
+
+
+def test_an_owner_removed_from_the_course_is_told_they_can_no_longer_act_without_asking():
+    course = open_course(students=1)
+    lab = _lab(course)
+    ws = Session(f"/ws/labs/{lab.pk}/", _headers(lab.student))
+    assert ws.receive()["can_act"] is True
+
+    course_services.enrollment_remove(enrollment=course.enrollments.get(), actor=course.instructors.get())
+
+    full, notice = ws.receive(), ws.receive()
+    assert full["type"] == "lab.full" and full["can_act"] is False and full["lab"]["id"] == lab.pk
+    assert notice["type"] == "notice" and "no longer enrolled" in notice["text"]
+    # They still read their lab: changes keep coming, and a resync answers the read-only state.
+    realtime.lab_changed(lab)
+    assert ws.receive()["type"] == "lab.state"
+    ws.send({"type": "resync"})
+    assert ws.receive()["can_act"] is False
+
+
+def test_a_resync_sees_a_removal_whose_event_was_lost():
+    course = open_course(students=1)
+    lab = _lab(course)
+    ws = Session(f"/ws/labs/{lab.pk}/", _headers(lab.student))
+    ws.receive()
+    course.enrollments.all().delete()  # behind the services' back: no event
+    ws.send({"type": "resync"})
+    assert ws.receive()["can_act"] is False
+
+    course_services.enrollment_add(course=course, actor=course.instructors.get(), student=lab.student)
+    ws.send({"type": "resync"})
+    assert ws.receive()["can_act"] is True
+
+
+def test_a_disabled_account_is_closed_with_4401_at_its_next_resync():
+    lab = _lab(open_course(students=1))
+    ws = Session(f"/ws/labs/{lab.pk}/", _headers(lab.student))
+    ws.receive()
+    type(lab.student).objects.filter(pk=lab.student.pk).update(is_active=False)
+    ws.send({"type": "resync"})
+    assert ws.output() == {"type": "websocket.close", "code": NOT_SIGNED_IN}
+
+
+def test_the_access_event_never_reaches_the_browser():
+    course = open_course(students=2)
+    lab = _lab(course)
+    ws = Session(f"/ws/labs/{lab.pk}/", _headers(lab.student))
+    ws.receive()
+    # The owner's access did not change (a classmate was removed; or an event for them anyway).
+    course_services.enrollment_remove(
+        enrollment=course.enrollments.exclude(student=lab.student).get(), actor=course.instructors.get()
+    )
+    realtime.realtime.access_changed([lab.student.pk])
+    assert ws.run(ws.communicator.receive_nothing(timeout=0.5))

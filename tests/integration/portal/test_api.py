@@ -1,12 +1,13 @@
-"""portal/api.py's exception handler through real API routes: every refusal of a signed-in
-caller is in the audit log once, with what was refused and why; a bad token is a failed login."""
+"""portal/api.py through real API routes: every refusal of a signed-in caller is in the audit
+log once, with what was refused and why; a bad token is a failed login; the pagination every
+list shares."""
 
 import pytest
 from rest_framework.test import APIClient
 
 from labs import services as lab_services
 from portal.models import AuditEntry
-from tests.factories import StudentFactory, open_course
+from tests.factories import AdminFactory, StudentFactory, open_course
 from tests.integration.labs.api.conftest import client_for, ready_lab
 
 pytestmark = pytest.mark.django_db
@@ -77,3 +78,25 @@ def test_a_token_that_does_not_authenticate_is_a_failed_login_without_the_token(
 def test_anonymous_callers_are_asked_to_sign_in_not_refused():
     assert APIClient().get("/api/v1/audit/").status_code == 403
     assert not AuditEntry.objects.exists()
+
+
+# Pagination
+
+
+def _client():
+    client = APIClient()
+    client.force_authenticate(AdminFactory())
+    return client
+
+
+def test_a_limit_larger_than_the_database_can_hold_gets_the_maximum_not_a_server_error():
+    open_course(students=1)
+    response = _client().get("/api/v1/courses/", {"limit": 10**20})
+    assert response.status_code == 200
+    assert response.json()["count"] == 1 and len(response.json()["results"]) == 1
+
+
+def test_an_offset_past_the_end_is_an_empty_page():
+    open_course(students=1)
+    response = _client().get("/api/v1/courses/", {"limit": 3, "offset": 2**63 - 2})
+    assert response.status_code == 200 and response.json()["results"] == []

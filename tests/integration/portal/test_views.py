@@ -194,3 +194,22 @@ def test_under_asgi_the_export_streams_from_an_async_iterator(client):
 
     _header, *rows = _csv_rows(async_to_sync(export)())
     assert [row[0] for row in rows] == [str(entry.pk) for entry in reversed(entries)]
+
+
+def test_an_address_under_the_api_that_nothing_answers_is_a_json_404(client):
+    response = client.get("/api/v1/labs/-1/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Nothing answers at this address; the API's routes are at /api/docs/."}
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+
+
+def test_a_request_django_refuses_before_any_view_is_a_json_400_under_the_api(client):
+    fields = {f"field{index}": "x" for index in range(1001)}
+    client.force_login(StudentFactory())
+    response = client.post("/api/v1/courses/join/", fields)
+    assert response.status_code == 400
+    assert response.json() == {"detail": "The request has too many fields: at most 1000."}
+    client.logout()
+    page = client.post("/login/", fields)
+    assert page.status_code == 400 and page["Content-Type"].startswith("text/html")

@@ -30,6 +30,18 @@ def test_serializer_errors_get_a_readable_detail_too():
     assert "name: This field is required." in response.data["detail"]
 
 
+def test_errors_of_list_items_are_sentences_per_field_not_nested_objects():
+    nested = {"students": {1: ["This field may not be blank."]}, "vms": [{}, {"role": ["Enter a valid slug."]}]}
+    response = exception_handler(exceptions.ValidationError(nested), {})
+    assert response.data["errors"] == {
+        "students": ["item 2: This field may not be blank."],
+        "vms": ["item 2: role: Enter a valid slug."],
+    }
+    assert response.data["detail"] == (
+        "students: item 2: This field may not be blank. vms: item 2: role: Enter a valid slug."
+    )
+
+
 def test_conflict_is_409():
     response = exception_handler(Conflict("Lab 4 is busy: Snapshot #12 is running."), {})
     assert response.status_code == 409

@@ -329,3 +329,12 @@ def test_students_and_other_instructors_cannot_top_up():
     assert client_for(InstructorFactory()).post(f"{URL}{course.pk}/top-ups/", body, format="json").status_code == 404
     assert client_for(AdminFactory()).post(f"{URL}{course.pk}/top-ups/", body, format="json").status_code == 201
     assert QuotaTopUp.objects.count() == 1
+
+
+def test_options_on_a_quota_describes_it_instead_of_failing():
+    teacher = InstructorFactory()
+    course = make_course(teacher)
+    response = client_for(AdminFactory()).options(f"/api/v1/courses/{course.pk}/quota/")
+    assert response.status_code == 200
+    assert "running_labs" in response.json()["actions"]["PUT"]
+    assert client_for(StudentFactory()).options(f"/api/v1/courses/{course.pk}/quota/").status_code == 200

@@ -157,3 +157,14 @@ def test_bulk_input_is_checked():
     assert wrong.status_code == 400 and "action" in wrong.json()["errors"]
     empty = _bulk(instructor, course, "delete", [])
     assert empty.status_code == 400 and "labs" in empty.json()["errors"]
+
+
+def test_ids_the_database_cannot_hold_are_a_400_in_words_not_a_server_error():
+    course = open_course()
+    response = _bulk(course.instructors.get(), course, "power_off", [2**64])
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "labs": ["item 1: Ensure this value is less than or equal to 9223372036854775807."]
+    }
+    listed = client_for(course.instructors.get()).get("/api/v1/labs/", {"course": 2**64})
+    assert listed.status_code == 400 and "course" in listed.json()["errors"]

@@ -301,3 +301,55 @@ def test_a_student_extends_their_running_labs_lease_once():
     assert first.json()["lease_extensions_used"] == 1 and first.json()["expires_at"]
     second = client.post(f"/api/v1/labs/{lab.pk}/extend/")
     assert second.status_code == 403 and "extended 1 time" in second.json()["detail"]
+
+
+def test_admin_and_picker_routes_refuse_other_roles_before_looking_the_endpoint_up():
+    """Nobody probes which endpoint ids exist: a known and an unknown id get the same 403."""
+    known = EndpointFactory().pk
+    for endpoint_id in (known, 999999):
+        for user in (StudentFactory(), InstructorFactory()):
+            for url, words in (
+                (f"/api/v1/endpoints/{endpoint_id}/check/", "Only admins can check vCenter connections."),
+                (f"/api/v1/endpoints/{endpoint_id}/reconcile/", "Only admins can reconcile vCenter with Nestlab."),
+            ):
+                response = _client(user).post(url)
+                assert (response.status_code, response.json()["detail"]) == (403, words), (user, url)
+        for url in (f"/api/v1/endpoints/{endpoint_id}/inventory/", f"/api/v1/endpoints/{endpoint_id}/vms/vm-1/"):
+            response = _client(StudentFactory()).get(url)
+            assert (response.status_code, response.json()["detail"]) == (
+                403,
+                "Only instructors and admins can browse vCenter.",
+            )
+    assert _client(InstructorFactory()).get("/api/v1/endpoints/999999/inventory/").status_code == 404
+
+
+def test_operations_on_a_lab_are_seen_by_those_who_see_the_lab_only():
+    course = open_course(students=1)
+    lab = ready_lab(course)
+    leaving = course.instructors.get()
+    staying = InstructorFactory()
+    course_services.course_instructor_add(course=course, actor=leaving, instructor=staying)
+    power = services.lab_power(lab=lab, actor=leaving, action="off")
+    check = services.endpoint_check_start(endpoint=EndpointFactory(), actor=AdminFactory())
+    assert _client(leaving).get(f"/api/v1/operations/{power.pk}/").status_code == 200
+
+    course_services.course_instructor_remove(course=course, actor=staying, instructor=leaving)
+    assert _client(leaving).get(f"/api/v1/operations/{power.pk}/").status_code == 404
+    assert power.pk not in {row["id"] for row in _client(leaving).get("/api/v1/operations/").json()["results"]}
+    assert _client(leaving).post(f"/api/v1/operations/{power.pk}/cancel/").status_code == 404
+    assert _client(staying).get(f"/api/v1/operations/{power.pk}/").status_code == 200
+    # Work on no lab stays visible to whoever started it.
+    assert _client(check.actor).get(f"/api/v1/operations/{check.pk}/").status_code == 200
+
+
+def test_a_student_removed_from_the_course_cannot_cancel_work_on_their_lab():
+    course = open_course(students=1)
+    lab = ready_lab(course)
+    power = services.lab_power(lab=lab, actor=lab.student, action="off")
+    course_services.enrollment_remove(enrollment=course.enrollments.get(), actor=course.instructors.get())
+    response = _client(lab.student).post(f"/api/v1/operations/{power.pk}/cancel/")
+    assert response.status_code == 403
+    assert response.json()["detail"] == (
+        f"You are no longer enrolled in {course.code}: you can see {lab.name} but not use it."
+    )
+    assert _client(lab.student).get(f"/api/v1/operations/{power.pk}/").json()["state"] == "queued"

@@ -1,0 +1,113 @@
+"""The API world the permission matrix and the schema fuzzing meet: two courses, every role,
+labs on the test simulator (tests/integration/portal/test_permission_matrix.py,
+tests/integration/portal/test_api_schema.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from courses import services as course_services
+from labs import services
+from labs.endpoints import endpoint_client
+from labs.models import Lab, LabSnapshot, Operation
+from tests.factories import AdminFactory, EndpointFactory, open_course, simulator_endpoint
+
+DEMO_ESXI = "/DC0/vm/Nestlab Templates/Nested vSphere 8 Lab/esxi-01"
+
+
+@dataclass
+class World:
+    users: dict
+    tokens: dict
+    course: object
+    other_course: object
+    lab: Lab
+    removed_lab: Lab
+    operation: Operation
+    removed_operation: Operation
+    template: object
+    version: object
+    spare_network: object
+    template_vm: object
+    endpoint: object
+    spare_endpoint: object
+    esxi_moref: str
+    classmate_enrollment: object
+
+
+def _ready(lab: Lab, endpoint, esxi_moref: str) -> Lab:
+    """A built, running lab on the simulator's endpoint (esxi-01 is the demo VM), with its
+    baseline and one snapshot taken after it."""
+    Operation.objects.filter(lab=lab).update(state=Operation.State.SUCCEEDED)
+    Lab.objects.filter(pk=lab.pk).update(
+        state=Lab.State.READY,
+        endpoint=endpoint,
+        running_since=timezone.now(),
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
+    lab.vms.filter(role="esxi-01").update(moref=esxi_moref, power_state="poweredOn")
+    baseline = LabSnapshot.objects.create(lab=lab, name="Baseline", is_baseline=True)
+    LabSnapshot.objects.create(lab=lab, name="cluster built", parent=baseline)
+    lab.refresh_from_db()
+    return lab
+
+
+def _build(vcsim) -> World:
+    course, other_course = open_course(students=3, quota={"lease_hours": 4}), open_course(students=1)
+    owner, classmate, removed = (e.student for e in course.enrollments.order_by("pk"))
+    instructor = course.instructors.get()
+    users = {
+        "owner": owner,
+        "classmate": classmate,
+        "outsider": other_course.enrollments.get().student,
+        "removed": removed,
+        "instructor": instructor,
+        "other_instructor": other_course.instructors.get(),
+        "admin": AdminFactory(),
+    }
+    endpoint = simulator_endpoint(vcsim)
+    esxi_moref = endpoint_client(endpoint).get(DEMO_ESXI).moref
+    lab = _ready(services.lab_start(course=course, student=owner, actor=owner).lab, endpoint, esxi_moref)
+    removed_lab = _ready(services.lab_start(course=course, student=removed, actor=removed).lab, endpoint, esxi_moref)
+    # A second lab each, still queued: the operation routes' target (the first labs stay idle).
+    operation = services.lab_start(course=course, student=owner, actor=owner)
+    removed_operation = services.lab_start(course=course, student=removed, actor=removed)
+    course_services.enrollment_remove(enrollment=course.enrollments.get(student=removed), actor=instructor)
+    template = course.template_version.template
+    return World(
+        users=users,
+        tokens={role: Token.objects.create(user=user).key for role, user in users.items()},
+        course=course,
+        other_course=other_course,
+        lab=lab,
+        removed_lab=removed_lab,
+        operation=operation,
+        removed_operation=removed_operation,
+        template=template,
+        version=course.template_version,
+        spare_network=course_services.template_network_add(template=template, actor=instructor, name="spare"),
+        template_vm=template.vms.get(role="router"),
+        endpoint=endpoint,
+        spare_endpoint=EndpointFactory(),
+        esxi_moref=esxi_moref,
+        classmate_enrollment=course.enrollments.get(student=classmate),
+    )
+
+
+@pytest.fixture(scope="module")
+def world(vcsim, django_db_setup, django_db_blocker):
+    """Built once per test module, in a transaction rolled back at its end; each test's own
+    transaction (``django_db``, not transactional) nests inside it. Nothing is enqueued."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        services_enqueue, services._enqueue = services._enqueue, lambda *args: None
+        try:
+            yield _build(vcsim)
+        finally:
+            services._enqueue = services_enqueue
+            transaction.set_rollback(True)

@@ -1,0 +1,102 @@
+"""The permission matrix of the WebSocket routes as a whole (portal/routing.py): every route,
+asked by every role of the API matrix (test_permission_matrix.py), through the real ASGI
+application (origin check, session cookie, the consumers of labs/consumers.py).
+
+The routes are read from ``portal.routing.websocket_urlpatterns``: a route added without a row
+in EXPECTED fails by name. An accepted connection must send the full state first; a lab's says
+whether the person may act on it (``can_act``: false for its owner once removed from the course).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from courses import services as course_services
+from labs import services
+from portal.routing import websocket_urlpatterns
+from tests.factories import AdminFactory, open_course
+from tests.integration.labs.test_consumers import Session, _headers, close_clients  # noqa: F401
+from tests.support.websocket_schema import check_message
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
+
+ROLES = ("anonymous", "owner", "classmate", "outsider", "removed", "instructor", "other_instructor", "admin")
+ACTS, READS, FULL = "lab.full, can act", "lab.full, reads only", "course.full"
+
+# Per route, what each role gets, in ROLES order: the full state, or the close code
+# (4401 not signed in, 4403 not allowed). The removed student asks about their own lab.
+EXPECTED = {
+    # anonymous, owner, classmate, outsider, removed, instructor, other_instructor, admin
+    "ws/labs/{lab_id}/": (4401, ACTS, 4403, 4403, READS, ACTS, 4403, ACTS),
+    "ws/courses/{course_id}/": (4401, 4403, 4403, 4403, 4403, FULL, 4403, FULL),
+}
+
+
+def _route(pattern) -> str:
+    return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern.pattern))
+
+
+ROUTES = sorted(_route(pattern) for pattern in websocket_urlpatterns)
+
+
+@pytest.fixture(autouse=True)
+def no_queue(monkeypatch):
+    monkeypatch.setattr(services, "_enqueue", lambda *args: None)
+
+
+def _world():
+    course, other_course = open_course(students=3), open_course(students=1)
+    owner, classmate, removed = (e.student for e in course.enrollments.order_by("pk"))
+    instructor = course.instructors.get()
+    lab = services.lab_start(course=course, student=owner, actor=owner).lab
+    removed_lab = services.lab_start(course=course, student=removed, actor=removed).lab
+    course_services.enrollment_remove(enrollment=course.enrollments.get(student=removed), actor=instructor)
+    users = {
+        "anonymous": None,
+        "owner": owner,
+        "classmate": classmate,
+        "outsider": other_course.enrollments.get().student,
+        "removed": removed,
+        "instructor": instructor,
+        "other_instructor": other_course.instructors.get(),
+        "admin": AdminFactory(),
+    }
+    targets = {
+        role: {"lab_id": (removed_lab if role == "removed" else lab).pk, "course_id": course.pk} for role in ROLES
+    }
+    return users, targets
+
+
+def _answer(ws) -> str | int:
+    first = ws.output()
+    if first["type"] == "websocket.close":
+        return first["code"]
+    message = check_message(json.loads(first["text"]))
+    if message["type"] == "lab.full":
+        return ACTS if message["can_act"] else READS
+    return message["type"]
+
+
+def test_every_websocket_route_has_a_row():
+    assert not set(ROUTES) - set(EXPECTED), f"WebSocket routes without a row in EXPECTED: {set(ROUTES) - set(EXPECTED)}"
+    assert not set(EXPECTED) - set(ROUTES), (
+        f"Rows for routes portal/routing.py no longer has: {set(EXPECTED) - set(ROUTES)}"
+    )
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_each_role_gets_exactly_the_expected_answer(route):
+    if route not in EXPECTED:
+        pytest.fail(f"ws/{route} has no row in EXPECTED: who may connect?")
+    users, targets = _world()
+    got = []
+    for role in ROLES:
+        ws = Session("/" + route.format(**targets[role]), _headers(users[role]))
+        assert ws.connected, f"{role}: the handshake itself was refused"
+        got.append(_answer(ws))
+        ws.close()
+    wrong = [f"{role}: {g} (expected {e})" for role, g, e in zip(ROLES, got, EXPECTED[route], strict=True) if g != e]
+    assert not wrong, f"/{route}: " + "; ".join(wrong)
