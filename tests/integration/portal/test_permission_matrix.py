@@ -152,6 +152,12 @@ TARGETS = {
     "api/v1/labs/{pk}/clone/": _lab_target,
     "api/v1/labs/{pk}/power/": _lab_target,
     "api/v1/labs/{pk}/vms/{vm_id}/console/": _lab_target,
+    "api/v1/audit/": lambda w, role: {},
+    "api/v1/audit/export/": lambda w, role: {},
+    "api/v1/usage/": lambda w, role: {},
+    "api/v1/usage.csv": lambda w, role: {},
+    "api/v1/courses/{course_id}/usage/report/": lambda w, role: {"course_id": w.course.pk},
+    "api/v1/courses/{course_id}/usage/report.csv": lambda w, role: {"course_id": w.course.pk},
 }
 
 
@@ -337,6 +343,14 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", "api/v1/operations/"):                       (N,   Y,   Y,   Y,   Y,   Y,   Y,   Y),
     ("get", "api/v1/operations/{pk}/"):                  (N,   Y,   H,   H,   Y,   Y,   H,   Y),
     ("post", "api/v1/operations/{pk}/cancel/"):          (N,   Y,   H,   H,   N,   N,   H,   Y),
+    # The audit log and usage across courses: admins; a course's usage report: its staff (its
+    # students are told it is for staff, others do not see the course)
+    ("get", "api/v1/audit/"):                            (N,   N,   N,   N,   N,   N,   N,   Y),
+    ("get", "api/v1/audit/export/"):                     (N,   N,   N,   N,   N,   N,   N,   Y),
+    ("get", "api/v1/usage/"):                            (N,   N,   N,   N,   N,   N,   N,   Y),
+    ("get", "api/v1/usage.csv"):                         (N,   N,   N,   N,   N,   N,   N,   Y),
+    ("get", "api/v1/courses/{course_id}/usage/report/"): (N,   N,   N,   H,   H,   Y,   H,   Y),
+    ("get", "api/v1/courses/{course_id}/usage/report.csv"): (N, N,  N,   H,   H,   Y,   H,   Y),
 }  # fmt: skip
 
 
