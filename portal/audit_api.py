@@ -127,7 +127,8 @@ class CSVRenderer(BaseRenderer):
         "gets a leading `'`."
     ),
     parameters=[AuditFilterSerializer],
-    responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR), **errors(400, 403)},
+    # 404: a ?format= other than csv or json (DRF's format override finds no renderer).
+    responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR), **errors(400, 403, 404)},
     tags=["audit"],
 )
 @api_view(["GET"])
