@@ -120,7 +120,11 @@ DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'nestlab
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        # 0: closed at the end of each request. Under ASGI (daphne) every request runs on a
+        # thread of its own, so a kept connection is never reused and stays open until the
+        # garbage collector finds it: 200 students exhausted PostgreSQL that way
+        # (docs/benchmarks.md). Celery workers may keep theirs (e.g. 60).
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
         conn_health_checks=True,
     )
 }
