@@ -143,6 +143,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# HTTP requests one daphne process runs through Django at once (portal/asgi_limit.py); the
+# rest wait their turn. Each holds a database connection: daphne processes times this, plus
+# the workers' processes, the watcher and beat, must stay below PostgreSQL's max_connections.
+NESTLAB_WEB_CONCURRENCY = int(os.environ.get("NESTLAB_WEB_CONCURRENCY", "16"))
+
 # Redis: the Celery broker and result backend, and the Channels layer.
 # Unset: the embedded server that `manage.py runportal` starts (portal/embedded_redis.py).
 NESTLAB_EMBEDDED_REDIS_PORT = int(os.environ.get("NESTLAB_EMBEDDED_REDIS_PORT", "6390"))
