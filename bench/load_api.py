@@ -569,6 +569,19 @@ class Portal:
         python = sys.executable
         env = {**os.environ, "LOG_LEVEL": "INFO"}
         daphne_env = {}
+        if options.web_concurrency is not None:  # an experiment: daphne only
+            daphne_env["NESTLAB_WEB_CONCURRENCY"] = str(options.web_concurrency)
+            self.setup_words.append(f"experiment: daphne with NESTLAB_WEB_CONCURRENCY={options.web_concurrency}")
+        if options.db_pool:  # an experiment: every process we start
+            (self.workdir / "loadbench_pool_settings.py").write_text(
+                "from portal.settings import *  # noqa: F403\n"
+                "DATABASES['default']['CONN_MAX_AGE'] = 0  # noqa: F405\n"
+                "DATABASES['default'].setdefault('OPTIONS', {})['pool'] = "
+                f"{{'min_size': 2, 'max_size': {options.db_pool}, 'timeout': 30}}  # noqa: F405\n"
+            )
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.workdir), env.get("PYTHONPATH")]))
+            env["DJANGO_SETTINGS_MODULE"] = "loadbench_pool_settings"
+            self.setup_words.append(f"experiment: psycopg 3 with Django's connection pool, max_size {options.db_pool}")
         if options.web_conn_max_age is not None:  # an experiment: daphne only
             daphne_env["DATABASE_CONN_MAX_AGE"] = str(options.web_conn_max_age)
             self.setup_words.append(f"experiment: daphne with DATABASE_CONN_MAX_AGE={options.web_conn_max_age}")
@@ -916,6 +929,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-watcher", dest="watcher", action="store_false", help="do not run the watcher")
     parser.add_argument("--limit", type=int, default=8, help="the endpoint's concurrency limit (8)")
     parser.add_argument("--task-duration", default=DEFAULT_TASK_DURATIONS, help="the simulator's -task-duration")
+    parser.add_argument(
+        "--db-pool",
+        type=int,
+        help="experiment: Django's PostgreSQL connection pool of this size in every process (needs psycopg 3 and "
+        "psycopg_pool importable, e.g. on PYTHONPATH)",
+    )
+    parser.add_argument(
+        "--web-concurrency", type=int, help="experiment: NESTLAB_WEB_CONCURRENCY for daphne (product default 16)"
+    )
     parser.add_argument(
         "--web-conn-max-age",
         type=int,
