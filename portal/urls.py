@@ -7,6 +7,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from portal import views
 
+# Unhandled errors under /api/ answer JSON like every other API error.
+handler500 = "portal.views.server_error"
+
 api_v1 = [
     path("", include("courses.api.urls")),
     path("", include("labs.api.urls")),

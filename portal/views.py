@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views import defaults
 
 from courses import selectors as course_selectors
 from courses.forms import JoinForm
@@ -66,3 +67,14 @@ def healthz(request: HttpRequest) -> HttpResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return HttpResponse("ok", content_type="text/plain")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """A failure nobody handled (a bug, the database refusing connections): the API answers
+    in its own error shape, as JSON clients expect (docs/api.md); pages get Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"detail": "The server failed to answer this request. Try again; if it keeps failing, tell an admin."},
+            status=500,
+        )
+    return defaults.server_error(request)

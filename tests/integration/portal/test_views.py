@@ -1,4 +1,5 @@
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from tests.factories import (
@@ -90,3 +91,29 @@ def test_api_docs_are_served_without_a_cdn(client):
     schema = client.get(reverse("api-schema"))
     assert schema.status_code == 200
     assert b"/api/v1/operations/" in schema.content
+
+
+def test_an_unhandled_failure_in_the_api_answers_json_and_a_page_answers_html(monkeypatch):
+    from rest_framework.test import APIClient
+
+    from labs import selectors
+    from portal import views
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(selectors, "operation_list", broken)
+    monkeypatch.setattr(views, "_people_counts", broken)
+    admin = AdminFactory()
+    api = APIClient(raise_request_exception=False)
+    api.force_authenticate(admin)
+    response = api.get("/api/v1/operations/")
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["detail"].startswith("The server failed to answer this request. Try again")
+
+    page = Client(raise_request_exception=False)
+    page.force_login(admin)
+    response = page.get(reverse("home"))
+    assert response.status_code == 500
+    assert response["Content-Type"].startswith("text/html")
