@@ -65,6 +65,15 @@ bench-live-latency: vcsim
 bench-live-fanout: vcsim
 	$(PY) bench/live_fanout.py $(FANOUT_ARGS)
 
+# The REST API under a class (docs/benchmarks.md): 200 students start, snapshot, revert and
+# reset their labs at once, against PostgreSQL (database nestlab_loadbench, created and
+# dropped) and Redis (database 9, flushed). LOAD_ARGS passes options, e.g.
+# LOAD_ARGS="--students 50 --ramp 0" or LOAD_ARGS="--sqlite".
+LOAD_ARGS ?=
+.PHONY: bench-load
+bench-load: vcsim
+	$(PY) bench/load_api.py $(LOAD_ARGS)
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -14,17 +14,30 @@ from labs import jobs, services
 BUILD_KINDS = frozenset({"provision", "clone", "reset", "publish"})
 
 
-def queue_for(kind: str) -> str:
+def queue_for(kind: str, *, reverts: bool = False) -> str:
+    """The build queue for operations that clone VMs, the quick one for the rest. A reset
+    that ``reverts`` (a ready lab with its baseline) is quick: it clones nothing, and on the
+    build queue it waited minutes behind a class being provisioned (docs/benchmarks.md)."""
     default = settings.CELERY_TASK_DEFAULT_QUEUE
-    return f"{default}-build" if kind in BUILD_KINDS else default
+    builds = kind in BUILD_KINDS and not (kind == "reset" and reverts)
+    return f"{default}-build" if builds else default
 
 
 def send_operation(operation_id: int, *, task_id: str | None = None, **kwargs) -> None:
-    """Hand an operation to a worker on the queue its kind belongs to."""
-    from labs.models import Operation
+    """Hand an operation to a worker on the queue it belongs to."""
+    from labs.models import Lab, LabSnapshot, Operation
 
-    kind = Operation.objects.values_list("kind", flat=True).get(pk=operation_id)
-    run_operation.apply_async(args=[operation_id], kwargs=kwargs, task_id=task_id, queue=queue_for(kind))
+    kind, lab_id = Operation.objects.values_list("kind", "lab_id").get(pk=operation_id)
+    # A reset rebuilds a lab that has no baseline, or one in error (its VMs may be gone);
+    # a ready lab with a baseline is reverted to it (ResetLab checks the baseline in vCenter
+    # and, in the rare case it vanished meanwhile, rebuilds on the quick worker).
+    reverts = (
+        kind == Operation.Kind.RESET
+        and Lab.objects.filter(pk=lab_id, state=Lab.State.READY).exists()
+        and LabSnapshot.objects.filter(lab_id=lab_id, is_baseline=True).exists()
+    )
+    queue = queue_for(kind, reverts=reverts)
+    run_operation.apply_async(args=[operation_id], kwargs=kwargs, task_id=task_id, queue=queue)
 
 
 @shared_task(name="labs.run_operation", ignore_result=True)

@@ -142,7 +142,11 @@ DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'nestlab
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        # 0: closed at the end of each request. Under ASGI (daphne) every request runs on a
+        # thread of its own, so a kept connection is never reused and stays open until the
+        # garbage collector finds it: 200 students exhausted PostgreSQL that way
+        # (docs/benchmarks.md). Celery workers may keep theirs (e.g. 60).
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
         conn_health_checks=True,
     )
 }
@@ -160,6 +164,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# HTTP requests one daphne process runs through Django at once (portal/asgi_limit.py); the
+# rest wait their turn. Each holds a database connection: daphne processes times this, plus
+# the workers' processes, the watcher and beat, must stay below PostgreSQL's max_connections.
+NESTLAB_WEB_CONCURRENCY = int(os.environ.get("NESTLAB_WEB_CONCURRENCY", "16"))
 
 # Redis: the Celery broker and result backend, and the Channels layer.
 # Unset: the embedded server that `manage.py runportal` starts (portal/embedded_redis.py).

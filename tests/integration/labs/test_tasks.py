@@ -51,3 +51,27 @@ def test_builds_and_quick_operations_go_to_queues_of_their_own(monkeypatch, sett
         operation = Operation.objects.create(kind=kind, endpoint=endpoint, actor=admin)
         tasks.send_operation(operation.pk)
     assert sent == ["nestlab-build", "nestlab", "nestlab-build", "nestlab"]
+
+
+@pytest.mark.django_db
+def test_a_reset_that_reverts_to_the_baseline_is_quick_and_one_that_rebuilds_goes_to_the_builders(
+    monkeypatch, settings
+):
+    from labs import tasks
+    from labs.models import Lab, LabSnapshot
+    from tests.factories import open_course
+    from tests.integration.labs.api.conftest import ready_lab
+
+    settings.CELERY_TASK_DEFAULT_QUEUE = "nestlab"
+    monkeypatch.setattr(services, "_enqueue", lambda *args: None)
+    sent = []
+    monkeypatch.setattr(tasks.run_operation, "apply_async", lambda **kwargs: sent.append(kwargs["queue"]))
+    course = open_course(students=3)
+    with_baseline, without_baseline, broken = ready_lab(course, 0), ready_lab(course, 1), ready_lab(course, 2)
+    for lab in (with_baseline, broken):
+        LabSnapshot.objects.create(lab=lab, name="Baseline", is_baseline=True)
+    Lab.objects.filter(pk=broken.pk).update(state=Lab.State.ERROR, error="esxi-02 disappeared from vCenter.")
+    for lab in (with_baseline, without_baseline, broken):
+        operation = Operation.objects.create(kind=Operation.Kind.RESET, endpoint=lab.endpoint, lab=lab)
+        tasks.send_operation(operation.pk)
+    assert sent == ["nestlab", "nestlab-build", "nestlab-build"]

@@ -1,12 +1,23 @@
-"""The production profile: `check --deploy` clean, and no start without its secrets."""
+"""The production profile: `check --deploy` clean, and no start without its secrets; how the
+settings hold database connections under daphne."""
 
 import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
+from unittest import mock
 
+import psutil
+import pytest
 from cryptography.fernet import Fernet
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+from portal.simulator import free_port
+from tests.factories import StudentFactory
+from tests.support.processes import WebProcess
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -95,3 +106,36 @@ def test_production_profile_redirects_plain_http_to_https():
     result = _manage("shell", "-c", script, env=_production_env())
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-2:] == ["301", "https://nestlab.example.edu/login/"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_daphne_keeps_no_database_connection_once_its_requests_have_ended():
+    """Under ASGI every request runs its view on a thread of its own, so a connection kept
+    for reuse (CONN_MAX_AGE > 0) is never reused: it stays open until the thread's objects
+    are collected. 200 students polling exhausted PostgreSQL's 100 connections that way
+    (docs/benchmarks.md, API load); the default closes each one when its request ends."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL; CI does)")
+    environment = {key: value for key, value in os.environ.items() if key != "DATABASE_CONN_MAX_AGE"}
+    token = Token.objects.create(user=StudentFactory())
+    web = WebProcess(port=free_port())
+    with mock.patch.dict(os.environ, environment, clear=True):
+        web.start()
+    try:
+        for _ in range(20):
+            request = urllib.request.Request(
+                f"{web.url}/api/v1/operations/", headers={"Authorization": f"Token {token.key}"}
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                assert response.status == 200
+        assert _database_connections_of(web.process.pid) == 0
+    finally:
+        web.stop()
+
+
+def _database_connections_of(pid: int) -> int:
+    """Connections the process holds to the test database (by their client ports)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT client_port FROM pg_stat_activity WHERE datname = current_database()")
+        ports = {port for (port,) in cursor.fetchall()}
+    return sum(1 for socket_ in psutil.Process(pid).net_connections(kind="tcp") if socket_.laddr.port in ports)

@@ -1,4 +1,5 @@
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from tests.factories import (
@@ -213,3 +214,29 @@ def test_a_request_django_refuses_before_any_view_is_a_json_400_under_the_api(cl
     client.logout()
     page = client.post("/login/", fields)
     assert page.status_code == 400 and page["Content-Type"].startswith("text/html")
+
+
+def test_an_unhandled_failure_in_the_api_answers_json_and_a_page_answers_html(monkeypatch):
+    from rest_framework.test import APIClient
+
+    from labs import selectors
+    from portal import views
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(selectors, "operation_list", broken)
+    monkeypatch.setattr(views, "_people_counts", broken)
+    admin = AdminFactory()
+    api = APIClient(raise_request_exception=False)
+    api.force_authenticate(admin)
+    response = api.get("/api/v1/operations/")
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["detail"] == "Something went wrong on the server; it was logged."
+
+    page = Client(raise_request_exception=False)
+    page.force_login(admin)
+    response = page.get(reverse("home"))
+    assert response.status_code == 500
+    assert response["Content-Type"].startswith("text/html")

@@ -1,0 +1,64 @@
+"""portal/asgi_limit.py in a real daphne: requests past the cap wait, and so do their
+database connections."""
+
+import threading
+import time
+import urllib.request
+
+import psutil
+import pytest
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+from portal.simulator import free_port
+from tests.factories import StudentFactory
+from tests.support.processes import WebProcess
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
+
+
+def _database_connections_of(pid: int) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT client_port FROM pg_stat_activity WHERE datname = current_database()")
+        ports = {port for (port,) in cursor.fetchall()}
+    return sum(1 for socket_ in psutil.Process(pid).net_connections(kind="tcp") if socket_.laddr.port in ports)
+
+
+def test_daphne_holds_no_more_database_connections_than_its_request_limit():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL; CI does)")
+    token = Token.objects.create(user=StudentFactory())
+    web = WebProcess(port=free_port(), extra_env={"NESTLAB_WEB_CONCURRENCY": "2"}).start()
+    statuses: list[int] = []
+    seen: list[int] = []
+    done = threading.Event()
+
+    def client() -> None:
+        for _ in range(3):
+            request = urllib.request.Request(f"{web.url}/api/v1/labs/", headers={"Authorization": f"Token {token.key}"})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                statuses.append(response.status)
+
+    def watch() -> None:
+        try:
+            while not done.is_set():
+                seen.append(_database_connections_of(web.process.pid))
+                time.sleep(0.01)
+        finally:
+            connection.close()  # this thread's own
+
+    try:
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        clients = [threading.Thread(target=client) for _ in range(30)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join()
+        done.set()
+        watcher.join()
+    finally:
+        done.set()
+        web.stop()
+    assert statuses == [200] * 90
+    assert max(seen) == 2, f"daphne's database connections while 30 clients asked at once: {sorted(set(seen))}"
