@@ -32,7 +32,7 @@ def test_a_lab_being_cloned_shows_the_clone_as_its_operation_in_both_full_states
     source = _ready_lab(course)
     clone = services.lab_clone(lab=source, actor=source.student)
 
-    lab_state = realtime.lab_full_state(source)
+    lab_state = realtime.lab_full_state(source, can_act=True)
     assert lab_state["operation"]["id"] == clone.pk
     assert lab_state["operation"]["kind"] == "clone"
     rows = {row["id"]: row for row in realtime.course_full_state(course.pk)["labs"]}
