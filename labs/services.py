@@ -454,17 +454,23 @@ def lab_delete(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
         return _lab_operation(locked, Operation.Kind.DELETE, actor)
 
 
-def lab_console_url(*, lab: Lab, vm: LabVM, actor: AbstractBaseUser) -> str:
-    """A one-time vSphere HTML5 console link for one VM (a clone ticket; not an operation)."""
-    from labs.endpoints import console_client
+CONSOLE_WITHDRAWN = (
+    "The console is not available yet: the old console link handed the browser a whole vCenter session, "
+    "so it was withdrawn. The in-page console replaces it."
+)
 
+
+def lab_console_open(*, lab: Lab, vm: LabVM, actor: AbstractBaseUser) -> None:
+    """Open a VM's console: refused in words for everyone (docs/security.md, finding 1).
+
+    The vSphere Client link carried a clone ticket, which ``SessionManager.CloneSession`` turns
+    into a full session of the console account; no role makes that safe. Who may act is still
+    checked first, so a stranger learns nothing but 403/404 as before.
+    """
     _require_act(actor, lab)
     if vm.lab_id != lab.pk:
         raise ValidationError({"vm": "That VM belongs to another lab."})
-    if not vm.moref:
-        raise ValidationError(f"{vm.name} does not exist in vCenter yet.")
-    lab_touch(lab=lab, user=actor)  # a console open counts as use: no idle shutdown
-    return console_client(lab.endpoint).console_url(vm.moref)
+    raise Conflict(CONSOLE_WITHDRAWN)
 
 
 def lab_power_changed(*, lab: Lab) -> Lab:

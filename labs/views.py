@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -494,17 +494,14 @@ def lab_delete(request: HttpRequest, lab_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def lab_vm_console(request: HttpRequest, lab_id: int, vm_id: int) -> HttpResponse:
-    """Open a VM's console: a fresh one-time link, so it is made at the click (the form opens a new tab)."""
+    """The withdrawn console link (an old page may still post here): back to the lab, in words."""
     lab = _lab_or_404(request, lab_id)
     vm = get_object_or_404(LabVM, pk=vm_id, lab=lab)
     try:
-        url = services.lab_console_url(lab=lab, vm=vm, actor=request.user)
+        services.lab_console_open(lab=lab, vm=vm, actor=request.user)
     except REFUSALS as refusal:
-        if isinstance(refusal, vsphere.VSphereError):
-            logger.info("console: %s: %s", vm.name, refusal)
         messages.error(request, f"The console of {vm.role} did not open. {_words(request, refusal)}")
-        return redirect(_lab_url(lab))
-    return HttpResponseRedirect(url)
+    return redirect(_lab_url(lab))
 
 
 # The instructor's class table: every student's labs, with actions per lab and on a selection.

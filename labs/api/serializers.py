@@ -228,10 +228,6 @@ class PowerSerializer(serializers.Serializer):
     vm = IdField(required=False, allow_null=True, help_text="One of the lab's VMs (its id); without it, the whole lab.")
 
 
-class ConsoleSerializer(serializers.Serializer):
-    url = serializers.URLField(help_text="A one-time link to the VM's console in the vSphere Client; open it now.")
-
-
 class ProvisionSerializer(serializers.Serializer):
     students = serializers.ListField(
         child=serializers.CharField(),

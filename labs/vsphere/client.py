@@ -18,7 +18,6 @@ from typing import TypeVar
 
 from . import (
     attributes,
-    console,
     folders,
     inventory,
     networks,
@@ -430,8 +429,6 @@ class VSphereClient:
             deadline=deadline,
         )
 
-    # Console
-
     def watch_vms(
         self,
         folder: str,
@@ -446,10 +443,6 @@ class VSphereClient:
         raises for vCenter trouble: it reconnects and reports a full resync instead.
         """
         watch.watch_vms(lambda: session_for(self.endpoint), folder, handler, stop, max_wait=max_wait)
-
-    def console_url(self, vm: str, *, locale: str = "en_US") -> str:
-        """A one-time link to the VM's console in the vSphere Client (build it on click)."""
-        return self._call(f"open the console of {vm}", console.console_url, vm, locale=locale)
 
 
 def get_client(endpoint: EndpointConfig) -> VSphereClient:

@@ -350,7 +350,7 @@ def test_the_lab_page_shows_vms_snapshot_tree_manual_usage_and_operations(client
         assert f'data-vm-id="{vm.pk}"' in page and vm.name in page
     assert 'data-power="poweredOn"' in page and 'data-field="power_state">On<' in page
     assert 'data-field="guest_ip">192.168.10.1<' in page
-    assert page.count('aria-label="Console of ') == 2 and 'target="_blank"' in page
+    assert 'aria-label="Console of ' not in page  # withdrawn (docs/security.md, finding 1)
     # The tree: the baseline at the root, children nested under their parents, "you are here".
     tree = page[page.index("data-snapshot-tree") :]
     assert tree.index("Baseline") < tree.index("cluster built") < tree.index("vsan on") < tree.index("side branch")
@@ -477,32 +477,15 @@ def test_a_clone_over_the_labs_quota_is_refused_in_words(client, enqueued):
 
 
 @pytest.mark.django_db
-def test_the_console_button_redirects_to_a_fresh_console_link(client, enqueued, monkeypatch):
+def test_the_lab_page_offers_no_console_and_the_old_route_says_why(client, enqueued):
     lab = _started(open_course())
     vm = lab.vms.first()
-    asked = []
-
-    def console_url(*, lab, vm, actor):
-        asked.append((lab.pk, vm.pk, actor.pk))
-        return "https://vc.example.edu/ui/webconsole.html?vmId=vm-1&sessionTicket=t"
-
-    monkeypatch.setattr(services, "lab_console_url", console_url)
     client.force_login(lab.student)
-    response = client.post(_lab_url(lab, "labs:lab-vm-console", vm.pk))
-    assert response.status_code == 302
-    assert response.url == "https://vc.example.edu/ui/webconsole.html?vmId=vm-1&sessionTicket=t"
-    assert asked == [(lab.pk, vm.pk, lab.student.pk)]
-
-
-@pytest.mark.django_db
-def test_a_console_that_cannot_open_says_why(client, enqueued):
-    course = open_course()
-    student = _student(course)
-    lab = services.lab_start(course=course, student=student, actor=student).lab  # VMs not made yet
-    client.force_login(student)
-    response = client.post(_lab_url(lab, "labs:lab-vm-console", lab.vms.first().pk), follow=True)
-    [said] = _messages(response)
-    assert said.startswith("The console of ") and "does not exist in vCenter yet" in said
+    page = client.get(_lab_url(lab)).content.decode()
+    assert "Console" not in page and _lab_url(lab, "labs:lab-vm-console", vm.pk) not in page
+    response = client.post(_lab_url(lab, "labs:lab-vm-console", vm.pk), follow=True)
+    assert response.redirect_chain[-1][0] == _lab_url(lab)
+    assert _messages(response) == [f"The console of {vm.role} did not open. {services.CONSOLE_WITHDRAWN}"]
 
 
 @pytest.mark.django_db

@@ -21,7 +21,7 @@ The policy the table holds (docs/api.md, "Who may see what: 403 or 404"):
   instructor's action, a removed student and their lab, an instructor and another's template).
 
 Each cell runs in a transaction rolled back afterwards, so every role meets the same world;
-nothing reaches vCenter but the picker and the console, which ask the test simulator.
+nothing reaches vCenter but the picker, which asks the test simulator.
 """
 
 from __future__ import annotations
@@ -268,7 +268,8 @@ MULTIPART = {("post", "api/v1/courses/{pk}/roster/"): _roster}
 
 
 # The table: per route and method, the status each role gets.
-Y, N, H = 200, 403, 404  # yes; no (403: not signed in, not your role, or seen but not yours to act on); hidden
+# C: a conflict in words (the withdrawn console).
+Y, N, H, C = 200, 403, 404, 409  # yes; no (403: not signed in, not your role, or seen but not yours to act on); hidden
 EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     #                                                   anon owner mate  out  rmvd inst oinst admin
     ("get", "api/docs/"):                                (Y,   Y,   Y,   Y,   Y,   Y,   Y,   Y),
@@ -337,7 +338,7 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "api/v1/labs/{pk}/extend/"):                (N,   Y,   H,   H,   N,   Y,   H,   Y),
     ("post", "api/v1/labs/{pk}/clone/"):                 (N,   202, H,   H,   N,   202, H,   202),
     ("post", "api/v1/labs/{pk}/power/"):                 (N,   202, H,   H,   N,   202, H,   202),
-    ("get", "api/v1/labs/{pk}/vms/{vm_id}/console/"):    (N,   Y,   H,   H,   N,   Y,   H,   Y),
+    ("get", "api/v1/labs/{pk}/vms/{vm_id}/console/"):    (N,   C,   H,   H,   N,   C,   H,   C),
     # Operations: seen by whoever sees their lab; cancelled by their actor while they may still
     # act on the lab (not a removed owner), or an admin
     ("get", "api/v1/operations/"):                       (N,   Y,   Y,   Y,   Y,   Y,   Y,   Y),
