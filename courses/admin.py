@@ -12,6 +12,11 @@ class VCenterEndpointForm(forms.ModelForm):
         required=False,
         help_text="Leave empty to keep the stored password.",
     )
+    console_password = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text="The console account's password; leave empty to keep the stored one.",
+    )
 
     class Meta:
         model = VCenterEndpoint
@@ -28,18 +33,23 @@ class VCenterEndpointForm(forms.ModelForm):
             "vlan_min",
             "vlan_max",
             "concurrency_limit",
+            "console_username",
+            "console_password",
         ]
 
     def clean(self):
         cleaned = super().clean()
         if not self.instance.pk and not cleaned.get("password"):
             self.add_error("password", "A new endpoint needs its password.")
+        if cleaned.get("password"):
+            # Before the model's check, which asks for it again when the address changed.
+            self.instance.set_password(cleaned["password"])
+        if cleaned.get("console_password"):
+            self.instance.set_console_password(cleaned["console_password"])
         return cleaned
 
     def save(self, commit=True):
         endpoint = super().save(commit=False)
-        if self.cleaned_data.get("password"):
-            endpoint.set_password(self.cleaned_data["password"])
         if commit:
             endpoint.save()
         return endpoint

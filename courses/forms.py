@@ -73,6 +73,15 @@ class EndpointForm(forms.ModelForm):
             self.fields["password"].required = True
             self.fields["password"].help_text = "Stored encrypted; never shown again."
 
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        # The model's own check (a changed address needs the password again) sees what was typed.
+        if cleaned.get("password"):
+            self.instance.set_password(cleaned["password"])
+        if cleaned.get("console_password"):
+            self.instance.set_console_password(cleaned["console_password"])
+        return cleaned
+
 
 class InstructorForm(forms.Form):
     username = forms.CharField(max_length=150)

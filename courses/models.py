@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -69,8 +69,44 @@ class VCenterEndpoint(models.Model):
         return self.name
 
     def clean(self) -> None:
+        errors: dict[str, str] = {}
         if self.vlan_min is not None and self.vlan_max is not None and self.vlan_min > self.vlan_max:
-            raise ValidationError({"vlan_max": "The VLAN range ends before it starts."})
+            errors["vlan_max"] = "The VLAN range ends before it starts."
+        scheme = self.url.split("://", 1)[0].lower() if "://" in (self.url or "") else ""
+        if scheme not in ("https", "http"):
+            errors["url"] = "The address must start with https:// (e.g. https://vcenter.example.edu)."
+        elif scheme == "http" and self.verify_tls:
+            errors["url"] = (
+                "http:// sends the password unencrypted: use https://, or turn TLS verification off for a lab vCenter."
+            )
+        errors.update(self._passwords_follow_the_address())
+        if errors:
+            raise ValidationError(errors)
+
+    def _passwords_follow_the_address(self) -> dict[str, str]:
+        """A changed address or TLS check needs the passwords typed again (docs/security.md, finding 3):
+        else the stored password would be sent to whatever host the new address names."""
+        if self.pk is None:
+            return {}
+        stored = (
+            type(self)
+            .objects.filter(pk=self.pk)
+            .values("url", "verify_tls", "password_ciphertext", "console_password_ciphertext")
+            .first()
+        )
+        if stored is None or (stored["url"] == self.url and stored["verify_tls"] == self.verify_tls):
+            return {}
+        what = "address" if stored["url"] != self.url else "TLS verification"
+        errors = {}
+        # Fernet ciphertexts are salted: a password typed again never equals the stored ciphertext.
+        if self.password_ciphertext == stored["password_ciphertext"]:
+            errors["password"] = f"The {what} changed: type the password again (it is sent only to this vCenter)."
+        if (
+            self.console_password_ciphertext
+            and self.console_password_ciphertext == stored["console_password_ciphertext"]
+        ):
+            errors[NON_FIELD_ERRORS] = f"The {what} changed: type the console account's password again too."
+        return errors
 
     def set_password(self, raw_password: str) -> None:
         self.password_ciphertext = crypto.encrypt(raw_password)

@@ -123,7 +123,7 @@ def test_endpoint_rules_come_back_on_the_form(client):
 
 
 def test_the_edit_page_never_shows_the_password_and_empty_keeps_it(client):
-    endpoint = EndpointFactory(name="Campus vCenter", password="kept-secret")
+    endpoint = EndpointFactory(name="Campus vCenter", password="kept-secret", verify_tls=True)
     client.force_login(AdminFactory())
     page = client.get(reverse("courses:endpoint-edit", args=[endpoint.pk]))
     assert page.status_code == 200

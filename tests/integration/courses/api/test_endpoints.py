@@ -72,7 +72,8 @@ def test_an_empty_password_on_update_keeps_the_stored_one():
     endpoint.refresh_from_db()
     assert endpoint.datastore == "LocalDS_1" and endpoint.get_password() == "old-password"
 
-    response = admin.put(f"{URL}{endpoint.pk}/", {**NEW, "password": ""}, format="json")
+    # Same address and TLS check as stored: a changed one needs the password (finding 3).
+    response = admin.put(f"{URL}{endpoint.pk}/", {**NEW, "verify_tls": False, "password": ""}, format="json")
     assert response.status_code == 200, response.json()
     endpoint.refresh_from_db()
     assert endpoint.name == "Lab vCenter" and endpoint.get_password() == "old-password"
@@ -172,3 +173,26 @@ def test_the_password_is_in_no_answer_and_no_log(caplog):
         assert endpoint.password_ciphertext.encode() not in answer.content
         assert b"password_ciphertext" not in answer.content
     assert SECRET not in caplog.text
+
+
+def test_a_changed_address_without_the_password_is_refused_and_nothing_changes():
+    """Finding 3 (docs/security.md): the stored password followed a changed URL to a new host."""
+    endpoint = EndpointFactory(url="https://vc.example.edu")
+    client = client_for(AdminFactory())
+    response = client.patch(f"{URL}{endpoint.pk}/", {"url": "https://attacker.example.net"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "password": ["The address changed: type the password again (it is sent only to this vCenter)."]
+    }
+    assert VCenterEndpoint.objects.get(pk=endpoint.pk).url == "https://vc.example.edu"
+    again = client.patch(
+        f"{URL}{endpoint.pk}/", {"url": "https://vc2.example.edu", "password": "new-secret"}, format="json"
+    )
+    assert again.status_code == 200, again.json()
+    assert VCenterEndpoint.objects.get(pk=endpoint.pk).get_password() == "new-secret"
+
+
+def test_plain_http_with_tls_verification_is_refused():
+    response = client_for(AdminFactory()).post(URL, {**NEW, "url": "http://vc.example.edu"}, format="json")
+    assert response.status_code == 400
+    assert "http:// sends the password unencrypted" in response.json()["errors"]["url"][0]
