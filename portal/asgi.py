@@ -1,7 +1,7 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
 WebSocket connections carry the Django session (AuthMiddlewareStack) and are refused
-unless their Origin is one of ALLOWED_HOSTS.
+unless their Origin is the portal's own (scheme, host and port: portal/ws_origin.py).
 """
 
 import os
@@ -19,16 +19,16 @@ gc.freeze()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from portal.asgi_limit import ConcurrencyLimit  # noqa: E402
 from portal.routing import websocket_urlpatterns  # noqa: E402
+from portal.ws_origin import SameOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # Each request in Django holds a thread and a database connection: cap them.
         "http": ConcurrencyLimit(django_asgi_app, settings.NESTLAB_WEB_CONCURRENCY),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

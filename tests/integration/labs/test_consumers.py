@@ -300,3 +300,10 @@ def test_the_access_event_never_reaches_the_browser():
     )
     realtime.realtime.access_changed([lab.student.pk])
     assert ws.run(ws.communicator.receive_nothing(timeout=0.5))
+
+
+@pytest.mark.parametrize("origin", [b"http://127.0.0.1:8001", b"https://127.0.0.1:8000"])
+def test_the_same_host_on_another_port_or_scheme_is_refused(origin):
+    lab = _lab(open_course())
+    ws = Session(f"/ws/labs/{lab.pk}/", _headers(lab.student, origin=origin))
+    assert not ws.connected
