@@ -487,6 +487,9 @@ def student_create(
     if not password:
         generated = password = secrets.token_urlsafe(9)
     user = User(username=username, email=email, first_name=first_name, last_name=last_name)
+    if generated is None:
+        # A student's password meets the same rules as everyone's (AUTH_PASSWORD_VALIDATORS).
+        validate_password(password, user)
     user.set_password(password)
     user.full_clean(exclude=["password"])
     user.save()
@@ -552,15 +555,31 @@ def _read_roster(data: bytes) -> list[tuple[int, dict[str, str]]]:
             f"(username or email required); found {', '.join(columns) or 'nothing'}."
         )
     rows = []
-    for row in reader:
-        if reader.line_num - 1 > ROSTER_MAX_ROWS:
-            raise RosterError(message=f"The file has more than {ROSTER_MAX_ROWS} rows.")
-        if None in row:
-            raise RosterError({reader.line_num: "more values than columns"})
-        cleaned = {key: (value or "").strip() for key, value in row.items()}
-        if any(cleaned.values()):
-            rows.append((reader.line_num, cleaned))
+    try:
+        for line, row in _rows_with_lines(reader):
+            if line - 1 > ROSTER_MAX_ROWS:
+                raise RosterError(message=f"The file has more than {ROSTER_MAX_ROWS} rows.")
+            if None in row:
+                raise RosterError({line: "more values than columns"})
+            cleaned = {key: (value or "").strip() for key, value in row.items()}
+            if any(cleaned.values()):
+                rows.append((line, cleaned))
+    except csv.Error as error:
+        # e.g. a value over the csv module's field limit (131,072 characters), or a stray NUL
+        raise RosterError({reader.line_num + 1: _csv_problem(error)}) from error
     return rows
+
+
+def _rows_with_lines(reader: csv.DictReader):
+    for row in reader:
+        yield reader.line_num, row
+
+
+def _csv_problem(error: csv.Error) -> str:
+    text = str(error)
+    if "field larger than field limit" in text:
+        return f"a value is longer than {csv.field_size_limit():,} characters"
+    return f"not readable as CSV ({text[:80]})"
 
 
 def roster_import_csv(*, course: Course, actor: AbstractBaseUser, data: bytes) -> RosterImport:
@@ -601,6 +620,13 @@ def roster_import_csv(*, course: Course, actor: AbstractBaseUser, data: bytes) -
         if existing is not None and (roles.is_admin(existing) or roles.is_instructor(existing)):
             problems[line] = f"'{username}' is a staff account, not a student"
             continue
+        if existing is None and row.get("password"):
+            names = {name: row.get(name, "") for name in ("email", "first_name", "last_name")}
+            try:
+                validate_password(row["password"], User(username=username, **names))
+            except ValidationError as weak:
+                problems[line] = f"the password is not accepted: {' '.join(weak.messages)}"
+                continue
         planned.append((line, {**row, "username": username}))
     if problems:
         raise RosterError(problems)

@@ -90,8 +90,10 @@ class CreatesInstructors(BasePermission):
     post=extend_schema(
         summary="Get an API token for a username and password",
         description=(
-            'Answers `{"token": "..."}`; send it as `Authorization: Token <token>`. '
-            "The same token is answered until it is deleted. Wrong credentials answer 400."
+            'Answers the caller\'s one API token, `{"token": "..."}`; send it as `Authorization: Token <token>`. '
+            "The token is created on the first call; every later call with the password answers the same token "
+            "again, until an admin deletes it in the admin site (there is no expiry yet). Wrong credentials "
+            "answer 400."
         ),
         tags=["auth"],
         responses={

@@ -1,10 +1,11 @@
-"""portal/admin.py: the audit log in the site admin is read-only, and entries are append-only."""
+"""portal/admin.py: the audit log in the site admin is read-only, and entries are append-only;
+API tokens are listed masked."""
 
 import pytest
 from django.urls import reverse
 
 from portal.models import AuditEntry
-from tests.factories import UserFactory
+from tests.factories import StudentFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -34,3 +35,22 @@ def test_an_entry_once_written_is_never_saved_again(entry):
     entry.detail = "Rewritten history."
     with pytest.raises(ValueError, match="append-only"):
         entry.save()
+
+
+def test_api_tokens_are_listed_masked_and_can_be_revoked(client):
+    """Finding 6 (docs/security.md): DRF's admin showed every key in plain text."""
+    from rest_framework.authtoken.models import Token
+
+    owner = StudentFactory()
+    token = Token.objects.create(user=owner)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    listing = client.get(reverse("admin:portal_apitoken_changelist"))
+    assert listing.status_code == 200
+    page = listing.content.decode()
+    assert owner.username in page and f"{token.key[:4]}…" in page
+    assert token.key not in page
+    detail = client.get(reverse("admin:portal_apitoken_change", args=[owner.pk]))
+    assert detail.status_code == 200 and token.key not in detail.content.decode()
+    assert client.get(reverse("admin:portal_apitoken_add")).status_code == 403
+    client.post(reverse("admin:portal_apitoken_delete", args=[owner.pk]), {"post": "yes"})
+    assert not Token.objects.filter(user=owner).exists()

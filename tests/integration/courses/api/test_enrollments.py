@@ -220,3 +220,38 @@ def test_only_the_course_instructors_upload_rosters():
     )
     assert client_for().post(url, {"file": _csv("username\nnew3\n")}, format="multipart").status_code == 403
     assert not User.objects.filter(username__startswith="new").exists()
+
+
+def test_a_weak_student_password_is_refused_in_words():
+    """Finding 6 (docs/security.md): a roster row with password `1` was accepted."""
+    teacher = InstructorFactory()
+    course = make_course(teacher)
+    response = client_for(teacher).post(_url(course), {"username": "weak", "password": "1"}, format="json")
+    assert response.status_code == 400
+    assert "too short" in response.json()["detail"]
+    assert not User.objects.filter(username="weak").exists()
+
+
+def test_a_roster_row_with_a_weak_password_names_its_line():
+    teacher = InstructorFactory()
+    course = make_course(teacher)
+    roster = "username,password\nstrong,Strong-pass-2026\nweak,1\n"
+    response = client_for(teacher).post(
+        f"/api/v1/courses/{course.pk}/roster/", {"file": _csv(roster)}, format="multipart"
+    )
+    assert response.status_code == 400
+    assert "line 3: the password is not accepted: This password is too short." in response.json()["detail"]
+    assert not User.objects.filter(username__in=["strong", "weak"]).exists()
+
+
+def test_a_roster_value_over_the_csv_field_limit_is_a_400_in_words():
+    """A field over 131,072 characters was a 500 (csv.Error); the docs promise a 400."""
+    teacher = InstructorFactory()
+    course = make_course(teacher)
+    roster = "username,email\nana,ana@example.edu\n" + "x" * 140_000 + ",b@example.edu\n"
+    response = client_for(teacher).post(
+        f"/api/v1/courses/{course.pk}/roster/", {"file": _csv(roster)}, format="multipart"
+    )
+    assert response.status_code == 400
+    assert "line 3: a value is longer than 131,072 characters" in response.json()["detail"]
+    assert not course.enrollments.exists()
