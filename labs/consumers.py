@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from courses import permissions as course_permissions
@@ -20,12 +21,14 @@ from labs import permissions, realtime, services
 from labs.models import Lab
 from portal import audit
 from portal import realtime as groups
+from portal.ws_limit import SocketSlot, limit_words
 
 User = get_user_model()
 
 # Close codes a client can act on (4000-4999 are the application's own).
 NOT_SIGNED_IN = 4401
 NOT_ALLOWED = 4403
+TOO_MANY = 4429  # the person has NESTLAB_WS_PER_USER_LIMIT sockets open already (portal/ws_limit.py)
 
 
 class _PushConsumer(AsyncJsonWebsocketConsumer):
@@ -34,6 +37,23 @@ class _PushConsumer(AsyncJsonWebsocketConsumer):
     joined: list[str]
     audit_action: str  # names a refusal in the audit log
     refused = False
+    slot: SocketSlot | None = None
+
+    async def admit(self) -> bool:
+        """Take one of the person's places for open sockets; when none is left, close with
+        4429 after a notice in words, and record the refusal."""
+        self.slot = SocketSlot(user_id=self.scope["user"].pk, socket_id=self.channel_name)
+        if await self.slot.claim():
+            return True
+        self.slot = None
+        words = limit_words(settings.NESTLAB_WS_PER_USER_LIMIT)
+        await database_sync_to_async(audit.websocket_refused)(
+            scope=self.scope, action=self.audit_action, reason="Too many open live pages."
+        )
+        await self.accept()
+        await self.send_json({"type": "notice", "seq": 0, "level": "error", "text": words})
+        await self.close(code=TOO_MANY)
+        return False
 
     async def refuse(self, code: int, reason: str = "") -> None:
         if code == NOT_ALLOWED:  # a signed-in person; one who is not is asked to sign in
@@ -52,6 +72,9 @@ class _PushConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         await self.leave()
+        if self.slot is not None:
+            await self.slot.release()
+            self.slot = None
 
     async def dispatch(self, message: dict) -> None:
         # Channels closes old database connections before every handler, a hop through the
@@ -108,6 +131,8 @@ class LabConsumer(_PushConsumer):
         if not user.is_authenticated:
             await self.refuse(NOT_SIGNED_IN)
             return
+        if not await self.admit():
+            return
         lab_id = self.scope["url_route"]["kwargs"]["lab_id"]
         self.lab = await database_sync_to_async(_visible_lab)(user, lab_id)
         if self.lab is None:
@@ -149,6 +174,8 @@ class CourseConsumer(_PushConsumer):
         user = self.scope["user"]
         if not user.is_authenticated:
             await self.refuse(NOT_SIGNED_IN)
+            return
+        if not await self.admit():
             return
         course_id = self.scope["url_route"]["kwargs"]["course_id"]
         self.course_id = await database_sync_to_async(_managed_course_id)(user, course_id)

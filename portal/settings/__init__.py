@@ -199,6 +199,10 @@ CELERY_BEAT_SCHEDULE = {
     "prune-audit-log": {"task": "portal.prune_audit_log", "schedule": 3600.0},
 }
 
+# Live-status WebSockets one person may hold open at once, over every tab and process
+# (portal/ws_limit.py); one more is closed with 4429 and words.
+NESTLAB_WS_PER_USER_LIMIT = max(1, int(os.environ.get("NESTLAB_WS_PER_USER_LIMIT", "20")))
+
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",

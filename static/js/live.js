@@ -73,6 +73,7 @@
 
   // Words as the server says them (the models' labels, labs/templatetags/labs_tags.py).
   const CAPACITY_WAIT = "Waiting for vCenter capacity";
+  const TOO_MANY_RETRY_MS = 60000;  // after a 4429 (docs/websocket.md)
   const ACTIVE = new Set(["queued", "running"]);
   const FINISHED_LAB = new Set(["deleting", "deleted", "expired"]);
   const POWER_WORDS = {poweredOn: "On", poweredOff: "Off", suspended: "Suspended", missing: "Missing"};
@@ -691,8 +692,16 @@
           return;
         }
         this.attempt += 1;
-        const delay = Math.min(30000, 500 * 2 ** Math.min(this.attempt - 1, 6)) * (0.8 + Math.random() * 0.4);
-        if (this.main) status("Reconnecting…", "warn", `Connection lost; trying again in ${Math.ceil(delay / 1000)} s.`);
+        let delay = Math.min(30000, 500 * 2 ** Math.min(this.attempt - 1, 6)) * (0.8 + Math.random() * 0.4);
+        if (event.code === 4429) {
+          // Too many of this person's pages are live (the notice before the close said so):
+          // a place frees only when another tab closes, so ask again rarely.
+          delay = TOO_MANY_RETRY_MS * (0.8 + Math.random() * 0.4);
+          if (this.main) status("Too many live pages", "bad",
+            `You have too many Nestlab pages open; close some tabs. Trying again in ${Math.ceil(delay / 1000)} s.`);
+        } else if (this.main) {
+          status("Reconnecting…", "warn", `Connection lost; trying again in ${Math.ceil(delay / 1000)} s.`);
+        }
         this.timer = setTimeout(() => {
           this.timer = null;
           this.open();

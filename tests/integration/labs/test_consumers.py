@@ -307,3 +307,46 @@ def test_the_same_host_on_another_port_or_scheme_is_refused(origin):
     lab = _lab(open_course())
     ws = Session(f"/ws/labs/{lab.pk}/", _headers(lab.student, origin=origin))
     assert not ws.connected
+
+
+# Finding 7 (docs/security.md): one person opened 378 sockets
+
+
+@pytest.fixture
+def two_sockets_each(settings):
+    import redis
+
+    settings.NESTLAB_WS_PER_USER_LIMIT = 2
+    connection = redis.Redis.from_url(settings.REDIS_URL)
+    leftovers = list(connection.scan_iter("nestlab:websockets:user:*"))
+    if leftovers:
+        connection.delete(*leftovers)
+    return connection
+
+
+def test_one_socket_over_the_persons_limit_is_told_why_and_closed_with_4429(two_sockets_each):
+    from labs.consumers import TOO_MANY
+    from portal.models import AuditEntry
+
+    course = open_course(students=1)
+    lab = _lab(course)
+    first, second = (Session(f"/ws/labs/{lab.pk}/", _headers(lab.student)) for _ in range(2))
+    assert first.receive()["type"] == second.receive()["type"] == "lab.full"
+    third = Session(f"/ws/courses/{course.pk}/", _headers(lab.student))
+    notice = third.receive()
+    assert notice["type"] == "notice" and notice["level"] == "error"
+    assert "2 live pages open already" in notice["text"] and "Close some" in notice["text"]
+    assert third.output() == {"type": "websocket.close", "code": TOO_MANY}
+    refusal = AuditEntry.objects.get(category="refusal")
+    assert (refusal.actor, refusal.action, refusal.detail) == (
+        lab.student,
+        "websocket:course",
+        f"Too many open live pages. (/ws/courses/{course.pk}/)",
+    )
+    # Someone else is counted apart, and a closed tab gives its place back.
+    other = Session(f"/ws/courses/{course.pk}/", _headers(course.instructors.first()))
+    assert other.receive()["type"] == "course.full"
+    first.close()
+    again = Session(f"/ws/labs/{lab.pk}/", _headers(lab.student))
+    assert again.receive()["type"] == "lab.full"
+    assert two_sockets_each.zcard(f"nestlab:websockets:user:{lab.student.pk}") == 2
