@@ -33,6 +33,7 @@ class VCenterEndpointForm(forms.ModelForm):
             "vlan_min",
             "vlan_max",
             "concurrency_limit",
+            "template_source_folders",
             "console_username",
             "console_password",
         ]

@@ -50,7 +50,7 @@ class EndpointForm(forms.ModelForm):
 
     class Meta:
         model = VCenterEndpoint
-        fields = [*ENDPOINT_FIELDS[:-1], "console_username"]
+        fields = list(ENDPOINT_FIELDS)
         labels = {
             "url": "Address",
             "username": "User name",
@@ -60,12 +60,14 @@ class EndpointForm(forms.ModelForm):
             "vlan_min": "First VLAN of the lab range",
             "vlan_max": "Last VLAN of the lab range",
             "concurrency_limit": "Concurrent clone tasks",
+            "template_source_folders": "Template source folders",
             "console_username": "Console account",
         }
         help_texts = {
             "username": "A vCenter account with the privileges in docs/deployment.md, e.g. nestlab@vsphere.local.",
             "datastore": "Where lab VMs are stored, e.g. LocalDS_0.",
         }
+        widgets = {"template_source_folders": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args, creating: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)

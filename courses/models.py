@@ -12,6 +12,19 @@ from portal import crypto
 
 VLAN_ID_VALIDATORS = [MinValueValidator(1), MaxValueValidator(4094)]
 
+# The VM folder, right below the datacenter's, that holds every lab Nestlab builds.
+LABS_FOLDER_NAME = "Nestlab Labs"
+TEMPLATE_SOURCE_FOLDERS_MAX = 20
+LAB_VM_SOURCE_WORDS = (
+    "is a VM of a Nestlab lab (a student's copy), not a template source: pick the VM the lab was built from."
+)
+
+
+def path_under(path: str, folder: str) -> bool:
+    """Whether an inventory path is the folder itself or anywhere below it."""
+    path, folder = path.rstrip("/"), folder.rstrip("/")
+    return path == folder or path.startswith(folder + "/")
+
 
 class VCenterEndpoint(models.Model):
     """A vCenter that hosts labs, and where on it labs are placed.
@@ -53,6 +66,14 @@ class VCenterEndpoint(models.Model):
         ),
     )
     console_password_ciphertext = models.TextField(blank=True, editable=False)
+    template_source_folders = models.TextField(
+        blank=True,
+        max_length=4000,
+        help_text=(
+            "Folders instructors may pick template VMs from, one inventory path per line (e.g. /DC0/vm/Templates), "
+            "each with everything below it. Empty: any folder of the datacenter except Nestlab's own lab folder."
+        ),
+    )
     concurrency_limit = models.PositiveSmallIntegerField(
         default=8,
         validators=[MinValueValidator(1)],
@@ -80,6 +101,8 @@ class VCenterEndpoint(models.Model):
                 "http:// sends the password unencrypted: use https://, or turn TLS verification off for a lab vCenter."
             )
         errors.update(self._passwords_follow_the_address())
+        if problem := self._source_folders_problem():
+            errors["template_source_folders"] = problem
         if errors:
             raise ValidationError(errors)
 
@@ -107,6 +130,40 @@ class VCenterEndpoint(models.Model):
         ):
             errors[NON_FIELD_ERRORS] = f"The {what} changed: type the console account's password again too."
         return errors
+
+    @property
+    def labs_folder_path(self) -> str:
+        """Where Nestlab builds labs on this endpoint (``labs.jobs.lab_build``)."""
+        return f"/{self.datacenter}/vm/{LABS_FOLDER_NAME}"
+
+    @property
+    def source_folders(self) -> list[str]:
+        """``template_source_folders`` as paths, without blanks or trailing slashes."""
+        return [line.strip().rstrip("/") for line in self.template_source_folders.splitlines() if line.strip()]
+
+    def source_path_refusal(self, path: str) -> str | None:
+        """Why a VM at this inventory path may not be a template source, in words; None if it may.
+
+        Nestlab's own lab folder never is (docs/security.md, finding 2); when an admin named
+        source folders, only VMs in them are."""
+        if path and path_under(path, self.labs_folder_path):
+            return LAB_VM_SOURCE_WORDS
+        folders = self.source_folders
+        if folders and not any(path_under(path or "", folder) for folder in folders):
+            return f"is outside the folders template VMs come from on {self.name}: {', '.join(folders)}."
+        return None
+
+    def _source_folders_problem(self) -> str | None:
+        folders = self.source_folders
+        if len(folders) > TEMPLATE_SOURCE_FOLDERS_MAX:
+            return f"At most {TEMPLATE_SOURCE_FOLDERS_MAX} folders."
+        vm_root = f"/{self.datacenter}/vm"
+        for folder in folders:
+            if not path_under(folder, vm_root):
+                return f"{folder[:80]} is not a VM folder of the datacenter: each path starts with {vm_root}."
+            if path_under(folder, self.labs_folder_path):
+                return f"{folder[:80]} holds Nestlab's own labs, which are never template sources."
+        return None
 
     def set_password(self, raw_password: str) -> None:
         self.password_ciphertext = crypto.encrypt(raw_password)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -47,6 +48,7 @@ ENDPOINT_FIELDS = (
     "vlan_min",
     "vlan_max",
     "concurrency_limit",
+    "template_source_folders",
     "console_username",
 )
 ROSTER_MAX_BYTES = 1024 * 1024
@@ -218,6 +220,17 @@ def _set_nics(vm: TemplateVM, nic_networks: list[str]) -> None:
         TemplateNIC.objects.create(vm=vm, index=index, network=networks[name])
 
 
+# Checks of a VM picked as a template source: the labs app registers one at start-up
+# (labs.template_sources.source_refusal); courses cannot see labs. Each answers words or None.
+TemplateSourceCheck = Callable[..., str | None]
+_template_source_checks: list[TemplateSourceCheck] = []
+
+
+def register_template_source_check(check: TemplateSourceCheck) -> None:
+    if check not in _template_source_checks:
+        _template_source_checks.append(check)
+
+
 @transaction.atomic
 def template_vm_add(
     *,
@@ -233,8 +246,15 @@ def template_vm_add(
     nested_hv_required: bool = False,
     nic_networks: list[str] | None = None,
 ) -> TemplateVM:
-    """Add a VM picked from the endpoint's inventory. It is checked in vCenter at publish."""
+    """Add a VM picked from the endpoint's inventory. It is checked in vCenter at publish.
+
+    A VM that cannot be a template source (a lab VM; one outside the endpoint's source
+    folders, by the path the picker gave) is refused now, by the check the labs app registers
+    (``register_template_source_check``)."""
     _require(permissions.can_edit_template(actor, template), "You cannot edit this template.")
+    for check in _template_source_checks:
+        if refusal := check(template.endpoint, moref=source_moref, path=source_path):
+            raise ValidationError({"source_moref": f"{source_name or source_moref} {refusal}"})
     if template.vms.filter(role=role).exists():
         raise ValidationError({"role": f"The template already has a VM with the role {role}."})
     if template.vms.filter(source_moref=source_moref).exists():

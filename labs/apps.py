@@ -9,7 +9,9 @@ class LabsConfig(AppConfig):
 
     def ready(self) -> None:
         # Register the operation kinds with the runner.
+        from courses.services import register_template_source_check
         from courses.usage import register_usage_source
-        from labs import jobs, quotas  # noqa: F401
+        from labs import jobs, quotas, template_sources  # noqa: F401
 
         register_usage_source(quotas.course_usage, quotas.student_usage)
+        register_template_source_check(template_sources.source_refusal)

@@ -7,6 +7,10 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+# Custom attribute Nestlab writes on every VM it builds (labs.jobs.lab_build): how Reconcile finds
+# its VMs, and how a lab VM is told from a template source (labs.template_sources).
+LAB_ATTRIBUTE = "nestlab.lab_id"
+
 
 class Lab(models.Model):
     """One student's private copy of a course's template version, on its own networks.

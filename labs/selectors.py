@@ -10,7 +10,7 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from courses import permissions
 from courses.models import Course, VCenterEndpoint
-from labs import vsphere
+from labs import template_sources, vsphere
 from labs.endpoints import endpoint_client
 from labs.models import Lab, LabSnapshot, Operation
 from portal import roles
@@ -138,11 +138,18 @@ def endpoint_inventory(
     root = path or f"/{endpoint.datacenter}/vm"
     client = endpoint_client(endpoint)
     if search:
-        return client.search_vms(root, search, recursive=True, limit=200)
-    return client.list_children(root)
+        # Ask for more than is shown: lab VMs found by the search are dropped below.
+        items = client.search_vms(root, search, recursive=True, limit=1000)
+        return template_sources.pickable(endpoint, items)[:200]
+    # Never Nestlab's lab folder or lab VMs; only the admin's source folders where set.
+    return template_sources.pickable(endpoint, client.list_children(root))
 
 
 def endpoint_vm(*, endpoint: VCenterEndpoint, user: AbstractBaseUser, vm: str) -> vsphere.VMInfo:
-    """Details of one VM for the picker (CPUs, memory, NICs, nested HV)."""
+    """Details of one VM for the picker (CPUs, memory, NICs, nested HV); a VM that cannot be a
+    template source (a lab VM, one outside the endpoint's source folders) is refused in words."""
     _require_picker(user)
-    return endpoint_client(endpoint).vm_info(vm)
+    info = endpoint_client(endpoint).vm_info(vm)
+    if refusal := template_sources.vm_refusal(endpoint, info):
+        raise PermissionDenied(f"{info.name} {refusal}")
+    return info

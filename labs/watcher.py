@@ -12,13 +12,12 @@ from django.db import close_old_connections, connection
 from courses.models import VCenterEndpoint
 from labs import services
 from labs.endpoints import endpoint_client
-from labs.jobs.lab_build import LABS_FOLDER
 
 log = logging.getLogger(__name__)
 
 
 def labs_folder(endpoint: VCenterEndpoint) -> str:
-    return f"/{endpoint.datacenter}/vm/{LABS_FOLDER}"
+    return endpoint.labs_folder_path
 
 
 class EndpointWatcher(threading.Thread):

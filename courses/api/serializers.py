@@ -72,6 +72,7 @@ class EndpointSerializer(serializers.ModelSerializer):
             "vlan_min",
             "vlan_max",
             "concurrency_limit",
+            "template_source_folders",
             "console_username",
             "console_password",
             "created_at",

@@ -14,15 +14,16 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
+from courses.models import LABS_FOLDER_NAME
 from labs import capacity, realtime
 from labs.jobs.parallel import Reporter, run_parallel
 from labs.jobs.runner import JobContext
-from labs.models import Lab, LabNetwork, LabSnapshot, LabVM
+from labs.models import LAB_ATTRIBUTE, Lab, LabNetwork, LabSnapshot, LabVM
 from labs.vsphere import NotFound, PortGroupSpec, VSphereClient, VSphereError
 
 logger = logging.getLogger(__name__)
 
-LABS_FOLDER = "Nestlab Labs"
+LABS_FOLDER = LABS_FOLDER_NAME  # the one name, kept in courses.models (endpoint rules need it)
 BASELINE_NAME = "Baseline"
 
 
@@ -159,7 +160,7 @@ class LabBuilder:
             self.client.set_custom_values(
                 vm.moref,
                 {
-                    "nestlab.lab_id": str(self.lab.pk),
+                    LAB_ATTRIBUTE: str(self.lab.pk),
                     "nestlab.owner": self.lab.student.username,
                     "nestlab.course": self.lab.course.code,
                 },

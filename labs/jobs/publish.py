@@ -10,6 +10,7 @@ from django.conf import settings
 
 from courses import services as course_services
 from courses.models import TemplateVersion
+from labs import template_sources
 from labs.jobs.runner import Job, OperationFailed, register
 from labs.models import Operation
 from labs.vsphere import NotFound, VMInfo
@@ -66,6 +67,10 @@ class PublishTemplate(Job):
                     )
                     continue
                 infos[vm["role"]] = info
+                if refusal := template_sources.vm_refusal(self.context.operation.endpoint, info):
+                    # Before any snapshot: a lab VM must never be touched by a publish.
+                    problems.append(f"{vm['role']} ({info.name}) {refusal}")
+                    continue
                 problems.extend(vm_problems(vm, info))
                 progress(100 * (index + 1) / len(vms))
         if problems:

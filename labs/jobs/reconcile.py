@@ -15,10 +15,9 @@ from django.utils import timezone
 
 from labs import realtime
 from labs.jobs.runner import Job, OperationFailed, register
-from labs.models import Lab, LabNetwork, LabVM, Operation, Orphan
+from labs.models import LAB_ATTRIBUTE, Lab, LabNetwork, LabVM, Operation, Orphan
 from labs.vsphere import NotFound, VSphereError
 
-LAB_ATTRIBUTE = "nestlab.lab_id"
 PORT_GROUP_PREFIX = "nestlab-lab"
 # More labs than this (and more than half of them) vanishing in one pass aborts the pass.
 MAX_BROKEN_AT_ONCE = 5

@@ -75,3 +75,39 @@ def test_the_console_password_follows_the_address_too():
     }
     endpoint.set_console_password("typed-again-too")
     endpoint.full_clean()
+
+
+# Template source folders (docs/security.md, finding 2)
+
+
+@pytest.mark.parametrize(
+    ("folders", "problem"),
+    [
+        ("/DC0/vm/Templates\n/DC0/vm/Golden/", None),
+        ("/DC0/vm", None),
+        ("/DC1/vm/Templates", "is not a VM folder of the datacenter"),
+        ("Templates", "is not a VM folder of the datacenter"),
+        ("/DC0/vm/Nestlab Labs", "holds Nestlab's own labs"),
+        ("/DC0/vm/Nestlab Labs/course-a", "holds Nestlab's own labs"),
+        ("\n".join(f"/DC0/vm/f{n}" for n in range(21)), "At most 20 folders"),
+    ],
+)
+def test_source_folders_are_vm_folders_of_the_datacenter_outside_nestlabs_own(folders, problem):
+    endpoint = EndpointFactory.build(datacenter="DC0", template_source_folders=folders)
+    endpoint.set_password("secret")
+    if problem is None:
+        endpoint.full_clean()
+    else:
+        assert problem in " ".join(_errors(endpoint)["template_source_folders"])
+
+
+def test_a_path_is_refused_in_the_lab_folder_and_outside_the_chosen_folders():
+    endpoint = EndpointFactory.build(name="vc1", datacenter="DC0")
+    assert endpoint.source_path_refusal("/DC0/vm/Nestlab Labs/c1/lab-1/esxi") is not None
+    assert endpoint.source_path_refusal("/DC0/vm/Nestlab Labs Old/esxi") is None, "a name that only starts alike"
+    assert endpoint.source_path_refusal("/DC0/vm/anything") is None
+    endpoint.template_source_folders = "/DC0/vm/Templates"
+    assert endpoint.source_path_refusal("/DC0/vm/Templates/sub/esxi") is None
+    assert "is outside the folders template VMs come from on vc1: /DC0/vm/Templates." == endpoint.source_path_refusal(
+        "/DC0/vm/TemplatesX/esxi"
+    )
