@@ -108,6 +108,7 @@ def test_a_path_is_refused_in_the_lab_folder_and_outside_the_chosen_folders():
     assert endpoint.source_path_refusal("/DC0/vm/anything") is None
     endpoint.template_source_folders = "/DC0/vm/Templates"
     assert endpoint.source_path_refusal("/DC0/vm/Templates/sub/esxi") is None
-    assert "is outside the folders template VMs come from on vc1: /DC0/vm/Templates." == endpoint.source_path_refusal(
-        "/DC0/vm/TemplatesX/esxi"
+    assert (
+        endpoint.source_path_refusal("/DC0/vm/TemplatesX/esxi")
+        == "is outside the folders template VMs come from on vc1: /DC0/vm/Templates."
     )
