@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 
 from courses import selectors
-from courses.models import Course, CourseQuota, LabTemplate, TemplateVM, VCenterEndpoint
+from courses.models import MANUAL_MAX_CHARACTERS, Course, CourseQuota, LabTemplate, TemplateVM, VCenterEndpoint
 from courses.services import ENDPOINT_FIELDS, ROSTER_COLUMNS, ROSTER_MAX_BYTES
 
 CLONE_MODES = [
@@ -153,6 +153,7 @@ class TemplateForm(forms.Form):
     )
     manual = forms.CharField(
         required=False,
+        max_length=MANUAL_MAX_CHARACTERS,
         widget=forms.Textarea(attrs={"rows": 14, "class": "manual-source"}),
         label="Lab manual (Markdown)",
         help_text="Students read it on their course page. Headings with #, lists with -, code with `backticks`.",

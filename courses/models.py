@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
 from portal import crypto
+from portal.markdown import render_markdown, stored_html
 
 VLAN_ID_VALIDATORS = [MinValueValidator(1), MaxValueValidator(4094)]
+# A lab manual's size: 64 K characters is a long manual (the demo's is 2 K) and renders in well
+# under a second even when built to be slow (bench/markdown_worst_case.py).
+MANUAL_MAX_CHARACTERS = 65_536
 
 # The VM folder, right below the datacenter's, that holds every lab Nestlab builds.
 LABS_FOLDER_NAME = "Nestlab Labs"
@@ -192,7 +196,15 @@ class LabTemplate(models.Model):
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
     endpoint = models.ForeignKey(VCenterEndpoint, on_delete=models.PROTECT, related_name="templates")
-    manual = models.TextField(blank=True, help_text="The lab manual, in Markdown.")
+    manual = models.TextField(
+        blank=True,
+        max_length=MANUAL_MAX_CHARACTERS,
+        validators=[MaxLengthValidator(MANUAL_MAX_CHARACTERS)],
+        help_text=f"The lab manual, in Markdown (at most {MANUAL_MAX_CHARACTERS:,} characters).",
+    )
+    manual_html = models.TextField(
+        blank=True, editable=False, help_text="The manual rendered and sanitised, once, whenever it is saved."
+    )
     linked_clones = models.BooleanField(
         default=True,
         help_text="Linked clones from the baseline snapshot start in seconds; full clones copy every disk.",
@@ -209,6 +221,28 @@ class LabTemplate(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        """Renders the manual when it changed (every path: services, admin): pages show the stored
+        HTML and never render a manual per view (docs/security.md, finding 4)."""
+        if self._state.adding or self.manual != getattr(self, "_saved_manual", None) or not self.manual_html:
+            self.manual_html = render_markdown(self.manual) if self.manual else ""
+            update_fields = kwargs.get("update_fields")
+            if update_fields is not None and "manual" in update_fields:
+                kwargs["update_fields"] = {*update_fields, "manual_html"}
+        super().save(*args, **kwargs)
+        self._saved_manual = self.manual
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        template = super().from_db(db, field_names, values)
+        template._saved_manual = template.__dict__.get("manual")
+        return template
+
+    @property
+    def manual_markup(self):
+        """The draft's manual as HTML for a page (rendered when saved)."""
+        return stored_html(self.manual_html)
 
 
 class TemplateNetwork(models.Model):
@@ -289,6 +323,10 @@ class TemplateVersion(models.Model):
     vcpu_total = models.PositiveIntegerField(default=0)
     memory_mb_total = models.PositiveIntegerField(default=0)
     disk_gb_total = models.FloatField(default=0)
+    manual = models.TextField(blank=True, editable=False, help_text="The draft's manual when this version was made.")
+    manual_html = models.TextField(
+        blank=True, editable=False, help_text="That manual rendered and sanitised: what students of the version read."
+    )
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -300,6 +338,11 @@ class TemplateVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.template.name} v{self.number}"
+
+    @property
+    def manual_markup(self):
+        """The version's manual as HTML for a page (rendered when the draft was saved)."""
+        return stored_html(self.manual_html)
 
     @property
     def is_published(self) -> bool:

@@ -354,7 +354,17 @@ def template_version_create(*, template: LabTemplate, actor: AbstractBaseUser) -
     if problems:
         raise ValidationError(problems)
     number = (locked.versions.aggregate(top=Max("number"))["top"] or 0) + 1
-    version = TemplateVersion(template=locked, number=number, revision=locked.revision, spec=spec, created_by=actor)
+    version = TemplateVersion(
+        template=locked,
+        number=number,
+        revision=locked.revision,
+        spec=spec,
+        created_by=actor,
+        # Rendered when the draft was saved: a version's readers never pay for rendering, and a
+        # later edit of the draft changes nothing a course on this version shows.
+        manual=locked.manual,
+        manual_html=locked.manual_html,
+    )
     _save(version)
     return version
 

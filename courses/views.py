@@ -20,7 +20,16 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from courses import forms, permissions, selectors, services, usage
-from courses.models import Course, CourseQuota, Enrollment, LabTemplate, TemplateNetwork, TemplateVM, VCenterEndpoint
+from courses.models import (
+    MANUAL_MAX_CHARACTERS,
+    Course,
+    CourseQuota,
+    Enrollment,
+    LabTemplate,
+    TemplateNetwork,
+    TemplateVM,
+    VCenterEndpoint,
+)
 from portal import audit, roles
 from portal.markdown import render_markdown
 
@@ -213,7 +222,7 @@ def _template_page(request: HttpRequest, template: LabTemplate, *, status: int =
         "networks": list(template.networks.all()),
         "network_names": [network.name for network in template.networks.all()],
         "picked_morefs": [vm.source_moref for vm in vms],
-        "manual_html": render_markdown(template.manual),
+        "manual_html": template.manual_markup,
         "details_form": forms.TemplateForm.for_template(template),
         "network_form": forms.NetworkForm(),
         "add_vm_form": forms.TemplateVMAddForm(template=template),
@@ -242,7 +251,7 @@ def template_detail(request: HttpRequest, template_id: int) -> HttpResponse:
             messages.success(request, "Saved. Publish when you want courses to get these changes.")
             return redirect("courses:template-detail", template.pk)
     template = _template_or_404(request, template_id)
-    return _template_page(request, template, details_form=form)
+    return _template_page(request, template, status=400, details_form=form)
 
 
 @login_required
@@ -338,7 +347,14 @@ def markdown_preview(request: HttpRequest) -> HttpResponse:
     """The manual editor's live preview: the same rendering students will see."""
     if not permissions.can_create_templates(request.user):
         return HttpResponse("Only instructors and admins write manuals.", status=403, content_type="text/plain")
-    return HttpResponse(render_markdown(request.POST.get("text", "")))
+    text = request.POST.get("text", "")
+    if len(text) > MANUAL_MAX_CHARACTERS:
+        return HttpResponse(
+            f"The manual is {len(text):,} characters long; at most {MANUAL_MAX_CHARACTERS:,} are allowed.",
+            status=400,
+            content_type="text/plain",
+        )
+    return HttpResponse(render_markdown(text))
 
 
 # Courses
@@ -369,7 +385,7 @@ def _course_page(request: HttpRequest, course: Course, *, status: int = 200, **o
         "can_manage": manage,
         "can_set_quota": permissions.can_set_quota(user, course),
         "instructors": course.instructors.order_by("last_name", "username"),
-        "manual_html": render_markdown(template.manual) if template else "",
+        "manual_html": course.template_version.manual_markup if course.template_version else "",
         "template": template,
     }
     if manage:

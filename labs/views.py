@@ -31,7 +31,6 @@ from labs import forms, permissions, selectors, services, vsphere
 from labs.models import Lab, LabSnapshot, LabVM, Operation
 from portal import audit, roles
 from portal.errors import Conflict
-from portal.markdown import render_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -258,7 +257,6 @@ def _lab_context(request: HttpRequest, lab: Lab) -> dict:
 
 def _lab_page(request: HttpRequest, lab: Lab, *, snapshot_form: forms.SnapshotForm | None = None) -> HttpResponse:
     course = lab.course
-    template = course.template_version.template if course.template_version else lab.template_version.template
     own_labs = (
         Lab.objects.filter(course=course, student=lab.student)
         .exclude(state=Lab.State.DELETED)
@@ -277,7 +275,8 @@ def _lab_page(request: HttpRequest, lab: Lab, *, snapshot_form: forms.SnapshotFo
         "snapshots_taken": sum(1 for snapshot in lab.snapshots.all() if not snapshot.is_baseline),
         "snapshot_limit": next(bar.limit for bar in bars if bar.name == "snapshots_per_lab"),
         "snapshot_form": snapshot_form or forms.SnapshotForm(),
-        "manual_html": render_markdown(template.manual),
+        # The version's copy, rendered once when its draft was saved (docs/security.md, finding 4).
+        "manual_html": lab.template_version.manual_markup,
         "bars": bars,
         "own_labs": list(own_labs),
     }

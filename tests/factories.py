@@ -106,13 +106,13 @@ def simulator_endpoint(vcsim, **overrides) -> VCenterEndpoint:
     return endpoint
 
 
-def published_version(*, owner=None, endpoint=None, vms=None):
+def published_version(*, owner=None, endpoint=None, vms=None, manual: str = ""):
     """A published template version without touching vCenter (spec written by hand)."""
     from courses import services as course_services
 
     owner = owner or InstructorFactory()
     template = course_services.template_create(
-        actor=owner, endpoint=endpoint or EndpointFactory(), name="Nested vSphere 8 Lab"
+        actor=owner, endpoint=endpoint or EndpointFactory(), name="Nested vSphere 8 Lab", manual=manual
     )
     vms = vms or [("esxi-01", 4, 16384), ("router", 1, 1024)]
     for index, (role, _cpus, _memory_mb) in enumerate(vms):
@@ -147,7 +147,7 @@ def open_course(*, students: int = 3, quota: dict | None = None, **course_fields
     from courses.models import Course
 
     instructor = InstructorFactory()
-    version = published_version(owner=instructor)
+    version = published_version(owner=instructor, manual=course_fields.pop("manual", ""))
     course = course_services.course_create(
         actor=instructor,
         title=course_fields.pop("title", "vSphere 8"),

@@ -112,3 +112,32 @@ def test_a_path_is_refused_in_the_lab_folder_and_outside_the_chosen_folders():
         endpoint.source_path_refusal("/DC0/vm/TemplatesX/esxi")
         == "is outside the folders template VMs come from on vc1: /DC0/vm/Templates."
     )
+
+
+# Lab manuals (docs/security.md, finding 4)
+
+
+def test_a_manual_over_the_limit_is_refused_by_the_model():
+    from courses.models import MANUAL_MAX_CHARACTERS, LabTemplate
+
+    template = LabTemplate(name="t", endpoint=EndpointFactory(), manual="[" * (MANUAL_MAX_CHARACTERS + 1))
+    with pytest.raises(ValidationError) as refused:
+        template.full_clean()
+    assert "at most 65536 characters" in " ".join(refused.value.message_dict["manual"])
+
+
+def test_the_manual_is_rendered_when_saved_and_only_when_it_changed(monkeypatch):
+    from courses import models
+
+    template = models.LabTemplate.objects.create(name="t", endpoint=EndpointFactory(), manual="**one**")
+    assert template.manual_html == "<p><strong>one</strong></p>\n"
+    rendered = []
+    monkeypatch.setattr(models, "render_markdown", lambda text: rendered.append(text) or f"<p>{text}</p>")
+    template = models.LabTemplate.objects.get(pk=template.pk)
+    template.revision += 1
+    template.save()
+    assert rendered == [], "an edit of something else does not render the manual again"
+    template.manual = "two"
+    template.save(update_fields=["manual"])
+    assert rendered == ["two"]
+    assert models.LabTemplate.objects.get(pk=template.pk).manual_html == "<p>two</p>"

@@ -334,6 +334,27 @@ def test_the_manual_preview_renders_like_students_see_it_without_scripts(client)
     assert b"onerror" not in response.content
 
 
+def test_a_preview_over_the_manual_limit_is_a_400_in_words(client):
+    client.force_login(InstructorFactory())
+    response = client.post(reverse("courses:markdown-preview"), {"text": "[" * 70_000})
+    assert response.status_code == 400
+    assert response.content.decode() == "The manual is 70,000 characters long; at most 65,536 are allowed."
+
+
+def test_a_manual_over_the_limit_on_the_template_page_is_refused_and_kept_in_the_form(client):
+    instructor = InstructorFactory()
+    template = make_template(instructor)
+    client.force_login(instructor)
+    response = client.post(
+        reverse("courses:template-detail", args=[template.pk]),
+        {"name": template.name, "description": "", "clone_mode": "linked", "manual": "x" * 70_000},
+    )
+    assert response.status_code == 400
+    assert "at most 65536 characters (it has 70000)" in response.content.decode()
+    template.refresh_from_db()
+    assert template.manual == ""
+
+
 def test_students_get_no_manual_preview(client):
     client.force_login(StudentFactory())
     assert client.post(reverse("courses:markdown-preview"), {"text": "x"}).status_code == 403
@@ -809,9 +830,12 @@ def test_instructor_grants_a_top_up_and_the_student_sees_it_in_their_limits(clie
 
 def test_the_student_course_page_shows_the_manual_and_their_usage_but_no_roster(client):
     instructor = InstructorFactory()
-    course = published_course(instructor, state="open")
-    template = course.template_version.template
+    template = make_template(instructor)
+    add_vm(template, instructor)
     services.template_update(template=template, actor=instructor, manual="## Step 1\n\nPower on *esxi-01*.")
+    course = make_course(instructor, version=publish(template, instructor), state="open")
+    # A later edit of the draft is not what this version's students read (finding 4).
+    services.template_update(template=template, actor=instructor, manual="## Draft that is not published")
     student = StudentFactory()
     other = StudentFactory(username="classmate")
     for person in (student, other):
@@ -822,6 +846,7 @@ def test_the_student_course_page_shows_the_manual_and_their_usage_but_no_roster(
     content = response.content.decode()
     assert "vSphere 8 administration" in content
     assert "Step 1</h2>" in content and "<em>esxi-01</em>" in content
+    assert "Draft that is not published" not in content
     assert "Your usage" in content
     assert instructor.get_full_name() in content
     assert "classmate" not in content

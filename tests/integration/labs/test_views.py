@@ -333,9 +333,12 @@ def test_a_course_that_cannot_run_labs_says_why_instead_of_a_button(client, enqu
 
 @pytest.mark.django_db
 def test_the_lab_page_shows_vms_snapshot_tree_manual_usage_and_operations(client, enqueued):
-    course = open_course(quota={"snapshots_per_lab": 3, "lab_hours_per_student": 10})
+    course = open_course(
+        quota={"snapshots_per_lab": 3, "lab_hours_per_student": 10},
+        manual="# Exercise 1\n\nBuild the **cluster**.<script>alert(1)</script>",
+    )
     template = course.template_version.template
-    template.manual = "# Exercise 1\n\nBuild the **cluster**.<script>alert(1)</script>"
+    template.manual = "# The next version's draft"
     template.save()
     lab = _started(course)
     baseline = lab.current_snapshot
@@ -363,6 +366,7 @@ def test_the_lab_page_shows_vms_snapshot_tree_manual_usage_and_operations(client
     assert f'<span data-snapshots-taken="{lab.pk}">3</span> of 3 kept' in page
     # Manual (sanitized), usage bars, recent operations, no busy buttons.
     assert "<strong>cluster</strong>" in page and "<script>" not in page
+    assert "next version's draft" not in page, "the lab's version's manual, not the draft (finding 4)"
     assert 'data-bar="snapshots_per_lab"' in page and "Your usage" in page
     assert "Provision lab" in page and "Done" in page
     assert " disabled" not in page
@@ -919,3 +923,24 @@ def test_a_student_removed_from_the_course_reads_their_lab_page_without_its_butt
     # The course's instructor still gets every button.
     client.force_login(course.instructors.get())
     assert 'id="lab-actions"' in client.get(_lab_url(lab)).content.decode()
+
+
+@pytest.mark.django_db
+def test_the_lab_page_shows_the_largest_manual_without_rendering_it(client, enqueued, monkeypatch):
+    """Finding 4: the manual is rendered once, when saved; a page view only copies stored HTML.
+    (bench/markdown_worst_case.py times the page with the largest and slowest manual allowed.)"""
+    from courses.models import MANUAL_MAX_CHARACTERS
+    from portal import markdown
+
+    largest = ("> - *[step](https://docs.example.edu)* `x`\n" * MANUAL_MAX_CHARACTERS)[:MANUAL_MAX_CHARACTERS]
+    course = open_course(manual=largest)
+    lab = _started(course)
+
+    def no_rendering_here():
+        raise AssertionError("a page view rendered a manual")
+
+    monkeypatch.setattr(markdown, "_parser", no_rendering_here)  # every rendering goes through it
+    client.force_login(lab.student)
+    page = client.get(_lab_url(lab))
+    assert page.status_code == 200
+    assert page.content.decode().count('href="https://docs.example.edu"') == largest.count("](https://")

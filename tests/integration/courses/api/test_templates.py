@@ -258,3 +258,14 @@ def test_versions_are_listed_newest_first_with_their_sizes():
     assert client_for(owner).get(f"{URL}{template.pk}/").json()["unpublished_changes"] is False
     assert client_for(StudentFactory()).get(f"{URL}{template.pk}/versions/").status_code == 403
     assert reader.post(f"{URL}{template.pk}/versions/", {}, format="json").status_code == 405
+
+
+def test_a_300_kb_manual_is_a_400_in_words_and_changes_nothing():
+    """Finding 4: 300 KB of nested markup tied a web server up for 15 s on every page view."""
+    owner = InstructorFactory()
+    template = make_template(owner)
+    response = client_for(owner).patch(f"{URL}{template.pk}/", {"manual": "[" * 300_000}, format="json")
+    assert response.status_code == 400
+    assert "no more than 65536 characters" in " ".join(response.json()["errors"]["manual"])
+    template.refresh_from_db()
+    assert template.manual == "" and template.manual_html == ""
