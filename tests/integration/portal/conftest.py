@@ -19,6 +19,9 @@ from labs.models import Lab, LabSnapshot, Operation
 from tests.factories import AdminFactory, EndpointFactory, open_course, simulator_endpoint
 
 DEMO_ESXI = "/DC0/vm/Nestlab Templates/Nested vSphere 8 Lab/esxi-01"
+# A template source no lab row claims: the labs here pretend their VMs are DEMO_ESXI, which the
+# picker therefore refuses as a lab VM (docs/security.md, finding 2).
+DEMO_SOURCE = "/DC0/vm/Nestlab Templates/Nested vSphere 8 Lab/vcsa"
 
 
 @dataclass
@@ -38,6 +41,7 @@ class World:
     endpoint: object
     spare_endpoint: object
     esxi_moref: str
+    source_moref: str
     classmate_enrollment: object
 
 
@@ -96,6 +100,7 @@ def _build(vcsim) -> World:
         endpoint=endpoint,
         spare_endpoint=EndpointFactory(),
         esxi_moref=esxi_moref,
+        source_moref=endpoint_client(endpoint).get(DEMO_SOURCE).moref,
         classmate_enrollment=course.enrollments.get(student=classmate),
     )
 

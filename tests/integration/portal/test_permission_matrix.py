@@ -110,7 +110,7 @@ TARGETS = {
     "api/v1/endpoints/{endpoint_id}/inventory/": lambda w, role: {"endpoint_id": w.endpoint.pk},
     "api/v1/endpoints/{endpoint_id}/vms/{moref}/": lambda w, role: {
         "endpoint_id": w.endpoint.pk,
-        "moref": w.esxi_moref,
+        "moref": w.source_moref,
     },
     "api/v1/templates/": lambda w, role: {},
     "api/v1/templates/{pk}/": lambda w, role: {"pk": w.template.pk},
