@@ -18,6 +18,7 @@ ACTIONS = {
     Operation.Kind.ENDPOINT_CHECK: "endpoint.check",
     Operation.Kind.RECONCILE: "endpoint.reconcile",
     Operation.Kind.PUBLISH: "template.publish",
+    Operation.Kind.PREPARE_SOURCES: "template.prepare_sources",
     Operation.Kind.PROVISION: "lab.provision",
     Operation.Kind.SNAPSHOT: "lab.snapshot",
     Operation.Kind.DELETE_SNAPSHOT: "lab.delete_snapshot",
@@ -33,7 +34,7 @@ RESULTS = {
     Operation.State.CANCELLED: Result.CANCELLED,
 }
 # Request parameters worth naming in the log (the others are ids the target already gives).
-PARAMS_SHOWN = ("action", "name", "snapshot", "source_lab", "version", "reason")
+PARAMS_SHOWN = ("action", "name", "snapshot", "source_lab", "version", "reason", "template")
 
 
 def _target(operation: Operation) -> Target:

@@ -225,6 +225,7 @@ class Operation(models.Model):
         POWER = "power", "Power"
         DELETE = "delete", "Delete lab"
         RECONCILE = "reconcile", "Reconcile with vCenter"
+        PREPARE_SOURCES = "prepare_sources", "Prepare template VMs"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, Q, QuerySet
 
 from courses import permissions
-from courses.models import Course, VCenterEndpoint
+from courses.models import Course, LabTemplate, VCenterEndpoint
 from labs import template_sources, vsphere
 from labs.endpoints import endpoint_client
 from labs.models import Lab, LabSnapshot, Operation
@@ -153,3 +154,27 @@ def endpoint_vm(*, endpoint: VCenterEndpoint, user: AbstractBaseUser, vm: str) -
     if refusal := template_sources.vm_refusal(endpoint, info):
         raise PermissionDenied(f"{info.name} {refusal}")
     return info
+
+
+def template_prepare_plan(*, template: LabTemplate, actor: AbstractBaseUser) -> list[dict[str, Any]]:
+    """What preparing the template's source VMs would change, read from vCenter now, for the
+    confirmation page: one row per VM with its ``changes`` in words (empty when ready) or the
+    ``problem`` that keeps Nestlab from touching it."""
+    if not permissions.can_edit_template(actor, template):
+        raise PermissionDenied("Only the template's owners and admins can prepare its VMs.")
+    client = endpoint_client(template.endpoint)
+    rows = []
+    for vm in template.vms.order_by("boot_order", "role"):
+        row: dict[str, Any] = {"role": vm.role, "name": vm.source_name, "changes": [], "problem": ""}
+        try:
+            info = client.vm_info(vm.source_moref)
+        except vsphere.NotFound:
+            row["problem"] = "It is no longer in vCenter: pick it again or remove it."
+        else:
+            refusal = template_sources.vm_refusal(template.endpoint, info)
+            if refusal:
+                row["problem"] = f"{info.name} {refusal}"
+            else:
+                row["changes"] = template_sources.planned_changes(vm.role, vm.nested_hv_required, info)
+        rows.append(row)
+    return rows

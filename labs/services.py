@@ -13,8 +13,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from courses import permissions as course_permissions
 from courses import services as course_services
-from courses.models import Course, CourseQuota, LabTemplate, VCenterEndpoint
+from courses.models import Course, CourseQuota, LabTemplate, TemplateVersion, VCenterEndpoint
 from labs import audit, permissions, quotas, realtime, selectors
 from labs.models import Lab, LabNetwork, LabRun, LabSnapshot, LabVM, Operation
 from portal import audit as portal_audit
@@ -146,6 +147,37 @@ def template_publish(*, template: LabTemplate, actor: AbstractBaseUser) -> Opera
             params={"template": template.pk, "version": version.number},
             template_version=version,
         )
+
+
+def template_prepare(*, template: LabTemplate, actor: AbstractBaseUser) -> Operation:
+    """Power off the template's running source VMs and turn on nested hardware virtualization where
+    the template needs it, as an operation (``labs.jobs.prepare``); one at a time per template,
+    never while it is being published."""
+    _require_template_editor(actor, template)
+    with transaction.atomic():
+        LabTemplate.objects.select_for_update().get(pk=template.pk)
+        if not template.vms.exists():
+            raise ValidationError(f"{template.name} has no VMs to prepare: add them from vCenter first.")
+        if template.versions.filter(state=TemplateVersion.State.PUBLISHING).exists():
+            raise Conflict(f"{template.name} is being published: wait for that to finish.")
+        running = Operation.objects.filter(
+            kind=Operation.Kind.PREPARE_SOURCES,
+            params__template=template.pk,
+            state__in=Operation.ACTIVE_STATES,
+        ).first()
+        if running is not None:
+            raise Conflict(f"The VMs of {template.name} are being prepared already (#{running.pk}).")
+        return operation_start(
+            kind=Operation.Kind.PREPARE_SOURCES,
+            endpoint=template.endpoint,
+            actor=actor,
+            params={"template": template.pk},
+        )
+
+
+def _require_template_editor(actor: AbstractBaseUser, template: LabTemplate) -> None:
+    if not course_permissions.can_edit_template(actor, template):
+        raise PermissionDenied("Only the template's owners and admins can prepare its VMs.")
 
 
 # Labs

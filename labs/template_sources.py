@@ -65,3 +65,21 @@ def pickable(endpoint: VCenterEndpoint, items: list[InventoryItem]) -> list[Inve
 def _leads_to(item: InventoryItem, folder: str) -> bool:
     """A folder or datacenter on the way down to an allowed folder (so the picker can browse to it)."""
     return item.kind not in (Kind.VM, Kind.TEMPLATE) and path_under(folder, item.path)
+
+
+RUNNING_STATES = frozenset({"poweredOn", "suspended"})
+
+
+def planned_changes(vm_role: str, nested_hv_required: bool, info: VMInfo) -> list[str]:
+    """What preparing (``labs.jobs.prepare``) would do to one source VM, in words (empty: nothing
+    to do). The confirmation page shows these, and the job follows the same rule."""
+    changes = []
+    if info.power_state in RUNNING_STATES:
+        changes.append(f"power off {vm_role} ({info.name}), which is {_state_words(info.power_state)}")
+    if nested_hv_required and not info.nested_hv:
+        changes.append(f"turn on nested hardware virtualization on {vm_role} ({info.name})")
+    return changes
+
+
+def _state_words(state: str) -> str:
+    return {"poweredOn": "powered on", "suspended": "suspended"}.get(state, state)

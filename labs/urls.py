@@ -10,6 +10,7 @@ urlpatterns = [
     path("endpoints/<int:endpoint_id>/inventory/", views.endpoint_inventory, name="endpoint-inventory"),
     path("endpoints/<int:endpoint_id>/vms/<str:moref>/", views.endpoint_vm, name="endpoint-vm"),
     path("templates/<int:template_id>/publish/", views.template_publish, name="template-publish"),
+    path("templates/<int:template_id>/prepare/", views.template_prepare, name="template-prepare"),
     path("operations/<int:operation_id>/", views.operation_detail, name="operation-detail"),
     # A student's lab
     path("courses/<int:course_id>/start/", views.lab_start, name="lab-start"),

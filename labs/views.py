@@ -88,6 +88,44 @@ def template_publish(request: HttpRequest, template_id: int) -> HttpResponse:
     return redirect("courses:template-detail", template.pk)
 
 
+@login_required
+def template_prepare(request: HttpRequest, template_id: int) -> HttpResponse:
+    """GET: what preparing the source VMs would change, read from vCenter, to confirm. POST (with
+    ``confirmed``): start it and watch it on the operation page."""
+    template = get_object_or_404(LabTemplate, pk=template_id)
+    back = redirect("courses:template-detail", template.pk)
+    if request.method == "POST" and request.POST.get("confirmed"):
+        try:
+            operation = services.template_prepare(template=template, actor=request.user)
+        except PermissionDenied as refusal:
+            messages.error(request, _words(request, refusal))
+        except (ValidationError, Conflict) as error:
+            messages.error(request, "Not prepared: " + " ".join(_messages_of(error)))
+        else:
+            messages.success(request, f"Preparing the VMs of {template.name}…")
+            return redirect("labs:operation-detail", operation.pk)
+        return back
+    try:
+        plan = selectors.template_prepare_plan(template=template, actor=request.user)
+    except PermissionDenied as refusal:
+        messages.error(request, _words(request, refusal))
+        return back
+    except vsphere.VSphereError as error:
+        messages.error(request, f"Could not read the VMs from {template.endpoint.name}: {error}")
+        return back
+    context = {
+        "template": template,
+        "plan": plan,
+        "changes": sum(len(row["changes"]) for row in plan),
+        "problems": sum(1 for row in plan if row["problem"]),
+    }
+    return render(request, "labs/template_prepare.html", context)
+
+
+def _messages_of(error: Exception) -> list[str]:
+    return list(getattr(error, "messages", None) or [str(error)])
+
+
 # The inventory picker's JSON: what the template page's picker (static/js/picker.js) browses.
 
 

@@ -13,6 +13,7 @@ urlpatterns = [
     path("endpoints/<int:endpoint_id>/inventory/", views.endpoint_inventory, name="endpoint-inventory"),
     path("endpoints/<int:endpoint_id>/vms/<str:moref>/", views.endpoint_vm, name="endpoint-vm"),
     path("templates/<int:template_id>/publish/", views.template_publish, name="template-publish"),
+    path("templates/<int:template_id>/prepare/", views.template_prepare, name="template-prepare"),
     # Course routes that need vCenter live here: courses never imports labs.
     path("courses/<int:course_id>/provision/", views.course_provision, name="course-provision"),
     path("courses/<int:course_id>/labs/bulk/", views.course_labs_bulk, name="course-labs-bulk"),

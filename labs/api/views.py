@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.exceptions import APIException
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -256,6 +256,55 @@ def template_publish(request: Request, template_id: int) -> Response:
     except LabTemplate.DoesNotExist:
         raise Http404("No template with that id.") from None
     operation = services.template_publish(template=template, actor=request.user)
+    return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
+
+
+class PrepareRowSerializer(serializers.Serializer):
+    """One source VM: what preparing would change on it, or why Nestlab will not touch it."""
+
+    role = serializers.CharField()
+    name = serializers.CharField()
+    changes = serializers.ListField(child=serializers.CharField())
+    problem = serializers.CharField()
+
+
+@extend_schema(
+    tags=["templates"],
+    methods=["GET"],
+    summary="What preparing a template's source VMs would change",
+    description=(
+        "Owners and admins. Read from vCenter now: for each source VM, the `changes` preparing would make "
+        "(power off a running VM; turn on nested hardware virtualization where the template VM needs it), "
+        "or the `problem` that keeps Nestlab from touching it (gone from vCenter, a lab VM, outside the "
+        "endpoint's source folders)."
+    ),
+    responses={200: PrepareRowSerializer(many=True), **errors(403, 404), **VCENTER_ERRORS},
+)
+@extend_schema(
+    tags=["templates"],
+    methods=["POST"],
+    summary="Prepare a template's source VMs for publishing",
+    description=(
+        "Owners and admins. Answers 202 with the `prepare_sources` operation, which powers off running "
+        "source VMs (like pulling the plug) and turns on nested hardware virtualization where needed; its "
+        "`result.changes` says what it did. 400 for a template without VMs; 409 while it is being "
+        "published or prepared."
+    ),
+    request=None,
+    responses={202: OperationSerializer, **errors(400, 403, 404, 409)},
+)
+@api_view(["GET", "POST"])
+@permission_classes([IsAuthenticated, BuildsTemplates])
+def template_prepare(request: Request, template_id: int) -> Response:
+    try:
+        template = course_selectors.template_list(user=request.user).get(pk=template_id)
+    except LabTemplate.DoesNotExist:
+        raise Http404("No template with that id.") from None
+    if request.method == "GET":
+        with vcenter_errors():
+            plan = selectors.template_prepare_plan(template=template, actor=request.user)
+        return Response(PrepareRowSerializer(plan, many=True).data)
+    operation = services.template_prepare(template=template, actor=request.user)
     return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
 
 

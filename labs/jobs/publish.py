@@ -26,11 +26,14 @@ def vm_problems(vm: dict[str, Any], info: VMInfo) -> list[str]:
     label = f"{vm['role']} ({info.name})"
     problems = []
     if info.power_state != "poweredOff":
-        problems.append(f"{label} is {_power_words(info.power_state)}; power it off so its baseline is consistent.")
+        problems.append(
+            f"{label} is {_power_words(info.power_state)}; power it off so its baseline is consistent "
+            "(Prepare the VMs… on the template page does it)."
+        )
     if vm["nested_hv_required"] and not info.nested_hv:
         problems.append(
             f"{label} needs nested hardware virtualization, but it is off on the VM "
-            "(Edit Settings > CPU > Expose hardware assisted virtualization to the guest OS)."
+            "(Prepare the VMs… on the template page turns it on)."
         )
     if len(vm["nic_networks"]) > len(info.nics):
         problems.append(

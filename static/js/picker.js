@@ -174,8 +174,15 @@
       POWER_WORDS[vm.power_state] || vm.power_state,
     ].filter(Boolean).join(" · ");
     const warning = fact("warning");
-    warning.hidden = vm.power_state === "poweredOff";
-    warning.textContent = `It is ${POWER_WORDS[vm.power_state] || vm.power_state}: power it off in vCenter before you publish.`;
+    const warnings = [];
+    if (vm.power_state !== "poweredOff") {
+      warnings.push(`It is ${POWER_WORDS[vm.power_state] || vm.power_state}: it must be off when you publish ("Prepare the VMs…" powers it off after asking).`);
+    }
+    if (!vm.nested_hv) {
+      warnings.push("Nested virtualization is off: if it runs ESXi, tick \"Needs nested hardware virtualization\" and \"Prepare the VMs…\" turns it on.");
+    }
+    warning.hidden = warnings.length === 0;
+    warning.textContent = warnings.join(" ");
     field("cpu_override").placeholder = `${vm.num_cpu} (as in vCenter)`;
     field("memory_mb_override").placeholder = `${vm.memory_mb} (as in vCenter)`;
     if (!restoring) {

@@ -115,6 +115,7 @@ TARGETS = {
     "api/v1/templates/": lambda w, role: {},
     "api/v1/templates/{pk}/": lambda w, role: {"pk": w.template.pk},
     "api/v1/templates/{template_id}/publish/": lambda w, role: {"template_id": w.template.pk},
+    "api/v1/templates/{template_id}/prepare/": lambda w, role: {"template_id": w.template.pk},
     "api/v1/templates/{template_id}/networks/": lambda w, role: {"template_id": w.template.pk},
     "api/v1/templates/{template_id}/networks/{pk}/": lambda w, role: {
         "template_id": w.template.pk,
@@ -294,6 +295,8 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("put", "api/v1/templates/{pk}/"):                   (N,   N,   N,   N,   N,   Y,   N,   Y),
     ("patch", "api/v1/templates/{pk}/"):                 (N,   N,   N,   N,   N,   Y,   N,   Y),
     ("post", "api/v1/templates/{template_id}/publish/"): (N,   N,   N,   N,   N,   202, N,   202),
+    ("get", "api/v1/templates/{template_id}/prepare/"):  (N,   N,   N,   N,   N,   Y,   N,   Y),
+    ("post", "api/v1/templates/{template_id}/prepare/"): (N,   N,   N,   N,   N,   202, N,   202),
     ("get", "api/v1/templates/{template_id}/networks/"): (N,   N,   N,   N,   N,   Y,   Y,   Y),
     ("post", "api/v1/templates/{template_id}/networks/"): (N,  N,   N,   N,   N,   201, N,   201),
     ("delete", "api/v1/templates/{template_id}/networks/{pk}/"): (N, N, N, N,  N,   204, N,   204),
