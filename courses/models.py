@@ -8,6 +8,7 @@ from django.core.validators import MaxLengthValidator, MaxValueValidator, MinVal
 from django.db import models
 from django.utils import timezone
 
+from courses import bounds
 from portal import crypto
 from portal.markdown import render_markdown, stored_html
 
@@ -80,7 +81,7 @@ class VCenterEndpoint(models.Model):
     )
     concurrency_limit = models.PositiveSmallIntegerField(
         default=8,
-        validators=[MinValueValidator(1)],
+        validators=bounds.upto(bounds.MAX_CONCURRENCY_LIMIT, minimum=1),
         help_text="How many clone-class tasks may run on this vCenter at once.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -371,8 +372,8 @@ class Course(models.Model):
     template_version = models.ForeignKey(
         TemplateVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="courses"
     )
-    starts_on = models.DateField()
-    ends_on = models.DateField()
+    starts_on = models.DateField(validators=[bounds.validate_date_in_range])
+    ends_on = models.DateField(validators=[bounds.validate_date_in_range])
     state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)
     join_code = models.CharField(max_length=16, unique=True, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -419,8 +420,10 @@ class Enrollment(models.Model):
         return f"{self.student} in {self.course.code}"
 
 
-def _limit(help_text: str) -> models.PositiveIntegerField:
-    return models.PositiveIntegerField(null=True, blank=True, help_text=help_text)
+def _limit(help_text: str, maximum: int) -> models.PositiveIntegerField:
+    return models.PositiveIntegerField(
+        null=True, blank=True, validators=bounds.upto(maximum), help_text=f"{help_text} At most {maximum:,}."
+    )
 
 
 class CourseQuota(models.Model):
@@ -431,17 +434,25 @@ class CourseQuota(models.Model):
     """
 
     course = models.OneToOneField(Course, on_delete=models.CASCADE, related_name="quota")
-    running_labs = _limit("Labs powered on at once across the class.")
-    labs_per_student = _limit("Labs each student may have (their lab plus its clones).")
-    snapshots_per_lab = _limit("Snapshots each lab may keep.")
-    vcpu_total = _limit("Virtual CPUs of all the class's labs together.")
-    memory_gb_total = _limit("Memory (GB) of all the class's labs together.")
-    storage_gb_total = _limit("Datastore space (GB) of all the class's labs together.")
-    lab_hours_per_student = _limit("Hours each student's labs may run.")
-    lifetime_days_after_end = _limit("Days labs are kept after the course ends, before they are deleted.")
-    lease_hours = _limit("Hours a lab runs after each start before it is powered off (a lease).")
-    lease_extensions = _limit("Times a student may extend a running lab's lease by one lease, in one click.")
-    idle_minutes = _limit("Minutes without portal activity or console use before a running lab is powered off.")
+    running_labs = _limit("Labs powered on at once across the class.", bounds.MAX_LABS)
+    labs_per_student = _limit("Labs each student may have (their lab plus its clones).", bounds.MAX_LABS)
+    snapshots_per_lab = _limit("Snapshots each lab may keep.", bounds.MAX_SNAPSHOTS_PER_LAB)
+    vcpu_total = _limit("Virtual CPUs of all the class's labs together.", bounds.MAX_VCPUS)
+    memory_gb_total = _limit("Memory (GB) of all the class's labs together.", bounds.MAX_MEMORY_GB)
+    storage_gb_total = _limit("Datastore space (GB) of all the class's labs together.", bounds.MAX_STORAGE_GB)
+    lab_hours_per_student = _limit("Hours each student's labs may run.", bounds.MAX_LAB_HOURS)
+    lifetime_days_after_end = _limit(
+        "Days labs are kept after the course ends, before they are deleted.", bounds.MAX_LIFETIME_DAYS
+    )
+    lease_hours = _limit(
+        "Hours a lab runs after each start before it is powered off (a lease).", bounds.MAX_LEASE_HOURS
+    )
+    lease_extensions = _limit(
+        "Times a student may extend a running lab's lease by one lease, in one click.", bounds.MAX_LEASE_EXTENSIONS
+    )
+    idle_minutes = _limit(
+        "Minutes without portal activity or console use before a running lab is powered off.", bounds.MAX_IDLE_MINUTES
+    )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -470,8 +481,8 @@ class QuotaTopUp(models.Model):
 
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="top_ups")
     student = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="top_ups")
-    extra_lab_hours = models.PositiveIntegerField(default=0)
-    extra_labs = models.PositiveIntegerField(default=0)
+    extra_lab_hours = models.PositiveIntegerField(default=0, validators=bounds.upto(bounds.MAX_LAB_HOURS))
+    extra_labs = models.PositiveIntegerField(default=0, validators=bounds.upto(bounds.MAX_LABS))
     reason = models.CharField(max_length=200, blank=True)
     granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

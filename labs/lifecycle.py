@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from django.db.models import Q
 from django.utils import timezone
 
+from courses import bounds
 from courses.models import Course, CourseQuota
 from labs import realtime, services
 from labs.models import Lab
@@ -70,7 +71,7 @@ def tick(now: datetime | None = None) -> Tick:
             continue
         if quota is not None and quota.idle_minutes is not None:
             last = max(filter(None, [lab.last_activity_at, lab.running_since]))
-            idle = last <= now - timedelta(minutes=quota.idle_minutes)
+            idle = last <= now - bounds.idle_period(quota.idle_minutes)
             if idle and _system_power_off(lab, "idle", now):
                 result.idle.append(lab.pk)
                 realtime.notify_user(
@@ -84,7 +85,7 @@ def tick(now: datetime | None = None) -> Tick:
         quota = quotas.get(course.pk)
         if quota is None or quota.lifetime_days_after_end is None:
             continue
-        delete_on = course.ends_on + timedelta(days=quota.lifetime_days_after_end + 1)
+        delete_on = course.ends_on + bounds.lifetime_after_end(quota.lifetime_days_after_end) + timedelta(days=1)
         delete_at = timezone.make_aware(datetime.combine(delete_on, datetime.min.time()))
         labs = Lab.objects.filter(course=course, state__in=Lab.ACTIVE_STATES).exclude(state=Lab.State.DELETING)
         for lab in labs.filter(Q(deletion_notice_at__isnull=True), ~Q(state=Lab.State.PROVISIONING)):

@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from courses import bounds
 from courses import permissions as course_permissions
 from courses import services as course_services
 from courses.models import Course, CourseQuota, LabTemplate, TemplateVersion, VCenterEndpoint
@@ -516,7 +517,7 @@ def lab_power_changed(*, lab: Lab) -> Lab:
             # Every start begins a lease (when the course has one) and a fresh idle clock. The
             # quota is only read: locking it after the lab would break the lock order.
             lease = CourseQuota.objects.filter(course_id=locked.course_id).values_list("lease_hours", flat=True).first()
-            locked.expires_at = now + timedelta(hours=lease) if lease is not None else None
+            locked.expires_at = now + bounds.lease(lease) if lease is not None else None
             locked.lease_extensions_used = 0
             locked.last_activity_at = now
         elif not any_on and locked.running_since is not None:
@@ -710,7 +711,7 @@ def lab_extend_lease(*, lab: Lab, actor: AbstractBaseUser) -> Lab:
                 "cannot be extended" if allowed == 0 else f"was extended {allowed} time(s) already, the most allowed"
             )
             raise QuotaExceeded(f"The lease of {locked.name} {words}.")
-        locked.expires_at += timedelta(hours=quota.lease_hours)
+        locked.expires_at += bounds.lease(quota.lease_hours)
         locked.lease_extensions_used += 1
         locked.save(update_fields=["expires_at", "lease_extensions_used"])
         realtime.lab_changed(locked)

@@ -32,6 +32,7 @@ from django.db.models import Count, DateTimeField, DurationField, ExpressionWrap
 from django.db.models.functions import Greatest, Least, TruncDate
 from django.utils import timezone
 
+from courses import bounds
 from courses.models import Course, CourseQuota, QuotaTopUp, VCenterEndpoint
 from labs import permissions
 from labs.models import Lab, LabRun, LabSnapshot, Operation
@@ -76,9 +77,16 @@ def recent_period(today: date, days: int = RECENT_DAYS) -> Period:
 
 def _parse_day(value: str, name: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
-        raise ValidationError({name: f"“{value}” is not a date: write it as YYYY-MM-DD."}) from None
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        raise ValidationError({name: f"“{shown}” is not a date: write it as YYYY-MM-DD."}) from None
+    try:
+        # 9999-12-31 is a date, but a period ending there has no next midnight: "out of range", a 500.
+        bounds.validate_date_in_range(day)
+    except ValidationError as error:
+        raise ValidationError({name: error.messages}) from None
+    return day
 
 
 def parse_period(query: Mapping[str, str], default: Period) -> Period:

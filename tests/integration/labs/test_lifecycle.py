@@ -154,3 +154,22 @@ def test_a_system_power_off_that_failed_is_not_repeated_every_minute():
     assert lifecycle.tick(now=after + timedelta(minutes=1)).lease_ended == []
     assert Notice.objects.filter(user=lab.student).count() == 1
     assert lifecycle.tick(now=after + timedelta(minutes=16)).lease_ended == [lab.pk]
+
+
+def test_a_lease_stored_out_of_range_never_breaks_a_power_on_or_the_sweep():
+    """Issue 10: lease_hours 99999999 once made every power-on fail with OverflowError, and the
+    watcher with it. The model refuses it now; a value stored around the model is clamped."""
+    from courses.bounds import MAX_IDLE_MINUTES, MAX_LEASE_HOURS
+    from courses.models import CourseQuota
+
+    course = open_course(students=1, quota={"lease_hours": 2, "idle_minutes": 30})
+    CourseQuota.objects.filter(course=course).update(lease_hours=99_999_999, idle_minutes=10**9)
+    student = course.enrollments.get().student
+    lab = services.lab_start(course=course, student=student, actor=student).lab
+    Lab.objects.filter(pk=lab.pk).update(state=Lab.State.READY)
+    lab.vms.update(power_state="poweredOn")
+    lab.refresh_from_db()
+    lab = services.lab_power_changed(lab=lab)
+    assert abs((lab.expires_at - timezone.now()) - timedelta(hours=MAX_LEASE_HOURS)) < timedelta(minutes=1)
+    result = lifecycle.tick(now=timezone.now() + timedelta(minutes=MAX_IDLE_MINUTES - 1))
+    assert result.idle == [] and result.lease_ended == []

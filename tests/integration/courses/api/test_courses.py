@@ -338,3 +338,36 @@ def test_options_on_a_quota_describes_it_instead_of_failing():
     assert response.status_code == 200
     assert "running_labs" in response.json()["actions"]["PUT"]
     assert client_for(StudentFactory()).options(f"/api/v1/courses/{course.pk}/quota/").status_code == 200
+
+
+# Bad input (issue 10): bounds live in the model, so every path refuses them in words
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("lease_hours", 99_999_999, "less than or equal to 8760"),
+        ("idle_minutes", 10**9, "less than or equal to 525600"),
+        ("lifetime_days_after_end", 4000, "less than or equal to 3650"),
+        ("snapshots_per_lab", 101, "less than or equal to 100"),
+    ],
+)
+def test_a_quota_out_of_range_is_a_400_in_words_and_changes_nothing(name, value, words):
+    course = make_course(InstructorFactory())
+    client = client_for(AdminFactory())
+    assert client.patch(f"{URL}{course.pk}/quota/", {name: 4}, format="json").status_code == 200
+    response = client.patch(f"{URL}{course.pk}/quota/", {name: value}, format="json")
+    assert response.status_code == 400
+    assert words in " ".join(response.json()["errors"][name])
+    assert getattr(CourseQuota.objects.get(course=course), name) == 4
+
+
+@pytest.mark.parametrize("ends_on", ["9999-12-31", "1999-12-31"])
+def test_a_course_date_out_of_range_is_a_400_in_words(ends_on):
+    teacher = InstructorFactory()
+    course = make_course(teacher)
+    response = client_for(teacher).patch(f"{URL}{course.pk}/", {"ends_on": ends_on}, format="json")
+    assert response.status_code == 400
+    assert "Pick a date between 2000-01-01 and" in " ".join(response.json()["errors"]["ends_on"])
+    course.refresh_from_db()
+    assert course.ends_on.isoformat() != ends_on

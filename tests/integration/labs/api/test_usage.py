@@ -155,3 +155,19 @@ def test_the_routes_are_in_the_schema(client):
     assert "/api/v1/usage/" in paths and "/api/v1/usage.csv" in paths
     students = schema["components"]["schemas"]["StudentUsage"]["properties"]
     assert students["lab_hours_limit"]["nullable"] is True
+
+
+@pytest.mark.parametrize("route", [report_url, csv_url])
+@pytest.mark.parametrize(("name", "value"), [("to", "9999-12-31"), ("from", "0001-01-01")])
+def test_a_date_out_of_range_is_a_400_in_words_not_a_500(course, route, name, value):
+    """Issue 10: ?to=9999-12-31 was 500 "date value out of range"."""
+    response = client_for(course.instructors.get()).get(route(course), {name: value})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "Pick a date between 2000-01-01 and" in body
+
+
+def test_a_long_non_date_is_echoed_short(course):
+    response = client_for(course.instructors.get()).get(report_url(course), {"from": "x" * 5000})
+    assert response.status_code == 400
+    assert response.json()["errors"]["from"] == [f"“{'x' * 40}…” is not a date: write it as YYYY-MM-DD."]
