@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -13,12 +13,66 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from portal import audit
 from portal import errors as domain_errors
 
+# How much of a refused value an error message repeats: an invalid power action once echoed the
+# whole 200 KB input (issue 10).
+ECHO_CHARACTERS = 40
+
+
+def echo(value: object) -> str:
+    """A refused value as an error message shows it: at most ECHO_CHARACTERS characters."""
+    text = str(value)
+    return text if len(text) <= ECHO_CHARACTERS else f"{text[:ECHO_CHARACTERS]}…"
+
+
+class ChoiceField(serializers.ChoiceField):
+    """DRF's ChoiceField, naming the allowed choices and repeating at most a few dozen
+    characters of a refused value. Every choice field of the API is one (and ModelSerializers'
+    through ``ModelSerializer.serializer_choice_field``, set in portal.apps)."""
+
+    def to_internal_value(self, data):
+        if data == "" and self.allow_blank:
+            return ""
+        try:
+            return self.choice_strings_to_values[str(data)]
+        except KeyError:
+            choices = ", ".join(str(choice) for choice in self.choice_strings_to_values)
+            raise exceptions.ValidationError(
+                f"“{echo(data)}” is not one of the choices: {choices}.", code="invalid_choice"
+            ) from None
+
 
 class Pagination(LimitOffsetPagination):
     """``?limit=&offset=``, 100 by default; a larger ``limit`` than MAX gets MAX (an unbounded
-    one reached the database as a number it cannot hold: a 500)."""
+    one reached the database as a number it cannot hold: a 500). Anything but a whole number
+    (``limit`` from 1, ``offset`` from 0) is a 400 in words, as the schema says: DRF's own would
+    quietly use the default."""
 
     max_limit = 1000
+
+    def get_limit(self, request):
+        self._whole_number(request, self.limit_query_param, minimum=1)
+        return super().get_limit(request)
+
+    def get_offset(self, request):
+        self._whole_number(request, self.offset_query_param, minimum=0)
+        return super().get_offset(request)
+
+    @staticmethod
+    def _whole_number(request, name: str, *, minimum: int) -> None:
+        raw = request.query_params.get(name)
+        if raw is None:
+            return
+        if not (raw.isascii() and raw.isdigit()) or int(raw) < minimum:
+            raise exceptions.ValidationError({name: [f"“{echo(raw)}” is not a whole number from {minimum}."]})
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.limit_query_param:
+                parameter["schema"].update(minimum=1)
+            elif parameter["name"] == self.offset_query_param:
+                parameter["schema"].update(minimum=0)
+        return parameters
 
 
 class Conflict(exceptions.APIException):
@@ -106,3 +160,20 @@ def _sentences(messages) -> list[str]:
 
 def _label(key) -> str:
     return f"item {int(key) + 1}" if str(key).isdigit() else str(key)
+
+
+def document_pagination_errors(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every paginated list documents the 400 that a
+    ``limit`` or ``offset`` other than a whole number gets (``Pagination``)."""
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            names = {parameter.get("name") for parameter in operation.get("parameters", [])}
+            if {"limit", "offset"} <= names:
+                operation["responses"].setdefault(
+                    "400",
+                    {
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                        "description": "A `limit` or `offset` that is not a whole number (limit 1+, offset 0+).",
+                    },
+                )
+    return result

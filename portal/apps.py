@@ -14,3 +14,11 @@ class PortalConfig(AppConfig):
         from portal.celery import app  # noqa: F401
 
         signals.connect()  # sign-ins into the audit log
+
+        # Model choice fields in the API refuse a value repeating at most a few dozen characters
+        # of it (portal.api.ChoiceField), like the explicit ones.
+        from rest_framework import serializers
+
+        from portal.api import ChoiceField
+
+        serializers.ModelSerializer.serializer_choice_field = ChoiceField

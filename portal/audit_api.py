@@ -19,6 +19,7 @@ from rest_framework.request import Request
 
 from courses.api.views import errors
 from portal import audit, roles
+from portal.api import ChoiceField
 from portal.models import AuditEntry
 
 
@@ -54,8 +55,8 @@ class AuditFilterSerializer(serializers.Serializer):
     person = serializers.CharField(
         required=False, max_length=150, help_text="A user name, exactly (for failed logins: the one tried)."
     )
-    category = serializers.ChoiceField(choices=AuditEntry.Category.choices, required=False)
-    result = serializers.ChoiceField(choices=AuditEntry.Result.choices, required=False)
+    category = ChoiceField(choices=AuditEntry.Category.choices, required=False)
+    result = ChoiceField(choices=AuditEntry.Result.choices, required=False)
     q = serializers.CharField(required=False, max_length=200, help_text="Text found in the action, target or detail.")
     date_from = serializers.DateField(required=False, help_text="From this day on (the portal's time zone).")
     date_to = serializers.DateField(required=False, help_text="Up to and including this day.")

@@ -18,6 +18,7 @@ from courses.models import (
     TemplateVM,
     VCenterEndpoint,
 )
+from portal.api import ChoiceField
 
 User = get_user_model()
 
@@ -419,7 +420,7 @@ class UsageBarSerializer(serializers.Serializer):
     limit = serializers.IntegerField(allow_null=True, help_text="null: no limit.")
     unit = serializers.CharField()
     percent = serializers.IntegerField(help_text="0-100 of the limit (0 without a limit, 100 when the limit is 0).")
-    level = serializers.ChoiceField(choices=["ok", "warn", "full"], help_text="warn from 80 %, full at the limit.")
+    level = ChoiceField(choices=["ok", "warn", "full"], help_text="warn from 80 %, full at the limit.")
     over = serializers.BooleanField(help_text="Used beyond the limit (lowered below usage): new work is blocked.")
 
 

@@ -35,6 +35,7 @@ from courses.api import serializers as s
 from courses.models import Course, CourseQuota, Enrollment, LabTemplate, TemplateNetwork, TemplateVersion, TemplateVM
 from courses.usage import usage_bars
 from portal import audit
+from portal.parsers import PARSERS
 
 User = get_user_model()
 
@@ -110,6 +111,8 @@ class TokenCreateView(ObtainAuthToken):
 
     # Anyone may ask with a password; a browser session must not make this a CSRF-checked call.
     authentication_classes = []
+    # ObtainAuthToken names DRF's own parsers; ours refuse too deep JSON (portal/parsers.py).
+    parser_classes = PARSERS
 
     def post(self, request: Request, *args, **kwargs) -> Response:
         serializer = self.get_serializer(data=request.data)

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from labs import selectors, services, vsphere
 from labs.models import Lab, LabNetwork, LabSnapshot, LabVM, Operation
+from portal.api import ChoiceField
 
 
 class OperationSerializer(serializers.ModelSerializer):
@@ -47,7 +48,7 @@ class InventoryItemSerializer(serializers.Serializer):
 
     moref = serializers.CharField(help_text="vCenter's id of the object, e.g. vm-42; use it as source_moref.")
     name = serializers.CharField()
-    kind = serializers.ChoiceField(choices=INVENTORY_KINDS)
+    kind = ChoiceField(choices=INVENTORY_KINDS)
     path = serializers.CharField(help_text="Inventory path; pass a folder's as ?path= to open it.")
 
 
@@ -64,7 +65,7 @@ class VMInfoSerializer(serializers.Serializer):
     name = serializers.CharField()
     moref = serializers.CharField()
     path = serializers.CharField()
-    power_state = serializers.ChoiceField(choices=["poweredOn", "poweredOff", "suspended"])
+    power_state = ChoiceField(choices=["poweredOn", "poweredOff", "suspended"])
     num_cpu = serializers.IntegerField()
     memory_mb = serializers.IntegerField()
     disk_gb = serializers.FloatField()
@@ -224,7 +225,7 @@ class RevertSerializer(serializers.Serializer):
 
 
 class PowerSerializer(serializers.Serializer):
-    action = serializers.ChoiceField(choices=services.POWER_ACTIONS)
+    action = ChoiceField(choices=services.POWER_ACTIONS)
     vm = IdField(required=False, allow_null=True, help_text="One of the lab's VMs (its id); without it, the whole lab.")
 
 
@@ -247,7 +248,7 @@ BULK_ACTIONS = ("power_off", "reset", "delete")
 
 
 class BulkSerializer(serializers.Serializer):
-    action = serializers.ChoiceField(choices=BULK_ACTIONS)
+    action = ChoiceField(choices=BULK_ACTIONS)
     labs = serializers.ListField(child=IdField(), min_length=1, max_length=1000)
 
 
@@ -267,12 +268,12 @@ class BulkResponseSerializer(serializers.Serializer):
 
 class OperationFilterSerializer(serializers.Serializer):
     lab = IdField(required=False, help_text="Only the operations on this lab.")
-    state = serializers.ChoiceField(choices=Operation.State.choices, required=False)
-    kind = serializers.ChoiceField(choices=Operation.Kind.choices, required=False)
+    state = ChoiceField(choices=Operation.State.choices, required=False)
+    kind = ChoiceField(choices=Operation.Kind.choices, required=False)
 
 
 class LabFilterSerializer(serializers.Serializer):
     course = IdField(required=False, help_text="Only the labs of this course.")
-    state = serializers.ChoiceField(
+    state = ChoiceField(
         choices=Lab.State.choices, required=False, help_text="Only labs in this state; `deleted` shows deleted labs."
     )

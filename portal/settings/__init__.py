@@ -65,6 +65,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Any error under /api/ answers JSON with detail, DEBUG on or off (portal/api_errors.py).
+    "portal.api_errors.ApiErrorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -245,6 +247,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON too deeply nested is refused before parsing (portal/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "portal.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "portal.api.Pagination",
     "PAGE_SIZE": 100,
@@ -255,6 +263,13 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Nestlab API",
     "DESCRIPTION": "Classroom labs of nested ESXi on VMware vSphere.",
     "VERSION": "1",
+    # Request bodies get components of their own, so that they say what is refused (minLength 1
+    # where an empty string is), while answers keep the read-only fields.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.api.document_pagination_errors",
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     # Served from the vendored sidecar package: the portal must work offline in a classroom.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -100,3 +100,52 @@ def test_an_offset_past_the_end_is_an_empty_page():
     open_course(students=1)
     response = _client().get("/api/v1/courses/", {"limit": 3, "offset": 2**63 - 2})
     assert response.status_code == 200 and response.json()["results"] == []
+
+
+# Bad input (issue 10): each was a 500
+
+
+def test_deeply_nested_json_is_a_400_in_words_without_a_traceback(caplog):
+    body = "[" * 100_000
+    for route, client in (("/api/v1/auth/token/", APIClient()), ("/api/v1/courses/", _client())):
+        response = client.post(route, body, content_type="application/json")
+        assert response.status_code == 400, route
+        assert response.json() == {"detail": "JSON nested more than 32 levels deep is not accepted."}
+    assert not [record for record in caplog.records if record.levelname in ("ERROR", "CRITICAL")]
+
+
+@pytest.mark.parametrize("route", ["/api/v1/auth/token/", "/api/v1/courses/"])
+def test_an_empty_multipart_body_is_a_400_with_a_json_body(route):
+    client = APIClient() if "token" in route else _client()
+    response = client.generic("POST", route, b"", content_type="multipart/form-data; boundary=nestlab")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["detail"]
+
+
+@pytest.mark.parametrize(("name", "value"), [("limit", "abc"), ("limit", "0"), ("limit", "1.5"), ("offset", "-1")])
+def test_limit_and_offset_are_whole_numbers_or_a_400_in_words(name, value):
+    response = _client().get("/api/v1/courses/", {name: value})
+    assert response.status_code == 400
+    minimum = 1 if name == "limit" else 0
+    assert response.json()["errors"][name] == [f"“{value}” is not a whole number from {minimum}."]
+
+
+def test_a_course_without_a_version_answers_every_field_its_schema_names():
+    from drf_spectacular.generators import SchemaGenerator
+
+    from tests.factories import InstructorFactory
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    created = schema["paths"]["/api/v1/courses/"]["post"]["responses"]["201"]["content"]["application/json"]
+    component = schema["components"]["schemas"][created["schema"]["$ref"].split("/")[-1]]
+    client = APIClient()
+    client.force_authenticate(InstructorFactory())
+    response = client.post(
+        "/api/v1/courses/",
+        {"title": "No version yet", "code": "nv1", "starts_on": "2026-09-01", "ends_on": "2027-01-31"},
+        format="json",
+    )
+    assert response.status_code == 201
+    assert set(response.json()) == set(component["properties"])
+    assert set(component["required"]) <= set(response.json())

@@ -437,3 +437,13 @@ def test_anonymous_callers_are_refused():
     assert client.get("/api/v1/labs/").status_code == 403
     assert client.get(f"/api/v1/labs/{lab.pk}/").status_code == 403
     assert client.post(f"/api/v1/labs/{lab.pk}/reset/").status_code == 403
+
+
+def test_an_invalid_power_action_repeats_at_most_40_characters_of_it():
+    """Issue 10: a 200 KB action came back whole in the error."""
+    lab = ready_lab(open_course(students=1))
+    response = client_for(lab.student).post(f"/api/v1/labs/{lab.pk}/power/", {"action": "x" * 200_000}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"]["action"] == [f"“{'x' * 40}…” is not one of the choices: on, off, reset."]
+    assert len(response.content) < 500
+    assert not Operation.objects.filter(lab=lab, kind=Operation.Kind.POWER).exists()
