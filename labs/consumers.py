@@ -17,8 +17,8 @@ from django.contrib.auth import get_user_model
 
 from courses import permissions as course_permissions
 from courses.models import Course
-from labs import permissions, realtime, services
-from labs.models import Lab
+from labs import permissions, realtime, selectors, services
+from labs.models import Lab, Operation
 from portal import audit
 from portal import realtime as groups
 from portal.ws_limit import SocketSlot, limit_words
@@ -193,6 +193,47 @@ class CourseConsumer(_PushConsumer):
         if user is None:
             return NOT_SIGNED_IN
         return None if _managed_course_id(user, self.course_id) is not None else NOT_ALLOWED
+
+
+class OperationConsumer(_PushConsumer):
+    """``ws/operations/<id>/``: one operation that is not a lab's (a connection check, a publish,
+    a reconcile, preparing a template's VMs), for those who may see it (its page's rule,
+    ``labs.selectors.operation_list``). Lab operations are followed on their lab's socket.
+
+    It joins the operation's group only (not the user's, which gets the same messages), so
+    access changes are caught at the client's next resync rather than at once."""
+
+    audit_action = "websocket:operation"
+
+    async def connect(self) -> None:
+        user = self.scope["user"]
+        if not user.is_authenticated:
+            await self.refuse(NOT_SIGNED_IN)
+            return
+        if not await self.admit():
+            return
+        self.operation_id = self.scope["url_route"]["kwargs"]["operation_id"]
+        if await database_sync_to_async(self.refusal)() is not None:
+            await self.refuse(NOT_ALLOWED, "Only the person who started an operation and admins follow it.")
+            return
+        await self.join([groups.operation_group(self.operation_id)])
+        await self.send_json(await self.full_state())
+
+    async def full_state(self) -> dict:
+        return await database_sync_to_async(_operation_message)(self.operation_id)
+
+    def refusal(self) -> int | None:
+        user = _fresh_user(self.scope["user"])
+        if user is None:
+            return NOT_SIGNED_IN
+        visible = selectors.operation_list(user=user).filter(pk=self.operation_id, lab__isnull=True).exists()
+        return None if visible else NOT_ALLOWED
+
+
+def _operation_message(operation_id: int) -> dict:
+    """The operation as it is now, in the shape of its deltas (``operation.progress``)."""
+    operation = Operation.objects.select_related("endpoint", "actor").get(pk=operation_id)
+    return {"type": "operation.progress", "seq": operation.seq, "operation": realtime.operation_payload(operation)}
 
 
 REMOVED_WORDS = (

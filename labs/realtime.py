@@ -40,9 +40,12 @@ def operation_payload(operation: Operation) -> dict[str, Any]:
 
 
 def operation_groups(operation: Operation) -> list[str]:
-    """A lab's operations go to the lab and its course; others to the person who started them.
+    """A lab's operations go to the lab and its course; others to their own operation group and
+    the person who started them.
 
-    Never both: a lab page also listens on its user's group, and must not get a message twice.
+    A page never listens on two groups that get the same message: a lab page listens on the lab
+    and its user's group, so a lab's operations do not go to the user; an operation's page
+    listens on the operation's group only.
     """
     if operation.lab_id:
         course_id = Lab.objects.values_list("course_id", flat=True).get(pk=operation.lab_id)
@@ -51,9 +54,12 @@ def operation_groups(operation: Operation) -> list[str]:
         if operation.kind == Operation.Kind.CLONE and source:
             groups.append(realtime.lab_group(source))  # the source lab's page shows it busy
         return groups
+    # Not a lab's: its own page (ws/operations/<id>/, which joins only that group) and the pages
+    # of the person who started it.
+    groups = [realtime.operation_group(operation.pk)]
     if operation.actor_id:
-        return [realtime.user_group(operation.actor_id)]
-    return []
+        groups.append(realtime.user_group(operation.actor_id))
+    return groups
 
 
 def lab_payload(lab: Lab) -> dict[str, Any]:

@@ -33,6 +33,10 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
+def operation_group(operation_id: int) -> str:
+    return f"operation.{operation_id}"
+
+
 def publish(groups: Iterable[str], message: dict[str, Any]) -> None:
     """Send ``message`` to every group once the current transaction commits.
 

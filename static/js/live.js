@@ -70,10 +70,14 @@
   const MAIN_PATH = root.getAttribute("data-live");
   const PAGE_LAB = (MAIN_PATH.match(/^\/ws\/labs\/(\d+)\/$/) || [])[1] || null;
   const COURSE_PAGE = /^\/ws\/courses\/\d+\/$/.test(MAIN_PATH);
+  // The page of an operation that is not a lab's (ws/operations/<id>/): its fields follow the
+  // operation, and the page reloads once it ends, to show the results the server renders.
+  const OPERATION_PAGE = (MAIN_PATH.match(/^\/ws\/operations\/(\d+)\/$/) || [])[1] || null;
 
   // Words as the server says them (the models' labels, labs/templatetags/labs_tags.py).
   const CAPACITY_WAIT = "Waiting for vCenter capacity";
   const TOO_MANY_RETRY_MS = 60000;  // after a 4429 (docs/websocket.md)
+  let reloading = false;
   const ACTIVE = new Set(["queued", "running"]);
   const FINISHED_LAB = new Set(["deleting", "deleted", "expired"]);
   const POWER_WORDS = {poweredOn: "On", poweredOff: "Off", suspended: "Suspended", missing: "Missing"};
@@ -466,6 +470,14 @@
   function operationChanged(op, delta) {
     const id = key(op.id);
     if (!op.lab) {                  // not a lab's (e.g. an admin's connection check): only its outcome
+      if (OPERATION_PAGE === id) {
+        renderOperationRows(op);
+        if (!active(op) && !reloading) {
+          reloading = true;
+          window.location.reload();
+        }
+        return;
+      }
       if (delta && op.state === "failed" && !toasted.has(id)) {
         toasted.add(id);
         toast(`${op.kind_label || op.kind} failed. ${op.error || "No reason was given."}`, "error");

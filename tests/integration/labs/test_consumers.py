@@ -350,3 +350,38 @@ def test_one_socket_over_the_persons_limit_is_told_why_and_closed_with_4429(two_
     again = Session(f"/ws/labs/{lab.pk}/", _headers(lab.student))
     assert again.receive()["type"] == "lab.full"
     assert two_sockets_each.zcard(f"nestlab:websockets:user:{lab.student.pk}") == 2
+
+
+# ws/operations/<id>/: the page of an operation that is not a lab's (issue 10, new user)
+
+
+def test_an_operation_page_gets_its_state_then_every_change_until_it_ends():
+    from labs import realtime as lab_realtime
+    from labs.models import Operation
+
+    course = open_course(students=1)
+    instructor = course.instructors.get()
+    operation = services.template_publish(template=course.template_version.template, actor=instructor)
+    ws = Session(f"/ws/operations/{operation.pk}/", _headers(instructor))
+    first = ws.receive()
+    assert first["type"] == "operation.progress" and first["operation"]["id"] == operation.pk
+    assert first["operation"]["state"] == "queued"
+
+    Operation.objects.filter(pk=operation.pk).update(state="running", progress=40, step="Checking 2 VMs")
+    operation.refresh_from_db()
+    lab_realtime.next_seq(operation)  # as the runner does with every change it writes
+    lab_realtime.operation_changed(operation)
+    delta = ws.receive()
+    assert delta["operation"]["state"] == "running" and delta["operation"]["step"] == "Checking 2 VMs"
+    # The instructor's other pages (their user group) are not what this socket listens on: one message.
+    assert ws.run(ws.communicator.receive_nothing(timeout=0.5))
+    ws.send({"type": "resync"})
+    assert ws.receive()["operation"]["progress"] == 40
+
+
+def test_a_labs_operation_is_not_followed_on_the_operation_socket():
+    course = open_course(students=1)
+    lab = _lab(course)
+    operation = lab.operations.get()
+    ws = Session(f"/ws/operations/{operation.pk}/", _headers(lab.student))
+    assert ws.output() == {"type": "websocket.close", "code": NOT_ALLOWED}

@@ -54,6 +54,8 @@ def test_publish_freezes_a_version_and_goes_to_the_operation_page(client, enqueu
     )
     page = client.get(response.url).content.decode()
     assert "Publish template" in page
+    # Live without reloading (ws/operations/<id>/); no Refresh button any more.
+    assert f'data-live="/ws/operations/{operation.pk}/"' in page and "Refresh" not in page
     assert reverse("courses:template-detail", args=[template.pk]) in page
 
     detail = client.get(reverse("courses:template-detail", args=[template.pk])).content.decode()

@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
 ROLES = ("anonymous", "owner", "classmate", "outsider", "removed", "instructor", "other_instructor", "admin")
 ACTS, READS, FULL = "lab.full, can act", "lab.full, reads only", "course.full"
+PROGRESS = "operation.progress"  # an operation's socket starts with its state as it is now
 
 # Per route, what each role gets, in ROLES order: the full state, or the close code
 # (4401 not signed in, 4403 not allowed). The removed student asks about their own lab.
@@ -32,6 +33,8 @@ EXPECTED = {
     # anonymous, owner, classmate, outsider, removed, instructor, other_instructor, admin
     "ws/labs/{lab_id}/": (4401, ACTS, 4403, 4403, READS, ACTS, 4403, ACTS),
     "ws/courses/{course_id}/": (4401, 4403, 4403, 4403, 4403, FULL, 4403, FULL),
+    # A publish the course's instructor started: for them and admins.
+    "ws/operations/{operation_id}/": (4401, 4403, 4403, 4403, 4403, PROGRESS, 4403, PROGRESS),
 }
 
 
@@ -54,6 +57,7 @@ def _world():
     lab = services.lab_start(course=course, student=owner, actor=owner).lab
     removed_lab = services.lab_start(course=course, student=removed, actor=removed).lab
     course_services.enrollment_remove(enrollment=course.enrollments.get(student=removed), actor=instructor)
+    publish = services.template_publish(template=course.template_version.template, actor=instructor)
     users = {
         "anonymous": None,
         "owner": owner,
@@ -65,7 +69,12 @@ def _world():
         "admin": AdminFactory(),
     }
     targets = {
-        role: {"lab_id": (removed_lab if role == "removed" else lab).pk, "course_id": course.pk} for role in ROLES
+        role: {
+            "lab_id": (removed_lab if role == "removed" else lab).pk,
+            "course_id": course.pk,
+            "operation_id": publish.pk,
+        }
+        for role in ROLES
     }
     return users, targets
 
