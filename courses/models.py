@@ -214,6 +214,13 @@ class LabTemplate(models.Model):
         settings.AUTH_USER_MODEL, related_name="owned_templates", help_text="Instructors who may edit it."
     )
     revision = models.PositiveIntegerField(default=1, help_text="Bumped by every edit of the draft.")
+    last_publish_failure = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="Why the last publish failed, one problem per item (a failed publish leaves no version); "
+        "empty once a publish succeeds.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -339,7 +339,9 @@ def _draft_problems(template: LabTemplate, spec: dict[str, Any]) -> list[str]:
 
 
 @transaction.atomic
-def template_version_create(*, template: LabTemplate, actor: AbstractBaseUser) -> TemplateVersion:
+def template_version_create(
+    *, template: LabTemplate, actor: AbstractBaseUser, unchanged_again: bool = False
+) -> TemplateVersion:
     """Freeze the draft into the next version, in state publishing.
 
     Called by the labs app's publish service, which then checks it in vCenter. Refused
@@ -349,6 +351,12 @@ def template_version_create(*, template: LabTemplate, actor: AbstractBaseUser) -
     locked = LabTemplate.objects.select_for_update().get(pk=template.pk)
     if locked.versions.filter(state=TemplateVersion.State.PUBLISHING).exists():
         raise ValidationError("This template is being published already; wait for that to finish.")
+    latest = locked.versions.filter(state=TemplateVersion.State.PUBLISHED).order_by("-number").first()
+    if latest is not None and latest.revision == locked.revision and not unchanged_again:
+        raise ValidationError(
+            f"Nothing changed since v{latest.number}: it is what courses get already. "
+            "Change the draft to publish again."
+        )
     spec = template_draft_spec(locked)
     problems = _draft_problems(locked, spec)
     if problems:
@@ -379,14 +387,21 @@ def template_version_publish_succeeded(*, version: TemplateVersion, spec: dict[s
     version.published_at = timezone.now()
     version.error = ""
     _save(version)
+    LabTemplate.objects.filter(pk=version.template_id).update(last_publish_failure=[])
     return version
 
 
-def template_version_publish_failed(*, version: TemplateVersion, reason: str) -> TemplateVersion:
-    version.state = TemplateVersion.State.FAILED
-    version.error = reason
-    version.save(update_fields=["state", "error"])
-    return version
+def template_version_publish_failed(
+    *, version: TemplateVersion, reason: str, problems: list[str] | None = None
+) -> None:
+    """A publish that failed leaves no version: the row is removed, so its number is the next
+    one's again ("v2" was once the first usable version after a failure). Why it failed is kept on
+    the template for its page (one problem per line), with the publish operation, and in the
+    audit log."""
+    if version.state == TemplateVersion.State.PUBLISHED or version.courses.exists():
+        return  # never remove what a course may use (a publish is not retried after success)
+    LabTemplate.objects.filter(pk=version.template_id).update(last_publish_failure=problems or [reason])
+    version.delete()
 
 
 # Courses

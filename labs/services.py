@@ -134,13 +134,17 @@ def endpoint_check_start(*, endpoint: VCenterEndpoint, actor: AbstractBaseUser) 
     return operation_start(kind=Operation.Kind.ENDPOINT_CHECK, endpoint=endpoint, actor=actor)
 
 
-def template_publish(*, template: LabTemplate, actor: AbstractBaseUser) -> Operation:
+def template_publish(*, template: LabTemplate, actor: AbstractBaseUser, unchanged_again: bool = False) -> Operation:
     """Freeze the template's draft into a new version and check and snapshot it in vCenter.
 
-    The version stays "publishing" until the operation ends; only then can courses use it.
+    The version stays "publishing" until the operation ends; only then can courses use it. A
+    draft unchanged since its last version is refused unless ``unchanged_again`` (the demo, whose
+    simulator forgot the last version's snapshots when it restarted).
     """
     with transaction.atomic():
-        version = course_services.template_version_create(template=template, actor=actor)
+        version = course_services.template_version_create(
+            template=template, actor=actor, unchanged_again=unchanged_again
+        )
         return operation_start(
             kind=Operation.Kind.PUBLISH,
             endpoint=template.endpoint,

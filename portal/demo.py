@@ -189,7 +189,8 @@ def _publish(template: LabTemplate, instructor) -> TemplateVersion:
     from labs import jobs
     from labs import services as lab_services
 
-    operation = lab_services.template_publish(template=template, actor=instructor)
+    # Unchanged is fine here: the simulator lost the last version's snapshots when it restarted.
+    operation = lab_services.template_publish(template=template, actor=instructor, unchanged_again=True)
     # Run it here. If a worker is already running it may claim the operation first (the
     # claim is atomic, so only one of us runs it): then wait for the worker to finish it.
     jobs.execute(operation.pk)

@@ -77,6 +77,7 @@ class PublishTemplate(Job):
                 problems.extend(vm_problems(vm, info))
                 progress(100 * (index + 1) / len(vms))
         if problems:
+            self.context.result["problems"] = problems  # the operation page lists them one per line
             raise OperationFailed(" ".join(problems))
 
         snapshot_name = baseline_snapshot_name(version)
@@ -127,4 +128,6 @@ class PublishTemplate(Job):
                 taken["vm"], taken["snapshot"], deadline=settings.NESTLAB_VSPHERE_TASK_DEADLINE
             )
         if version is not None:
-            course_services.template_version_publish_failed(version=version, reason=reason)
+            course_services.template_version_publish_failed(
+                version=version, reason=reason, problems=self.context.result.get("problems")
+            )

@@ -157,8 +157,15 @@ class TestTemplates:
         with pytest.raises(ValidationError, match="being published already"):
             services.template_version_create(template=template, actor=owner)
         services.template_version_publish_failed(version=first, reason="esxi-01 is powered on")
+        assert not template.versions.exists(), "a failed publish leaves no version"
         second = services.template_version_create(template=template, actor=owner)
-        assert second.number == 2
+        assert second.number == 1, "so it uses up no number (issue 10)"
+        sized = [{**vm, "num_cpu": 4, "memory_mb": 16384, "disk_gb": 40.0} for vm in second.spec["vms"]]
+        services.template_version_publish_succeeded(version=second, spec={**second.spec, "vms": sized})
+        with pytest.raises(ValidationError, match="Nothing changed since v1"):
+            services.template_version_create(template=template, actor=owner)
+        services.template_update(template=template, actor=owner, description="Now with vSAN")
+        assert services.template_version_create(template=template, actor=owner).number == 2
 
     def test_a_published_version_records_its_totals(self):
         version = _published_version(InstructorFactory())

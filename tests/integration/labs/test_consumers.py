@@ -361,7 +361,9 @@ def test_an_operation_page_gets_its_state_then_every_change_until_it_ends():
 
     course = open_course(students=1)
     instructor = course.instructors.get()
-    operation = services.template_publish(template=course.template_version.template, actor=instructor)
+    template = course.template_version.template
+    course_services.template_update(template=template, actor=instructor, description="Next term's draft")
+    operation = services.template_publish(template=template, actor=instructor)
     ws = Session(f"/ws/operations/{operation.pk}/", _headers(instructor))
     first = ws.receive()
     assert first["type"] == "operation.progress" and first["operation"]["id"] == operation.pk

@@ -136,9 +136,12 @@ def test_a_failed_publish_shows_the_reason_on_both_pages(client, celery_worker, 
     assert operation.state == "failed"
     page = client.get(reverse("labs:operation-detail", args=[operation.pk])).content.decode()
     assert "ghost (ghost) is no longer in vCenter" in page
+    assert "<li>ghost (ghost) is no longer in vCenter" in page, "one problem per line"
+    assert "No version was made" in page
     detail = client.get(reverse("courses:template-detail", args=[template.pk])).content.decode()
-    assert "Failed" in detail
-    assert "ghost (ghost) is no longer in vCenter" in detail
+    assert "The last publish failed; no version was made." in detail
+    assert "<li>ghost (ghost) is no longer in vCenter" in detail
+    assert "Publish v1" in detail, "the failure used up no version number"
 
 
 # The inventory picker

@@ -57,7 +57,9 @@ def _world():
     lab = services.lab_start(course=course, student=owner, actor=owner).lab
     removed_lab = services.lab_start(course=course, student=removed, actor=removed).lab
     course_services.enrollment_remove(enrollment=course.enrollments.get(student=removed), actor=instructor)
-    publish = services.template_publish(template=course.template_version.template, actor=instructor)
+    template = course.template_version.template
+    course_services.template_update(template=template, actor=instructor, description="Next term's draft")
+    publish = services.template_publish(template=template, actor=instructor)
     users = {
         "anonymous": None,
         "owner": owner,
