@@ -39,7 +39,7 @@ CLASS_ACTIONS = {
     "delete": "Delete",
 }
 # Actions that lose students' work ask first, on a page of their own.
-CONFIRMED_ACTIONS = frozenset({"reset", "delete"})
+CONFIRMED_ACTIONS = frozenset({"power_off", "reset", "delete"})
 
 
 class ClassActionForm(forms.Form):

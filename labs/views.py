@@ -650,15 +650,22 @@ def _provision(request: HttpRequest, course: Course, students: list | None) -> N
 
 
 @login_required
-@require_POST
 def class_provision(request: HttpRequest, course_id: int) -> HttpResponse:
-    """Provision the class: a lab for every enrolled student who has none."""
+    """Provision the class: a lab for every enrolled student who has none. GET (or a POST
+    without ``confirmed``) asks first, naming who would get one; the confirmed POST starts them."""
     try:
         course = _class_course_or_404(request, course_id)
     except PermissionDenied as refusal:
         return _forbidden(request, refusal)
-    _provision(request, course, None)
-    return redirect(_class_url(course))
+    if request.method == "POST" and request.POST.get("confirmed"):
+        _provision(request, course, None)
+        return redirect(_class_url(course))
+    with_lab = Lab.objects.filter(course=course, state__in=Lab.ACTIVE_STATES).values_list("student_id", flat=True)
+    waiting = [
+        enrollment.student
+        for enrollment in course.enrollments.select_related("student").exclude(student_id__in=with_lab)
+    ]
+    return render(request, "labs/class_provision_confirm.html", {"course": course, "students": waiting})
 
 
 LAB_ACTIONS: dict[str, tuple[Callable[..., Operation], str, str]] = {

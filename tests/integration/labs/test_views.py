@@ -614,7 +614,14 @@ def test_provision_the_class_says_who_started_and_who_was_skipped_and_why(client
     course = open_course(students=3, quota={"running_labs": 2})
     first = _started(course, 0)
     client.force_login(course.instructors.get())
-    response = client.post(reverse("labs:class-provision", args=[course.pk]), follow=True)
+    url = reverse("labs:class-provision", args=[course.pk])
+    # Asked first (issue 10), naming who would get a lab; nothing starts until confirmed.
+    for asked in (client.get(url), client.post(url)):
+        page = asked.content.decode()
+        assert "Start a lab for 2 students?" in page and first.student.username not in page
+        assert _student(course, 1).username in page and _student(course, 2).username in page
+    assert Lab.objects.count() == 1
+    response = client.post(url, {"confirmed": "on"}, follow=True)
     said = _messages(response)
     second, third = _student(course, 1), _student(course, 2)
     assert said[0] == f"Started 1 lab: {second.username}."
@@ -643,11 +650,12 @@ def test_power_off_a_selection_collects_refusals_in_words(client, enqueued):
     labs = [_started(course, index) for index in range(3)]
     busy = services.lab_snapshot_create(lab=labs[1], actor=labs[1].student, name="mine")
     client.force_login(course.instructors.get())
-    response = client.post(
-        reverse("labs:class-action", args=[course.pk]),
-        {"action": "power_off", "lab": [labs[0].pk, labs[1].pk]},
-        follow=True,
-    )
+    url = reverse("labs:class-action", args=[course.pk])
+    asked = client.post(url, {"action": "power_off", "lab": [labs[0].pk, labs[1].pk]}).content.decode()
+    assert "Power off 2 labs?" in asked and "like pulling the plug" in asked
+    assert not Operation.objects.filter(kind="power").exists(), "asked first (issue 10)"
+    chosen = {"action": "power_off", "lab": [labs[0].pk, labs[1].pk]}
+    response = client.post(url, {**chosen, "confirmed": "on"}, follow=True)
     said = _messages(response)
     assert f"{labs[1].name} was not powered off. {labs[1].name} is busy: take snapshot #{busy.pk} is queued." in said[0]
     assert said[1] == f"Powering off 1 lab: {labs[0].name}."
