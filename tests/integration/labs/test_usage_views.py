@@ -70,9 +70,11 @@ def test_the_course_s_instructor_sees_tables_and_charts(client, course):
     assert " style=" not in svg and "<script" not in html.split("<main", 1)[1]
 
 
-def test_the_course_page_links_to_its_usage(client, course):
+def test_the_course_page_links_to_its_usage_and_the_csv_link_is_the_csv(client, course):
     client.force_login(course.instructors.get())
-    assert page_url(course) in client.get(reverse("courses:course-detail", args=[course.pk])).content.decode()
+    page = client.get(reverse("courses:course-detail", args=[course.pk])).content.decode()
+    assert f'<a href="{page_url(course)}">Usage per student, per day</a>' in page
+    assert f'<a href="{csv_url(course)}" download>as CSV</a>' in page  # it opened the HTML page (issue 10)
 
 
 def test_the_default_period_is_the_course_s_dates(client, course):

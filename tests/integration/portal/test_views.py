@@ -240,3 +240,11 @@ def test_an_unhandled_failure_in_the_api_answers_json_and_a_page_answers_html(mo
     response = page.get(reverse("home"))
     assert response.status_code == 500
     assert response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.django_db
+def test_the_favicon_is_found_on_every_page(client):
+    """Issue 10: /favicon.ico was a 404 on every page."""
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response.url.endswith("img/nestlab.svg")
+    assert 'rel="icon"' in client.get("/login/").content.decode()
