@@ -281,6 +281,8 @@ def _lab_context(request: HttpRequest, lab: Lab) -> dict:
     return {
         "lab": lab,
         "actionable": lab.state not in FINISHED_STATES and not read_only,
+        # Deleted or expired: its VMs are shown as what they were, not with a live power state.
+        "gone": lab.state in (Lab.State.DELETED, Lab.State.EXPIRED),
         "read_only": read_only,
         "running": running,
         "busy": running is not None,

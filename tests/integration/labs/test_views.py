@@ -957,3 +957,16 @@ def test_the_lab_page_shows_the_largest_manual_without_rendering_it(client, enqu
     page = client.get(_lab_url(lab))
     assert page.status_code == 200
     assert page.content.decode().count('href="https://docs.example.edu"') == largest.count("](https://")
+
+
+@pytest.mark.django_db
+def test_a_deleted_lab_shows_what_its_vms_were_not_a_live_state(client, enqueued):
+    """Issue 10: a deleted lab still listed its VMs as "Off · OK"."""
+    course = open_course()
+    lab = _started(course)
+    Lab.objects.filter(pk=lab.pk).update(state=Lab.State.DELETED)
+    lab.vms.update(power_state="poweredOff", overall_status="green")
+    client.force_login(lab.student)
+    page = client.get(_lab_url(lab)).content.decode()
+    assert "The VMs it had" in page and page.count("Removed from vCenter") == lab.vms.count()
+    assert 'data-field="power_state"' not in page and "data-vm-id" not in page
