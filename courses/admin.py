@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from courses.models import VCenterEndpoint
+from courses.models import QuotaDefaults, VCenterEndpoint
 
 
 class VCenterEndpointForm(forms.ModelForm):
@@ -61,3 +61,16 @@ class VCenterEndpointAdmin(admin.ModelAdmin):
     form = VCenterEndpointForm
     list_display = ["name", "url", "datacenter", "compute_path", "concurrency_limit"]
     search_fields = ["name", "url"]
+
+
+@admin.register(QuotaDefaults)
+class QuotaDefaultsAdmin(admin.ModelAdmin):
+    """The limits new courses start with: one row, edited, never deleted."""
+
+    fields = QuotaDefaults.LIMIT_FIELDS
+
+    def has_add_permission(self, request) -> bool:
+        return not QuotaDefaults.objects.exists()
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -433,14 +433,9 @@ def _limit(help_text: str, maximum: int) -> models.PositiveIntegerField:
     )
 
 
-class CourseQuota(models.Model):
-    """Per-course limits, set by admins. Blank means no limit; zero means none allowed.
+class QuotaLimits(models.Model):
+    """The limits of a quota: blank means no limit, zero means none allowed."""
 
-    Lowering a limit below current usage is allowed: it blocks new work until usage
-    drops, and pages explain that.
-    """
-
-    course = models.OneToOneField(Course, on_delete=models.CASCADE, related_name="quota")
     running_labs = _limit("Labs powered on at once across the class.", bounds.MAX_LABS)
     labs_per_student = _limit("Labs each student may have (their lab plus its clones).", bounds.MAX_LABS)
     snapshots_per_lab = _limit("Snapshots each lab may keep.", bounds.MAX_SNAPSHOTS_PER_LAB)
@@ -460,10 +455,6 @@ class CourseQuota(models.Model):
     idle_minutes = _limit(
         "Minutes without portal activity or console use before a running lab is powered off.", bounds.MAX_IDLE_MINUTES
     )
-    updated_at = models.DateTimeField(auto_now=True)
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
 
     LIMIT_FIELDS = (
         "running_labs",
@@ -479,8 +470,52 @@ class CourseQuota(models.Model):
         "idle_minutes",
     )
 
+    class Meta:
+        abstract = True
+
+    @property
+    def any_set(self) -> bool:
+        return any(getattr(self, name) is not None for name in self.LIMIT_FIELDS)
+
+
+class CourseQuota(QuotaLimits):
+    """Per-course limits, set by admins. Blank means no limit; zero means none allowed. A new
+    course starts with the admins' defaults (``QuotaDefaults``).
+
+    Lowering a limit below current usage is allowed: it blocks new work until usage
+    drops, and pages explain that.
+    """
+
+    course = models.OneToOneField(Course, on_delete=models.CASCADE, related_name="quota")
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
     def __str__(self) -> str:
         return f"Quota of {self.course.code}"
+
+
+class QuotaDefaults(QuotaLimits):
+    """The limits every new course starts with, set by admins in the admin site (one row). Blank
+    everywhere: new courses start without limits, and their pages say so until limits are set."""
+
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "quota defaults for new courses"
+        verbose_name_plural = "quota defaults for new courses"
+
+    def __str__(self) -> str:
+        return "Quota defaults for new courses"
+
+    def save(self, *args, **kwargs) -> None:
+        self.pk = 1  # one row: the defaults
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def current(cls) -> QuotaDefaults:
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
 
 
 class QuotaTopUp(models.Model):

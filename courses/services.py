@@ -25,6 +25,7 @@ from courses.models import (
     CourseQuota,
     Enrollment,
     LabTemplate,
+    QuotaDefaults,
     QuotaTopUp,
     TemplateNetwork,
     TemplateNIC,
@@ -436,7 +437,10 @@ def course_create(
     _save(course)
     if roles.is_instructor(actor) or roles.is_admin(actor):
         course.instructors.add(actor)
-    CourseQuota.objects.create(course=course, updated_by=actor)
+    defaults = QuotaDefaults.current()  # the admins' limits for new courses, if they set any
+    CourseQuota.objects.create(
+        course=course, updated_by=actor, **{name: getattr(defaults, name) for name in CourseQuota.LIMIT_FIELDS}
+    )
     return course
 
 

@@ -401,7 +401,7 @@ def _course_page(request: HttpRequest, course: Course, *, status: int = 200, **o
             instructor_form=forms.InstructorAddForm(),
             top_up_form=forms.TopUpForm(course=course),
             quota=quota,
-            quota_is_set=any(getattr(quota, name) is not None for name in CourseQuota.LIMIT_FIELDS),
+            quota_is_set=quota.any_set,
             quota_form=forms.QuotaForm.for_quota(quota) if context["can_set_quota"] else None,
             roster_columns=services.ROSTER_COLUMNS,
         )

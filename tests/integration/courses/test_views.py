@@ -938,3 +938,20 @@ def test_admins_manage_every_course(client):
     page = client.get(reverse("courses:course-detail", args=[course.pk]))
     assert page.status_code == 200
     assert page.context["can_manage"] and page.context["quota_form"] is not None
+
+
+def test_a_course_without_limits_warns_who_runs_it_and_new_courses_take_the_admins_defaults(client):
+    """Issue 10: a new course started with no limits and nobody was told."""
+    from courses.models import QuotaDefaults
+
+    instructor = InstructorFactory()
+    course = published_course(instructor)
+    client.force_login(instructor)
+    page = client.get(reverse("courses:course-detail", args=[course.pk])).content.decode()
+    assert "This course has no limits yet" in page and "Ask an admin to set them." in page
+
+    QuotaDefaults(running_labs=20, lease_hours=4).save()
+    second = make_course(instructor, version=course.template_version, code="vsp8-spring27")
+    assert (second.quota.running_labs, second.quota.lease_hours, second.quota.idle_minutes) == (20, 4, None)
+    page = client.get(reverse("courses:course-detail", args=[second.pk])).content.decode()
+    assert "This course has no limits yet" not in page

@@ -54,3 +54,16 @@ def test_api_tokens_are_listed_masked_and_can_be_revoked(client):
     assert client.get(reverse("admin:portal_apitoken_add")).status_code == 403
     client.post(reverse("admin:portal_apitoken_delete", args=[owner.pk]), {"post": "yes"})
     assert not Token.objects.filter(user=owner).exists()
+
+
+def test_quota_defaults_are_one_row_admins_edit_and_cannot_delete(client):
+    from courses.models import QuotaDefaults
+
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    assert client.get(reverse("admin:courses_quotadefaults_add")).status_code == 200
+    QuotaDefaults(idle_minutes=30).save()
+    assert client.get(reverse("admin:courses_quotadefaults_add")).status_code == 403
+    assert client.post(reverse("admin:courses_quotadefaults_delete", args=[1]), {"post": "yes"}).status_code == 403
+    response = client.post(reverse("admin:courses_quotadefaults_change", args=[1]), {"idle_minutes": "999999999"})
+    assert response.status_code == 200 and "less than or equal to 525600" in response.content.decode()
+    assert QuotaDefaults.current().idle_minutes == 30
