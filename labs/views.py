@@ -314,6 +314,8 @@ def _lab_page(request: HttpRequest, lab: Lab, *, snapshot_form: forms.SnapshotFo
         "vms": list(lab.vms.all()),
         "snapshots_taken": sum(1 for snapshot in lab.snapshots.all() if not snapshot.is_baseline),
         "snapshot_limit": next(bar.limit for bar in bars if bar.name == "snapshots_per_lab"),
+        # The same numbers the usage bars show: at the limit, Clone says so instead of failing after the click.
+        "labs_bar": next(bar for bar in bars if bar.name == "labs_per_student"),
         "snapshot_form": snapshot_form or forms.SnapshotForm(),
         # The version's copy, rendered once when its draft was saved (docs/security.md, finding 4).
         "manual_html": lab.template_version.manual_markup,

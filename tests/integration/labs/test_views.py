@@ -970,3 +970,17 @@ def test_a_deleted_lab_shows_what_its_vms_were_not_a_live_state(client, enqueued
     page = client.get(_lab_url(lab)).content.decode()
     assert "The VMs it had" in page and page.count("Removed from vCenter") == lab.vms.count()
     assert 'data-field="power_state"' not in page and "data-vm-id" not in page
+
+
+@pytest.mark.django_db
+def test_clone_says_on_the_button_when_the_student_is_at_their_lab_limit(client, enqueued):
+    """Issue 10: Clone stayed enabled at the limit and was refused only after the click."""
+    course = open_course(quota={"labs_per_student": 1})
+    lab = _started(course)
+    client.force_login(lab.student)
+    page = client.get(_lab_url(lab)).content.decode()
+    assert "Clone (at your limit of 1 lab)" in page and "data-clone-at-limit" in page
+    assert f'action="{_lab_url(lab, "labs:lab-clone")}"' not in page
+    courses_services.quota_update(course=course, actor=AdminFactory(), labs_per_student=2)
+    page = client.get(_lab_url(lab)).content.decode()
+    assert f'action="{_lab_url(lab, "labs:lab-clone")}"' in page and "data-clone-at-limit" not in page
