@@ -91,6 +91,31 @@ class Lab(models.Model):
     def is_running(self) -> bool:
         return self.running_since is not None
 
+    # How many of a lab's VMs are on, as the page's main buttons and state words need it.
+    ALL_ON, SOME_ON, ALL_OFF = "all_on", "some_on", "all_off"
+
+    @property
+    def power_summary(self) -> str:
+        """``all_on``, ``some_on`` or ``all_off`` (also for a lab without VMs). Reads
+        ``self.vms.all()``: prefetch it on lists."""
+        states = [vm.power_state for vm in self.vms.all()]
+        on = sum(1 for state in states if state == LabVM.POWERED_ON)
+        if states and on == len(states):
+            return self.ALL_ON
+        return self.SOME_ON if on else self.ALL_OFF
+
+    @property
+    def state_label(self) -> str:
+        """The state in words that say what the student can do next: a ready lab is "Running",
+        "Partly running" or "Ready · powered off", not "Ready" for all three (issue 10)."""
+        if self.state != self.State.READY:
+            return self.get_state_display()
+        return {
+            self.ALL_ON: "Running",
+            self.SOME_ON: "Partly running",
+            self.ALL_OFF: "Ready · powered off",
+        }[self.power_summary]
+
     def hours_now(self) -> float:
         """Hours used including the period running now."""
         if self.running_since is None:
@@ -155,6 +180,8 @@ class LabNetwork(models.Model):
 
 class LabVM(models.Model):
     """A VM of a lab, as last seen in vCenter."""
+
+    POWERED_ON = "poweredOn"  # vSphere's VirtualMachinePowerState, as the driver reports it
 
     lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="vms")
     role = models.SlugField(max_length=40)

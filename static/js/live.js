@@ -256,7 +256,7 @@
     if (!lab) return;
     all(`[data-lab-id="${labId}"]`).forEach((scope) => {
       scope.setAttribute("data-state", lab.state);
-      setField(scope, "state", LAB_STATE_WORDS[lab.state] || lab.state);
+      setField(scope, "state", stateWords(labId, lab));
       fields(scope, "error").forEach((el) => {
         let text = lab.error || (lab.state === "error" ? el.getAttribute("data-error-fallback") || "" : "");
         text = truncateWords(text, Number(el.getAttribute("data-truncate-words")) || 0);
@@ -267,6 +267,11 @@
       const counts = vmCounts(labId);
       if (counts) setField(scope, "vms_on", `${counts.on}/${counts.total}`);
     });
+    const counts = vmCounts(labId);
+    if (counts) {
+      const power = counts.total && counts.on === counts.total ? "all_on" : counts.on ? "some_on" : "all_off";
+      all(`[data-lab-power-for="${labId}"]`).forEach((el) => el.setAttribute("data-lab-power", power));
+    }
     const finished = FINISHED_LAB.has(lab.state);
     all(`[data-while-actionable="${labId}"]`).forEach((el) => {
       el.hidden = finished || readOnly.has(labId);
@@ -274,6 +279,14 @@
     all(`[data-read-only-note="${labId}"]`).forEach((el) => {
       el.hidden = !readOnly.has(labId);
     });
+  }
+
+  /** A ready lab's state says what can be done next, as labs.models.Lab.state_label does. */
+  function stateWords(labId, lab) {
+    const counts = lab.state === "ready" ? vmCounts(labId) : null;
+    if (!counts) return LAB_STATE_WORDS[lab.state] || lab.state;
+    if (counts.total && counts.on === counts.total) return "Running";
+    return counts.on ? "Partly running" : "Ready · powered off";
   }
 
   function renderVm(vmId) {

@@ -984,3 +984,27 @@ def test_clone_says_on_the_button_when_the_student_is_at_their_lab_limit(client,
     courses_services.quota_update(course=course, actor=AdminFactory(), labs_per_student=2)
     page = client.get(_lab_url(lab)).content.decode()
     assert f'action="{_lab_url(lab, "labs:lab-clone")}"' in page and "data-clone-at-limit" not in page
+
+
+@pytest.mark.django_db
+def test_the_state_and_the_main_buttons_say_what_can_be_done_next(client, enqueued):
+    """Issue 10: "Ready" meant all off, some on and all on alike, and "Power on" stayed the main
+    button with every VM on. The CSS hides the main button the data-lab-power value rules out."""
+    course = open_course()
+    lab = _started(course)
+    Lab.objects.filter(pk=lab.pk).update(state=Lab.State.READY)
+    client.force_login(lab.student)
+    cases = [
+        ("poweredOn", "Running", "all_on"),
+        ("poweredOff", "Ready · powered off", "all_off"),
+    ]
+    for power, words, summary in cases:
+        lab.vms.update(power_state=power)
+        page = client.get(_lab_url(lab)).content.decode()
+        assert f'<span class="lab-state" data-field="state">{words}</span>' in page
+        assert f'data-lab-power="{summary}" data-lab-power-for="{lab.pk}"' in page
+    first = lab.vms.order_by("pk").first()
+    lab.vms.exclude(pk=first.pk).update(power_state="poweredOn")
+    page = client.get(_lab_url(lab)).content.decode()
+    assert "Partly running" in page and 'data-lab-power="some_on"' in page
+    assert '<span class="unless-all-on">' in page and '<span class="unless-all-off">' in page
