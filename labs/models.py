@@ -96,11 +96,14 @@ class Lab(models.Model):
 
     @property
     def power_summary(self) -> str:
-        """``all_on``, ``some_on`` or ``all_off`` (also for a lab without VMs). Reads
-        ``self.vms.all()``: prefetch it on lists."""
-        states = [vm.power_state for vm in self.vms.all()]
-        on = sum(1 for state in states if state == LabVM.POWERED_ON)
-        if states and on == len(states):
+        """``all_on``, ``some_on`` or ``all_off`` (also for a lab without VMs). From the
+        ``vm_count``/``vms_on`` annotations where a list has them, else ``self.vms.all()``."""
+        if hasattr(self, "vm_count") and hasattr(self, "vms_on"):  # annotated (the class table)
+            total, on = self.vm_count, self.vms_on
+        else:
+            states = [vm.power_state for vm in self.vms.all()]
+            total, on = len(states), sum(1 for state in states if state == LabVM.POWERED_ON)
+        if total and on == total:
             return self.ALL_ON
         return self.SOME_ON if on else self.ALL_OFF
 

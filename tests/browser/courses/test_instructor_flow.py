@@ -194,7 +194,7 @@ def test_instructor_builds_publishes_and_teaches_then_admin_sets_the_quota(
     expect(page.get_by_role("heading", name="Administration")).to_be_visible()
     screenshot(page, "11-admin-home")
     page.get_by_role("link", name="vSphere 8: install, configure, manage").click()
-    page.get_by_text("Set limits").click()
+    page.get_by_role("button", name="Set limits").click()
     expect(page.get_by_text("Blank means no limit; 0 means none allowed.")).to_be_visible()
     quota_field(page, "Labs running at once").fill("20")
     quota_field(page, "Labs per student").fill("2")

@@ -15,7 +15,7 @@ from tests.browser.conftest import log_in
 
 pytestmark = pytest.mark.browser
 
-FINAL = {"Ready", "Error", "Deleted"}
+FINAL = {"ready", "error", "deleted"}  # the lab's data-state (its words depend on its VMs' power)
 
 
 @pytest.fixture
@@ -35,13 +35,13 @@ def wait_idle(page, timeout_s: int = 90) -> str:
     """Until the lab is neither building nor busy, as the live layer shows it (no reloading)."""
     page.wait_for_function(
         """(final) => {
-          const state = document.querySelector(".lab-head [data-field=state]").textContent.trim();
+          const state = document.querySelector(".lab-head").getAttribute("data-state");
           return final.includes(state) && !document.querySelector("[data-operation-for-lab]:not([hidden])");
         }""",
         arg=sorted(FINAL),
         timeout=timeout_s * 1000,
     )
-    return page.locator(".lab-head [data-field=state]").inner_text()
+    return page.locator(".lab-head").get_attribute("data-state")
 
 
 def power_of(page, role: str):
@@ -62,7 +62,7 @@ def test_student_snapshots_breaks_and_reverts_their_lab(demo_course, page, web_s
     expect(page.get_by_role("button", name="Reset", exact=True)).to_be_disabled()
     screenshot(page, "02-building")
 
-    assert wait_idle(page) == "Ready"
+    assert wait_idle(page) == "ready"
     for role in ("router", "esxi-01", "esxi-02", "esxi-03", "vcsa"):
         expect(power_of(page, role)).to_have_text("On")
     expect(page.locator("li.current .snapshot-name")).to_have_text("Baseline")
@@ -73,13 +73,13 @@ def test_student_snapshots_breaks_and_reverts_their_lab(demo_course, page, web_s
     page.get_by_role("button", name="Take snapshot").click()
     expect(page.locator(".flash-success")).to_contain_text("Taking snapshot 'cluster built'")
     screenshot(page, "04-snapshotting")
-    assert wait_idle(page) == "Ready"
+    assert wait_idle(page) == "ready"
     expect(page.locator("li.current .snapshot-name")).to_have_text("cluster built")
     screenshot(page, "05-snapshot-taken")
 
     page.get_by_role("button", name="Power off esxi-02").click()
     expect(page.locator(".flash-success")).to_contain_text("Shutting down esxi-02.")
-    assert wait_idle(page) == "Ready"
+    assert wait_idle(page) == "ready"
     expect(power_of(page, "esxi-02")).to_have_text("Off")
     expect(page.get_by_role("button", name="Power on esxi-02")).to_be_visible()
     screenshot(page, "06-esxi-02-off")
@@ -87,7 +87,7 @@ def test_student_snapshots_breaks_and_reverts_their_lab(demo_course, page, web_s
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Revert to cluster built").click()
     expect(page.locator(".flash-success")).to_contain_text("Reverting every VM")
-    assert wait_idle(page) == "Ready"
+    assert wait_idle(page) == "ready"
     for role in ("router", "esxi-01", "esxi-02", "esxi-03", "vcsa"):
         expect(power_of(page, role)).to_have_text("On")
     expect(page.locator("#operations tbody tr").first).to_contain_text("Revert to snapshot")
@@ -108,7 +108,8 @@ def test_student_snapshots_breaks_and_reverts_their_lab(demo_course, page, web_s
     screenshot(page, "09-course-page", full_page=False)
     page.get_by_role("button", name="Class labs").click()
     row = page.locator(f"tr[data-lab-id='{lab.pk}']")
-    expect(row.locator("[data-field=state]")).to_have_text("Ready")
+    expect(row).to_have_attribute("data-state", "ready")
+    expect(row.locator("[data-field=state]")).to_have_text("Running")
     expect(row.locator("[data-field=vms_on]")).to_have_text("5/5")
     expect(page.locator("tr.no-lab")).to_have_count(2)
     screenshot(page, "10-class-table")
@@ -119,7 +120,9 @@ def test_student_snapshots_breaks_and_reverts_their_lab(demo_course, page, web_s
     page.set_viewport_size({"width": 1280, "height": 800})
     VCenterEndpoint.objects.filter(labs__course=demo_course).update(concurrency_limit=1)
     demo_course.simulator.configure(task_durations={"CloneVM_Task": 2})
-    page.get_by_role("button", name="Provision the class").click()
+    page.get_by_role("button", name="Provision the class…").click()
+    expect(page.get_by_role("heading", name="Start a lab for 2 students?")).to_be_visible()
+    page.get_by_role("button", name="Start 2 labs").click()
     expect(page.locator(".flash-success")).to_contain_text("Started 2 labs: student2, student3.")
     expect(page.locator(".flash-info")).to_contain_text("Skipped student1: already has a lab.")
     waiting = page.locator(".operation-cell .waiting").first  # live: no reloading
