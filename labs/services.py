@@ -246,6 +246,16 @@ def _lab_operation(lab: Lab, kind: str, actor: AbstractBaseUser, params: dict[st
     operation = operation_start(kind=kind, endpoint=lab.endpoint, actor=actor, params=params or {}, lab=lab)
     if actor is not None:
         lab_touch(lab=lab, user=actor)
+        if actor.pk != lab.student_id:
+            # Someone else (an instructor, an admin) acts on the student's lab: the student is told
+            # who, on any page they have open and on their next one (issue 10: a reset by an
+            # instructor did not say who did it).
+            who = actor.get_full_name() or actor.get_username()
+            realtime.notify_user(
+                lab.student_id,
+                f"{who} started “{operation.get_kind_display().lower()}” on your lab {lab.name}.",
+                level="info",
+            )
     realtime.lab_changed(lab)
     return operation
 

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from labs import services
-from labs.models import Operation
+from labs.models import Lab, Operation
 from tests.factories import AdminFactory, EndpointFactory, StudentFactory
 
 pytestmark = pytest.mark.django_db
@@ -101,7 +101,7 @@ def test_a_finished_operation_cannot_be_cancelled(enqueued):
 
 # Labs: permission, busy and quota checks at the click (no vCenter: nothing is enqueued).
 
-from labs.models import Lab, LabSnapshot  # noqa: E402
+from labs.models import LabSnapshot  # noqa: E402
 from portal.errors import Conflict, QuotaExceeded  # noqa: E402
 from tests.factories import open_course  # noqa: E402
 
@@ -557,3 +557,22 @@ def test_the_watcher_marks_vanished_vms_of_a_lab_in_error_missing_once_and_stops
     pushed.clear()
     services.lab_vms_observed(endpoint_id=lab.endpoint_id, updates=[], full_resync=True)
     assert pushed == [], "VMs known missing are not news at the next resync"
+
+
+def test_a_student_is_told_who_acted_on_their_lab_and_not_about_their_own_clicks(monkeypatch):
+    """Issue 10: a reset by an instructor did not say who did it on the student's page."""
+    from portal.models import Notice
+    from tests.factories import open_course
+
+    monkeypatch.setattr(services, "_enqueue", lambda *args: None)
+    course = open_course(students=1)
+    student = course.enrollments.get().student
+    lab = services.lab_start(course=course, student=student, actor=student).lab
+    assert not Notice.objects.filter(user=student).exists(), "their own start is no news to them"
+    Operation.objects.filter(lab=lab).update(state=Operation.State.SUCCEEDED)
+    Lab.objects.filter(pk=lab.pk).update(state=Lab.State.READY)
+    instructor = course.instructors.get()
+    services.lab_reset(lab=Lab.objects.get(pk=lab.pk), actor=instructor)
+    notice = Notice.objects.get(user=student)
+    assert notice.text == f"{instructor.get_full_name()} started “reset lab” on your lab {lab.name}."
+    assert notice.level == "info"
