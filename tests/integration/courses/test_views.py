@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from courses import services, usage
 from courses.models import Course, CourseQuota, Enrollment, LabTemplate, TemplateVersion, VCenterEndpoint
-from portal import roles
+from portal import crypto, roles
 from tests.factories import TERM_END, TERM_START, AdminFactory, EndpointFactory, InstructorFactory, StudentFactory
 
 pytestmark = pytest.mark.django_db
@@ -636,11 +636,15 @@ def test_a_new_student_gets_a_generated_password_shown_once(client):
     instructor = InstructorFactory()
     course = make_course(instructor)
     client.force_login(instructor)
-    response = client.post(
+    posted = client.post(
         reverse("courses:roster-add", args=[course.pk]),
         {"username": "newbie", "first_name": "New", "last_name": "Bie", "email": "newbie@example.edu"},
     )
-    assert response.status_code == 200
+    # Redirect after post: a reload of the page that shows the password does not post again.
+    assert posted.status_code == 302
+    assert posted["Location"] == reverse("courses:course-detail", args=[course.pk]) + "#created-accounts"
+    response = client.get(posted["Location"])
+    assert any("newbie is enrolled" in text for text in messages_of(response))
     ((username, password),) = response.context["created_accounts"]
     newbie = User.objects.get(username="newbie")
     assert username == "newbie" and newbie.check_password(password)
@@ -674,11 +678,14 @@ def test_a_roster_csv_is_applied_and_generated_passwords_are_listed(client):
         b"grace,grace@example.edu,Grace,Hopper,given-password-1\n"
         b"already,,,,\n"
     )
-    response = client.post(
+    posted = client.post(
         reverse("courses:roster-upload", args=[course.pk]),
         {"file": SimpleUploadedFile("roster.csv", data, content_type="text/csv")},
     )
-    assert response.status_code == 200
+    # Redirect after post (issue 10: the result stayed on the upload's URL, a reload posted again).
+    assert posted.status_code == 302
+    assert posted["Location"] == reverse("courses:course-detail", args=[course.pk]) + "#roster-result"
+    response = client.get(posted["Location"])
     result = response.context["roster_result"]
     assert sorted(result.enrolled) == ["ada", "grace"]
     assert result.already_enrolled == ["already"]
@@ -687,7 +694,37 @@ def test_a_roster_csv_is_applied_and_generated_passwords_are_listed(client):
     assert User.objects.get(username="ada").check_password(created["ada"])
     assert b"given-password-1" not in response.content
     assert b"Roster uploaded." in response.content
+    assert b"2 enrolled, of whom 2 with a new account; 1 already were: already." in response.content
+    assert b"Passwords that came with the file are not shown." in response.content
     assert course.enrollments.count() == 3
+
+    again = client.get(posted["Location"])
+    assert "roster_result" not in again.context and created["ada"].encode() not in again.content, "shown once"
+
+
+def test_a_generated_password_waits_for_its_page_encrypted_and_is_gone_after(client):
+    """Between the redirect and the page, the password is in the session, never in clear."""
+    from django.contrib.sessions.models import Session
+
+    instructor = InstructorFactory()
+    course = make_course(instructor)
+    client.force_login(instructor)
+    data = b"username,email\nada,ada@example.edu\n"
+    posted = client.post(
+        reverse("courses:roster-upload", args=[course.pk]),
+        {"file": SimpleUploadedFile("roster.csv", data, content_type="text/csv")},
+    )
+    stored = Session.objects.get(session_key=client.session.session_key)
+    kept = stored.get_decoded()[f"courses.roster_outcome.{course.pk}"]
+    ((username, ciphertext),) = kept["created"]
+    assert username == "ada" and kept["result"]["created"] == [["ada", None]]
+    password = crypto.decrypt(ciphertext)
+    assert User.objects.get(username="ada").check_password(password)
+    assert password not in stored.session_data and password not in str(stored.get_decoded())
+
+    assert dict(client.get(posted["Location"]).context["created_accounts"]) == {"ada": password}
+    stored = Session.objects.get(session_key=client.session.session_key)
+    assert f"courses.roster_outcome.{course.pk}" not in stored.get_decoded()
 
 
 def test_a_roster_with_problems_is_listed_by_line_and_nothing_is_applied(client):
