@@ -1,5 +1,16 @@
-// Small helpers for every page: confirmations and the lab manual's live preview. No build step.
+// Small helpers for every page: confirmations, dates and the lab manual's live preview. No build step.
 "use strict";
+
+// Dates (<time data-date>, portal/templatetags/dates.py) in the one format of the page's date
+// pickers: the browser's, which no page can change. The server wrote ISO 8601, what stays
+// without JavaScript.
+const pickerDate = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "2-digit", day: "2-digit" });
+document.addEventListener("DOMContentLoaded", () => {
+  for (const element of document.querySelectorAll("time[data-date]")) {
+    const [year, month, day] = element.dateTime.split("-").map(Number);
+    if (year && month && day) element.textContent = pickerDate.format(new Date(year, month - 1, day));
+  }
+});
 
 document.addEventListener("submit", (event) => {
   const form = event.target.closest("form[data-confirm]");

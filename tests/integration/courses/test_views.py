@@ -557,6 +557,24 @@ def test_course_details_are_edited(client):
     assert (course.title, course.starts_on) == ("New title", datetime.date(2026, 9, 2))
 
 
+def test_course_dates_are_written_like_their_date_pickers_on_every_page(client):
+    """Issue 10: the page said "Fri 4 Dec 2026" (the course list "Dec 4") beside pickers showing
+    12/04/2026. Every page writes the pickers' ISO value in a <time> that static/js/nestlab.js
+    writes as the browser writes its pickers (tests/browser/courses/test_instructor_flow.py)."""
+    instructor = InstructorFactory()
+    course = make_course(instructor)
+    services.enrollment_add(course=course, actor=instructor, student=StudentFactory(username="sam"))
+    starts = f'<time datetime="{TERM_START:%Y-%m-%d}" data-date>{TERM_START:%Y-%m-%d}</time>'
+    ends = f'<time datetime="{TERM_END:%Y-%m-%d}" data-date>{TERM_END:%Y-%m-%d}</time>'
+    client.force_login(instructor)
+    page = client.get(reverse("courses:course-detail", args=[course.pk])).content.decode()
+    assert f"{starts} to {ends}" in page
+    assert f'type="date" name="starts_on" value="{TERM_START:%Y-%m-%d}"' in page
+    assert f"{starts} \N{EN DASH} {ends}" in client.get(reverse("courses:course-list")).content.decode()
+    client.force_login(User.objects.get(username="sam"))
+    assert f"{starts} \N{EN DASH} {ends}" in client.get(reverse("home")).content.decode()
+
+
 def test_join_code_is_rotated_and_turned_off(client):
     instructor = InstructorFactory()
     course = make_course(instructor)
