@@ -12,9 +12,12 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 });
 
+// Asked here, so the server, which asks on a page of its own when nobody did, goes ahead.
 document.addEventListener("submit", (event) => {
   const form = event.target.closest("form[data-confirm]");
-  if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+  if (!form) return;
+  if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  else if (form.elements.confirmed) form.elements.confirmed.value = "on";
 });
 
 // The manual editor: the same Markdown rendering students see, refreshed while typing.
