@@ -7,6 +7,8 @@ as a message or on the form, never as an error page.
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
@@ -30,7 +32,7 @@ from courses.models import (
     TemplateVM,
     VCenterEndpoint,
 )
-from portal import audit, roles
+from portal import audit, crypto, roles
 from portal.markdown import render_markdown
 
 User = get_user_model()
@@ -443,7 +445,8 @@ def course_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
-    return _course_page(request, _course_or_404(request, course_id))
+    course = _course_or_404(request, course_id)
+    return _course_page(request, course, **_roster_outcome_take(request, course))
 
 
 @login_required
@@ -538,6 +541,46 @@ def course_instructor_remove(request: HttpRequest, course_id: int, user_id: int)
     return _back(reverse("courses:course-detail", args=[course.pk]), "instructors")
 
 
+# A roster change that made accounts redirects to the course page (so a reload does not post
+# again) and the page shows the outcome once. The generated passwords wait in the session for
+# that one page view, encrypted like the vCenter passwords (portal.crypto): never in clear at rest.
+
+
+def _roster_outcome_key(course: Course) -> str:
+    return f"courses.roster_outcome.{course.pk}"
+
+
+def _roster_outcome_keep(
+    request: HttpRequest,
+    course: Course,
+    *,
+    created: list[tuple[str, str]],
+    result: services.RosterImport | None = None,
+) -> None:
+    summary = None
+    if result:  # without its passwords: the page only counts the accounts made
+        summary = dataclasses.asdict(result) | {"created": [(username, None) for username, _ in result.created]}
+    request.session[_roster_outcome_key(course)] = {
+        "created": [(username, crypto.encrypt(password)) for username, password in created],
+        "result": summary,
+    }
+
+
+def _roster_outcome_take(request: HttpRequest, course: Course) -> dict:
+    """The course page's context for the outcome kept by the last roster change, once."""
+    kept = request.session.pop(_roster_outcome_key(course), None)
+    if not kept:
+        return {}
+    try:
+        created = [(username, crypto.decrypt(password)) for username, password in kept["created"]]
+    except crypto.SecretUnreadable:  # the keys changed in between: the accounts exist, the passwords are gone
+        created = []
+    outcome = {"created_accounts": created}
+    if kept["result"]:
+        outcome["roster_result"] = services.RosterImport(**kept["result"])
+    return outcome
+
+
 @login_required
 @require_POST
 def roster_add(request: HttpRequest, course_id: int) -> HttpResponse:
@@ -559,12 +602,10 @@ def roster_add(request: HttpRequest, course_id: int) -> HttpResponse:
         except ValidationError as error:
             forms.add_errors(form, error)
         else:
-            if generated:
-                # Shown on this response only; it is stored nowhere in clear.
-                return _course_page(
-                    request, course, created_accounts=[(student.username, generated)], notice_anchor="roster"
-                )
             messages.success(request, f"{student.username} is enrolled.")
+            if generated:
+                _roster_outcome_keep(request, course, created=[(student.username, generated)])
+                return _back(reverse("courses:course-detail", args=[course.pk]), "created-accounts")
             return _back(reverse("courses:course-detail", args=[course.pk]), "roster")
     return _course_page(request, course, student_form=form, roster_open=True)
 
@@ -606,15 +647,14 @@ def roster_upload(request: HttpRequest, course_id: int) -> HttpResponse:
             roster_form=form,
             roster_error=error,
             roster_error_lines=sorted(error.lines.items()),
-            notice_anchor="roster",
         )
-    return _course_page(
+    _roster_outcome_keep(
         request,
         course,
-        roster_result=result,
-        created_accounts=[(username, password) for username, password in result.created if password],
-        notice_anchor="roster",
+        created=[(username, password) for username, password in result.created if password],
+        result=result,
     )
+    return _back(reverse("courses:course-detail", args=[course.pk]), "roster-result")
 
 
 @login_required

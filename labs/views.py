@@ -252,13 +252,37 @@ def _lab_url(lab: Lab) -> str:
     return reverse("labs:lab-detail", args=[lab.pk])
 
 
-def _back(request: HttpRequest, fallback: str) -> HttpResponse:
+def _next_url(request: HttpRequest, fallback: str) -> str:
+    """Where the form came from (``next``), when it is this site; else ``fallback``."""
     target = request.POST.get("next", "")
     if target and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
-        return redirect(target)
-    return redirect(fallback)
+        return target
+    return fallback
+
+
+def _back(request: HttpRequest, fallback: str) -> HttpResponse:
+    return redirect(_next_url(request, fallback))
+
+
+def _ask_first(
+    request: HttpRequest, lab: Lab, *, question: str, consequence: str, button: str, fields: dict | None = None
+) -> HttpResponse | None:
+    """None when this POST was confirmed; otherwise the page that asks, whose button posts again
+    with ``confirmed``. The site's script asks in a dialog and sends ``confirmed`` itself
+    (templates/labs/_action.html); this page is the question without JavaScript."""
+    if request.POST.get("confirmed"):
+        return None
+    context = {
+        "lab": lab,
+        "question": question,
+        "consequence": consequence,
+        "button": button,
+        "fields": fields or {},
+        "next": _next_url(request, _lab_url(lab)),
+    }
+    return render(request, "labs/lab_confirm.html", context)
 
 
 def _busy_reason(lab: Lab, running: Operation | None) -> str:
@@ -442,7 +466,15 @@ def lab_extend(request: HttpRequest, lab_id: int) -> HttpResponse:
 @require_POST
 def lab_reset(request: HttpRequest, lab_id: int) -> HttpResponse:
     lab = _lab_or_404(request, lab_id)
-    return _act(
+    asked = _ask_first(
+        request,
+        lab,
+        question=f"Reset {lab.name}?",
+        consequence="Every VM goes back to how the lab was handed out. Changes made since are lost "
+        "unless they are kept in a snapshot; the snapshots stay.",
+        button="Reset the lab",
+    )
+    return asked or _act(
         request,
         lab,
         lambda: services.lab_reset(lab=lab, actor=request.user),
@@ -474,6 +506,17 @@ def _power(request: HttpRequest, lab: Lab, vm: LabVM | None) -> HttpResponse:
         return _back(request, _lab_url(lab))
     action = form.cleaned_data["action"]
     target = vm.role if vm is not None else f"every VM of {lab.name}"
+    if action == "reset":
+        asked = _ask_first(
+            request,
+            lab,
+            question=f"Reset {target}?",
+            consequence="Like pressing the reset button: what is not saved in the guest is lost.",
+            button=f"Reset {target}",
+            fields={"action": action},
+        )
+        if asked:
+            return asked
     return _act(
         request,
         lab,
@@ -523,7 +566,14 @@ def lab_cancel(request: HttpRequest, lab_id: int) -> HttpResponse:
 @require_POST
 def lab_delete(request: HttpRequest, lab_id: int) -> HttpResponse:
     lab = _lab_or_404(request, lab_id)
-    return _act(
+    asked = _ask_first(
+        request,
+        lab,
+        question=f"Delete {lab.name}?",
+        consequence="Its VMs, networks and snapshots are removed from vCenter. This cannot be undone.",
+        button="Delete the lab",
+    )
+    return asked or _act(
         request,
         lab,
         lambda: services.lab_delete(lab=lab, actor=request.user),

@@ -165,6 +165,15 @@ def test_instructor_builds_publishes_and_teaches_then_admin_sets_the_quota(
     page.get_by_role("button", name="Open the course").click()
     expect(page.locator(".flash-success")).to_contain_text("The course is open now.")
 
+    # Its dates read in the one format of its date pickers: the browser's (en-US here), not the
+    # page's own (issue 10: "Fri 4 Dec 2026" beside a picker showing 12/04/2026).
+    assert page.evaluate("navigator.language") == "en-US"
+    dates = page.locator("hgroup time[data-date]")
+    expect(dates).to_have_text([f"{TERM_START:%m/%d/%Y}", f"{TERM_END:%m/%d/%Y}"])
+    page.get_by_text("Course details").click()
+    expect(page.get_by_label("Starts on")).to_have_value(TERM_START.isoformat())
+    screenshot(page, "08b-course-dates-like-the-pickers")
+
     # A roster with mistakes is refused whole, line by line; the fixed one is applied.
     page.get_by_text("Upload a roster (CSV)").click()
     page.get_by_label("Roster file (CSV)").set_input_files(

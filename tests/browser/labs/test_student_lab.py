@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from courses.models import VCenterEndpoint
@@ -50,7 +51,9 @@ def power_of(page, role: str):
     return page.locator("tr[data-vm-id]", has_text=role).locator("[data-field=power_state]")
 
 
-def test_student_snapshots_breaks_and_reverts_their_lab(demo_course, page, web_server, celery_worker, screenshot):
+def test_student_snapshots_breaks_and_reverts_their_lab(
+    demo_course, browser, page, web_server, celery_worker, screenshot
+):
     base = web_server.url
     log_in(page, base, "student1", "nestlab-learn")
     card = page.locator("article.course-card", has_text=demo_course.title)
@@ -133,3 +136,23 @@ def test_student_snapshots_breaks_and_reverts_their_lab(demo_course, page, web_s
     # depends on how far the first build got when the page is read).
     expect(waiting).to_contain_text(re.compile(r"clone\(s\) ahead|next in line"))
     screenshot(page, "12-class-waiting-for-capacity")
+
+    # Reset asks first (issue 10): on a page of its own without JavaScript (Cancel leaves the lab
+    # alone), in a dialog with it, which once accepted goes straight on.
+    without_script = browser.new_context(viewport={"width": 1280, "height": 800}, java_script_enabled=False)
+    plain = without_script.new_page()
+    log_in(plain, base, "instructor", "nestlab-teach")
+    plain.goto(page.url)
+    plain.locator(f"tr[data-lab-id='{lab.pk}']").get_by_role("button", name=f"Reset {lab.name}").click()
+    expect(plain.get_by_role("heading", name=f"Reset {lab.name}?")).to_be_visible()
+    screenshot(plain, "13-reset-asks-without-javascript")
+    plain.get_by_role("button", name="Cancel").click()
+    expect(plain.locator(f"tr[data-lab-id='{lab.pk}']")).to_be_visible()
+    without_script.close()
+    assert not lab.operations.filter(kind="reset").exists()
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name=f"Reset {lab.name}").click()
+    expect(page.locator(".flash-success")).to_contain_text(f"Resetting {lab.name} to how it was handed out.")
+    assert page.url.endswith(reverse("labs:class-labs", args=[demo_course.pk]))
+    assert lab.operations.filter(kind="reset").exists()

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from courses import services, usage
 from courses.models import Course, CourseQuota, Enrollment, LabTemplate, TemplateVersion, VCenterEndpoint
-from portal import roles
+from portal import crypto, roles
 from tests.factories import TERM_END, TERM_START, AdminFactory, EndpointFactory, InstructorFactory, StudentFactory
 
 pytestmark = pytest.mark.django_db
@@ -557,6 +557,24 @@ def test_course_details_are_edited(client):
     assert (course.title, course.starts_on) == ("New title", datetime.date(2026, 9, 2))
 
 
+def test_course_dates_are_written_like_their_date_pickers_on_every_page(client):
+    """Issue 10: the page said "Fri 4 Dec 2026" (the course list "Dec 4") beside pickers showing
+    12/04/2026. Every page writes the pickers' ISO value in a <time> that static/js/nestlab.js
+    writes as the browser writes its pickers (tests/browser/courses/test_instructor_flow.py)."""
+    instructor = InstructorFactory()
+    course = make_course(instructor)
+    services.enrollment_add(course=course, actor=instructor, student=StudentFactory(username="sam"))
+    starts = f'<time datetime="{TERM_START:%Y-%m-%d}" data-date>{TERM_START:%Y-%m-%d}</time>'
+    ends = f'<time datetime="{TERM_END:%Y-%m-%d}" data-date>{TERM_END:%Y-%m-%d}</time>'
+    client.force_login(instructor)
+    page = client.get(reverse("courses:course-detail", args=[course.pk])).content.decode()
+    assert f"{starts} to {ends}" in page
+    assert f'type="date" name="starts_on" value="{TERM_START:%Y-%m-%d}"' in page
+    assert f"{starts} \N{EN DASH} {ends}" in client.get(reverse("courses:course-list")).content.decode()
+    client.force_login(User.objects.get(username="sam"))
+    assert f"{starts} \N{EN DASH} {ends}" in client.get(reverse("home")).content.decode()
+
+
 def test_join_code_is_rotated_and_turned_off(client):
     instructor = InstructorFactory()
     course = make_course(instructor)
@@ -636,11 +654,15 @@ def test_a_new_student_gets_a_generated_password_shown_once(client):
     instructor = InstructorFactory()
     course = make_course(instructor)
     client.force_login(instructor)
-    response = client.post(
+    posted = client.post(
         reverse("courses:roster-add", args=[course.pk]),
         {"username": "newbie", "first_name": "New", "last_name": "Bie", "email": "newbie@example.edu"},
     )
-    assert response.status_code == 200
+    # Redirect after post: a reload of the page that shows the password does not post again.
+    assert posted.status_code == 302
+    assert posted["Location"] == reverse("courses:course-detail", args=[course.pk]) + "#created-accounts"
+    response = client.get(posted["Location"])
+    assert any("newbie is enrolled" in text for text in messages_of(response))
     ((username, password),) = response.context["created_accounts"]
     newbie = User.objects.get(username="newbie")
     assert username == "newbie" and newbie.check_password(password)
@@ -674,11 +696,14 @@ def test_a_roster_csv_is_applied_and_generated_passwords_are_listed(client):
         b"grace,grace@example.edu,Grace,Hopper,given-password-1\n"
         b"already,,,,\n"
     )
-    response = client.post(
+    posted = client.post(
         reverse("courses:roster-upload", args=[course.pk]),
         {"file": SimpleUploadedFile("roster.csv", data, content_type="text/csv")},
     )
-    assert response.status_code == 200
+    # Redirect after post (issue 10: the result stayed on the upload's URL, a reload posted again).
+    assert posted.status_code == 302
+    assert posted["Location"] == reverse("courses:course-detail", args=[course.pk]) + "#roster-result"
+    response = client.get(posted["Location"])
     result = response.context["roster_result"]
     assert sorted(result.enrolled) == ["ada", "grace"]
     assert result.already_enrolled == ["already"]
@@ -687,7 +712,37 @@ def test_a_roster_csv_is_applied_and_generated_passwords_are_listed(client):
     assert User.objects.get(username="ada").check_password(created["ada"])
     assert b"given-password-1" not in response.content
     assert b"Roster uploaded." in response.content
+    assert b"2 enrolled, of whom 2 with a new account; 1 already were: already." in response.content
+    assert b"Passwords that came with the file are not shown." in response.content
     assert course.enrollments.count() == 3
+
+    again = client.get(posted["Location"])
+    assert "roster_result" not in again.context and created["ada"].encode() not in again.content, "shown once"
+
+
+def test_a_generated_password_waits_for_its_page_encrypted_and_is_gone_after(client):
+    """Between the redirect and the page, the password is in the session, never in clear."""
+    from django.contrib.sessions.models import Session
+
+    instructor = InstructorFactory()
+    course = make_course(instructor)
+    client.force_login(instructor)
+    data = b"username,email\nada,ada@example.edu\n"
+    posted = client.post(
+        reverse("courses:roster-upload", args=[course.pk]),
+        {"file": SimpleUploadedFile("roster.csv", data, content_type="text/csv")},
+    )
+    stored = Session.objects.get(session_key=client.session.session_key)
+    kept = stored.get_decoded()[f"courses.roster_outcome.{course.pk}"]
+    ((username, ciphertext),) = kept["created"]
+    assert username == "ada" and kept["result"]["created"] == [["ada", None]]
+    password = crypto.decrypt(ciphertext)
+    assert User.objects.get(username="ada").check_password(password)
+    assert password not in stored.session_data and password not in str(stored.get_decoded())
+
+    assert dict(client.get(posted["Location"]).context["created_accounts"]) == {"ada": password}
+    stored = Session.objects.get(session_key=client.session.session_key)
+    assert f"courses.roster_outcome.{course.pk}" not in stored.get_decoded()
 
 
 def test_a_roster_with_problems_is_listed_by_line_and_nothing_is_applied(client):

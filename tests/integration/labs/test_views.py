@@ -419,7 +419,7 @@ def test_snapshot_quota_and_busy_lab_are_refused_in_words(client, enqueued):
     ]
     client.post(_lab_url(lab, "labs:lab-power"), {"action": "off"})
     running = lab.operations.get(kind="power")
-    response = client.post(_lab_url(lab, "labs:lab-reset"), follow=True)
+    response = client.post(_lab_url(lab, "labs:lab-reset"), {"confirmed": "on"}, follow=True)
     assert _messages(response)[-1] == (
         f"Not reset. {lab.name} is busy: power #{running.pk} is queued. Wait for it to finish."
     )
@@ -446,11 +446,13 @@ def test_revert_reset_clone_power_and_delete_start_their_operations(client, enqu
         f"Reverting every VM of {lab.name} to 'cluster built'.",
         {"snapshot": snapshot.pk},
     )
-    said, operation = click(_lab_url(lab, "labs:lab-reset"), kind="reset")
+    said, operation = click(_lab_url(lab, "labs:lab-reset"), {"confirmed": "on"}, kind="reset")
     assert said == f"Resetting {lab.name} to how it was handed out."
     said, operation = click(_lab_url(lab, "labs:lab-power"), {"action": "off"}, kind="power")
     assert (said, operation.params) == (f"Shutting down every VM of {lab.name}.", {"action": "off", "vm": None})
-    said, operation = click(_lab_url(lab, "labs:lab-vm-power", vm.pk), {"action": "reset"}, kind="power")
+    said, operation = click(
+        _lab_url(lab, "labs:lab-vm-power", vm.pk), {"action": "reset", "confirmed": "on"}, kind="power"
+    )
     assert (said, operation.params) == (f"Resetting {vm.role}.", {"action": "reset", "vm": vm.pk})
     said, operation = click(_lab_url(lab, "labs:lab-snapshot-delete", snapshot.pk), kind="delete_snapshot")
     assert operation.params == {"snapshot": snapshot.pk}
@@ -458,7 +460,7 @@ def test_revert_reset_clone_power_and_delete_start_their_operations(client, enqu
     assert operation.lab.source_lab == lab and "Copying" in said
     page = client.get(_lab_url(lab)).content.decode()
     assert _lab_url(operation.lab) in page and "copy of lab 1" in page
-    said, operation = click(_lab_url(lab, "labs:lab-delete"), kind="delete")
+    said, operation = click(_lab_url(lab, "labs:lab-delete"), {"confirmed": "on"}, kind="delete")
     assert said.startswith(f"Deleting {lab.name}")
 
 
@@ -689,6 +691,46 @@ def test_a_class_action_without_a_selection_says_what_to_do(client, enqueued):
 
 
 @pytest.mark.django_db
+def test_reset_delete_and_a_vm_reset_ask_first_on_a_page_without_javascript(client, enqueued):
+    """Issue 10: Reset and Delete asked only in the script's dialog; a browser without JavaScript
+    reset or deleted at the click. Now the view asks on a page unless the POST says it was
+    confirmed, and the buttons carry the field the script fills when its dialog is accepted."""
+    course = open_course()
+    lab = _started(course)
+    vm = lab.vms.first()
+    client.force_login(course.instructors.get())
+    table = reverse("labs:class-labs", args=[course.pk])
+    page = client.get(_lab_url(lab)).content.decode()
+    reset_form = page[page.index(f'action="{_lab_url(lab, "labs:lab-reset")}"') :].split("</form>")[0]
+    assert 'data-confirm="Reset ' in page and '<input type="hidden" name="confirmed" value="">' in reset_form
+
+    for url, fields, question, button in (
+        (_lab_url(lab, "labs:lab-reset"), {"next": table}, f"Reset {lab.name}?", "Reset the lab"),
+        (_lab_url(lab, "labs:lab-delete"), {}, f"Delete {lab.name}?", "Delete the lab"),
+        (_lab_url(lab, "labs:lab-vm-power", vm.pk), {"action": "reset"}, f"Reset {vm.role}?", f"Reset {vm.role}"),
+    ):
+        asked = client.post(url, fields)
+        assert asked.status_code == 200, url
+        html = asked.content.decode()
+        assert f"<h1>{question}</h1>" in html
+        assert f'<form method="post" action="{url}">' in html and f">{button}</button>" in html
+        assert '<input type="hidden" name="confirmed" value="on">' in html
+        back = fields.get("next", _lab_url(lab))
+        assert f'<input type="hidden" name="next" value="{back}">' in html
+        assert f'<a href="{back}" role="button" class="secondary outline">Cancel</a>' in html
+        if "action" in fields:
+            assert '<input type="hidden" name="action" value="reset">' in html
+        assert not Operation.objects.filter(lab=lab).exclude(kind="provision").exists(), "nothing started"
+
+    done = client.post(_lab_url(lab, "labs:lab-reset"), {"next": table, "confirmed": "on"})
+    assert done.url == table
+    assert Operation.objects.filter(lab=lab, kind="reset").count() == 1
+    # Power off and on do not ask: they take nothing back.
+    Operation.objects.filter(lab=lab).update(state=Operation.State.SUCCEEDED)
+    assert client.post(_lab_url(lab, "labs:lab-power"), {"action": "off"}).status_code == 302
+
+
+@pytest.mark.django_db
 def test_row_actions_come_back_to_the_class_table(client, enqueued):
     course = open_course()
     lab = _started(course)
@@ -696,7 +738,7 @@ def test_row_actions_come_back_to_the_class_table(client, enqueued):
     table = reverse("labs:class-labs", args=[course.pk])
     response = client.post(_lab_url(lab, "labs:lab-power"), {"action": "off", "next": table})
     assert response.url == table
-    response = client.post(_lab_url(lab, "labs:lab-reset"), {"next": "https://evil.example/"})
+    response = client.post(_lab_url(lab, "labs:lab-reset"), {"next": "https://evil.example/", "confirmed": "on"})
     assert response.url == _lab_url(lab)
 
 
