@@ -39,6 +39,14 @@ class _PushConsumer(AsyncJsonWebsocketConsumer):
     refused = False
     slot: SocketSlot | None = None
 
+    async def signed_in_and_admitted(self) -> bool:
+        """The first checks of every route: someone is signed in (else 4401) and has a free place
+        for one more socket (else 4429). False when the socket was closed."""
+        if not self.scope["user"].is_authenticated:
+            await self.refuse(NOT_SIGNED_IN)
+            return False
+        return await self.admit()
+
     async def admit(self) -> bool:
         """Take one of the person's places for open sockets; when none is left, close with
         4429 after a notice in words, and record the refusal."""
@@ -128,10 +136,7 @@ class LabConsumer(_PushConsumer):
 
     async def connect(self) -> None:
         user = self.scope["user"]
-        if not user.is_authenticated:
-            await self.refuse(NOT_SIGNED_IN)
-            return
-        if not await self.admit():
+        if not await self.signed_in_and_admitted():
             return
         lab_id = self.scope["url_route"]["kwargs"]["lab_id"]
         self.lab = await database_sync_to_async(_visible_lab)(user, lab_id)
@@ -172,10 +177,7 @@ class CourseConsumer(_PushConsumer):
 
     async def connect(self) -> None:
         user = self.scope["user"]
-        if not user.is_authenticated:
-            await self.refuse(NOT_SIGNED_IN)
-            return
-        if not await self.admit():
+        if not await self.signed_in_and_admitted():
             return
         course_id = self.scope["url_route"]["kwargs"]["course_id"]
         self.course_id = await database_sync_to_async(_managed_course_id)(user, course_id)
@@ -206,11 +208,7 @@ class OperationConsumer(_PushConsumer):
     audit_action = "websocket:operation"
 
     async def connect(self) -> None:
-        user = self.scope["user"]
-        if not user.is_authenticated:
-            await self.refuse(NOT_SIGNED_IN)
-            return
-        if not await self.admit():
+        if not await self.signed_in_and_admitted():
             return
         self.operation_id = self.scope["url_route"]["kwargs"]["operation_id"]
         if await database_sync_to_async(self.refusal)() is not None:
