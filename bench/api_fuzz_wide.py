@@ -1,6 +1,6 @@
 """The REST API against its schema, fuzzed much wider than the suite does, once, by hand.
 
-    .venv/bin/python -m portal.embedded_redis -- .venv/bin/python bench/api_fuzz_wide.py [--examples 40]
+    .venv/bin/python -m portal.embedded_redis -- .venv/bin/python bench/api_fuzz_wide.py [--examples 40] [--sequences 100]
 
 Runs tests/integration/portal/test_api_schema.py (every operation of /api/schema/, as a student
 and as an instructor, against the real simulator and database) with N fuzzed examples per
@@ -9,9 +9,9 @@ wrong types, missing fields, methods a route lacks). Every answer must be no 5xx
 status and content type, and a body that matches the schema. Prints the figures for
 docs/benchmarks.md; any failure is a bug to fix, never a check to loosen.
 
-The stateful phase (chaining operations through OpenAPI links) has nothing to follow: the schema
-drf-spectacular writes carries no links, so each operation is fuzzed on its own, about the
-seeded world's real objects (ids mapped by the test module's hook) and ones that do not exist.
+The stateful phase runs N sequences of up to 6 operations per role, chained through the
+schema's OpenAPI links (portal.api.link_created_objects) and the ones schemathesis infers, with
+its use-after-free and resource-availability checks as well.
 """
 
 from __future__ import annotations
@@ -32,11 +32,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=40, help="fuzzed examples per operation and role")
     parser.add_argument("--coverage", default="all", choices=["positive", "negative", "all"])
+    parser.add_argument("--sequences", type=int, default=100, help="stateful sequences per role")
     args = parser.parse_args()
     env = {
         **os.environ,
         "NESTLAB_API_FUZZ_EXAMPLES": str(args.examples),
         "NESTLAB_API_FUZZ_COVERAGE": args.coverage,
+        "NESTLAB_API_FUZZ_SEQUENCES": str(args.sequences),
     }
     started = time.monotonic()
     run = subprocess.run(
@@ -50,7 +52,10 @@ def main() -> int:
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else "(no output)"
     passed = int(m.group(1)) if (m := re.search(r"(\d+) passed", summary)) else 0
     failed = int(m.group(1)) if (m := re.search(r"(\d+) failed", summary)) else 0
-    print(f"schemathesis, {args.examples} examples per operation and role, coverage phase: {args.coverage}")
+    print(
+        f"schemathesis, {args.examples} examples per operation and role, coverage phase: {args.coverage},"
+        f" {args.sequences} stateful sequences per role"
+    )
     print(f"  operation x role cases: {passed + failed} ({passed} passed, {failed} failed)")
     print(f"  wall time: {seconds:.0f} s")
     for line in run.stdout.splitlines():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
@@ -176,4 +178,82 @@ def document_pagination_errors(result, generator, request, public):
                         "description": "A `limit` or `offset` that is not a whole number (limit 1+, offset 0+).",
                     },
                 )
+    return result
+
+
+# Path parameters that name the object a route is about: ``{id}`` or ``{<singular>_id}``.
+_OBJECT_PARAMETER = re.compile(r"^\{(id|\w+_id)\}$")
+
+
+def _component(schema: dict, result: dict) -> dict:
+    reference = schema.get("$ref", "")
+    return (
+        result.get("components", {}).get("schemas", {}).get(reference.rsplit("/", 1)[-1], {}) if reference else schema
+    )
+
+
+def _answer_properties(operation: dict, status_code: str, result: dict) -> set[str]:
+    content = operation.get("responses", {}).get(status_code, {}).get("content", {})
+    schema = content.get("application/json", {}).get("schema", {})
+    return set(_component(schema, result).get("properties", {}))
+
+
+def _link(target_path: str, target: dict, values: dict[str, str], source_path: str) -> dict:
+    """An OpenAPI link to ``target``: its object parameters from ``values``, any other path
+    parameter it shares with the source from the source's own request path."""
+    parameters = {}
+    for name in re.findall(r"\{(\w+)\}", target_path):
+        if name in values:
+            parameters[name] = values[name]
+        elif f"{{{name}}}" in source_path:
+            parameters[name] = f"$request.path.{name}"
+        else:
+            return {}
+    return {"operationId": target["operationId"], "parameters": parameters}
+
+
+def link_created_objects(result, generator, request, public):
+    """drf-spectacular postprocessing hook: OpenAPI links from what an answer creates to the
+    routes that use it, so a client (and schemathesis' stateful phase) can follow them.
+
+    - A create (201 with an ``id``) leads to every route under its collection named by that
+      id: ``POST /courses/`` to ``/courses/{id}/`` and ``/courses/{course_id}/enrollments/``.
+    - An accepted action (202 answering an Operation) leads to ``/operations/{id}/`` and its
+      cancel; one about a lab (a route under ``/labs/``) to the lab's routes as well
+      (``/labs/{id}/…`` from the operation's ``lab``, which other operations leave empty).
+    """
+    paths = result.get("paths", {})
+    operations_path = next((path for path in paths if path.endswith("/operations/{id}/")), None)
+    labs_path = next((path for path in paths if path.endswith("/labs/{id}/")), None)
+    for source_path, methods in paths.items():
+        for method, operation in methods.items():
+            if method != "post":
+                continue
+            links: dict[str, dict] = {}
+            if "id" in _answer_properties(operation, "201", result):
+                for target_path, target_methods in paths.items():
+                    rest = target_path[len(source_path) :].split("/", 1)
+                    if not target_path.startswith(source_path) or not _OBJECT_PARAMETER.match(rest[0]):
+                        continue
+                    values = {rest[0][1:-1]: "$response.body#/id"}
+                    for target in target_methods.values():
+                        if link := _link(target_path, target, values, source_path):
+                            links[target["operationId"]] = link
+                if links:
+                    operation["responses"]["201"]["links"] = links
+            accepted = _answer_properties(operation, "202", result)
+            if {"id", "kind", "lab"} <= accepted:
+                for base, field in ((operations_path, "id"), (labs_path, "lab")):
+                    collection = base[: -len("{id}/")] if base else ""
+                    if not base or (field == "lab" and not source_path.startswith(collection)):
+                        continue
+                    for target_path, target_methods in paths.items():
+                        rest = target_path[len(collection) :].split("/", 1)
+                        if not target_path.startswith(collection) or rest[0] != "{id}":
+                            continue
+                        for target in target_methods.values():
+                            if link := _link(target_path, target, {"id": f"$response.body#/{field}"}, source_path):
+                                links[target["operationId"]] = link
+                if links:
+                    operation["responses"]["202"]["links"] = links
     return result

@@ -269,6 +269,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "portal.api.document_pagination_errors",
+        "portal.api.link_created_objects",
     ],
     "SERVE_INCLUDE_SCHEMA": False,
     # Served from the vendored sidecar package: the portal must work offline in a classroom.

@@ -7,9 +7,16 @@ server error, a documented status code, a documented content type, and a body th
 the documented schema. A failure here is a bug in a view, a serializer or a schema annotation,
 never a reason to loosen the checks.
 
-Bounded for CI: a few fuzzed examples per operation and the coverage phase with valid data
-only, derandomized (the same cases every run, so a red run is reproducible). A wider search:
-NESTLAB_API_FUZZ_EXAMPLES=200 NESTLAB_API_FUZZ_COVERAGE=all.
+The stateful phase chains operations: schemathesis infers the links between them from the
+schema (a create's ``id`` feeds the detail, nested and action routes named after it; a list's
+items feed their details; an accepted action's operation feeds /operations/{id}/), runs
+sequences of them as one signed-in person, and adds two checks of its own: a deleted object
+is gone (use after free) and a created one can be read back (resource availability).
+
+Bounded for CI: a few fuzzed examples per operation, the coverage phase with valid data only
+and a few short sequences, derandomized (the same cases every run, so a red run is
+reproducible). A wider search: NESTLAB_API_FUZZ_EXAMPLES=200 NESTLAB_API_FUZZ_COVERAGE=all
+NESTLAB_API_FUZZ_SEQUENCES=100 (bench/api_fuzz_wide.py).
 """
 
 from __future__ import annotations
@@ -21,14 +28,16 @@ from datetime import timedelta
 import pytest
 import schemathesis
 from django.core import signals
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    ensure_resource_availability,
     response_schema_conformance,
     status_code_conformance,
+    use_after_free,
 )
 
 from portal.wsgi import application
@@ -37,6 +46,8 @@ pytestmark = pytest.mark.integration
 
 EXAMPLES = int(os.environ.get("NESTLAB_API_FUZZ_EXAMPLES", "6"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+SEQUENCES = int(os.environ.get("NESTLAB_API_FUZZ_SEQUENCES", "4"))
+STATEFUL_CHECKS = [*CHECKS, use_after_free, ensure_resource_availability]
 
 # The coverage phase (boundary values of every field, methods the route does not have) with
 # valid data only: its invalid-data cases are thousands of requests; fuzzing sends invalid data too.
@@ -125,3 +136,57 @@ def token(request, world, real_ids) -> str:
 )
 def test_the_api_answers_as_its_schema_says(case, token):
     case.call_and_validate(headers={"Authorization": f"Token {token}"}, checks=CHECKS)
+
+
+class SignedInWorkflow(schema.as_state_machine()):
+    """Sequences of operations chained through the schema's inferred links, as one person."""
+
+    token = ""
+
+    def setup(self):
+        # Every sequence starts from the seeded world: what one created is rolled back before
+        # the next, so a failing sequence replays the same way while hypothesis shrinks it.
+        self.savepoint = transaction.atomic()
+        self.savepoint.__enter__()
+
+    def teardown(self):
+        transaction.set_rollback(True)
+        self.savepoint.__exit__(None, None, None)
+
+    def get_call_kwargs(self, case):
+        return {"headers": {"Authorization": f"Token {self.token}"}}
+
+    def validate_response(self, response, case, additional_checks=None, **kwargs):
+        case.validate_response(response, checks=STATEFUL_CHECKS, transport_kwargs=kwargs, recorder=self.recorder)
+
+
+def test_the_stateful_phase_chains_creates_to_what_uses_them():
+    """Without links the stateful phase has nothing to chain: a created course leads to its
+    detail and its enrollments, a created template to its VMs, an accepted action to its
+    operation."""
+    transitions = {
+        (source, link.target.label)
+        for source, node in SignedInWorkflow._transitions.operations.items()
+        for link in node.outgoing
+    }
+    assert {
+        ("POST /api/v1/courses/", "GET /api/v1/courses/{id}/"),
+        ("POST /api/v1/courses/", "POST /api/v1/courses/{course_id}/enrollments/"),
+        ("POST /api/v1/templates/", "POST /api/v1/templates/{template_id}/vms/"),
+        ("POST /api/v1/templates/{template_id}/publish/", "GET /api/v1/operations/{id}/"),
+    } <= transitions
+
+
+@pytest.mark.django_db
+def test_sequences_of_operations_answer_as_the_schema_says(world, token):
+    SignedInWorkflow.token = token
+    SignedInWorkflow.run(
+        settings=settings(
+            max_examples=SEQUENCES,
+            stateful_step_count=6,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
