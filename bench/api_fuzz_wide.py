@@ -1,6 +1,7 @@
 """The REST API against its schema, fuzzed much wider than the suite does, once, by hand.
 
-    .venv/bin/python -m portal.embedded_redis -- .venv/bin/python bench/api_fuzz_wide.py [--examples 40] [--sequences 100]
+    .venv/bin/python -m portal.embedded_redis -- \
+        .venv/bin/python bench/api_fuzz_wide.py [--examples 40] [--sequences 100]
 
 Runs tests/integration/portal/test_api_schema.py (every operation of /api/schema/, as a student
 and as an instructor, against the real simulator and database) with N fuzzed examples per
