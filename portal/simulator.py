@@ -46,8 +46,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIR = REPO_ROOT / "vcsim"
 BINARY = SOURCE_DIR / "bin" / "nestlab-vcsim"
 GOPATH = "/usr/share/gocode"
+# Go sources the launcher imports, and the Debian packages that install them under GOPATH.
+GO_SOURCES = {
+    "github.com/vmware/govmomi/simulator": "golang-github-vmware-govmomi-dev",
+    "github.com/gorilla/websocket": "golang-github-gorilla-websocket-dev",
+    "golang.org/x/image/font/basicfont": "golang-golang-x-image-dev",
+}
 URL_MARKER = "NESTLAB_VCSIM_URL="
 CONFIG_PATH = "/_nestlab/config"
+WEBMKS_PATH = "/_nestlab/webmks"
 RESET_PATH = "/_nestlab/reset"
 OUTPUT_LINES_KEPT = 2000
 
@@ -88,14 +95,15 @@ def _check_toolchain() -> None:
     missing = []
     if shutil.which("go") is None:
         missing.append("the Go compiler (Debian package golang-go)")
-    if not Path(GOPATH, "src/github.com/vmware/govmomi/simulator").is_dir():
-        missing.append(f"govmomi's source under {GOPATH} (Debian package golang-github-vmware-govmomi-dev)")
+    for source, package in GO_SOURCES.items():
+        if not Path(GOPATH, "src", source).is_dir():
+            missing.append(f"{source} under {GOPATH} (Debian package {package})")
     if missing:
         raise SimulatorError(
             "Building the vCenter simulator needs "
             + " and ".join(missing)
-            + ": install them with `sudo apt-get install golang-go golang-github-vmware-govmomi-dev`, "
-            "or point NESTLAB_VCSIM_BIN at an already built nestlab-vcsim."
+            + f": install them with `sudo apt-get install golang-go {' '.join(GO_SOURCES.values())}` "
+            "(or `make vcsim`), or point NESTLAB_VCSIM_BIN at an already built nestlab-vcsim."
         )
 
 
@@ -317,6 +325,23 @@ class Simulator:
             yield self
         finally:
             self._control("PUT", CONFIG_PATH, before)
+
+    # --- the WebMKS console host (vcsim/webmks.go) ----------------------------------
+
+    def consoles(self) -> dict:
+        """The console host's state: ``host``, ``port``, ``thumbprint``, ``ticketsIssued``,
+        and per VM moref under ``screens`` its ``name``, the ``text`` typed so far,
+        ``ctrlAltDel``, ``keyEvents``, ``pointerEvents``, open ``sessions`` and all
+        ``connections`` it ever had."""
+        return self._control("GET", WEBMKS_PATH)
+
+    def stall_consoles(self, stalled: bool = True) -> dict:
+        """New console connections are accepted and never answered (a host that hangs)."""
+        return self._control("PUT", WEBMKS_PATH, {"stall": stalled})
+
+    def drop_consoles(self) -> int:
+        """Close every open console connection at once, without a close frame (a host gone)."""
+        return self._control("POST", WEBMKS_PATH + "/drop", {})["dropped"]
 
 
 def start(

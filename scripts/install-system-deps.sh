@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Nestlab needs that a fresh machine may lack:
-#   go + govmomi sources (to build the vCenter simulator), chromium (browser tests).
+#   go + govmomi, gorilla/websocket and x/image sources (to build the vCenter simulator), chromium (browser tests).
 # Usage: scripts/install-system-deps.sh [vcsim] [browser]   (default: both)
 # Does nothing for what is already there; uses sudo when not root.
 set -euo pipefail
@@ -14,6 +14,9 @@ for item in "${wanted[@]}"; do
     vcsim)
       command -v go >/dev/null 2>&1 || packages+=(golang-go)
       [ -d /usr/share/gocode/src/github.com/vmware/govmomi/simulator ] || packages+=(golang-github-vmware-govmomi-dev)
+      # the launcher's WebMKS console host: WebSocket and the screen's font
+      [ -d /usr/share/gocode/src/github.com/gorilla/websocket ] || packages+=(golang-github-gorilla-websocket-dev)
+      [ -d /usr/share/gocode/src/golang.org/x/image/font/basicfont ] || packages+=(golang-golang-x-image-dev)
       ;;
     browser)
       [ -x /usr/bin/chromium ] || packages+=(chromium)

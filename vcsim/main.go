@@ -35,6 +35,9 @@ type options struct {
 	extraUsers    listFlag
 
 	demo, trace bool
+
+	webmksListen          string
+	webmksTTL, webmksTick time.Duration
 }
 
 func parseFlags() *options {
@@ -63,6 +66,9 @@ func parseFlags() *options {
 	flag.Var(&o.hang, "hang", `calls "Method[:substring]" return a task that stays running (repeatable or comma-separated)`)
 
 	flag.Var(&o.extraUsers, "extra-user", `also accept "name:password" logins (repeatable; sessions act as -username)`)
+	flag.StringVar(&o.webmksListen, "webmks-listen", "127.0.0.1:0", "address of the WebMKS console host (TLS; port 0 picks a free port)")
+	flag.DurationVar(&o.webmksTTL, "webmks-ticket-ttl", 30*time.Second, "a webmks ticket unused this long expires")
+	flag.DurationVar(&o.webmksTick, "webmks-tick", time.Second, "how often each console's uptime line changes")
 	flag.BoolVar(&o.demo, "demo", false, "seed the demo nested-ESXi lab inventory")
 	flag.BoolVar(&o.trace, "trace", false, "write every SOAP request and response to stderr")
 	flag.Parse()
@@ -125,6 +131,12 @@ func main() {
 
 	// The middleware goes in before any client can know the address.
 	mw := newLauncher(server.Config.Handler, newRuleStore(baseline), o.jitter, server.URL.Path)
+	if o.webmksTick <= 0 || o.webmksTTL <= 0 {
+		log.Fatal("-webmks-tick and -webmks-ticket-ttl must be positive")
+	}
+	if mw.webmks, err = startWebMKS(o.webmksListen, o.webmksTTL, o.webmksTick); err != nil {
+		log.Fatalf("starting the WebMKS console host: %v", err)
+	}
 	if err := mw.acceptUsers(o.username, o.password, o.extraUsers); err != nil {
 		log.Fatal(err)
 	}

@@ -64,6 +64,8 @@ type launcher struct {
 
 	mu    sync.Mutex
 	tasks map[types.ManagedObjectReference]*trackedTask
+
+	webmks *webmks // the console host (webmks.go)
 }
 
 func newLauncher(next http.Handler, rules *ruleStore, jitter float64, sdkPath string) *launcher {
@@ -128,6 +130,9 @@ func (l *launcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case resetPath:
 		l.serveReset(w, r)
 		return
+	case webmksStatePath, webmksDropPath:
+		l.webmks.serveControl(w, r)
+		return
 	}
 	if r.Method != http.MethodPost || !l.sdkPaths[r.URL.Path] || atomic.LoadInt32(&l.seeding) == 1 {
 		l.next.ServeHTTP(w, r)
@@ -165,6 +170,10 @@ func (l *launcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rule, ok := firstMatch(rules.Fail, call.Method, body); ok {
 		l.fail(w, r, call, rule, rules.taskDuration(call.Method))
+		return
+	}
+	if call.Method == "AcquireTicket" {
+		l.webmks.acquireTicket(l, w, r, call, body)
 		return
 	}
 	if isTaskMethod(call.Method) {
