@@ -24,6 +24,7 @@ from .errors import (
 )
 from .session import close_all
 from .types import (
+    ConsoleTicket,
     EndpointConfig,
     InventoryItem,
     Kind,
@@ -39,10 +40,13 @@ from .types import (
     VMInfo,
 )
 from .watch import VMUpdate
+from .webmks import ConsoleStream, open_console_stream
 
 __all__ = [
     "AlreadyExists",
     "AuthenticationFailed",
+    "ConsoleStream",
+    "ConsoleTicket",
     "DeadlineExceeded",
     "EndpointConfig",
     "InvalidArgument",
@@ -68,4 +72,5 @@ __all__ = [
     "VSphereError",
     "close_all",
     "get_client",
+    "open_console_stream",
 ]

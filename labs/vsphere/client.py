@@ -27,10 +27,12 @@ from . import (
     snapshots,
     vms,
     watch,
+    webmks,
 )
 from .errors import VSphereError, translate
 from .session import Session, session_for
 from .types import (
+    ConsoleTicket,
     EndpointConfig,
     InventoryItem,
     NetworkInfo,
@@ -143,6 +145,10 @@ class VSphereClient:
 
     def vm_info(self, vm: str) -> VMInfo:
         return self._call(f"read VM {vm}", inventory.vm_info, vm)
+
+    def console_ticket(self, vm: str) -> ConsoleTicket:
+        """A single-use WebMKS ticket for a powered-on VM's console (labs.vsphere.webmks)."""
+        return self._call(f"open the console of VM {vm}", webmks.acquire_console_ticket, vm)
 
     # Folders and resource pools
 

@@ -206,3 +206,19 @@ class NetworkInfo:
     vlan_id: int | None = None
     hosts: tuple[str, ...] = ()
     """For standard port groups: the hosts (names) that carry it."""
+
+
+@dataclass(frozen=True)
+class ConsoleTicket:
+    """A VM's WebMKS ticket (``VirtualMachine.AcquireTicket("webmks")``): single-use, short-lived,
+    and a key to that VM's screen, keyboard and mouse. It stays on the server: the portal's
+    relay connects with it, the browser never sees it (hence no ticket or URL in repr())."""
+
+    vm: str
+    host: str
+    port: int
+    ticket: str = field(repr=False)
+    url: str = field(repr=False)
+    """``wss://host:port/ticket/<ticket>``."""
+    ssl_thumbprint: str | None = None
+    """The host certificate's thumbprint as vCenter knows it ("AB:CD:…", SHA-1), or None."""
