@@ -1,6 +1,7 @@
 """WebSocket consumers: thin. They check that the user may see the object before joining
 any group, send the full state first and then relay the deltas producers push after
-their commits (schema: docs/websocket.md). They never call vCenter.
+their commits (schema: docs/websocket.md). They never call vCenter, except the console
+relay, which asks for a VM's ticket and connects to the ESXi host (``ConsoleConsumer``).
 
 Permission is checked again on every client ``resync`` and whenever the person's access
 changes (``portal.realtime.access_changed``, sent by roster changes to their user group): a
@@ -10,15 +11,21 @@ course, who still reads it, gets a full state with ``can_act`` false and a notic
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
 
 from courses import permissions as course_permissions
 from courses.models import Course
-from labs import permissions, realtime, selectors, services
-from labs.models import Lab, Operation
+from labs import console, permissions, realtime, rfb, selectors, services, vsphere
+from labs.models import ConsoleSession, Lab, Operation
 from portal import audit
 from portal import realtime as groups
 from portal.ws_limit import SocketSlot, limit_words
@@ -257,3 +264,188 @@ def _visible_lab(user, lab_id: int) -> Lab | None:
 def _managed_course_id(user, course_id: int) -> int | None:
     course = Course.objects.filter(pk=course_id).first()
     return course.pk if course is not None and course_permissions.can_manage_course(user, course) else None
+
+
+# Close codes of the console relay, on top of the live sockets' 4401 and 4403.
+CONSOLE_CLOSED = 4000  # closed on purpose: by its user, an instructor, an admin (the reason says who)
+CONSOLE_BAD_STREAM = 4400  # the browser sent something that is not RFB
+CONSOLE_IDLE = 4408  # no keyboard or mouse input for NESTLAB_CONSOLE_IDLE_MINUTES
+CONSOLE_HOST_FAILED = 4502  # vCenter or the ESXi host did not give or keep the console
+CLOSE_REASON_BYTES = 123  # the WebSocket protocol's limit for a close frame's reason
+
+
+def _close_reason(words: str) -> str:
+    encoded = words.encode()
+    if len(encoded) <= CLOSE_REASON_BYTES:
+        return words
+    return encoded[: CLOSE_REASON_BYTES - 3].decode(errors="ignore") + "…"
+
+
+class ConsoleConsumer(AsyncWebsocketConsumer):
+    """``ws/console/<key>/``: the relay between a browser's console (noVNC) and a VM's WebMKS
+    stream on its ESXi host (docs/console.md). The key comes from ``labs.console.console_open``;
+    the ticket is asked for here, used here and never sent to the browser.
+
+    Bytes go both ways as they come; the browser's are followed message by message
+    (``labs.rfb``) so an observer's input is dropped and input counts as lab activity. The
+    session ends, with a close code and words, when either side closes, the host fails, the
+    person may no longer use it (checked at each heartbeat and on ``access.changed``), nobody
+    typed for ``NESTLAB_CONSOLE_IDLE_MINUTES``, or someone closes it from the page or the API.
+    """
+
+    session: ConsoleSession | None = None
+    stream: vsphere.ConsoleStream | None = None
+    ended = False
+
+    async def connect(self) -> None:
+        self.pending: list[bytes] = []
+        self.tasks: list[asyncio.Task] = []
+        self.joined: list[str] = []
+        self.bytes_to_vm = self.bytes_from_vm = 0
+        self.input_since_heartbeat = False
+        self.last_input = time.monotonic()
+        self.reason = ""
+        user = self.scope["user"]
+        protocol = "binary" if "binary" in self.scope.get("subprotocols", []) else None
+        if not user.is_authenticated:
+            await self.accept(subprotocol=protocol)
+            await self.close(code=NOT_SIGNED_IN)
+            return
+        key = self.scope["url_route"]["kwargs"]["key"]
+        try:
+            self.session = await database_sync_to_async(console.console_connect)(key=key, user=user)
+        except PermissionDenied as refusal:
+            await database_sync_to_async(audit.websocket_refused)(
+                scope=self.scope, action="websocket:console", reason=str(refusal)
+            )
+            await self.accept(subprotocol=protocol)
+            await self.close(code=NOT_ALLOWED, reason=_close_reason(str(refusal)))
+            return
+        self.filter = rfb.ClientStream(read_only=self.session.mode == ConsoleSession.Mode.OBSERVE)
+        self.joined = [console.console_group(self.session.pk), groups.user_group(user.pk)]
+        for name in self.joined:
+            await self.channel_layer.group_add(name, self.channel_name)
+        await self.accept(subprotocol=protocol)
+        self.tasks.append(asyncio.create_task(self.relay_from_host()))
+
+    async def relay_from_host(self) -> None:
+        session = self.session
+        try:
+            ticket = await sync_to_async(console.console_ticket, thread_sensitive=False)(session)
+            options = await database_sync_to_async(console.console_stream_options)(session)
+            self.stream = await vsphere.open_console_stream(ticket, **options)
+        except (vsphere.VSphereError, ValidationError) as error:
+            await self.end(CONSOLE_HOST_FAILED, f"The console did not open: {_words(error)}")
+            return
+        for data in self.pending:
+            await self.stream.send(data)
+        self.pending.clear()
+        self.tasks.append(asyncio.create_task(self.heartbeat()))
+        try:
+            while True:
+                data = await self.stream.receive()
+                self.bytes_from_vm += len(data)
+                await self.send(bytes_data=data)
+        except vsphere.VSphereError as error:
+            await self.end(CONSOLE_HOST_FAILED, str(error))
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        if self.ended or bytes_data is None:
+            return
+        try:
+            filtered = self.filter.feed(bytes_data)
+        except rfb.ProtocolError as error:
+            await self.end(CONSOLE_BAD_STREAM, str(error))
+            return
+        if filtered.input_messages:
+            self.input_since_heartbeat = True
+            self.last_input = time.monotonic()
+        if not filtered.forward:
+            return
+        self.bytes_to_vm += len(filtered.forward)
+        if self.stream is None:
+            self.pending.append(filtered.forward)
+            return
+        try:
+            await self.stream.send(filtered.forward)
+        except vsphere.VSphereError:  # the host went away mid-send: the reader ends the session in words
+            return
+
+    async def heartbeat(self) -> None:
+        """Every few seconds: the counters and activity to the record, the person's right to go
+        on checked again, and the idle limit."""
+        period = settings.NESTLAB_CONSOLE_HEARTBEAT_SECONDS
+        idle_limit = settings.NESTLAB_CONSOLE_IDLE_MINUTES * 60
+        while not self.ended:
+            await asyncio.sleep(period)
+            seen, self.input_since_heartbeat = self.input_since_heartbeat, False
+            await database_sync_to_async(console.console_heartbeat)(
+                session_id=self.session.pk,
+                bytes_to_vm=self.bytes_to_vm,
+                bytes_from_vm=self.bytes_from_vm,
+                input_seen=seen,
+            )
+            if not await self.still_allowed():
+                return
+            if idle_limit and time.monotonic() - self.last_input > idle_limit:
+                minutes = settings.NESTLAB_CONSOLE_IDLE_MINUTES
+                await self.end(CONSOLE_IDLE, f"The console closed after {minutes} minutes without typing.")
+                return
+
+    async def still_allowed(self) -> bool:
+        refusal = await database_sync_to_async(console.console_refusal)(self.session)
+        if refusal is None:
+            return True
+        await self.end(NOT_ALLOWED, refusal)
+        return False
+
+    async def access_changed(self, event: dict) -> None:
+        """``portal.realtime.access_changed``: the person's roles or enrolments changed."""
+        if self.session is not None and not self.ended:
+            await self.still_allowed()
+
+    async def console_close(self, event: dict) -> None:
+        """``labs.console.console_close``: closed from a page or the API."""
+        await self.end(CONSOLE_CLOSED, event.get("reason") or "Closed.")
+
+    async def end(self, code: int, reason: str) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self.reason = reason
+        await self.finish()  # recorded before the browser hears of it
+        await self.close(code=code, reason=_close_reason(reason))
+
+    async def disconnect(self, code: int) -> None:
+        if not self.reason:
+            self.reason = "The browser closed the console."
+        self.ended = True
+        await self.finish()
+
+    async def finish(self) -> None:
+        """Once: stop the relay, leave the groups, and record how it ended."""
+        if getattr(self, "finished", False) or self.session is None:
+            return
+        self.finished = True
+        current = asyncio.current_task()
+        for task in self.tasks:
+            if task is not current:
+                task.cancel()
+        if self.stream is not None:
+            with contextlib.suppress(Exception):
+                await self.stream.close()
+        for name in self.joined:
+            await self.channel_layer.group_discard(name, self.channel_name)
+        await database_sync_to_async(console.console_ended)(
+            session_id=self.session.pk,
+            bytes_to_vm=self.bytes_to_vm,
+            bytes_from_vm=self.bytes_from_vm,
+            reason=self.reason,
+        )
+
+
+def _words(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return " ".join(error.messages)
+    text = str(error)
+    return text[0].lower() + text[1:] if text else "no reason given"

@@ -365,3 +365,52 @@ class Orphan(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.name} on {self.endpoint}"
+
+
+class ConsoleSession(models.Model):
+    """One person's console of one lab VM, relayed by the portal (labs/console.py, docs/console.md).
+
+    Opening one (page or API) makes a row in PENDING with a random ``key``; the browser then
+    connects to ``ws/console/<key>/`` within ``NESTLAB_CONSOLE_CONNECT_SECONDS``, once: the
+    relay asks vCenter for a fresh ticket, connects to the ESXi host and relays the bytes. The
+    row stays as the record of who looked at which VM, when, for how long, how much went each
+    way, and why it ended.
+    """
+
+    class Mode(models.TextChoices):
+        CONTROL = "control", "Control"  # keyboard and mouse reach the VM
+        OBSERVE = "observe", "Observe"  # read-only: the relay drops keyboard and mouse input
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting for the browser"
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    key = models.CharField(max_length=64, unique=True, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="console_sessions")
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="console_sessions")
+    vm = models.ForeignKey(LabVM, null=True, on_delete=models.SET_NULL, related_name="console_sessions")
+    vm_name = models.CharField(max_length=255, help_text="The VM's name when the console opened.")
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.CONTROL)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    connected_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    last_input_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="The relay's last sign of life; an open session without one is over."
+    )
+    bytes_to_vm = models.PositiveBigIntegerField(default=0)
+    bytes_from_vm = models.PositiveBigIntegerField(default=0)
+    close_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["state", "user"]), models.Index(fields=["state", "lab"])]
+
+    def __str__(self) -> str:
+        return f"Console of {self.vm_name} for {self.user} ({self.state})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.state != self.State.CLOSED

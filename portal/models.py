@@ -51,6 +51,7 @@ class AuditEntry(models.Model):
         TOKEN = "token", "API token"
         REFUSAL = "refusal", "Refusal"
         OPERATION = "operation", "Operation"
+        CONSOLE = "console", "Console"
 
     class Result(models.TextChoices):
         # An operation was queued: its outcome is a later entry of its own.

@@ -65,6 +65,14 @@ def access_changed(user_ids: Iterable[int]) -> None:
         transaction.on_commit(lambda: _deliver(targets, {"type": ACCESS_CHANGED}))
 
 
+def internal_event(groups: Iterable[str], event: dict[str, Any]) -> None:
+    """Send an internal event (its ``type`` names the consumer's handler, e.g. ``console.close``)
+    to every consumer in the groups once the current transaction commits; never relayed to a
+    browser as it is."""
+    targets = list(groups)
+    transaction.on_commit(lambda: _deliver(targets, dict(event)))
+
+
 # A push waits at most this long for Redis; after that it is dropped, not retried.
 PUSH_TIMEOUT_SECONDS = 2.0
 

@@ -77,19 +77,24 @@ class ConsoleStream:
         self.host = f"{ticket.host}:{ticket.port}"
 
     async def send(self, data: bytes) -> None:
-        await self._connection.send(data)
+        try:
+            await self._connection.send(data)
+        except ConnectionClosed as closed:
+            raise self._ended(closed) from None
 
     async def receive(self) -> bytes:
         """The next message; raises ``Unreachable`` in words when the host closed or went away."""
         try:
             message = await self._connection.recv()
         except ConnectionClosed as closed:
-            reason = closed.rcvd.reason if closed.rcvd is not None and closed.rcvd.reason else None
-            raise Unreachable(
-                f"The ESXi host {self.host} ended the console"
-                + (f": {reason}" if reason else " (the connection was cut).")
-            ) from None
+            raise self._ended(closed) from None
         return message if isinstance(message, bytes) else message.encode()
+
+    def _ended(self, closed: ConnectionClosed) -> Unreachable:
+        reason = closed.rcvd.reason if closed.rcvd is not None and closed.rcvd.reason else None
+        return Unreachable(
+            f"The ESXi host {self.host} ended the console" + (f": {reason}" if reason else " (the connection was cut).")
+        )
 
     async def close(self) -> None:
         await self._connection.close()

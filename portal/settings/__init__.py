@@ -310,3 +310,18 @@ LOGGING = {
         "pyVmomi": {"level": "WARNING"},
     },
 }
+
+# The in-page console (labs/console.py, docs/console.md).
+# Seconds the browser has to connect to a console it opened (the link is single-use).
+NESTLAB_CONSOLE_CONNECT_SECONDS = int(os.environ.get("NESTLAB_CONSOLE_CONNECT_SECONDS", "60"))
+# Consoles one student may have open at once, and one instructor or admin (who observe a class).
+NESTLAB_CONSOLE_SESSIONS_PER_USER = int(os.environ.get("NESTLAB_CONSOLE_SESSIONS_PER_USER", "6"))
+NESTLAB_CONSOLE_SESSIONS_PER_STAFF = int(os.environ.get("NESTLAB_CONSOLE_SESSIONS_PER_STAFF", "250"))
+# Consoles open at once on one lab (its student's, instructors observing).
+NESTLAB_CONSOLE_SESSIONS_PER_LAB = int(os.environ.get("NESTLAB_CONSOLE_SESSIONS_PER_LAB", "10"))
+# Minutes without keyboard or mouse input after which a console closes (0: never).
+NESTLAB_CONSOLE_IDLE_MINUTES = int(os.environ.get("NESTLAB_CONSOLE_IDLE_MINUTES", "30"))
+# Seconds between the relay's heartbeats (counters, activity); three missed and the session is over.
+NESTLAB_CONSOLE_HEARTBEAT_SECONDS = int(os.environ.get("NESTLAB_CONSOLE_HEARTBEAT_SECONDS", "20"))
+# Seconds the relay waits for an ESXi host to accept the console connection.
+NESTLAB_CONSOLE_HOST_TIMEOUT_SECONDS = float(os.environ.get("NESTLAB_CONSOLE_HOST_TIMEOUT_SECONDS", "10"))

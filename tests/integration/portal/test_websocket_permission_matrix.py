@@ -15,7 +15,8 @@ import re
 import pytest
 
 from courses import services as course_services
-from labs import services
+from labs import console, services, vsphere
+from labs.models import Lab, LabVM
 from portal.routing import websocket_urlpatterns
 from tests.factories import AdminFactory, open_course
 from tests.integration.labs.test_consumers import Session, _headers, close_clients  # noqa: F401
@@ -35,6 +36,9 @@ EXPECTED = {
     "ws/courses/{course_id}/": (4401, 4403, 4403, 4403, 4403, FULL, 4403, FULL),
     # A publish the course's instructor started: for them and admins.
     "ws/operations/{operation_id}/": (4401, 4403, 4403, 4403, 4403, PROGRESS, 4403, PROGRESS),
+    # A console the owner opened: a key is one person's, once. The owner is admitted; the relay
+    # then finds no vCenter in this test (HOST_FAILED, 4502), which only an admitted one reaches.
+    "ws/console/{key}/": (4401, 4502, 4403, 4403, 4403, 4403, 4403, 4403),
 }
 
 
@@ -50,11 +54,22 @@ def no_queue(monkeypatch):
     monkeypatch.setattr(services, "_enqueue", lambda *args: None)
 
 
+@pytest.fixture(autouse=True)
+def no_vcenter(monkeypatch):
+    def unreachable(session):
+        raise vsphere.Unreachable("There is no vCenter in this test.")
+
+    monkeypatch.setattr(console, "console_ticket", unreachable)
+
+
 def _world():
     course, other_course = open_course(students=3), open_course(students=1)
     owner, classmate, removed = (e.student for e in course.enrollments.order_by("pk"))
     instructor = course.instructors.get()
     lab = services.lab_start(course=course, student=owner, actor=owner).lab
+    Lab.objects.filter(pk=lab.pk).update(state=Lab.State.READY)
+    LabVM.objects.filter(lab=lab).update(power_state="poweredOn", moref="vm-1")
+    console_key = console.console_open(lab=lab, vm=lab.vms.first(), actor=owner).key
     removed_lab = services.lab_start(course=course, student=removed, actor=removed).lab
     course_services.enrollment_remove(enrollment=course.enrollments.get(student=removed), actor=instructor)
     template = course.template_version.template
@@ -75,6 +90,7 @@ def _world():
             "lab_id": (removed_lab if role == "removed" else lab).pk,
             "course_id": course.pk,
             "operation_id": publish.pk,
+            "key": console_key,
         }
         for role in ROLES
     }
