@@ -13,7 +13,7 @@ from courses import permissions
 from courses.models import Course, LabTemplate, VCenterEndpoint
 from labs import template_sources, vsphere
 from labs.endpoints import endpoint_client
-from labs.models import Lab, LabSnapshot, Operation
+from labs.models import ConsoleSession, Lab, LabSnapshot, Operation
 from portal import roles
 
 
@@ -178,3 +178,14 @@ def template_prepare_plan(*, template: LabTemplate, actor: AbstractBaseUser) -> 
                 row["changes"] = template_sources.planned_changes(vm.role, vm.nested_hv_required, info)
         rows.append(row)
     return rows
+
+
+def console_session_list(*, user: AbstractBaseUser) -> QuerySet[ConsoleSession]:
+    """Console sessions a person may see: admins all; everyone else their own, and an
+    instructor those on the labs of the courses they teach."""
+    sessions = ConsoleSession.objects.select_related("user", "lab")
+    if roles.is_admin(user):
+        return sessions
+    if not user.is_authenticated:
+        return sessions.none()
+    return sessions.filter(Q(user=user) | Q(lab__course__in=_taught_courses(user)))

@@ -501,25 +501,6 @@ def lab_delete(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
         return _lab_operation(locked, Operation.Kind.DELETE, actor)
 
 
-CONSOLE_WITHDRAWN = (
-    "The console is not available yet: the old console link handed the browser a whole vCenter session, "
-    "so it was withdrawn. The in-page console replaces it."
-)
-
-
-def lab_console_open(*, lab: Lab, vm: LabVM, actor: AbstractBaseUser) -> None:
-    """Open a VM's console: refused in words for everyone (docs/security.md, finding 1).
-
-    The vSphere Client link carried a clone ticket, which ``SessionManager.CloneSession`` turns
-    into a full session of the console account; no role makes that safe. Who may act is still
-    checked first, so a stranger learns nothing but 403/404 as before.
-    """
-    _require_act(actor, lab)
-    if vm.lab_id != lab.pk:
-        raise ValidationError({"vm": "That VM belongs to another lab."})
-    raise Conflict(CONSOLE_WITHDRAWN)
-
-
 def lab_power_changed(*, lab: Lab) -> Lab:
     """Meter hours from the VMs' power states: a lab runs while any of its VMs is on."""
     now = timezone.now()

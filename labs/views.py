@@ -27,8 +27,8 @@ from courses import permissions as course_permissions
 from courses import usage
 from courses.forms import add_errors
 from courses.models import Course, LabTemplate, VCenterEndpoint
-from labs import forms, permissions, selectors, services, vsphere
-from labs.models import Lab, LabSnapshot, LabVM, Operation
+from labs import console, forms, permissions, selectors, services, vsphere
+from labs.models import ConsoleSession, Lab, LabSnapshot, LabVM, Operation
 from portal import audit, roles
 from portal.errors import Conflict
 
@@ -583,16 +583,36 @@ def lab_delete(request: HttpRequest, lab_id: int) -> HttpResponse:
 
 
 @login_required
-@require_POST
 def lab_vm_console(request: HttpRequest, lab_id: int, vm_id: int) -> HttpResponse:
-    """The withdrawn console link (an old page may still post here): back to the lab, in words."""
+    """The console page of one VM (docs/console.md): the page opens a session through the API
+    route (``labs.console.console_open``, the same service) and noVNC connects to the relay.
+    ``?mode=observe``: read-only, for the course's instructors and admins."""
     lab = _lab_or_404(request, lab_id)
     vm = get_object_or_404(LabVM, pk=vm_id, lab=lab)
-    try:
-        services.lab_console_open(lab=lab, vm=vm, actor=request.user)
-    except REFUSALS as refusal:
-        messages.error(request, f"The console of {vm.role} did not open. {_words(request, refusal)}")
-    return redirect(_lab_url(lab))
+    observe = request.GET.get("mode") == ConsoleSession.Mode.OBSERVE
+    may_control = console.may_control(request.user, lab)
+    if not (console.may_observe(request.user, lab) if observe else may_control):
+        if permissions.is_removed_owner(request.user, lab):
+            messages.error(request, f"You are no longer enrolled in {lab.course.code}: its consoles are closed to you.")
+            return redirect(_lab_url(lab))
+        raise PermissionDenied("Only the course's instructors and admins observe a student's console.")
+    return render(
+        request,
+        "labs/console.html",
+        {
+            "lab": lab,
+            "vm": vm,
+            "vms": lab.vms.all(),
+            "mode": ConsoleSession.Mode.OBSERVE if observe else ConsoleSession.Mode.CONTROL,
+            "may_control": may_control,
+            "can_power_on": may_control and permissions.can_power_on_lab(request.user, lab),
+            "type_text_limit": TYPE_TEXT_LIMIT,
+        },
+    )
+
+
+# Characters "Type text" sends as keystrokes at most (the issue's 4 KB of clipboard).
+TYPE_TEXT_LIMIT = 4096
 
 
 # The instructor's class table: every student's labs, with actions per lab and on a selection.

@@ -84,3 +84,39 @@ def pytest_collection_modifyitems(config, items):
         return tier.get(parts[1], 1) if len(parts) > 1 and parts[0] == "tests" else 1
 
     items.sort(key=rank)
+
+
+@pytest.fixture
+def sim_vm(vcsim):
+    """A powered-on VM of the test's own in the simulator: (endpoint, moref)."""
+    from labs import vsphere
+    from labs.endpoints import endpoint_config
+    from tests.factories import simulator_endpoint
+
+    endpoint = simulator_endpoint(vcsim)
+    client = vsphere.get_client(endpoint_config(endpoint))
+    moref = client.clone_vm(
+        "/DC0/vm/DC0_H0_VM0", name=f"console-{uuid.uuid4().hex[:8]}", folder="/DC0/vm", pool="/DC0/host/DC0_H0"
+    )
+    client.power_on(moref)
+    yield endpoint, moref
+    if client.power_state(moref) == "poweredOn":
+        client.power_off(moref)
+    client.destroy_vm(moref)
+
+
+@pytest.fixture
+def console_lab(sim_vm):
+    """A ready lab whose router is the simulator VM (its other VMs off): for the console."""
+    from labs.models import LabVM
+    from tests.factories import open_course
+    from tests.integration.labs.api.conftest import ready_lab
+
+    endpoint, moref = sim_vm
+    course = open_course(students=2)
+    lab = ready_lab(course)
+    lab.endpoint = endpoint
+    lab.save(update_fields=["endpoint"])
+    LabVM.objects.filter(lab=lab, role="router").update(moref=moref, power_state="poweredOn")
+    LabVM.objects.filter(lab=lab).exclude(role="router").update(power_state="poweredOff")
+    return lab

@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from labs import selectors, services, vsphere
-from labs.models import Lab, LabNetwork, LabSnapshot, LabVM, Operation
+from labs.models import ConsoleSession, Lab, LabNetwork, LabSnapshot, LabVM, Operation
 from portal.api import ChoiceField
 
 
@@ -277,3 +277,58 @@ class LabFilterSerializer(serializers.Serializer):
     state = ChoiceField(
         choices=Lab.State.choices, required=False, help_text="Only labs in this state; `deleted` shows deleted labs."
     )
+
+
+class ConsoleSessionSerializer(serializers.ModelSerializer):
+    """A console session: the record of one person's console of one lab VM (never its key)."""
+
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ConsoleSession
+        fields = [
+            "id",
+            "user",
+            "lab",
+            "vm",
+            "vm_name",
+            "mode",
+            "state",
+            "created_at",
+            "connected_at",
+            "closed_at",
+            "last_input_at",
+            "bytes_to_vm",
+            "bytes_from_vm",
+            "close_reason",
+        ]
+        read_only_fields = fields
+
+
+class ConsoleOpenSerializer(serializers.Serializer):
+    mode = ChoiceField(
+        choices=ConsoleSession.Mode.choices,
+        default=ConsoleSession.Mode.CONTROL,
+        help_text="`control` (keyboard and mouse) or `observe` (read-only; the course's instructors and admins).",
+    )
+
+
+class ConsoleOpenedSerializer(ConsoleSessionSerializer):
+    """The session just opened, with what its browser needs to connect (once, and soon)."""
+
+    websocket_path = serializers.SerializerMethodField(
+        help_text="Connect here (same origin, subprotocol `binary`) within `connect_within_seconds`; once."
+    )
+    connect_within_seconds = serializers.SerializerMethodField()
+
+    class Meta(ConsoleSessionSerializer.Meta):
+        fields = [*ConsoleSessionSerializer.Meta.fields, "websocket_path", "connect_within_seconds"]
+        read_only_fields = fields
+
+    def get_websocket_path(self, session: ConsoleSession) -> str:
+        return f"/ws/console/{session.key}/"
+
+    def get_connect_within_seconds(self, session: ConsoleSession) -> int:
+        from django.conf import settings
+
+        return settings.NESTLAB_CONSOLE_CONNECT_SECONDS

@@ -6,6 +6,7 @@ from labs.api import usage, views
 router = SimpleRouter()
 router.register("operations", views.OperationViewSet, basename="operation")
 router.register("labs", views.LabViewSet, basename="lab")
+router.register("console-sessions", views.ConsoleSessionViewSet, basename="console-session")
 
 urlpatterns = [
     path("endpoints/<int:endpoint_id>/check/", views.endpoint_check, name="endpoint-check"),

@@ -23,11 +23,14 @@ from courses import selectors as course_selectors
 from courses.api.serializers import ErrorSerializer
 from courses.api.views import BuildsTemplates, errors
 from courses.models import Course, LabTemplate, VCenterEndpoint
+from labs import console, selectors, services, vsphere
 from labs import permissions as lab_permissions
-from labs import selectors, services, vsphere
 from labs.api.serializers import (
     BulkResponseSerializer,
     BulkSerializer,
+    ConsoleOpenedSerializer,
+    ConsoleOpenSerializer,
+    ConsoleSessionSerializer,
     InventoryItemSerializer,
     LabDetailSerializer,
     LabFilterSerializer,
@@ -42,7 +45,7 @@ from labs.api.serializers import (
     SnapshotCreateSerializer,
     VMInfoSerializer,
 )
-from labs.models import Lab, LabSnapshot, LabVM, Operation
+from labs.models import ConsoleSession, Lab, LabSnapshot, LabVM, Operation
 from portal.errors import Conflict
 
 User = get_user_model()
@@ -519,28 +522,67 @@ class LabViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         )
 
     @extend_schema(
-        summary="A VM's console (withdrawn)",
+        summary="Open a VM's console",
         description=(
-            "Answers 409 with the reason in words for everyone who may act on the lab: the vSphere Client link it "
-            "returned carried a clone ticket, a whole vCenter session (docs/security.md). No ticket or link is "
-            "ever returned; the in-page console replaces it."
+            "Opens a console session for one powered-on VM of the lab (docs/console.md): `control` for whoever "
+            "may act on the lab, `observe` (read-only) for the course's instructors and admins. Answers 201 "
+            "with `websocket_path`: connect there once, within `connect_within_seconds`, from the same origin "
+            "with the WebSocket subprotocol `binary`; the portal relays RFB (VNC) between that socket and the "
+            "VM's ESXi host. No vCenter ticket or host address is ever returned. 400 in words for a VM that is "
+            "off or a lab not ready; 403 past the limits of open consoles."
         ),
         parameters=[OpenApiParameter("vm_id", int, OpenApiParameter.PATH)],
-        request=None,
+        request=ConsoleOpenSerializer,
         responses={
+            201: ConsoleOpenedSerializer,
             **errors(400, 403),
             404: OpenApiResponse(ErrorSerializer, description="No such lab or VM."),
-            409: OpenApiResponse(ErrorSerializer, description="The console is not available: `detail` says why."),
         },
     )
-    @action(detail=True, methods=["get"], url_path=r"vms/(?P<vm_id>\d+)/console")
+    @action(detail=True, methods=["post"], url_path=r"vms/(?P<vm_id>\d+)/console")
     def console(self, request: Request, pk: str | None = None, vm_id: str | None = None) -> Response:
         lab = self.get_object()
         vm = lab.vms.filter(pk=vm_id).first()
         if vm is None:
             raise Http404("No VM with that id in this lab.")
-        services.lab_console_open(lab=lab, vm=vm, actor=request.user)
-        raise AssertionError("lab_console_open always refuses")  # pragma: no cover
+        serializer = ConsoleOpenSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        session = console.console_open(lab=lab, vm=vm, actor=request.user, mode=serializer.validated_data["mode"])
+        return Response(ConsoleOpenedSerializer(session).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Console sessions",
+        description="Yours; an instructor's, those on the labs of their courses; admins all.",
+        responses={200: ConsoleSessionSerializer(many=True), **errors(403)},
+    ),
+    retrieve=extend_schema(summary="A console session", responses={200: ConsoleSessionSerializer, **errors(403, 404)}),
+)
+class ConsoleSessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Console sessions, as labs.selectors.console_session_list lets each person see them."""
+
+    serializer_class = ConsoleSessionSerializer
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return ConsoleSession.objects.none()
+        return selectors.console_session_list(user=self.request.user)
+
+    @extend_schema(
+        summary="Close a console session",
+        description=(
+            "Its own person, the course's instructors and admins. An open console is closed at once (code 4000, "
+            "the reason names who closed it); one that was never connected is closed; a closed one stays so."
+        ),
+        request=None,
+        responses={200: ConsoleSessionSerializer, **errors(403, 404)},
+    )
+    @action(detail=True, methods=["post"])
+    def close(self, request: Request, pk: str | None = None) -> Response:
+        session = console.console_close(session=self.get_object(), actor=request.user)
+        return Response(ConsoleSessionSerializer(session).data)
 
 
 # A whole class: provision, and actions on a selection of labs

@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from courses import services as course_services
-from labs import console, services, vsphere
+from labs import console, services
 from labs.consumers import CONSOLE_CLOSED, CONSOLE_HOST_FAILED, NOT_ALLOWED, NOT_SIGNED_IN
-from labs.endpoints import endpoint_config
 from labs.models import ConsoleSession, LabVM
 from portal.asgi import application
 from portal.models import AuditEntry
-from tests.factories import StudentFactory, open_course, simulator_endpoint
+from tests.factories import StudentFactory
 from tests.integration.labs.api.conftest import ready_lab
 from tests.integration.labs.test_consumers import _headers
 from tests.support.rfb import RfbClient
@@ -86,31 +84,8 @@ class Browser:
 
 
 @pytest.fixture
-def sim_vm(vcsim):
-    """A powered-on VM of the test's own in the simulator: (endpoint, moref)."""
-    endpoint = simulator_endpoint(vcsim)
-    client = vsphere.get_client(endpoint_config(endpoint))
-    moref = client.clone_vm(
-        "/DC0/vm/DC0_H0_VM0", name=f"console-{uuid.uuid4().hex[:8]}", folder="/DC0/vm", pool="/DC0/host/DC0_H0"
-    )
-    client.power_on(moref)
-    yield endpoint, moref
-    if client.power_state(moref) == "poweredOn":
-        client.power_off(moref)
-    client.destroy_vm(moref)
-
-
-@pytest.fixture
-def lab(sim_vm):
-    """A ready lab whose router is the simulator VM."""
-    endpoint, moref = sim_vm
-    course = open_course(students=2)
-    lab = ready_lab(course)
-    lab.endpoint = endpoint
-    lab.save(update_fields=["endpoint"])
-    LabVM.objects.filter(lab=lab, role="router").update(moref=moref, power_state="poweredOn")
-    LabVM.objects.filter(lab=lab).exclude(role="router").update(power_state="poweredOff")
-    return lab
+def lab(console_lab):
+    return console_lab
 
 
 def router(lab) -> LabVM:

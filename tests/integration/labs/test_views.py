@@ -358,7 +358,8 @@ def test_the_lab_page_shows_vms_snapshot_tree_manual_usage_and_operations(client
         assert f'data-vm-id="{vm.pk}"' in page and vm.name in page
     assert 'data-power="poweredOn"' in page and 'data-field="power_state">On<' in page
     assert 'data-field="guest_ip">192.168.10.1<' in page
-    assert 'aria-label="Console of ' not in page  # withdrawn (docs/security.md, finding 1)
+    running = lab.vms.filter(power_state="poweredOn").first()
+    assert f'href="/labs/{lab.pk}/vms/{running.pk}/console/" aria-label="Console of {running.role}"' in page
     # The tree: the baseline at the root, children nested under their parents, "you are here".
     tree = page[page.index("data-snapshot-tree") :]
     assert tree.index("Baseline") < tree.index("cluster built") < tree.index("vsan on") < tree.index("side branch")
@@ -488,15 +489,28 @@ def test_a_clone_over_the_labs_quota_is_refused_in_words(client, enqueued):
 
 
 @pytest.mark.django_db
-def test_the_lab_page_offers_no_console_and_the_old_route_says_why(client, enqueued):
-    lab = _started(open_course())
-    vm = lab.vms.first()
+def test_the_console_page_is_for_who_may_use_it(client, enqueued):
+    course = open_course(students=2)
+    lab = _started(course)
+    LabVM.objects.filter(lab=lab, role="router").update(power_state="poweredOn")
+    LabVM.objects.filter(lab=lab, role="esxi-01").update(power_state="poweredOff")
+    router, esxi = lab.vms.get(role="router"), lab.vms.get(role="esxi-01")
+    url = _lab_url(lab, "labs:lab-vm-console", router.pk)
     client.force_login(lab.student)
     page = client.get(_lab_url(lab)).content.decode()
-    assert "Console" not in page and _lab_url(lab, "labs:lab-vm-console", vm.pk) not in page
-    response = client.post(_lab_url(lab, "labs:lab-vm-console", vm.pk), follow=True)
-    assert response.redirect_chain[-1][0] == _lab_url(lab)
-    assert _messages(response) == [f"The console of {vm.role} did not open. {services.CONSOLE_WITHDRAWN}"]
+    assert url in page and f"{url}?mode=observe" not in page  # Console for the running VM, no Observe
+    console_page = client.get(url).content.decode()
+    assert f'data-open-url="/api/v1/labs/{lab.pk}/vms/{router.pk}/console/"' in console_page
+    assert 'data-mode="control"' in console_page and "js/console.js" in console_page
+    off_page = client.get(_lab_url(lab, "labs:lab-vm-console", esxi.pk)).content.decode()
+    assert "esxi-01 is powered off." in off_page and "data-console-off hidden" not in off_page
+    assert client.get(f"{url}?mode=observe").status_code == 403
+
+    client.force_login(course.instructors.get())
+    observe = client.get(f"{url}?mode=observe").content.decode()
+    assert 'data-mode="observe"' in observe and "Take control" in observe
+    client.force_login(_student(course, 1))
+    assert client.get(url).status_code == 404
 
 
 @pytest.mark.django_db
@@ -540,9 +554,9 @@ def test_a_classmate_gets_404_for_my_lab_page_and_every_action(client, enqueued)
         _lab_url(lab, "labs:lab-power"),
         _lab_url(lab, "labs:lab-delete"),
         _lab_url(lab, "labs:lab-vm-power", vm.pk),
-        _lab_url(lab, "labs:lab-vm-console", vm.pk),
     ):
         assert client.post(url, {"action": "off", "name": "x"}).status_code == 404, url
+    assert client.get(_lab_url(lab, "labs:lab-vm-console", vm.pk)).status_code == 404
     assert client.get(reverse("labs:class-labs", args=[course.pk])).status_code == 403
     assert client.post(reverse("labs:class-provision", args=[course.pk])).status_code == 403
     assert (

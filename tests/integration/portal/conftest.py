@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from courses import services as course_services
-from labs import services
+from labs import console, services
 from labs.endpoints import endpoint_client
 from labs.models import Lab, LabSnapshot, Operation
 from tests.factories import AdminFactory, EndpointFactory, open_course, simulator_endpoint
@@ -43,6 +43,7 @@ class World:
     esxi_moref: str
     source_moref: str
     classmate_enrollment: object
+    console_session: object
 
 
 def _ready(lab: Lab, endpoint, esxi_moref: str) -> Lab:
@@ -105,6 +106,8 @@ def _build(vcsim) -> World:
         esxi_moref=esxi_moref,
         source_moref=endpoint_client(endpoint).get(DEMO_SOURCE).moref,
         classmate_enrollment=course.enrollments.get(student=classmate),
+        # The owner's console of esxi-01, opened and never connected (the browser was not there).
+        console_session=console.console_open(lab=lab, vm=lab.vms.get(role="esxi-01"), actor=owner),
     )
 
 

@@ -113,6 +113,7 @@ def real_ids(world):
             "endpoint_id": [world.endpoint.pk],
             "moref": [world.esxi_moref],
             "operations": [world.operation.pk, world.removed_operation.pk],
+            "console-sessions": [world.console_session.pk],
         }
     )
     yield REAL

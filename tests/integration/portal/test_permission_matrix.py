@@ -153,6 +153,9 @@ TARGETS = {
     "api/v1/labs/{pk}/clone/": _lab_target,
     "api/v1/labs/{pk}/power/": _lab_target,
     "api/v1/labs/{pk}/vms/{vm_id}/console/": _lab_target,
+    "api/v1/console-sessions/": lambda w, role: {},
+    "api/v1/console-sessions/{pk}/": lambda w, role: {"pk": w.console_session.pk},
+    "api/v1/console-sessions/{pk}/close/": lambda w, role: {"pk": w.console_session.pk},
     "api/v1/audit/": lambda w, role: {},
     "api/v1/audit/export/": lambda w, role: {},
     "api/v1/usage/": lambda w, role: {},
@@ -269,8 +272,7 @@ MULTIPART = {("post", "api/v1/courses/{pk}/roster/"): _roster}
 
 
 # The table: per route and method, the status each role gets.
-# C: a conflict in words (the withdrawn console).
-Y, N, H, C = 200, 403, 404, 409  # yes; no (403: not signed in, not your role, or seen but not yours to act on); hidden
+Y, N, H = 200, 403, 404  # yes; no (403: not signed in, not your role, or seen but not yours to act on); hidden
 EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     #                                                   anon owner mate  out  rmvd inst oinst admin
     ("get", "api/docs/"):                                (Y,   Y,   Y,   Y,   Y,   Y,   Y,   Y),
@@ -341,7 +343,12 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "api/v1/labs/{pk}/extend/"):                (N,   Y,   H,   H,   N,   Y,   H,   Y),
     ("post", "api/v1/labs/{pk}/clone/"):                 (N,   202, H,   H,   N,   202, H,   202),
     ("post", "api/v1/labs/{pk}/power/"):                 (N,   202, H,   H,   N,   202, H,   202),
-    ("get", "api/v1/labs/{pk}/vms/{vm_id}/console/"):    (N,   C,   H,   H,   N,   C,   H,   C),
+    # Consoles: controlled by whoever may act on the lab; a session is seen and closed by its person,
+    # the course's instructors and admins (the owner's console of their lab here)
+    ("post", "api/v1/labs/{pk}/vms/{vm_id}/console/"):   (N,   201, H,   H,   N,   201, H,   201),
+    ("get", "api/v1/console-sessions/"):                 (N,   Y,   Y,   Y,   Y,   Y,   Y,   Y),
+    ("get", "api/v1/console-sessions/{pk}/"):            (N,   Y,   H,   H,   H,   Y,   H,   Y),
+    ("post", "api/v1/console-sessions/{pk}/close/"):     (N,   Y,   H,   H,   H,   Y,   H,   Y),
     # Operations: seen by whoever sees their lab; cancelled by their actor while they may still
     # act on the lab (not a removed owner), or an admin
     ("get", "api/v1/operations/"):                       (N,   Y,   Y,   Y,   Y,   Y,   Y,   Y),

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from labs import services
 from labs.endpoints import endpoint_client
-from labs.models import Lab, LabSnapshot, Operation
+from labs.models import ConsoleSession, Lab, LabSnapshot, LabVM, Operation
 from tests.factories import AdminFactory, InstructorFactory, open_course, simulator_endpoint
 from tests.integration.labs.api.conftest import client_for, idle, ready_lab, student_of
 
@@ -319,47 +319,75 @@ def test_quota_refusals_answer_403_naming_the_limit():
     assert not Operation.objects.filter(lab=lab).exclude(kind="provision").exists()
 
 
-# The console: withdrawn, whoever asks
+# The console: a session key for the relay, never a vCenter ticket or host
 
 
 @pytest.fixture
 def console_lab(vcsim):
-    """A ready lab whose esxi-01 is the simulator's demo VM (the console only reads it)."""
+    """A ready lab whose esxi-01 is the simulator's demo VM, powered on as far as the portal knows."""
     course = open_course()
     lab = ready_lab(course)
     endpoint = simulator_endpoint(vcsim)
     moref = endpoint_client(endpoint).get(DEMO_ESXI).moref
     Lab.objects.filter(pk=lab.pk).update(endpoint=endpoint)
-    lab.vms.filter(role="esxi-01").update(moref=moref)
+    lab.vms.filter(role="esxi-01").update(moref=moref, power_state="poweredOn")
     lab.refresh_from_db()
     return lab
 
 
 @pytest.mark.parametrize("who", ["student", "instructor", "admin"])
-def test_the_console_route_never_returns_a_ticket(console_lab, who):
-    """Finding 1 (docs/security.md): the link carried a clone ticket, a whole vCenter session."""
+def test_opening_a_console_gives_a_session_key_and_never_a_ticket(console_lab, who, vcsim):
+    """Finding 1 (docs/security.md): the old link carried a clone ticket, a whole vCenter session."""
     esxi = console_lab.vms.get(role="esxi-01")
     user = {
         "student": console_lab.student,
         "instructor": console_lab.course.instructors.get(),
         "admin": AdminFactory(),
     }[who]
-    response = client_for(user).get(f"/api/v1/labs/{console_lab.pk}/vms/{esxi.pk}/console/")
-    assert response.status_code == 409
-    assert response.json() == {"detail": services.CONSOLE_WITHDRAWN}
+    response = client_for(user).post(f"/api/v1/labs/{console_lab.pk}/vms/{esxi.pk}/console/", {}, format="json")
+    assert response.status_code == 201
+    body = response.json()
+    session = ConsoleSession.objects.get(pk=body["id"])
+    assert body["websocket_path"] == f"/ws/console/{session.key}/"
+    assert (body["mode"], body["state"], body["vm"], body["user"]) == ("control", "pending", esxi.pk, user.username)
+    text = response.content.decode()
+    host = vcsim.consoles()
+    assert str(host["port"]) not in text and host["thumbprint"] not in text and "ticket" not in text
+    listed = client_for(user).get("/api/v1/console-sessions/").json()["results"]
+    assert [row["id"] for row in listed] == [session.pk] and "websocket_path" not in listed[0]
 
 
 def test_console_refusals(console_lab):
     client = client_for(console_lab.student)
     other_lab = ready_lab(console_lab.course, 1)
     foreign_vm = other_lab.vms.first()
-    assert client.get(f"/api/v1/labs/{console_lab.pk}/vms/{foreign_vm.pk}/console/").status_code == 404
-    assert (
-        client_for(other_lab.student)
-        .get(f"/api/v1/labs/{console_lab.pk}/vms/{console_lab.vms.first().pk}/console/")
-        .status_code
-        == 404
-    )
+    url = f"/api/v1/labs/{console_lab.pk}/vms/{{}}/console/"
+    assert client.post(url.format(foreign_vm.pk), {}, format="json").status_code == 404
+    assert client_for(other_lab.student).post(url.format(console_lab.vms.first().pk), {}).status_code == 404
+    router = console_lab.vms.get(role="router")
+    LabVM.objects.filter(pk=router.pk).update(power_state="poweredOff")
+    off = client.post(url.format(router.pk), {}, format="json")
+    assert (off.status_code, off.json()["detail"]) == (400, "router is powered off: power it on to use its console.")
+    esxi = console_lab.vms.get(role="esxi-01")
+    observe = client.post(url.format(esxi.pk), {"mode": "observe"}, format="json")
+    assert observe.status_code == 403
+    assert observe.json()["detail"] == "Only the course's instructors and admins observe a student's console."
+    wrong = client.post(url.format(esxi.pk), {"mode": "x" * 500}, format="json")
+    assert wrong.status_code == 400 and len(wrong.json()["detail"]) < 200
+
+
+def test_the_limit_of_open_consoles_is_a_403_in_words(console_lab, settings):
+    settings.NESTLAB_CONSOLE_SESSIONS_PER_USER = 2
+    client = client_for(console_lab.student)
+    url = f"/api/v1/labs/{console_lab.pk}/vms/{console_lab.vms.get(role='esxi-01').pk}/console/"
+    assert [client.post(url, {}, format="json").status_code for _ in range(2)] == [201, 201]
+    third = client.post(url, {}, format="json")
+    assert third.status_code == 403
+    assert third.json()["detail"] == "You already have 2 consoles open, the most allowed: close one first."
+    first = ConsoleSession.objects.filter(user=console_lab.student).order_by("pk").first()
+    closed = client.post(f"/api/v1/console-sessions/{first.pk}/close/")
+    assert (closed.status_code, closed.json()["state"]) == (200, "closed")
+    assert client.post(url, {}, format="json").status_code == 201
 
 
 # Who may do what: the owner, the course's instructors and admins; nobody else sees the lab
