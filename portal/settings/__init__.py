@@ -279,6 +279,8 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
     "ENUM_NAME_OVERRIDES": {
         "LabStateEnum": "labs.models.Lab.State",
+        "ConsoleSessionStateEnum": "labs.models.ConsoleSession.State",
+        "ConsoleSessionModeEnum": "labs.models.ConsoleSession.Mode",
         "AuditCategoryEnum": "portal.models.AuditEntry.Category",
         "AuditResultEnum": "portal.models.AuditEntry.Result",
         "AuditSourceEnum": "portal.models.AuditEntry.Source",
