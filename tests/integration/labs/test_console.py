@@ -19,18 +19,25 @@ from portal.asgi import application
 from portal.models import AuditEntry
 from tests.factories import StudentFactory
 from tests.integration.labs.api.conftest import ready_lab
-from tests.integration.labs.test_consumers import _headers
+from tests.integration.labs.test_consumers import LOOP, _headers  # one loop: the channel layer allows one
 from tests.support.rfb import RfbClient
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
-LOOP = asyncio.new_event_loop()  # the channel layer refuses to receive on two loops
+OPEN: list = []  # every browser of a test, disconnected at its end (consumers then release the layer)
 TEXT_TOP = 5 * 16
 
 
 @pytest.fixture(autouse=True)
 def no_queue(monkeypatch):
     monkeypatch.setattr(services, "_enqueue", lambda *args: None)
+
+
+@pytest.fixture(autouse=True)
+def disconnect_browsers(transactional_db):
+    yield
+    while OPEN:
+        OPEN.pop().close()
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +61,8 @@ class Browser:
         )
         self.connected, self.subprotocol = self.run(self.communicator.connect(timeout=5))
         self.rfb = RfbClient(self._send, self._receive)
+        self.open = True
+        OPEN.append(self)
 
     def run(self, coroutine, timeout=10):
         return LOOP.run_until_complete(asyncio.wait_for(coroutine, timeout))
@@ -80,7 +89,9 @@ class Browser:
         self.run(self.rfb.read_update())
 
     def close(self):
-        self.run(self.communicator.disconnect())
+        if self.open:
+            self.open = False
+            self.run(self.communicator.disconnect())
 
 
 @pytest.fixture
