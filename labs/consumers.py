@@ -399,6 +399,10 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         await self.end(NOT_ALLOWED, refusal)
         return False
 
+    async def push(self, event: dict) -> None:
+        """Live-page messages to the person's group (notices and the like): a console socket
+        carries RFB only, so they are not for it (without this handler they ended the console)."""
+
     async def access_changed(self, event: dict) -> None:
         """``portal.realtime.access_changed``: the person's roles or enrolments changed."""
         if self.session is not None and not self.ended:

@@ -231,3 +231,18 @@ def test_an_instructor_closes_a_students_console(vcsim, lab):
     assert (closed.code, closed.reason) == (CONSOLE_CLOSED, f"Closed by {instructor.get_username()}.")
     with pytest.raises(PermissionDenied):
         console.console_close(session=session, actor=StudentFactory())
+
+
+def test_a_notice_to_the_student_does_not_end_their_console(vcsim, lab):
+    """An instructor taking control sends the student a notice on their person's group, which
+    the console socket is in too (for access changes): it must pass it by, not die of it."""
+    session = console.console_open(lab=lab, vm=router(lab), actor=lab.student)
+    browser = Browser(session.key, lab.student)
+    browser.start()
+    instructor = lab.course.instructors.first()
+    theirs = Browser(console.console_open(lab=lab, vm=router(lab), actor=instructor).key, instructor)
+    theirs.start()
+    wait_for(lambda: False, timeout=0.5)  # the notice is delivered meanwhile
+    browser.run(browser.rfb.type("still here"))
+    assert wait_for(lambda: screen(vcsim, router(lab).moref).get("text", "").endswith("still here"))
+    assert ConsoleSession.objects.get(pk=session.pk).state == ConsoleSession.State.OPEN
