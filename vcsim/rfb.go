@@ -254,6 +254,9 @@ func (c *rfbSession) sendUpdates(done <-chan struct{}) {
 			c.close(websocket.CloseNormalClosure, "The virtual machine powered off.")
 			return
 		}
+		// Taken before the picture is drawn: a change made while it is drawn and compared
+		// must wake the wait below, not be missed until the next tick.
+		changed, tick := c.screen.waitChange()
 		c.mu.Lock()
 		requested, full, format := c.requested, c.full, c.format
 		c.mu.Unlock()
@@ -276,7 +279,6 @@ func (c *rfbSession) sendUpdates(done <-chan struct{}) {
 				continue
 			}
 		}
-		changed, tick := c.screen.waitChange()
 		select {
 		case <-done:
 			return
