@@ -138,13 +138,15 @@ def console_connect(*, key: str, user: AbstractBaseUser) -> ConsoleSession:
         session.state, session.connected_at, session.heartbeat_at = ConsoleSession.State.OPEN, now, now
         session.save(update_fields=["state", "connected_at", "heartbeat_at"])
     console_opened(session)
+    if session.user_id != session.lab.student_id:
+        _announce_presence(session.lab)
     if session.mode == ConsoleSession.Mode.CONTROL and session.user_id != session.lab.student_id:
         # The student sees that someone else has their keyboard (an observer is not announced
         # per connection: the class view would flood them).
+        name = user.get_full_name() or user.get_username()
+        role = session.vm.role if session.vm else session.vm_name
         realtime.notify_user(
-            session.lab.student_id,
-            f"{user.get_username()} is connected to the console of {session.vm_name} and can type in it.",
-            level="info",
+            session.lab.student_id, f"{name} is connected to the console of {role} and can type in it.", level="info"
         )
     return session
 
@@ -209,6 +211,8 @@ def console_ended(*, session_id: int, bytes_to_vm: int, bytes_from_vm: int, reas
         session.bytes_to_vm, session.bytes_from_vm = bytes_to_vm, bytes_from_vm
         session.close_reason = reason[:500]
         session.save(update_fields=["state", "closed_at", "bytes_to_vm", "bytes_from_vm", "close_reason"])
+        if session.user_id != session.lab.student_id:
+            _announce_presence(session.lab)
     console_closed_audit(session)
 
 
@@ -224,6 +228,41 @@ def console_close(*, session: ConsoleSession, actor: AbstractBaseUser) -> Consol
         groups.internal_event([console_group(session.pk)], {"type": "console.close", "reason": reason})
     session.refresh_from_db()
     return session
+
+
+def console_presence(lab: Lab) -> list[dict]:
+    """Who else than its student has one of the lab's consoles open now: what the student sees
+    ("Amanda Harding is on router's console, can type"). Their own consoles are not listed."""
+    alive = timezone.now() - timedelta(seconds=settings.NESTLAB_CONSOLE_HEARTBEAT_SECONDS * 3)
+    sessions = (
+        ConsoleSession.objects.filter(lab=lab, state=ConsoleSession.State.OPEN, heartbeat_at__gte=alive)
+        .exclude(user_id=lab.student_id)
+        .select_related("user", "vm")
+        .order_by("connected_at", "pk")
+    )
+    return [
+        {
+            "user": session.user.get_username(),
+            "name": session.user.get_full_name() or session.user.get_username(),
+            "vm": session.vm.role if session.vm else session.vm_name,
+            "mode": session.mode,
+        }
+        for session in sessions
+    ]
+
+
+def presence_words(entries: list[dict]) -> str:
+    """The sentence the lab page shows for ``console_presence`` (static/js/live.js writes the same)."""
+    parts = [f"{e['name']} ({e['vm']}, {'can type' if e['mode'] == 'control' else 'watching'})" for e in entries]
+    return "On this lab's consoles now: " + ", ".join(parts) + "." if parts else ""
+
+
+def _announce_presence(lab: Lab) -> None:
+    """Tell the lab's live pages who is on its consoles (``lab.consoles``, docs/websocket.md)."""
+    groups.publish(
+        [groups.lab_group(lab.pk)],
+        {"type": "lab.consoles", "seq": 0, "lab": lab.pk, "consoles": console_presence(lab)},
+    )
 
 
 def console_group(session_id: int) -> str:

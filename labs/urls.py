@@ -30,6 +30,7 @@ urlpatterns = [
     # The instructor's class table
     path("courses/<int:course_id>/", views.class_labs, name="class-labs"),
     path("courses/<int:course_id>/fragments/table/", views.class_table, name="class-table"),
+    path("courses/<int:course_id>/consoles/", views.class_consoles, name="class-consoles"),
     path("courses/<int:course_id>/provision/", views.class_provision, name="class-provision"),
     path("courses/<int:course_id>/actions/", views.class_action, name="class-action"),
     # Usage reports

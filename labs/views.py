@@ -304,6 +304,7 @@ def _lab_context(request: HttpRequest, lab: Lab) -> dict:
     read_only = permissions.is_removed_owner(request.user, lab)
     return {
         "lab": lab,
+        "console_presence": console.presence_words(console.console_presence(lab)),
         "actionable": lab.state not in FINISHED_STATES and not read_only,
         # Deleted or expired: its VMs are shown as what they were, not with a live power state.
         "gone": lab.state in (Lab.State.DELETED, Lab.State.EXPIRED),
@@ -607,6 +608,7 @@ def lab_vm_console(request: HttpRequest, lab_id: int, vm_id: int) -> HttpRespons
             "may_control": may_control,
             "can_power_on": may_control and permissions.can_power_on_lab(request.user, lab),
             "type_text_limit": TYPE_TEXT_LIMIT,
+            "console_presence": console.presence_words(console.console_presence(lab)),
         },
     )
 
@@ -684,6 +686,28 @@ def class_labs(request: HttpRequest, course_id: int) -> HttpResponse:
         }
     )
     return render(request, "labs/class_labs.html", context)
+
+
+@login_required
+@require_GET
+def class_consoles(request: HttpRequest, course_id: int) -> HttpResponse:
+    """Every lab's console of one VM role (``?role=router``), small, read-only and live: the
+    instructor watching the class. Each tile is an observe session (docs/console.md)."""
+    try:
+        course = _class_course_or_404(request, course_id)
+    except PermissionDenied as refusal:
+        return _forbidden(request, refusal)
+    vms = (
+        LabVM.objects.filter(lab__course=course, lab__state__in=console.CONSOLE_LAB_STATES)
+        .select_related("lab__student")
+        .order_by("lab__student__username", "lab__number")
+    )
+    roles = sorted({vm.role for vm in vms})
+    # Not "role": the page's header shows the person's role under that name.
+    vm_role = request.GET.get("role") if request.GET.get("role") in roles else (roles[0] if roles else "")
+    tiles = [{"lab": vm.lab, "vm": vm} for vm in vms if vm.role == vm_role]
+    context = {"course": course, "roles": roles, "vm_role": vm_role, "tiles": tiles}
+    return render(request, "labs/class_consoles.html", context)
 
 
 @login_required

@@ -1,7 +1,7 @@
 // The console page (templates/labs/console.html, docs/console.md): opens a console session
 // through the API, connects noVNC to the portal's relay, and offers Ctrl-Alt-Del, Type text,
 // scale to fit, full screen, reconnect and, for an observing instructor, Take control.
-import RFB from "../vendor/novnc/core/rfb.js";
+import { closeReason, connectViewer, openSession as open } from "./console_core.js";
 import keysyms from "../vendor/novnc/core/input/keysymdef.js";
 
 const root = document.querySelector("[data-console]");
@@ -30,29 +30,19 @@ function showError(text) {
 async function openSession() {
   showError("");
   status("Opening…");
-  const response = await fetch(root.dataset.openUrl, {
-    method: "POST",
-    credentials: "same-origin",
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-    body: JSON.stringify({ mode }),
-  });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
+  try {
+    session = await open(root.dataset.openUrl, mode, csrf);
+  } catch (error) {
     status("Not open");
-    showError(body.detail || "The console did not open.");
-    if (/powered off/.test(body.detail || "")) offPanel.hidden = false;
+    showError(error.message);
+    if (/powered off/.test(error.message)) offPanel.hidden = false;
     return;
   }
-  session = body;
-  connect(body.websocket_path);
-}
-
-function connect(path) {
-  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
   closing = false;
-  rfb = new RFB(screen, scheme + location.host + path, { wsProtocols: ["binary"], shared: true });
-  rfb.viewOnly = mode === "observe";
-  rfb.scaleViewport = root.querySelector("[data-console-scale]").checked;
+  rfb = connectViewer(screen, session, {
+    viewOnly: mode === "observe",
+    scale: root.querySelector("[data-console-scale]").checked,
+  });
   rfb.focusOnClick = true;
   rfb.addEventListener("connect", () => {
     status(mode === "observe" ? "Connected, read-only" : "Connected");
@@ -69,10 +59,9 @@ async function onDisconnect() {
   status("Closed");
   // The relay records why it closed before it closes: read it from the session.
   if (session) {
-    const response = await fetch(root.dataset.sessionUrl + session.id + "/", { credentials: "same-origin" });
-    const record = response.ok ? await response.json() : {};
-    showError(record.close_reason || "The console closed.");
-    if (/powered off/.test(record.close_reason || "")) offPanel.hidden = false;
+    const reason = await closeReason(root.dataset.sessionUrl, session);
+    showError(reason);
+    if (/powered off/.test(reason)) offPanel.hidden = false;
   }
 }
 

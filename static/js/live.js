@@ -668,6 +668,18 @@
       case "notice":
         toast(message.text, message.level);
         break;
+      case "lab.consoles": {
+        // Who else is on the lab's consoles (labs.console.presence_words says it the same way).
+        const parts = message.consoles.map(
+          (entry) => `${entry.name} (${entry.vm}, ${entry.mode === "control" ? "can type" : "watching"})`,
+        );
+        const words = parts.length ? `On this lab's consoles now: ${parts.join(", ")}.` : "";
+        all(`[data-lab-consoles="${message.lab}"]`).forEach((el) => {
+          el.textContent = words;
+          el.hidden = !words;
+        });
+        break;
+      }
       default:
         break;
     }

@@ -108,10 +108,17 @@ def test_a_student_uses_the_console_and_others_cannot(browser, page, web_server,
     assert record.bytes_to_vm > 1024 and record.bytes_from_vm > 720 * 400 * 4
 
 
-def test_an_instructor_observes_read_only_then_takes_control(page, web_server, vcsim, console_lab, screenshot):
+def test_an_instructor_observes_read_only_then_takes_control(browser, page, web_server, vcsim, console_lab, screenshot):
     lab = console_lab
     base = web_server.url
     instructor = lab.course.instructors.first()
+    student_context = browser.new_context()
+    student_page = student_context.new_page()
+    log_in(student_page, base, lab.student.username, DEFAULT_PASSWORD)
+    student_page.goto(f"{base}/labs/{lab.pk}/vms/{router(lab).pk}/console/")
+    expect(student_page.locator("[data-console-status]")).to_have_text("Connected", timeout=15_000)
+    presence = student_page.locator(f"[data-lab-consoles='{lab.pk}']")
+    expect(presence).to_be_hidden()
     log_in(page, base, instructor.username, DEFAULT_PASSWORD)
     page.goto(f"{base}/labs/{lab.pk}/")
     page.get_by_role("button", name="Observe the console of router").click()
@@ -133,3 +140,33 @@ def test_an_instructor_observes_read_only_then_takes_control(page, web_server, v
     modes = list(ConsoleSession.objects.filter(user=instructor).order_by("pk").values_list("mode", flat=True))
     assert modes == ["observe", "control"]
     screenshot(page, "02-in-control")
+    # The student sees, on their console page, that their instructor is on it and can type.
+    name = instructor.get_full_name()
+    expect(presence).to_have_text(f"On this lab's consoles now: {name} (router, can type).", timeout=10_000)
+    toast = f"{name} is connected to the console of router and can type in it."
+    expect(student_page.get_by_text(toast)).to_be_visible()
+    expect(student_page.locator("[data-console-status]")).to_have_text("Connected")  # theirs stays open
+    screenshot(student_page, "03-student-sees-the-instructor")
+    page.goto(f"{base}/labs/{lab.pk}/")  # the instructor leaves: the line goes
+    expect(presence).to_be_hidden(timeout=10_000)
+    student_context.close()
+
+
+def test_the_class_consoles_show_every_labs_vm_live_and_read_only(page, web_server, vcsim, console_lab, screenshot):
+    lab = console_lab
+    base = web_server.url
+    instructor = lab.course.instructors.first()
+    log_in(page, base, instructor.username, DEFAULT_PASSWORD)
+    page.goto(f"{base}/labs/courses/{lab.course.pk}/")
+    page.get_by_role("button", name="Consoles").click()
+    page.get_by_label("VM").select_option("router")
+    page.get_by_role("button", name="Show").click()
+    tile = page.locator("[data-tile][data-connected]")
+    expect(tile).to_have_count(1, timeout=15_000)
+    page.wait_for_function("document.querySelector('[data-tile-screen] canvas')?.width === 720")
+    ink = page.evaluate(INK_IN_ROWS.replace("[data-console-screen]", "[data-tile-screen]"), [0, 16])
+    assert ink > 50, "the VM's name is on the tile"
+    assert ConsoleSession.objects.filter(user=instructor, mode="observe", state="open").count() == 1
+    expect(page.locator("h1 + p")).to_contain_text("every lab's router")
+    page.wait_for_timeout(300)  # noVNC paints on the next animation frame
+    screenshot(page, "01-class-consoles")
