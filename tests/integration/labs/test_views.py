@@ -1064,3 +1064,22 @@ def test_the_state_and_the_main_buttons_say_what_can_be_done_next(client, enqueu
     page = client.get(_lab_url(lab)).content.decode()
     assert "Partly running" in page and 'data-lab-power="some_on"' in page
     assert '<span class="unless-all-on">' in page and '<span class="unless-all-off">' in page
+
+
+@pytest.mark.django_db
+def test_the_class_consoles_are_for_the_courses_staff_and_show_one_vm_per_lab(client, enqueued):
+    course = open_course(students=2)
+    first, second = _started(course, 0), _started(course, 1)
+    LabVM.objects.filter(lab=second, role="router").update(power_state="poweredOff")
+    url = reverse("labs:class-consoles", args=[course.pk])
+    client.force_login(course.instructors.get())
+    page = client.get(f"{url}?role=router").content.decode()
+    on, off = first.vms.get(role="router"), second.vms.get(role="router")
+    assert f'data-open-url="/api/v1/labs/{first.pk}/vms/{on.pk}/console/"' in page
+    assert f"/api/v1/labs/{second.pk}/vms/{off.pk}/console/" not in page and "Powered off" in page
+    assert page.count("data-tile") - page.count("data-tile-") == 2
+    assert '<option value="esxi-01">' in page and '<option value="router" selected>' in page
+    client.force_login(first.student)
+    assert client.get(url).status_code == 403
+    client.force_login(open_course().instructors.get())
+    assert client.get(url).status_code == 404
