@@ -123,6 +123,7 @@ class Stack:
 
     watcher: bool = True
     keep: bool = False
+    simulator_args: list[str] = field(default_factory=list)  # launcher flags on top of -demo
     daphnes: int = 1  # daphne processes; clients are spread over them as a proxy would
     daphne_profile: Path | None = None  # profile the first daphne's CPU (bench/_daphne.py), statistics here
     daphne_switches: dict[str, str] = field(default_factory=dict)  # bench/_daphne.py's NESTLAB_BENCH_* variables
@@ -173,7 +174,7 @@ class Stack:
 
         from portal import simulator
 
-        self.sim = simulator.start(args=["-demo"])  # tasks finish at once: the build is quick
+        self.sim = simulator.start(args=["-demo", *self.simulator_args])  # tasks finish at once: the build is quick
 
         import django
 

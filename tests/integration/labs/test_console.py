@@ -12,8 +12,9 @@ from channels.testing import WebsocketCommunicator
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from courses import services as course_services
-from labs import console, services
+from labs import console, services, vsphere
 from labs.consumers import CONSOLE_CLOSED, CONSOLE_HOST_FAILED, NOT_ALLOWED, NOT_SIGNED_IN
+from labs.endpoints import endpoint_config
 from labs.models import ConsoleSession, LabVM
 from portal.asgi import application
 from portal.models import AuditEntry
@@ -246,3 +247,33 @@ def test_a_notice_to_the_student_does_not_end_their_console(vcsim, lab):
     browser.run(browser.rfb.type("still here"))
     assert wait_for(lambda: screen(vcsim, router(lab).moref).get("text", "").endswith("still here"))
     assert ConsoleSession.objects.get(pk=session.pk).state == ConsoleSession.State.OPEN
+
+
+def test_a_used_or_expired_ticket_closes_the_console_in_words(vcsim, lab, monkeypatch):
+    """The relay asks for a fresh ticket each time; one that the host no longer takes (used, or
+    expired before the relay got to it) ends the console with the host's answer in words."""
+    stale = console.console_ticket(ConsoleSession(lab=lab, vm=router(lab)))
+
+    async def use(ticket):
+        stream = await vsphere.open_console_stream(ticket)
+        await stream.close()
+
+    LOOP.run_until_complete(use(stale))
+    monkeypatch.setattr(console, "console_ticket", lambda session: stale)
+    browser = Browser(console.console_open(lab=lab, vm=router(lab), actor=lab.student).key, lab.student)
+    closed = browser.closed()
+    assert closed.code == CONSOLE_HOST_FAILED
+    assert "refused the console ticket (HTTP 404): it was used or it expired" in closed.reason
+
+
+def test_a_vm_powered_off_under_its_console_closes_it_in_words(vcsim, lab, sim_vm):
+    endpoint, moref = sim_vm
+    session = console.console_open(lab=lab, vm=router(lab), actor=lab.student)
+    browser = Browser(session.key, lab.student)
+    browser.start()
+    vsphere.get_client(endpoint_config(endpoint)).power_off(moref)
+    closed = browser.closed()
+    assert closed.code == CONSOLE_HOST_FAILED
+    assert closed.reason.endswith("ended the console: The virtual machine powered off.")
+    record = ConsoleSession.objects.get(pk=session.pk)
+    assert record.close_reason == closed.reason
