@@ -272,6 +272,7 @@ CONSOLE_BAD_STREAM = 4400  # the browser sent something that is not RFB
 CONSOLE_IDLE = 4408  # no keyboard or mouse input for NESTLAB_CONSOLE_IDLE_MINUTES
 CONSOLE_HOST_FAILED = 4502  # vCenter or the ESXi host did not give or keep the console
 CLOSE_REASON_BYTES = 123  # the WebSocket protocol's limit for a close frame's reason
+PENDING_LIMIT = 64 * 1024  # bytes a browser may send before the host's console is connected
 
 
 def _close_reason(words: str) -> str:
@@ -364,6 +365,11 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             return
         self.bytes_to_vm += len(filtered.forward)
         if self.stream is None:
+            # The host speaks first in RFB: a browser has nothing to say before the console
+            # opened but its version and a few requests. Past that it is flooding memory.
+            if sum(map(len, self.pending)) + len(filtered.forward) > PENDING_LIMIT:
+                await self.end(CONSOLE_BAD_STREAM, "The browser sent too much before the console opened.")
+                return
             self.pending.append(filtered.forward)
             return
         try:

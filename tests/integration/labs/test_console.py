@@ -5,6 +5,7 @@ to a real VM's WebMKS console in the simulator, spoken to by an RFB client."""
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 
 import pytest
@@ -13,7 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from courses import services as course_services
 from labs import console, services, vsphere
-from labs.consumers import CONSOLE_CLOSED, CONSOLE_HOST_FAILED, NOT_ALLOWED, NOT_SIGNED_IN
+from labs.consumers import CONSOLE_BAD_STREAM, CONSOLE_CLOSED, CONSOLE_HOST_FAILED, NOT_ALLOWED, NOT_SIGNED_IN
 from labs.endpoints import endpoint_config
 from labs.models import ConsoleSession, LabVM
 from portal.asgi import application
@@ -277,3 +278,16 @@ def test_a_vm_powered_off_under_its_console_closes_it_in_words(vcsim, lab, sim_v
     assert closed.reason.endswith("ended the console: The virtual machine powered off.")
     record = ConsoleSession.objects.get(pk=session.pk)
     assert record.close_reason == closed.reason
+
+
+def test_a_browser_flooding_before_the_console_opens_is_closed(vcsim, lab):
+    session = console.console_open(lab=lab, vm=router(lab), actor=lab.student)
+    vcsim.stall_consoles(True)  # the host never answers, so the relay is still connecting
+    try:
+        browser = Browser(session.key, lab.student)
+        flood = b"RFB 003.008\n\x01\x01" + struct.pack(">BBHHHH", 3, 1, 0, 0, 720, 400) * 8000
+        browser.run(browser.communicator.send_to(bytes_data=flood))
+        closed = browser.closed()
+    finally:
+        vcsim.stall_consoles(False)
+    assert (closed.code, closed.reason) == (CONSOLE_BAD_STREAM, "The browser sent too much before the console opened.")

@@ -62,3 +62,16 @@ def test_rfb_3_3_has_no_security_byte_from_the_client():
 def test_what_cannot_be_followed_is_refused_in_words(data, words):
     with pytest.raises(ProtocolError, match=re.escape(words)):
         ClientStream(read_only=False).feed(data)
+
+
+def test_whole_screen_requests_past_the_budget_go_on_as_incremental_ones():
+    now = [100.0]
+    stream = ClientStream(read_only=False, clock=lambda: now[0])
+    stream.feed(HANDSHAKE)
+    full = struct.pack(">BBHHHH", 3, 0, 0, 0, 720, 400)
+    out = stream.feed(full * 8)
+    assert out.forward == full * 5 + UPDATE_REQUEST * 3  # the burst, then what changed only
+    assert out.rationed == 3
+    now[0] += 2.0  # two more whole screens earned
+    out = stream.feed(full * 3)
+    assert out.forward == full * 2 + UPDATE_REQUEST and out.rationed == 1
