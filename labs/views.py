@@ -646,8 +646,13 @@ def _class_rows(request: HttpRequest, course: Course) -> dict:
     labs = list(_class_labs(request, course))
     running = selectors.lab_active_operations(labs)
     by_student: dict[int, list[Lab]] = defaultdict(list)
+    # The first running VM of each lab: the class table's Observe opens its console (read-only).
+    first_on: dict[int, LabVM] = {}
+    for vm in LabVM.objects.filter(lab__in=labs, power_state=LabVM.POWERED_ON).order_by("boot_order", "role"):
+        first_on.setdefault(vm.lab_id, vm)
     for lab in labs:
         lab.running_operation = running.get(lab.pk)
+        lab.first_running_vm = first_on.get(lab.pk) if lab.state in console.CONSOLE_LAB_STATES else None
         by_student[lab.student_id].append(lab)
     rows = []
     for enrollment in course.enrollments.select_related("student").order_by("student__username"):

@@ -1079,6 +1079,9 @@ def test_the_class_consoles_are_for_the_courses_staff_and_show_one_vm_per_lab(cl
     assert f"/api/v1/labs/{second.pk}/vms/{off.pk}/console/" not in page and "Powered off" in page
     assert page.count("data-tile") - page.count("data-tile-") == 2
     assert '<option value="esxi-01">' in page and '<option value="router" selected>' in page
+    table = client.get(reverse("labs:class-labs", args=[course.pk])).content.decode()
+    first_on = first.vms.filter(power_state="poweredOn").order_by("boot_order", "role").first()
+    assert f'href="/labs/{first.pk}/vms/{first_on.pk}/console/?mode=observe"' in table
     client.force_login(first.student)
     assert client.get(url).status_code == 403
     client.force_login(open_course().instructors.get())
