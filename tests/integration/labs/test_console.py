@@ -16,7 +16,7 @@ from courses import services as course_services
 from labs import console, services, vsphere
 from labs.consumers import CONSOLE_BAD_STREAM, CONSOLE_CLOSED, CONSOLE_HOST_FAILED, NOT_ALLOWED, NOT_SIGNED_IN
 from labs.endpoints import endpoint_config
-from labs.models import ConsoleSession, LabVM
+from labs.models import ConsoleSession, Lab, LabVM
 from portal.asgi import application
 from portal.models import AuditEntry
 from tests.factories import StudentFactory
@@ -291,3 +291,14 @@ def test_a_browser_flooding_before_the_console_opens_is_closed(vcsim, lab):
     finally:
         vcsim.stall_consoles(False)
     assert (closed.code, closed.reason) == (CONSOLE_BAD_STREAM, "The browser sent too much before the console opened.")
+
+
+def test_typing_in_the_console_keeps_the_lab_from_idling(vcsim, lab):
+    Lab.objects.filter(pk=lab.pk).update(last_activity_at=None)
+    session = console.console_open(lab=lab, vm=router(lab), actor=lab.student)
+    Lab.objects.filter(pk=lab.pk).update(last_activity_at=None)  # opening counted; typing must too
+    browser = Browser(session.key, lab.student)
+    browser.start()
+    browser.run(browser.rfb.type("x"))
+    assert wait_for(lambda: Lab.objects.get(pk=lab.pk).last_activity_at is not None, timeout=4)
+    assert ConsoleSession.objects.get(pk=session.pk).last_input_at is not None
