@@ -131,4 +131,18 @@ window.addEventListener("pagehide", () => {
   if (rfb) rfb.disconnect();
 });
 
+// A VM that is off: wait for it to run (Power on here, or anyone else), then open its console.
+async function whenOn() {
+  const response = await fetch(root.dataset.labUrl, { credentials: "same-origin" });
+  const lab = response.ok ? await response.json() : null;
+  const vm = lab && lab.vms.find((row) => String(row.id) === root.dataset.vmId);
+  if (vm && vm.power_state === "poweredOn") {
+    offPanel.hidden = true;
+    openSession();
+  } else {
+    setTimeout(whenOn, 3000);
+  }
+}
+
 if (offPanel.hidden) openSession();
+else whenOn();

@@ -9,7 +9,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from labs.models import ConsoleSession
+from labs.models import ConsoleSession, LabVM
 from tests.browser.conftest import log_in
 from tests.factories import DEFAULT_PASSWORD
 
@@ -170,3 +170,21 @@ def test_the_class_consoles_show_every_labs_vm_live_and_read_only(page, web_serv
     expect(page.locator("h1 + p")).to_contain_text("every lab's router")
     page.wait_for_timeout(300)  # noVNC paints on the next animation frame
     screenshot(page, "01-class-consoles")
+
+
+def test_a_vm_that_is_off_shows_power_on_and_its_console_opens_once_it_runs(
+    page, web_server, vcsim, console_lab, screenshot
+):
+    lab = console_lab
+    base = web_server.url
+    vm = router(lab)
+    LabVM.objects.filter(pk=vm.pk).update(power_state="poweredOff")
+    log_in(page, base, lab.student.username, DEFAULT_PASSWORD)
+    page.goto(f"{base}/labs/{lab.pk}/vms/{vm.pk}/console/")
+    expect(page.get_by_text("router is powered off.")).to_be_visible()
+    expect(page.get_by_role("button", name="Power on router")).to_be_visible()
+    screenshot(page, "01-powered-off")
+    # It comes on (as the power operation ends): the page opens the console by itself.
+    LabVM.objects.filter(pk=vm.pk).update(power_state="poweredOn")
+    expect(page.locator("[data-console-status]")).to_have_text("Connected", timeout=15_000)
+    expect(page.get_by_text("router is powered off.")).to_be_hidden()
