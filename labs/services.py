@@ -501,6 +501,52 @@ def lab_delete(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
         return _lab_operation(locked, Operation.Kind.DELETE, actor)
 
 
+# One action on a selection of a course's labs (the class table and the API's bulk route)
+
+BULK_ACTIONS = {
+    "power_off": lambda lab, actor: lab_power(lab=lab, actor=actor, action="off"),
+    "reset": lambda lab, actor: lab_reset(lab=lab, actor=actor),
+    "delete": lambda lab, actor: lab_delete(lab=lab, actor=actor),
+}
+
+
+@dataclass(frozen=True)
+class LabOutcome:
+    """What one lab of a bulk action came to: its operation, or the refusal its own button or
+    route would have met (``portal.errors.refusal_status`` and ``refusal_words`` say it)."""
+
+    lab_id: int
+    lab: Lab | None
+    operation: Operation | None = None
+    refusal: Exception | None = None
+
+
+def class_labs_apply(*, course: Course, lab_ids: list[int], action: str, actor: AbstractBaseUser) -> list[LabOutcome]:
+    """Power off, reset or delete a selection of a course's labs, each through its own service as
+    if its button were clicked: one refused or busy lab does not stop the others. A refusal for
+    want of a right (a quota too) is recorded here, once, as the single routes record theirs; the
+    page and the API only put the outcomes in words or statuses."""
+    if action not in BULK_ACTIONS:
+        raise ValidationError({"action": f"Choose one of: {', '.join(BULK_ACTIONS)}."})
+    ids = list(dict.fromkeys(lab_ids))
+    labs = Lab.objects.filter(course=course).select_related("course", "student").in_bulk(ids)
+    outcomes = []
+    for lab_id in ids:
+        lab = labs.get(lab_id)
+        if lab is None:
+            outcomes.append(LabOutcome(lab_id, None, refusal=Lab.DoesNotExist("No lab with that id in this course.")))
+            continue
+        try:
+            operation = BULK_ACTIONS[action](lab, actor)
+        except (Conflict, PermissionDenied, ValidationError) as refusal:
+            if isinstance(refusal, PermissionDenied):
+                portal_audit.service_refused(actor=actor, action=f"lab.bulk.{action}", target=lab, reason=str(refusal))
+            outcomes.append(LabOutcome(lab_id, lab, refusal=refusal))
+        else:
+            outcomes.append(LabOutcome(lab_id, lab, operation=operation))
+    return outcomes
+
+
 def lab_power_changed(*, lab: Lab) -> Lab:
     """Meter hours from the VMs' power states: a lab runs while any of its VMs is on."""
     now = timezone.now()

@@ -30,7 +30,7 @@ from courses.models import Course, LabTemplate, VCenterEndpoint
 from labs import console, forms, permissions, selectors, services, vsphere
 from labs.models import ConsoleSession, Lab, LabSnapshot, LabVM, Operation
 from portal import audit, roles
-from portal.errors import Conflict
+from portal.errors import Conflict, refusal_words
 
 logger = logging.getLogger(__name__)
 
@@ -771,14 +771,11 @@ def class_provision(request: HttpRequest, course_id: int) -> HttpResponse:
     return render(request, "labs/class_provision_confirm.html", {"course": course, "students": waiting})
 
 
-LAB_ACTIONS: dict[str, tuple[Callable[..., Operation], str, str]] = {
-    "power_off": (
-        lambda lab, actor: services.lab_power(lab=lab, actor=actor, action="off"),
-        "Powering off",
-        "powered off",
-    ),
-    "reset": (lambda lab, actor: services.lab_reset(lab=lab, actor=actor), "Resetting", "reset"),
-    "delete": (lambda lab, actor: services.lab_delete(lab=lab, actor=actor), "Deleting", "deleted"),
+# How the class table says what an action did, per action of ``services.BULK_ACTIONS``.
+BULK_WORDS = {
+    "power_off": ("Powering off", "powered off"),
+    "reset": ("Resetting", "reset"),
+    "delete": ("Deleting", "deleted"),
 }
 
 
@@ -813,15 +810,16 @@ def class_action(request: HttpRequest, course_id: int) -> HttpResponse:
             "labs/class_confirm.html",
             {"course": course, "labs": selected, "action": action, "label": forms.CLASS_ACTIONS[action]},
         )
-    start, doing, done = LAB_ACTIONS[action]
+    doing, done = BULK_WORDS[action]
     started = []
-    for lab in selected:
-        try:
-            start(lab, request.user)
-        except REFUSALS as refusal:
-            messages.error(request, f"{lab.name} was not {done}. {_words(request, refusal, lab)}")
+    outcomes = services.class_labs_apply(
+        course=course, lab_ids=[lab.pk for lab in selected], action=action, actor=request.user
+    )
+    for outcome in outcomes:  # the service recorded its refusals: only words here
+        if outcome.refusal is not None:
+            messages.error(request, f"{outcome.lab.name} was not {done}. {refusal_words(outcome.refusal)}")
         else:
-            started.append(lab.name)
+            started.append(outcome.lab.name)
     if started:
         messages.success(
             request, f"{doing} {len(started)} lab{'s' if len(started) != 1 else ''}: {', '.join(started)}."

@@ -46,7 +46,7 @@ from labs.api.serializers import (
     VMInfoSerializer,
 )
 from labs.models import ConsoleSession, Lab, LabSnapshot, LabVM, Operation
-from portal.errors import Conflict
+from portal.errors import refusal_status, refusal_words
 
 User = get_user_model()
 
@@ -622,28 +622,6 @@ def course_provision(request: Request, course_id: int) -> Response:
     return Response(ProvisionResultSerializer(result).data, status=status.HTTP_202_ACCEPTED)
 
 
-BULK = {
-    "power_off": lambda lab, actor: services.lab_power(lab=lab, actor=actor, action="off"),
-    "reset": lambda lab, actor: services.lab_reset(lab=lab, actor=actor),
-    "delete": lambda lab, actor: services.lab_delete(lab=lab, actor=actor),
-}
-
-
-def _bulk_one(lab: Lab | None, lab_id: int, action_name: str, actor) -> dict:
-    """One lab of a bulk action: its operation, or the refusal its own route would answer."""
-    if lab is None:
-        return {"lab": lab_id, "status": 404, "operation": None, "detail": "No lab with that id in this course."}
-    try:
-        operation = BULK[action_name](lab, actor)
-    except Conflict as busy:
-        return {"lab": lab_id, "status": 409, "operation": None, "detail": str(busy)}
-    except PermissionDenied as refusal:
-        return {"lab": lab_id, "status": 403, "operation": None, "detail": str(refusal)}
-    except DjangoValidationError as refusal:
-        return {"lab": lab_id, "status": 400, "operation": None, "detail": " ".join(refusal.messages)}
-    return {"lab": lab_id, "status": 202, "operation": operation, "detail": ""}
-
-
 @extend_schema(
     tags=["courses"],
     summary="Power off, reset or delete a selection of a course's labs",
@@ -661,7 +639,19 @@ def course_labs_bulk(request: Request, course_id: int) -> Response:
         raise PermissionDenied("Only this course's instructors can act on its labs together.")
     serializer = BulkSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
-    ids = list(dict.fromkeys(serializer.validated_data["labs"]))
-    labs = Lab.objects.filter(course=course).in_bulk(ids)
-    results = [_bulk_one(labs.get(lab_id), lab_id, serializer.validated_data["action"], request.user) for lab_id in ids]
+    outcomes = services.class_labs_apply(
+        course=course,
+        lab_ids=serializer.validated_data["labs"],
+        action=serializer.validated_data["action"],
+        actor=request.user,
+    )
+    results = [
+        {
+            "lab": outcome.lab_id,
+            "status": status.HTTP_202_ACCEPTED if outcome.refusal is None else refusal_status(outcome.refusal),
+            "operation": outcome.operation,
+            "detail": "" if outcome.refusal is None else refusal_words(outcome.refusal),
+        }
+        for outcome in outcomes
+    ]
     return Response(BulkResponseSerializer({"results": results}).data, status=status.HTTP_202_ACCEPTED)

@@ -251,6 +251,7 @@ from django.utils import timezone  # noqa: E402
 
 from courses import services as courses_services  # noqa: E402
 from labs.models import Lab, LabSnapshot, LabVM  # noqa: E402
+from portal.models import AuditEntry  # noqa: E402
 from tests.factories import open_course  # noqa: E402
 
 
@@ -1086,3 +1087,22 @@ def test_the_class_consoles_are_for_the_courses_staff_and_show_one_vm_per_lab(cl
     assert client.get(url).status_code == 403
     client.force_login(open_course().instructors.get())
     assert client.get(url).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_quota_refusal_in_a_class_action_is_said_and_recorded_once(client, enqueued):
+    course = open_course(students=2)
+    off, running = _started(course, 0), _started(course, 1)
+    courses_services.quota_update(course=course, actor=AdminFactory(), running_labs=1)
+    Lab.objects.filter(pk=off.pk).update(state=Lab.State.READY, running_since=None)
+    Lab.objects.filter(pk=running.pk).update(state=Lab.State.READY, running_since=timezone.now())
+    Operation.objects.update(state=Operation.State.SUCCEEDED)
+    instructor = course.instructors.get()
+    client.force_login(instructor)
+    url = reverse("labs:class-action", args=[course.pk])
+    response = client.post(url, {"action": "reset", "lab": [off.pk], "confirmed": "on"}, follow=True)
+    words = "No more labs can run at once in this class: the limit is 1 and 1 are in use."
+    assert _messages(response) == [f"{off.name} was not reset. {words}"]
+    [entry] = AuditEntry.objects.filter(category="refusal")
+    assert (entry.action, entry.actor, entry.target_id) == ("lab.bulk.reset", instructor, str(off.pk))
+    assert entry.detail == words

@@ -7,6 +7,7 @@ import pytest
 
 from labs import services
 from labs.models import Lab, Operation
+from portal.models import AuditEntry
 from tests.factories import AdminFactory, open_course
 from tests.integration.labs.api.conftest import client_for, idle, ready_lab, student_of
 
@@ -137,6 +138,10 @@ def test_bulk_quota_refusals_name_the_limit():
     assert result["status"] == 403
     assert result["detail"] == "No more labs can run at once in this class: the limit is 1 and 1 are in use."
     assert running.is_running
+    # Refused like its own route would be, and recorded like it (it was not: issue 12).
+    [entry] = AuditEntry.objects.filter(category="refusal")
+    assert (entry.action, entry.actor, entry.target_id) == ("lab.bulk.reset", course.instructors.get(), str(off.pk))
+    assert entry.detail == result["detail"]
 
 
 def test_only_the_course_instructors_and_admins_act_in_bulk():
