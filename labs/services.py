@@ -326,6 +326,16 @@ def _check_course_runs_labs(course: Course) -> None:
         raise ValidationError(f"{course.title} has no published template version yet.")
 
 
+def course_start_refusal(course: Course) -> str:
+    """Why a student cannot start a lab in the course now, in words ("" when they can): the rule
+    ``lab_start`` applies, for pages that offer the button (they must not restate it)."""
+    try:
+        _check_course_runs_labs(course)
+    except ValidationError as refusal:
+        return " ".join(refusal.messages)
+    return ""
+
+
 def lab_start(
     *, course: Course, student: AbstractBaseUser, actor: AbstractBaseUser, only_if_none: bool = False
 ) -> Operation:

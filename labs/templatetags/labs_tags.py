@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q
 
 from courses.models import Course
+from labs import services
 from labs.models import Lab, Operation
 
 register = template.Library()
@@ -47,12 +48,10 @@ def class_summary(course: Course) -> dict[str, int]:
 
 @register.simple_tag
 def course_can_start_labs(course: Course) -> str:
-    """Empty when students can start labs in the course now; otherwise why not, in words."""
-    if course.state != Course.State.OPEN:
-        return f"Labs start once the course is open (it is {course.get_state_display().lower()})."
-    if course.template_version is None or not course.template_version.is_published:
-        return "The lab is not ready yet: the instructor has not published it."
-    return ""
+    """Empty when students can start labs in the course now; otherwise why not, in words: the
+    service's own rule (it once lacked the "course has ended" check and showed a Start button
+    the service then refused)."""
+    return services.course_start_refusal(course)
 
 
 @register.filter

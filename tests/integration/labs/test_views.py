@@ -334,7 +334,20 @@ def test_a_course_that_cannot_run_labs_says_why_instead_of_a_button(client, enqu
     client.force_login(_student(course))
     home = client.get(reverse("home")).content.decode()
     assert "Start my lab" not in home
-    assert "Labs start once the course is open (it is closed)." in home
+    assert f"{course.title} is closed: labs cannot start." in home
+
+
+@pytest.mark.django_db
+def test_a_course_that_has_ended_offers_no_start_button(client, enqueued):
+    """The home page's rule is the service's: an open course past its end date starts no labs."""
+    course = open_course()
+    today = datetime.date.today()
+    ended = {"starts_on": today - datetime.timedelta(days=90), "ends_on": today - datetime.timedelta(days=1)}
+    type(course).objects.filter(pk=course.pk).update(**ended)
+    client.force_login(_student(course))
+    home = client.get(reverse("home")).content.decode()
+    assert "Start my lab" not in home
+    assert "labs cannot start." in home and "ended on" in home
 
 
 @pytest.mark.django_db
