@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
 
-from courses.models import Course, Enrollment, LabTemplate, TemplateVersion, TemplateVM, VCenterEndpoint
+from courses.models import Course, CourseQuota, Enrollment, LabTemplate, TemplateVersion, TemplateVM, VCenterEndpoint
 from portal import roles
 
 
@@ -68,3 +68,9 @@ def course_list(*, user: AbstractBaseUser) -> QuerySet[Course]:
 
 def course_roster(*, course: Course) -> QuerySet[Enrollment]:
     return course.enrollments.select_related("student").order_by("student__username")
+
+
+def course_quota(course: Course) -> CourseQuota:
+    """The course's quota as it is, or an unsaved one with no limits when none was ever set: pages
+    read it without writing (a GET once created the row)."""
+    return CourseQuota.objects.filter(course=course).first() or CourseQuota(course=course)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Sum
 
-from courses.models import Course, CourseQuota
+from courses import selectors
+from courses.models import Course
 
 WARN_AT = 80
 
@@ -83,11 +84,26 @@ _source: UsageSource = lambda course: Usage()  # noqa: E731 - replaced by the la
 _student_source: StudentUsageSource = lambda course, student: StudentUsage()  # noqa: E731 - likewise
 
 
-def register_usage_source(source: UsageSource, student_source: StudentUsageSource | None = None) -> None:
-    global _source, _student_source
+ClassSummarySource = Callable[[Course], dict[str, int]]
+_class_summary: ClassSummarySource = lambda course: {"labs": 0, "running": 0, "busy": 0, "errors": 0}  # noqa: E731
+
+
+def register_usage_source(
+    source: UsageSource,
+    student_source: StudentUsageSource | None = None,
+    class_summary: ClassSummarySource | None = None,
+) -> None:
+    global _source, _student_source, _class_summary
     _source = source
     if student_source is not None:
         _student_source = student_source
+    if class_summary is not None:
+        _class_summary = class_summary
+
+
+def class_summary(course: Course) -> dict[str, int]:
+    """What the course's labs do now (labs, running, busy, errors), from the labs app."""
+    return _class_summary(course)
 
 
 def course_usage(course: Course) -> Usage:
@@ -95,7 +111,7 @@ def course_usage(course: Course) -> Usage:
 
 
 def usage_bars(course: Course) -> list[UsageBar]:
-    quota, _ = CourseQuota.objects.get_or_create(course=course)
+    quota = selectors.course_quota(course)
     usage = course_usage(course)
     return [
         UsageBar("running_labs", "Labs running at once", usage.running_labs, quota.running_labs),
@@ -116,7 +132,7 @@ def usage_bars(course: Course) -> list[UsageBar]:
 
 def student_usage_bars(course: Course, student: AbstractBaseUser) -> list[UsageBar]:
     """One student's own usage against the per-student limits plus their top-ups."""
-    quota, _ = CourseQuota.objects.get_or_create(course=course)
+    quota = selectors.course_quota(course)
     usage = _student_source(course, student)
     extra = course.top_ups.filter(student=student).aggregate(labs=Sum("extra_labs"), hours=Sum("extra_lab_hours"))
 

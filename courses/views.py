@@ -25,7 +25,6 @@ from courses import forms, permissions, selectors, services, usage
 from courses.models import (
     MANUAL_MAX_CHARACTERS,
     Course,
-    CourseQuota,
     Enrollment,
     LabTemplate,
     TemplateNetwork,
@@ -391,8 +390,9 @@ def _course_page(request: HttpRequest, course: Course, *, status: int = 200, **o
         "template": template,
     }
     if manage:
-        quota, _ = CourseQuota.objects.get_or_create(course=course)
+        quota = selectors.course_quota(course)
         context.update(
+            summary=usage.class_summary(course),
             state_actions=STATE_ACTIONS.get(course.state, []),
             roster=list(selectors.course_roster(course=course)),
             top_ups=course.top_ups.select_related("student", "granted_by"),
@@ -532,10 +532,8 @@ def course_instructor_remove(request: HttpRequest, course_id: int, user_id: int)
     instructor = get_object_or_404(course.instructors.all(), pk=user_id)
     try:
         services.course_instructor_remove(course=course, actor=request.user, instructor=instructor)
-    except PermissionDenied as refusal:
-        messages.error(request, str(refusal))
-    except ValidationError as refusal:
-        messages.error(request, " ".join(refusal.messages))
+    except (PermissionDenied, ValidationError) as refusal:
+        messages.error(request, _words(request, refusal))  # a PermissionDenied is recorded as it is said
     else:
         messages.success(request, f"{instructor.username} no longer teaches this course.")
     return _back(reverse("courses:course-detail", args=[course.pk]), "instructors")

@@ -11,7 +11,11 @@ class LabsConfig(AppConfig):
         # Register the operation kinds with the runner.
         from courses.services import register_template_source_check
         from courses.usage import register_usage_source
-        from labs import jobs, quotas, template_sources  # noqa: F401
+        from labs import jobs, quotas, selectors, template_sources  # noqa: F401
 
-        register_usage_source(quotas.course_usage, quotas.student_usage)
+        register_usage_source(
+            quotas.course_usage,
+            quotas.student_usage,
+            class_summary=lambda course: selectors.class_summaries([course.pk])[course.pk],
+        )
         register_template_source_check(template_sources.source_refusal)

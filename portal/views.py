@@ -37,11 +37,17 @@ def home(request: HttpRequest) -> HttpResponse:
             },
         )
     if role == roles.Role.INSTRUCTOR:
+        from labs.selectors import class_summaries  # see _recent_operations
+
+        courses = list(course_selectors.course_list(user=request.user).exclude(state="archived"))
+        summaries = class_summaries([course.pk for course in courses])
+        for course in courses:
+            course.summary = summaries[course.pk]
         return render(
             request,
             "portal/home_instructor.html",
             {
-                "courses": course_selectors.course_list(user=request.user).exclude(state="archived"),
+                "courses": courses,
                 "templates": course_selectors.template_list(user=request.user).filter(owners=request.user),
                 "operations": _recent_operations(request),
             },

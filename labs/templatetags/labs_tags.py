@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from django import template
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Q
 
 from courses.models import Course
 from labs import services
-from labs.models import Lab, Operation
+from labs.models import Lab
 
 register = template.Library()
 
@@ -29,21 +28,6 @@ def student_labs(course: Course, student: AbstractBaseUser) -> list[Lab]:
         .select_related("course", "student")
         .order_by("number")
     )
-
-
-@register.simple_tag
-def class_summary(course: Course) -> dict[str, int]:
-    """Counts for a course's lab overview: labs, running, busy."""
-    labs = Lab.objects.filter(course=course, state__in=Lab.ACTIVE_STATES)
-    counts = labs.aggregate(
-        labs=Count("pk"),
-        running=Count("pk", filter=Q(running_since__isnull=False)),
-        errors=Count("pk", filter=Q(state=Lab.State.ERROR)),
-    )
-    counts["busy"] = (
-        Operation.objects.filter(lab__course=course, state__in=Operation.ACTIVE_STATES).values("lab").distinct().count()
-    )
-    return counts
 
 
 @register.simple_tag

@@ -16,6 +16,7 @@ from django.urls import reverse
 from courses import services, usage
 from courses.models import Course, CourseQuota, Enrollment, LabTemplate, TemplateVersion, VCenterEndpoint
 from portal import crypto, roles
+from portal.models import AuditEntry
 from tests.factories import TERM_END, TERM_START, AdminFactory, EndpointFactory, InstructorFactory, StudentFactory
 
 pytestmark = pytest.mark.django_db
@@ -634,6 +635,19 @@ def test_a_student_of_the_course_cannot_remove_its_instructor(client):
     response = client.post(reverse("courses:course-instructor-remove", args=[course.pk, colleague.pk]), follow=True)
     assert messages_of(response) == ["Only this course's instructors can change it."]
     assert course.instructors.count() == 2
+    # Said and recorded (it was only said: issue 12).
+    [entry] = AuditEntry.objects.filter(category="refusal")
+    assert entry.actor == student and entry.detail.startswith("Only this course's instructors can change it.")
+
+
+def test_the_course_page_writes_nothing(client):
+    """A GET once created the course's quota row (issue 12): pages read, services write."""
+    instructor = InstructorFactory()
+    course = make_course(instructor)
+    CourseQuota.objects.filter(course=course).delete()
+    client.force_login(instructor)
+    assert client.get(reverse("courses:course-detail", args=[course.pk])).status_code == 200
+    assert not CourseQuota.objects.filter(course=course).exists()
 
 
 def test_an_existing_student_is_enrolled_and_removed(client):

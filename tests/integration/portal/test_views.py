@@ -248,3 +248,27 @@ def test_the_favicon_is_found_on_every_page(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 301 and response.url.endswith("img/nestlab.svg")
     assert 'rel="icon"' in client.get("/login/").content.decode()
+
+
+def _home_queries(client, instructor) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(instructor)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(reverse("home")).status_code == 200
+    return len(queries)
+
+
+def test_the_instructor_home_asks_the_same_queries_for_one_course_or_ten(client):
+    """Each course's class summary was asked from a template tag inside the loop (issue 12)."""
+    from courses import services as course_services
+    from tests.factories import open_course
+
+    one = open_course(students=1)
+    instructor = one.instructors.get()
+    with_one = _home_queries(client, instructor)
+    for _ in range(9):
+        course = open_course(students=1)
+        course_services.course_instructor_add(course=course, actor=AdminFactory(), instructor=instructor)
+    assert _home_queries(client, instructor) == with_one
