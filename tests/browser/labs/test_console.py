@@ -158,7 +158,7 @@ def test_the_class_consoles_show_every_labs_vm_live_and_read_only(page, web_serv
     instructor = lab.course.instructors.first()
     log_in(page, base, instructor.username, DEFAULT_PASSWORD)
     page.goto(f"{base}/labs/courses/{lab.course.pk}/")
-    page.get_by_role("button", name="Consoles").click()
+    page.get_by_role("button", name="Consoles", exact=True).click()
     page.get_by_label("VM").select_option("router")
     page.get_by_role("button", name="Show").click()
     tile = page.locator("[data-tile][data-connected]")

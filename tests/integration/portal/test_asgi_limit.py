@@ -61,4 +61,6 @@ def test_daphne_holds_no_more_database_connections_than_its_request_limit():
         done.set()
         web.stop()
     assert statuses == [200] * 90
-    assert max(seen) == 2, f"daphne's database connections while 30 clients asked at once: {sorted(set(seen))}"
+    # At most the limit. Reaching it is likely but not certain: the watcher samples every 10 ms
+    # and a loaded machine serves the short requests between samples (CI once saw at most 1).
+    assert 1 <= max(seen) <= 2, f"daphne's database connections while 30 clients asked at once: {sorted(set(seen))}"
