@@ -282,5 +282,5 @@ def test_a_class_action_records_each_refused_lab_with_that_lab(client, monkeypat
         {"action": "reset", "lab": [lab.pk for lab in labs], "confirmed": "1"},
     )
     assert [(entry.target_id, entry.action) for entry in _refusals()] == [
-        (str(lab.pk), "labs:class-action") for lab in sorted(labs, key=lambda lab: lab.name)
+        (str(lab.pk), "lab.bulk.reset") for lab in sorted(labs, key=lambda lab: lab.name)
     ]
