@@ -184,14 +184,26 @@ class LabNetwork(models.Model):
 class LabVM(models.Model):
     """A VM of a lab, as last seen in vCenter."""
 
-    POWERED_ON = "poweredOn"  # vSphere's VirtualMachinePowerState, as the driver reports it
+    class PowerState(models.TextChoices):
+        """vSphere's VirtualMachinePowerState as the driver reports it, and Nestlab's own
+        "missing": the VM is no longer in vCenter (the reconciler or a job found it gone)."""
+
+        ON = "poweredOn", "On"
+        OFF = "poweredOff", "Off"
+        SUSPENDED = "suspended", "Suspended"
+        MISSING = "missing", "Missing"
+
+    POWERED_ON = PowerState.ON
+
+    # vSphere's ManagedEntityStatus (``overall_status``) in words; empty or unknown: "Unknown".
+    HEALTH_WORDS = {"green": "OK", "yellow": "Warning", "red": "Alert", "gray": "Unknown"}
 
     lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="vms")
     role = models.SlugField(max_length=40)
     name = models.CharField(max_length=255)
     moref = models.CharField(max_length=64, blank=True)
     boot_order = models.PositiveSmallIntegerField(default=1)
-    power_state = models.CharField(max_length=16, default="poweredOff")
+    power_state = models.CharField(max_length=16, choices=PowerState.choices, default=PowerState.OFF)
     guest_ip = models.CharField(max_length=64, blank=True)
     overall_status = models.CharField(max_length=16, blank=True)
     num_cpu = models.PositiveSmallIntegerField(default=1)
@@ -207,7 +219,21 @@ class LabVM(models.Model):
 
     @property
     def is_on(self) -> bool:
-        return self.power_state == "poweredOn"
+        return self.power_state == self.PowerState.ON
+
+    @property
+    def power_label(self) -> str:
+        """The power state in words, as every page and live message says it."""
+        return power_label(self.power_state)
+
+    @property
+    def health_label(self) -> str:
+        return self.HEALTH_WORDS.get(self.overall_status, "Unknown") if self.overall_status else ""
+
+
+def power_label(state: str) -> str:
+    """A VM power state in words ("On"); one Nestlab does not know is shown as it is."""
+    return LabVM.PowerState(state).label if state in LabVM.PowerState.values else (state or "Unknown")
 
 
 class LabSnapshot(models.Model):

@@ -9,7 +9,7 @@ from django.db.models import Q, Sum
 
 from courses.models import Course, CourseQuota, TemplateVersion
 from courses.usage import StudentUsage, Usage
-from labs.models import Lab, LabSnapshot, Operation
+from labs.models import Lab, LabSnapshot, LabVM, Operation
 from portal.errors import QuotaExceeded
 
 
@@ -47,7 +47,7 @@ def _powers_on(operation: Operation) -> bool:
         return operation.params.get("action") in ("on", "reset")
     if operation.kind == Operation.Kind.REVERT:
         snapshot = LabSnapshot.objects.filter(pk=operation.params.get("snapshot")).only("power_states").first()
-        return snapshot is not None and "poweredOn" in snapshot.power_states.values()
+        return snapshot is not None and LabVM.PowerState.ON in snapshot.power_states.values()
     return operation.kind in POWERING_ON_KINDS
 
 

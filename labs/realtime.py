@@ -101,8 +101,10 @@ def vm_payload(vm: LabVM) -> dict[str, Any]:
         "role": vm.role,
         "name": vm.name,
         "power_state": vm.power_state,
+        "power_label": vm.power_label,
         "guest_ip": vm.guest_ip,
         "overall_status": vm.overall_status,
+        "health_label": vm.health_label,
     }
 
 

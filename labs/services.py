@@ -431,7 +431,7 @@ def lab_revert(*, lab: Lab, actor: AbstractBaseUser, snapshot: LabSnapshot) -> O
     _require_act(actor, lab)
     if snapshot.lab_id != lab.pk:
         raise ValidationError({"snapshot": "That snapshot belongs to another lab."})
-    powers_on = any(state == "poweredOn" for state in snapshot.power_states.values())
+    powers_on = any(state == LabVM.PowerState.ON for state in snapshot.power_states.values())
     if powers_on:
         _refuse_power_on_after_course(actor, lab)
     with transaction.atomic():
@@ -560,7 +560,7 @@ def class_labs_apply(*, course: Course, lab_ids: list[int], action: str, actor: 
 def lab_power_changed(*, lab: Lab) -> Lab:
     """Meter hours from the VMs' power states: a lab runs while any of its VMs is on."""
     now = timezone.now()
-    any_on = lab.vms.filter(power_state="poweredOn").exists()
+    any_on = lab.vms.filter(power_state=LabVM.PowerState.ON).exists()
     with transaction.atomic():
         locked = _select_lab_for_update(lab)
         if any_on and locked.running_since is None:
@@ -645,7 +645,7 @@ def lab_vms_observed(*, endpoint_id: int, updates: list, full_resync: bool) -> i
     for vm in vms.select_related("lab", "lab__course"):
         update = by_moref.get(vm.moref)
         if update is None or update.removed:
-            if (update is not None or full_resync) and vm.power_state != "missing":
+            if (update is not None or full_resync) and vm.power_state != LabVM.PowerState.MISSING:
                 vanished.setdefault(vm.lab_id, []).append(vm.role)
                 changed_labs[vm.lab_id] = vm.lab
             continue
@@ -667,7 +667,7 @@ def lab_vms_observed(*, endpoint_id: int, updates: list, full_resync: bool) -> i
         if roles_gone and lab.state in SETTLED_STATES and selectors.lab_busy_with(lab) is None:
             # Before metering: a vanished VM no longer runs.
             for vm in LabVM.objects.filter(lab=lab, role__in=roles_gone).select_related("lab"):
-                vm.power_state = "missing"
+                vm.power_state = LabVM.PowerState.MISSING
                 vm.save(update_fields=["power_state"])
                 realtime.vm_changed(vm)
             Lab.objects.filter(pk=lab.pk).update(

@@ -67,7 +67,7 @@ def _leads_to(item: InventoryItem, folder: str) -> bool:
     return item.kind not in (Kind.VM, Kind.TEMPLATE) and path_under(folder, item.path)
 
 
-RUNNING_STATES = frozenset({"poweredOn", "suspended"})
+RUNNING_STATES = frozenset({LabVM.PowerState.ON, LabVM.PowerState.SUSPENDED})
 
 
 def planned_changes(vm_role: str, nested_hv_required: bool, info: VMInfo) -> list[str]:
@@ -75,11 +75,12 @@ def planned_changes(vm_role: str, nested_hv_required: bool, info: VMInfo) -> lis
     to do). The confirmation page shows these, and the job follows the same rule."""
     changes = []
     if info.power_state in RUNNING_STATES:
-        changes.append(f"power off {vm_role} ({info.name}), which is {_state_words(info.power_state)}")
+        changes.append(f"power off {vm_role} ({info.name}), which is {power_words(info.power_state)}")
     if nested_hv_required and not info.nested_hv:
         changes.append(f"turn on nested hardware virtualization on {vm_role} ({info.name})")
     return changes
 
 
-def _state_words(state: str) -> str:
-    return {"poweredOn": "powered on", "suspended": "suspended"}.get(state, state)
+def power_words(state: str) -> str:
+    """A source VM's power state as the refusals say it ("powered on")."""
+    return {LabVM.PowerState.ON: "powered on", LabVM.PowerState.SUSPENDED: "suspended"}.get(state, state)

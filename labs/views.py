@@ -636,7 +636,7 @@ def _forbidden(request: HttpRequest, refusal: PermissionDenied) -> HttpResponse:
 def _class_labs(request: HttpRequest, course: Course):
     return (
         selectors.lab_list(user=request.user, course=course.pk)
-        .annotate(vm_count=Count("vms"), vms_on=Count("vms", filter=Q(vms__power_state="poweredOn")))
+        .annotate(vm_count=Count("vms"), vms_on=Count("vms", filter=Q(vms__power_state=LabVM.PowerState.ON)))
         .order_by("student__username", "number")
     )
 

@@ -65,7 +65,7 @@ class VMInfoSerializer(serializers.Serializer):
     name = serializers.CharField()
     moref = serializers.CharField()
     path = serializers.CharField()
-    power_state = ChoiceField(choices=["poweredOn", "poweredOff", "suspended"])
+    power_state = ChoiceField(choices=[LabVM.PowerState.ON, LabVM.PowerState.OFF, LabVM.PowerState.SUSPENDED])
     num_cpu = serializers.IntegerField()
     memory_mb = serializers.IntegerField()
     disk_gb = serializers.FloatField()

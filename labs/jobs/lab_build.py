@@ -193,7 +193,7 @@ class LabBuilder:
                 "name": BASELINE_NAME,
                 "description": "The lab as it was handed out. Reset returns here.",
                 "vm_snapshots": vm_snapshots,
-                "power_states": {str(vm.pk): "poweredOn" for vm in self.lab.vms.all()},
+                "power_states": {str(vm.pk): LabVM.PowerState.ON.value for vm in self.lab.vms.all()},
                 "created_by": actor,
             },
         )
@@ -206,7 +206,7 @@ class LabBuilder:
             group = [vm for vm in vms if vm.boot_order == order]
 
             def on(vm: LabVM, reporter: Reporter, index: int) -> None:
-                if self.client.power_state(vm.moref) != "poweredOn":
+                if self.client.power_state(vm.moref) != LabVM.PowerState.ON:
                     self.client.power_on(vm.moref, on_progress=reporter.progress_of(index), deadline=self.deadline)
 
             def tick(percent: float, waiting: str | None, number: int = number) -> None:
@@ -223,7 +223,7 @@ class LabBuilder:
             try:
                 info = self.client.vm_info(vm.moref)
             except NotFound:
-                vm.power_state = "missing"
+                vm.power_state = LabVM.PowerState.MISSING
             else:
                 vm.power_state = info.power_state
                 vm.guest_ip = info.guest_ip or ""
@@ -253,7 +253,7 @@ class LabBuilder:
             moref = moref or (self.client.find_vm(folder, vm.name) if folder else None)
             if not moref:
                 if vm.moref:  # gone already (or the moref names something else now)
-                    vm.moref, vm.power_state = "", "poweredOff"
+                    vm.moref, vm.power_state = "", LabVM.PowerState.OFF
                     vm.save(update_fields=["moref", "power_state"])
                 continue
             try:
@@ -266,7 +266,7 @@ class LabBuilder:
                 vm.save(update_fields=["moref"])
                 continue
             vm.moref = ""
-            vm.power_state = "poweredOff"
+            vm.power_state = LabVM.PowerState.OFF
             vm.save(update_fields=["moref", "power_state"])
         for network in self.lab.networks.all():
             try:

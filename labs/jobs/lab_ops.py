@@ -106,7 +106,8 @@ class LabJob(Job):
             self.builder.refresh_power()
         except VSphereError:
             return []
-        return sorted(self.lab.vms.exclude(moref="").filter(power_state="missing").values_list("role", flat=True))
+        missing = self.lab.vms.exclude(moref="").filter(power_state=LabVM.PowerState.MISSING)
+        return sorted(missing.values_list("role", flat=True))
 
 
 def vanished_words(roles: list[str]) -> str:
@@ -234,11 +235,11 @@ def restore_power(job: LabJob, power_states: dict[str, str], tick: Callable[[flo
     client = job.context.client
     vms = sorted(job.lab.vms.exclude(moref=""), key=lambda vm: (vm.boot_order, vm.role))
     for index, vm in enumerate(vms):
-        wanted = power_states.get(str(vm.pk), "poweredOff")
+        wanted = power_states.get(str(vm.pk), LabVM.PowerState.OFF)
         now = client.power_state(vm.moref)
-        if wanted == "poweredOn" and now != "poweredOn":
+        if wanted == LabVM.PowerState.ON and now != LabVM.PowerState.ON:
             client.power_on(vm.moref, deadline=settings.NESTLAB_VSPHERE_TASK_DEADLINE)
-        elif wanted != "poweredOn" and now == "poweredOn":
+        elif wanted != LabVM.PowerState.ON and now == LabVM.PowerState.ON:
             client.power_off(vm.moref, deadline=settings.NESTLAB_VSPHERE_TASK_DEADLINE)
         tick(100 * (index + 1) / len(vms), None)
 
@@ -355,7 +356,8 @@ class PowerLab(LabJob):
         params = self.context.operation.params
         action, vm_id = params["action"], params.get("vm")
         # A VM gone from vCenter ("missing") cannot be powered; the rest of the lab still can.
-        vms = list(self.lab.vms.exclude(moref="").exclude(power_state="missing").order_by("boot_order", "role"))
+        present = self.lab.vms.exclude(moref="").exclude(power_state=LabVM.PowerState.MISSING)
+        vms = list(present.order_by("boot_order", "role"))
         if vm_id is not None:
             vms = [vm for vm in vms if vm.pk == vm_id]
         if action == "off":
@@ -371,12 +373,12 @@ class PowerLab(LabJob):
         deadline = settings.NESTLAB_VSPHERE_TASK_DEADLINE
         for index, vm in enumerate(vms):
             state = client.power_state(vm.moref)
-            if action == "on" and state != "poweredOn":
+            if action == "on" and state != LabVM.PowerState.ON:
                 client.power_on(vm.moref, deadline=deadline)
-            elif action == "off" and state == "poweredOn":
+            elif action == "off" and state == LabVM.PowerState.ON:
                 client.shutdown_guest(vm.moref, timeout=GUEST_SHUTDOWN_TIMEOUT, deadline=deadline)
             elif action == "reset":
-                if state == "poweredOn":
+                if state == LabVM.PowerState.ON:
                     client.reset(vm.moref, deadline=deadline)
                 else:
                     client.power_on(vm.moref, deadline=deadline)

@@ -12,7 +12,7 @@ from courses import services as course_services
 from courses.models import TemplateVersion
 from labs import template_sources
 from labs.jobs.runner import Job, OperationFailed, register
-from labs.models import Operation
+from labs.models import LabVM, Operation
 from labs.vsphere import NotFound, VMInfo
 
 
@@ -25,9 +25,9 @@ def vm_problems(vm: dict[str, Any], info: VMInfo) -> list[str]:
     """What keeps a source VM from being published, in words (empty when it is fine)."""
     label = f"{vm['role']} ({info.name})"
     problems = []
-    if info.power_state != "poweredOff":
+    if info.power_state != LabVM.PowerState.OFF:
         problems.append(
-            f"{label} is {_power_words(info.power_state)}; power it off so its baseline is consistent "
+            f"{label} is {template_sources.power_words(info.power_state)}; power it off so its baseline is consistent "
             "(Prepare the VMs… on the template page does it)."
         )
     if vm["nested_hv_required"] and not info.nested_hv:
@@ -41,10 +41,6 @@ def vm_problems(vm: dict[str, Any], info: VMInfo) -> list[str]:
             f"{len(vm['nic_networks'])} on lab networks."
         )
     return problems
-
-
-def _power_words(state: str) -> str:
-    return {"poweredOn": "powered on", "suspended": "suspended"}.get(state, state)
 
 
 @register

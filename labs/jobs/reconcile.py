@@ -114,7 +114,7 @@ class Reconcile(Job):
             lab.pk: sorted(
                 vm.role
                 for vm in lab.vms.all()
-                if vm.moref and vm.power_state != "missing" and vm.moref not in in_vcenter
+                if vm.moref and vm.power_state != LabVM.PowerState.MISSING and vm.moref not in in_vcenter
             )
             for lab in settled
         }
@@ -128,7 +128,7 @@ class Reconcile(Job):
         broken = []
         for lab in hit:
             missing = missing_by_lab[lab.pk]
-            LabVM.objects.filter(lab=lab, role__in=missing).update(power_state="missing")
+            LabVM.objects.filter(lab=lab, role__in=missing).update(power_state=LabVM.PowerState.MISSING)
             lab.state = Lab.State.ERROR
             lab.error = f"{', '.join(missing)} disappeared from vCenter. Reset rebuilds the lab."
             lab.save(update_fields=["state", "error"])

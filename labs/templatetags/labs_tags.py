@@ -8,13 +8,11 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from courses.models import Course
 from labs import services
-from labs.models import Lab
+from labs.models import Lab, LabVM, power_label
 
 register = template.Library()
 
 CAPACITY_WAIT = "Waiting for vCenter capacity"
-POWER_WORDS = {"poweredOn": "On", "poweredOff": "Off", "suspended": "Suspended", "missing": "Missing"}
-HEALTH_WORDS = {"green": "OK", "yellow": "Warning", "red": "Alert", "gray": "Unknown"}
 
 
 @register.simple_tag
@@ -48,9 +46,9 @@ def capacity_wait(step: str) -> str:
 
 @register.filter
 def power_words(state: str) -> str:
-    return POWER_WORDS.get(state, state or "Unknown")
+    return power_label(state)
 
 
 @register.filter
 def health_words(status: str) -> str:
-    return HEALTH_WORDS.get(status, "Unknown")
+    return LabVM.HEALTH_WORDS.get(status, "Unknown")

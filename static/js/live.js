@@ -80,8 +80,6 @@
   let reloading = false;
   const ACTIVE = new Set(["queued", "running"]);
   const FINISHED_LAB = new Set(["deleting", "deleted", "expired"]);
-  const POWER_WORDS = {poweredOn: "On", poweredOff: "Off", suspended: "Suspended", missing: "Missing"};
-  const HEALTH_WORDS = {green: "OK", yellow: "Warning", red: "Alert", gray: "Unknown"};
   const LAB_STATE_WORDS = {
     provisioning: "Provisioning", ready: "Ready", busy: "Busy", error: "Error",
     deleting: "Deleting", deleted: "Deleted", expired: "Expired",
@@ -294,10 +292,10 @@
     if (!vm) return;
     all(`[data-vm-id="${vmId}"]`).forEach((scope) => {
       scope.setAttribute("data-power", vm.power_state);
-      setField(scope, "power_state", POWER_WORDS[vm.power_state] || vm.power_state || "Unknown");
+      // The words come with the message (labs.models.LabVM.power_label, health_label).
+      setField(scope, "power_state", vm.power_label);
       setField(scope, "guest_ip", vm.guest_ip || "");
-      const status = vm.overall_status || "";
-      setField(scope, "overall_status", status ? HEALTH_WORDS[status] || "Unknown" : "", status);
+      setField(scope, "overall_status", vm.health_label, vm.overall_status || "");
     });
   }
 
