@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run      serve http://127.0.0.1:8000 with the demo class (embedded Redis, SQLite, simulator)"
 	@echo "make test     the whole suite (unit, integration, browser)"
-	@echo "make lint     ruff check and format check"
+	@echo "make lint     ruff check and format check, and the architecture rules (.importlinter)"
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,7 @@ bench-load: vcsim
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	PYTHONPATH=. $(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff format .
