@@ -501,7 +501,7 @@ def enrollment_add(
     student: AbstractBaseUser,
     source: str = Enrollment.Source.MANUAL,
 ) -> Enrollment:
-    _require(permissions.can_manage_course(actor, course), "Only this course's instructors can change its roster.")
+    _require(permissions.can_manage_course(actor, course), ROSTER_WORDS)
     with transaction.atomic():
         _ensure_student(student)
         enrollment, _ = Enrollment.objects.get_or_create(course=course, student=student, defaults={"source": source})
@@ -518,6 +518,58 @@ def enrollment_remove(*, enrollment: Enrollment, actor: AbstractBaseUser) -> Non
     )
     enrollment.delete()
     realtime.access_changed([enrollment.student_id])
+
+
+ROSTER_WORDS = "Only this course's instructors can change its roster."
+
+
+@dataclass(frozen=True)
+class RosterAdded:
+    """One student added to a roster: the enrollment, the password Nestlab made up for a new
+    account (shown once) or None, and whether they were not enrolled before."""
+
+    enrollment: Enrollment
+    generated_password: str | None
+    newly_enrolled: bool
+
+
+@transaction.atomic
+def roster_add(
+    *,
+    course: Course,
+    actor: AbstractBaseUser,
+    username: str,
+    email: str = "",
+    first_name: str = "",
+    last_name: str = "",
+    password: str | None = None,
+) -> RosterAdded:
+    """Enroll one student, the one rule of the roster's Add and of ``POST enrollments``: the account
+    called ``username``; or, when there is none and account details are given (an email, a name
+    or a password), a new student account. A username alone that names nobody is refused (a typo
+    must not make an account), and so are details for an account that exists (they would be
+    ignored). A refused enrollment leaves no new account behind."""
+    _require(permissions.can_manage_course(actor, course), ROSTER_WORDS)
+    details = {"email": email, "first_name": first_name, "last_name": last_name, "password": password}
+    given = any(details.values())
+    student = User.objects.filter(username=username).first()
+    generated = None
+    if student is None:
+        if not given:
+            raise ValidationError(
+                {
+                    "username": f"No account is called {username}. "
+                    "Give an email or a name as well to create a student account."
+                }
+            )
+        student, generated = student_create(actor=actor, username=username, **details)
+    elif given:
+        raise ValidationError(
+            {"username": f"An account called {username} exists already: leave the other fields empty to enroll it."}
+        )
+    newly = not course.enrollments.filter(student=student).exists()
+    enrollment = enrollment_add(course=course, actor=actor, student=student)
+    return RosterAdded(enrollment, generated, newly)
 
 
 @transaction.atomic

@@ -14,7 +14,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -586,20 +585,15 @@ def roster_add(request: HttpRequest, course_id: int) -> HttpResponse:
     course = _course_or_404(request, course_id)
     form = forms.StudentAddForm(request.POST)
     if form.is_valid():
-        data = form.cleaned_data
-        generated = None
         try:
-            with transaction.atomic():  # a refused enrollment leaves no new account behind
-                student = User.objects.filter(username=data["username"]).first()
-                if student is None:
-                    student, generated = services.student_create(actor=request.user, **data)
-                services.enrollment_add(course=course, actor=request.user, student=student)
+            added = services.roster_add(course=course, actor=request.user, **form.cleaned_data)
         except PermissionDenied as refusal:
             messages.error(request, _words(request, refusal))
             return redirect("courses:course-detail", course.pk)
         except ValidationError as error:
             forms.add_errors(form, error)
         else:
+            student, generated = added.enrollment.student, added.generated_password
             messages.success(request, f"{student.username} is enrolled.")
             if generated:
                 _roster_outcome_keep(request, course, created=[(student.username, generated)])

@@ -12,7 +12,6 @@ from functools import cached_property
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from django.http import Http404
 from drf_spectacular.utils import (
     OpenApiResponse,
@@ -638,26 +637,12 @@ class EnrollmentViewSet(
         course = self.course
         serializer = s.EnrollmentCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        fields = serializer.validated_data
-        generated = None
-        with transaction.atomic():
-            if serializer.creates_account:
-                student, generated = services.student_create(actor=request.user, **fields)
-            else:
-                student = User.objects.filter(username=fields["username"]).first()
-                if student is None:
-                    raise DjangoValidationError(
-                        {
-                            "username": f"No account is called {fields['username']}. "
-                            "Give an email or a name as well to create a student account."
-                        }
-                    )
-            new = not course.enrollments.filter(student=student).exists()
-            enrollment = services.enrollment_add(course=course, actor=request.user, student=student)
-        enrollment.generated_password = generated
+        added = services.roster_add(course=course, actor=request.user, **serializer.validated_data)
+        enrollment = added.enrollment
+        enrollment.generated_password = added.generated_password
         return Response(
             s.EnrollmentCreatedSerializer(enrollment).data,
-            status=status.HTTP_201_CREATED if new else status.HTTP_200_OK,
+            status=status.HTTP_201_CREATED if added.newly_enrolled else status.HTTP_200_OK,
         )
 
     def perform_destroy(self, instance: Enrollment) -> None:

@@ -106,7 +106,9 @@ def test_creating_a_taken_username_changes_nothing():
     StudentFactory(username="fay")
     response = client_for(teacher).post(_url(course), {"username": "fay", "email": "x@example.edu"}, format="json")
     assert response.status_code == 400
-    assert response.json()["errors"] == {"username": ["A user with that username already exists."]}
+    assert response.json()["errors"] == {
+        "username": ["An account called fay exists already: leave the other fields empty to enroll it."]
+    }
     assert not course.enrollments.exists()
 
 
