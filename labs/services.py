@@ -18,7 +18,9 @@ from courses import permissions as course_permissions
 from courses import services as course_services
 from courses.models import Course, CourseQuota, LabTemplate, TemplateVersion, VCenterEndpoint
 from labs import audit, permissions, quotas, realtime, selectors
-from labs.models import Lab, LabNetwork, LabRun, LabSnapshot, LabVM, Operation
+from labs.metering import lab_power_changed, lab_vms_vanished
+from labs.metering import select_lab_for_update as _select_lab_for_update
+from labs.models import Lab, LabNetwork, LabSnapshot, LabVM, Operation
 from portal import audit as portal_audit
 from portal import roles
 from portal.errors import Conflict, QuotaExceeded
@@ -195,22 +197,6 @@ def _refuse_if_busy(lab: Lab) -> None:
             f"{lab.name} is busy: {running.get_kind_display().lower()} #{running.pk} is {running.state}. "
             "Wait for it to finish."
         )
-
-
-def _select_lab_for_update(lab: Lab) -> Lab:
-    """Lock the lab row, and only it, for this transaction.
-
-    Lock order, everywhere: the course's quota row first (``quotas.lock_quota``), then the lab.
-    ``of=("self",)`` matters on PostgreSQL: without it the joined course, student and version
-    rows would be locked FOR UPDATE too, and every new lab (``lab_start``, under the quota lock)
-    needs a key-share lock on its course row: a snapshot click waiting for the quota while a
-    start waits for the course row was a deadlock.
-    """
-    return (
-        Lab.objects.select_for_update(of=("self",))
-        .select_related("course", "student", "template_version")
-        .get(pk=lab.pk)
-    )
 
 
 def _lock_lab(lab: Lab) -> Lab:
@@ -557,35 +543,6 @@ def class_labs_apply(*, course: Course, lab_ids: list[int], action: str, actor: 
     return outcomes
 
 
-def lab_power_changed(*, lab: Lab) -> Lab:
-    """Meter hours from the VMs' power states: a lab runs while any of its VMs is on."""
-    now = timezone.now()
-    any_on = lab.vms.filter(power_state=LabVM.PowerState.ON).exists()
-    with transaction.atomic():
-        locked = _select_lab_for_update(lab)
-        if any_on and locked.running_since is None:
-            locked.running_since = now
-            # Every start begins a lease (when the course has one) and a fresh idle clock. The
-            # quota is only read: locking it after the lab would break the lock order.
-            lease = CourseQuota.objects.filter(course_id=locked.course_id).values_list("lease_hours", flat=True).first()
-            locked.expires_at = now + bounds.lease(lease) if lease is not None else None
-            locked.lease_extensions_used = 0
-            locked.last_activity_at = now
-        elif not any_on and locked.running_since is not None:
-            locked.hours_used += (now - locked.running_since).total_seconds() / 3600
-            LabRun.objects.create(lab=locked, started_at=locked.running_since, ended_at=now)  # for usage reports
-            locked.running_since = None
-            locked.expires_at = None
-        else:
-            return locked
-        locked.save(
-            update_fields=["running_since", "hours_used", "expires_at", "lease_extensions_used", "last_activity_at"]
-        )
-    lab.running_since, lab.hours_used, lab.expires_at = locked.running_since, locked.hours_used, locked.expires_at
-    realtime.lab_changed(locked)
-    return locked
-
-
 # Labs the portal powers off on its own (hours, lease, idle, course end) when they run: ready
 # ones, and ones in error (a failed revert can leave the VMs on). Busy, provisioning and
 # deleting labs have an operation running; the next minute looks at them again.
@@ -665,17 +622,8 @@ def lab_vms_observed(*, endpoint_id: int, updates: list, full_resync: bool) -> i
     for lab_id, lab in changed_labs.items():
         roles_gone = vanished.get(lab_id)
         if roles_gone and lab.state in SETTLED_STATES and selectors.lab_busy_with(lab) is None:
-            # Before metering: a vanished VM no longer runs.
-            for vm in LabVM.objects.filter(lab=lab, role__in=roles_gone).select_related("lab"):
-                vm.power_state = LabVM.PowerState.MISSING
-                vm.save(update_fields=["power_state"])
-                realtime.vm_changed(vm)
-            Lab.objects.filter(pk=lab.pk).update(
-                state=Lab.State.ERROR,
-                error=f"{', '.join(sorted(roles_gone))} disappeared from vCenter. Reset rebuilds the lab.",
-            )
-            lab.refresh_from_db()
-            realtime.lab_changed(lab)
+            lab_vms_vanished(lab=lab, roles=roles_gone)  # meters too
+            continue
         lab_power_changed(lab=lab)
     return changed
 

@@ -18,6 +18,7 @@ from courses.models import LABS_FOLDER_NAME
 from labs import capacity, realtime
 from labs.jobs.parallel import Reporter, run_parallel
 from labs.jobs.runner import JobContext
+from labs.metering import lab_power_changed
 from labs.models import LAB_ATTRIBUTE, Lab, LabNetwork, LabSnapshot, LabVM
 from labs.vsphere import NotFound, PortGroupSpec, VSphereClient, VSphereError
 
@@ -217,8 +218,6 @@ class LabBuilder:
 
     def refresh_power(self) -> None:
         """Read every VM's power state and IP back from vCenter, and meter the lab's hours."""
-        from labs.services import lab_power_changed
-
         for vm in self.lab.vms.exclude(moref=""):
             try:
                 info = self.client.vm_info(vm.moref)

@@ -20,6 +20,7 @@ from labs.jobs.lab_build import (
 )
 from labs.jobs.parallel import Reporter, run_parallel
 from labs.jobs.runner import Job, OperationFailed, register
+from labs.metering import vanished_words
 from labs.models import Lab, LabSnapshot, LabVM, Operation
 from labs.vsphere import NotFound, VSphereError
 
@@ -108,10 +109,6 @@ class LabJob(Job):
             return []
         missing = self.lab.vms.exclude(moref="").filter(power_state=LabVM.PowerState.MISSING)
         return sorted(missing.values_list("role", flat=True))
-
-
-def vanished_words(roles: list[str]) -> str:
-    return f"{', '.join(roles)} disappeared from vCenter. Reset rebuilds the lab."
 
 
 def _clone_sources(lab: Lab) -> list[CloneSource]:

@@ -13,8 +13,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from labs import realtime
 from labs.jobs.runner import Job, OperationFailed, register
+from labs.metering import lab_vms_vanished
 from labs.models import LAB_ATTRIBUTE, Lab, LabNetwork, LabVM, Operation, Orphan
 from labs.vsphere import NotFound, VSphereError
 
@@ -100,8 +100,6 @@ class Reconcile(Job):
         )
 
     def _mark_broken_labs(self, endpoint_id: int, in_vcenter: dict, busy: set[int]) -> list[str]:
-        from labs.services import lab_power_changed
-
         # Ready labs, and labs in error after a failed operation (whose VMs may have gone
         # since: their rows must not keep saying "poweredOn"). VMs already known missing
         # are not news.
@@ -127,13 +125,7 @@ class Reconcile(Job):
             )
         broken = []
         for lab in hit:
-            missing = missing_by_lab[lab.pk]
-            LabVM.objects.filter(lab=lab, role__in=missing).update(power_state=LabVM.PowerState.MISSING)
-            lab.state = Lab.State.ERROR
-            lab.error = f"{', '.join(missing)} disappeared from vCenter. Reset rebuilds the lab."
-            lab.save(update_fields=["state", "error"])
-            realtime.lab_changed(lab)
-            lab_power_changed(lab=lab)  # a vanished VM no longer runs: stop metering its hours
+            lab_vms_vanished(lab=lab, roles=missing_by_lab[lab.pk])
             broken.append(lab.name)
         return broken
 
