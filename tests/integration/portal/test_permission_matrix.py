@@ -403,3 +403,42 @@ def test_each_role_gets_exactly_the_expected_answer(world, method, route):
     expected = EXPECTED[method, route]
     wrong = [f"{role}: {g} (expected {e})" for role, g, e in zip(ROLES, got, expected, strict=True) if g != e]
     assert not wrong, f"{method.upper()} /{route}: " + "; ".join(wrong)
+
+
+REFUSED = (403, 404)
+
+
+def _refusals_recorded(w: World, role: str, method: str, route: str) -> tuple[int, int]:
+    """The status a signed-in role gets, and how many refusals the audit log gained meanwhile."""
+    from portal.models import AuditEntry
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {w.tokens[role]}")
+    path = "/" + route.format(**TARGETS[route](w, role))
+    with transaction.atomic():
+        before = AuditEntry.objects.filter(category="refusal").count()
+        if (method, route) in MULTIPART:
+            response = getattr(client, method)(path, MULTIPART[method, route](w, role), format="multipart")
+        else:
+            body = BODIES.get((method, route), lambda w, role: None)(w, role)
+            response = getattr(client, method)(path, body, format="json")
+        recorded = AuditEntry.objects.filter(category="refusal").count() - before
+        transaction.set_rollback(True)
+    return response.status_code, recorded
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("method", "route"), ALL, ids=[f"{m.upper()} /{r}" for m, r in ALL])
+def test_every_refusal_of_a_signed_in_person_is_recorded_once(world, method, route):
+    """Issue 12: a refusal answered anywhere (a route, a permission class, a service) writes
+    exactly one audit entry; anonymous callers are asked to sign in, not recorded."""
+    if route not in TARGETS or (method, route) not in EXPECTED:
+        pytest.fail(f"{method.upper()} /{route} has no row in EXPECTED or no target in TARGETS: add them.")
+    wrong = []
+    for role, expected in zip(ROLES, EXPECTED[method, route], strict=True):
+        if role == "anonymous" or expected not in REFUSED:
+            continue
+        status, recorded = _refusals_recorded(world, role, method, route)
+        if status in REFUSED and recorded != 1:
+            wrong.append(f"{role}: {status} with {recorded} audit entries")
+    assert not wrong, f"{method.upper()} /{route}: " + "; ".join(wrong)
