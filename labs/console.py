@@ -119,7 +119,7 @@ def console_connect(*, key: str, user: AbstractBaseUser) -> ConsoleSession:
     with transaction.atomic():
         session = (
             ConsoleSession.objects.select_for_update(of=("self",))
-            .select_related("lab__course", "vm", "lab__endpoint")
+            .select_related("lab__course", "vm", "lab__endpoint", "user")
             .filter(key=key)
             .first()
         )
@@ -185,17 +185,16 @@ def console_stream_options(session: ConsoleSession) -> dict:
     return {"verify_tls": endpoint.verify_tls, "timeout": settings.NESTLAB_CONSOLE_HOST_TIMEOUT_SECONDS}
 
 
-def console_heartbeat(*, session_id: int, bytes_to_vm: int, bytes_from_vm: int, input_seen: bool) -> None:
+def console_heartbeat(*, session: ConsoleSession, bytes_to_vm: int, bytes_from_vm: int, input_seen: bool) -> None:
     """The relay is alive: counters so far; input keeps the lab from idling."""
     now = timezone.now()
     fields = {"heartbeat_at": now, "bytes_to_vm": bytes_to_vm, "bytes_from_vm": bytes_from_vm}
     if input_seen:
         fields["last_input_at"] = now
-    ConsoleSession.objects.filter(pk=session_id, state=ConsoleSession.State.OPEN).update(**fields)
-    if input_seen:
-        session = ConsoleSession.objects.select_related("lab__course", "user").get(pk=session_id)
-        if session.mode == ConsoleSession.Mode.CONTROL:
-            services.lab_touch(lab=session.lab, user=session.user)
+    ConsoleSession.objects.filter(pk=session.pk, state=ConsoleSession.State.OPEN).update(**fields)
+    if input_seen and session.mode == ConsoleSession.Mode.CONTROL:
+        # The relay's own copy: lab_touch re-checks the person against the lab as it is now.
+        services.lab_touch(lab=session.lab, user=session.user)
 
 
 def console_ended(*, session_id: int, bytes_to_vm: int, bytes_from_vm: int, reason: str) -> None:

@@ -386,7 +386,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(period)
             seen, self.input_since_heartbeat = self.input_since_heartbeat, False
             await database_sync_to_async(console.console_heartbeat)(
-                session_id=self.session.pk,
+                session=self.session,
                 bytes_to_vm=self.bytes_to_vm,
                 bytes_from_vm=self.bytes_from_vm,
                 input_seen=seen,

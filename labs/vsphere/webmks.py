@@ -99,10 +99,6 @@ class ConsoleStream:
     async def close(self) -> None:
         await self._connection.close()
 
-    @property
-    def bytes_pending(self) -> int:
-        return self._connection.transport.get_write_buffer_size() if self._connection.transport else 0
-
 
 async def open_console_stream(
     ticket: ConsoleTicket, *, verify_tls: bool = True, ca_pem: str | None = None, timeout: float = 10.0

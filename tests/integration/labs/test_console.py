@@ -105,6 +105,14 @@ def router(lab) -> LabVM:
     return lab.vms.get(role="router")
 
 
+def connected(lab, user, mode=ConsoleSession.Mode.CONTROL) -> tuple[ConsoleSession, Browser]:
+    """A console of the lab's router opened by ``user`` and connected, its first screen read."""
+    session = console.console_open(lab=lab, vm=router(lab), actor=user, mode=mode)
+    browser = Browser(session.key, user)
+    browser.start()
+    return session, browser
+
+
 def screen(vcsim, moref) -> dict:
     return vcsim.consoles()["screens"].get(moref, {})
 
@@ -190,9 +198,7 @@ def test_an_observer_sees_the_screen_but_their_keys_never_reach_the_vm(vcsim, la
 
 
 def test_a_student_removed_from_the_course_mid_session_is_closed_with_4403_and_words(vcsim, lab):
-    session = console.console_open(lab=lab, vm=router(lab), actor=lab.student)
-    browser = Browser(session.key, lab.student)
-    browser.start()
+    session, browser = connected(lab, lab.student)
     enrollment = lab.course.enrollments.get(student=lab.student)
     course_services.enrollment_remove(enrollment=enrollment, actor=lab.course.instructors.first())
     closed = browser.closed()
@@ -214,9 +220,7 @@ def test_a_host_that_never_answers_closes_the_console_in_words(vcsim, lab):
 
 
 def test_a_host_that_goes_away_ends_the_console_in_words(vcsim, lab):
-    session = console.console_open(lab=lab, vm=router(lab), actor=lab.student)
-    browser = Browser(session.key, lab.student)
-    browser.start()
+    _, browser = connected(lab, lab.student)
     assert vcsim.drop_consoles() >= 1
     closed = browser.closed()
     assert closed.code == CONSOLE_HOST_FAILED
@@ -224,9 +228,7 @@ def test_a_host_that_goes_away_ends_the_console_in_words(vcsim, lab):
 
 
 def test_an_instructor_closes_a_students_console(vcsim, lab):
-    session = console.console_open(lab=lab, vm=router(lab), actor=lab.student)
-    browser = Browser(session.key, lab.student)
-    browser.start()
+    session, browser = connected(lab, lab.student)
     instructor = lab.course.instructors.first()
     console.console_close(session=ConsoleSession.objects.get(pk=session.pk), actor=instructor)
     closed = browser.closed()
@@ -238,9 +240,7 @@ def test_an_instructor_closes_a_students_console(vcsim, lab):
 def test_a_notice_to_the_student_does_not_end_their_console(vcsim, lab):
     """An instructor taking control sends the student a notice on their person's group, which
     the console socket is in too (for access changes): it must pass it by, not die of it."""
-    session = console.console_open(lab=lab, vm=router(lab), actor=lab.student)
-    browser = Browser(session.key, lab.student)
-    browser.start()
+    session, browser = connected(lab, lab.student)
     instructor = lab.course.instructors.first()
     theirs = Browser(console.console_open(lab=lab, vm=router(lab), actor=instructor).key, instructor)
     theirs.start()
@@ -269,9 +269,7 @@ def test_a_used_or_expired_ticket_closes_the_console_in_words(vcsim, lab, monkey
 
 def test_a_vm_powered_off_under_its_console_closes_it_in_words(vcsim, lab, sim_vm):
     endpoint, moref = sim_vm
-    session = console.console_open(lab=lab, vm=router(lab), actor=lab.student)
-    browser = Browser(session.key, lab.student)
-    browser.start()
+    session, browser = connected(lab, lab.student)
     vsphere.get_client(endpoint_config(endpoint)).power_off(moref)
     closed = browser.closed()
     assert closed.code == CONSOLE_HOST_FAILED
