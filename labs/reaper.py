@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from labs.dispatch import send_operation
 from labs.models import Operation
 
 logger = logging.getLogger(__name__)
@@ -39,12 +40,6 @@ class Reaped:
     resent: list[int] = field(default_factory=list)
 
 
-def _send(operation_id: int, **kwargs) -> None:
-    from labs.tasks import send_operation
-
-    send_operation(operation_id, **kwargs)
-
-
 def reap() -> Reaped:
     now = timezone.now()
     stale_before = now - timedelta(seconds=settings.NESTLAB_OPERATION_HEARTBEAT_TIMEOUT)
@@ -53,11 +48,11 @@ def reap() -> Reaped:
     for operation in stale.only("pk", "attempts", "kind"):
         if operation.attempts < MAX_ATTEMPTS:
             logger.warning("Operation %s lost its worker; sending it again", operation.pk)
-            _send(operation.pk)
+            send_operation(operation.pk)
             reaped.resumed.append(operation.pk)
         else:
             logger.warning("Operation %s lost its worker %s times; abandoning it", operation.pk, operation.attempts)
-            _send(operation.pk, abandon_reason=ABANDON_REASON.format(attempts=operation.attempts))
+            send_operation(operation.pk, abandon_reason=ABANDON_REASON.format(attempts=operation.attempts))
             reaped.abandoned.append(operation.pk)
     # Queued and not sent (again) within the grace period. Builds can wait long in their own
     # queue, so each resend is remembered in heartbeat_at (unused while queued) and the next
@@ -66,7 +61,7 @@ def reap() -> Reaped:
         Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - QUEUED_GRACE)
     )
     for operation in lost.only("pk"):
-        _send(operation.pk)
+        send_operation(operation.pk)
         Operation.objects.filter(pk=operation.pk, state=Operation.State.QUEUED).update(heartbeat_at=now)
         reaped.resent.append(operation.pk)
     return reaped

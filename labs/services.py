@@ -17,7 +17,7 @@ from courses import bounds
 from courses import permissions as course_permissions
 from courses import services as course_services
 from courses.models import Course, CourseQuota, LabTemplate, TemplateVersion, VCenterEndpoint
-from labs import audit, permissions, quotas, realtime, selectors
+from labs import audit, dispatch, permissions, quotas, realtime, selectors
 from labs.metering import lab_power_changed, lab_vms_vanished
 from labs.metering import select_lab_for_update as _select_lab_for_update
 from labs.models import Lab, LabNetwork, LabSnapshot, LabVM, Operation
@@ -28,12 +28,6 @@ from portal.errors import Conflict, QuotaExceeded
 logger = logging.getLogger(__name__)
 
 
-def _enqueue(operation_id: int, task_id: str) -> None:
-    from labs.tasks import send_operation
-
-    send_operation(operation_id, task_id=task_id)
-
-
 def _enqueue_after_commit(operation_id: int, task_id: str) -> None:
     """Send the "go" message; when the broker is down, say so in the log and answer anyway.
 
@@ -41,7 +35,7 @@ def _enqueue_after_commit(operation_id: int, task_id: str) -> None:
     still queued after ``labs.reaper.QUEUED_GRACE`` again, and the person sees it queued.
     """
     try:
-        _enqueue(operation_id, task_id)
+        dispatch.send_operation(operation_id, task_id=task_id)
     except Exception:
         logger.exception(
             "Operation #%s is saved but could not be handed to a worker (is Redis down?); "
@@ -439,7 +433,9 @@ def lab_reset(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
         if not locked.is_running:
             quotas.check_running_slot(quota, locked.course)
             quotas.check_hours(quota, locked.course, locked.student)
-        return _lab_operation(locked, Operation.Kind.RESET, actor)
+        # The plan is decided here, once: the queue (labs.dispatch) and ResetLab follow it.
+        reverts = locked.state == Lab.State.READY and locked.snapshots.filter(is_baseline=True).exists()
+        return _lab_operation(locked, Operation.Kind.RESET, actor, {dispatch.RESET_REVERTS: reverts})
 
 
 def lab_clone(*, lab: Lab, actor: AbstractBaseUser) -> Operation:

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 
-from courses import permissions, services
+from courses import permissions, selectors, services
 from courses.models import (
     Course,
     CourseQuota,
@@ -219,8 +219,6 @@ class TemplateDetailSerializer(TemplateSerializer):
         read_only_fields = fields
 
     def get_unpublished_changes(self, template: LabTemplate) -> bool:
-        from courses import selectors
-
         return selectors.template_has_unpublished_changes(template)
 
 

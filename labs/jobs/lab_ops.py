@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from labs import realtime
+from labs.dispatch import RESET_REVERTS
 from labs.jobs.lab_build import (
     BASELINE_NAME,
     CloneSource,
@@ -288,7 +289,10 @@ class ResetLab(LabJob):
 
     def perform(self) -> None:
         lab = self.lab
-        baseline = lab.snapshots.filter(is_baseline=True).first()
+        # labs.services.lab_reset planned the revert or the rebuild (and labs.dispatch chose the
+        # queue by it); a planned revert becomes a rebuild only if vCenter lost the baseline since.
+        planned_revert = self.context.operation.params.get(RESET_REVERTS, False)
+        baseline = lab.snapshots.filter(is_baseline=True).first() if planned_revert else None
         if baseline is not None and self._baseline_intact(baseline):
             revert_to(self, baseline)
         else:

@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from labs import audit, realtime
+from labs.endpoints import endpoint_client
 from labs.models import Operation
 from labs.vsphere.errors import VSphereError
 from portal.crypto import SecretUnreadable
@@ -91,8 +92,6 @@ class JobContext:
     @cached_property
     def client(self):
         """A vSphere client for the operation's endpoint (the per-process session)."""
-        from labs.endpoints import endpoint_client
-
         return endpoint_client(self.operation.endpoint)
 
     @contextmanager

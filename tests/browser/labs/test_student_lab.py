@@ -27,7 +27,7 @@ def demo_course(transactional_db):
     publishes in this process and nothing else may claim that operation)."""
     server = simulator.start(args=["-demo"])
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(lab_services, "_enqueue", lambda *args: None)
+        patch.setattr(lab_services.dispatch, "send_operation", lambda *args, **kwargs: None)
         course = demo.seed_demo(vcenter_url=server.url, vcenter_user=server.username, vcenter_password=server.password)
     course.simulator = server
     yield course

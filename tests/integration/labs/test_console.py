@@ -32,7 +32,7 @@ TEXT_TOP = 5 * 16
 
 @pytest.fixture(autouse=True)
 def no_queue(monkeypatch):
-    monkeypatch.setattr(services, "_enqueue", lambda *args: None)
+    monkeypatch.setattr(services.dispatch, "send_operation", lambda *args, **kwargs: None)
 
 
 @pytest.fixture(autouse=True)

@@ -24,7 +24,7 @@ ORIGIN = b"http://127.0.0.1:8000"
 
 @pytest.fixture(autouse=True)
 def no_queue(monkeypatch):
-    monkeypatch.setattr(services, "_enqueue", lambda *args: None)
+    monkeypatch.setattr(services.dispatch, "send_operation", lambda *args, **kwargs: None)
 
 
 def _cookie(user) -> bytes:

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def sent(monkeypatch):
     calls: list[tuple[int, dict]] = []
-    monkeypatch.setattr(reaper, "_send", lambda operation_id, **kwargs: calls.append((operation_id, kwargs)))
+    monkeypatch.setattr(reaper, "send_operation", lambda operation_id, **kwargs: calls.append((operation_id, kwargs)))
     return calls
 
 

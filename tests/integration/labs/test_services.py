@@ -18,7 +18,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def enqueued(monkeypatch):
     sent: list[tuple[int, str]] = []
-    monkeypatch.setattr(services, "_enqueue", lambda operation_id, task_id: sent.append((operation_id, task_id)))
+    monkeypatch.setattr(
+        services.dispatch, "send_operation", lambda operation_id, task_id: sent.append((operation_id, task_id))
+    )
     return sent
 
 
@@ -47,12 +49,12 @@ def test_with_the_queue_down_the_click_still_succeeds_and_the_failure_is_logged(
 ):
     """The row is committed before the message is sent: a broker that is down must not turn the
     click into a 500 (the reaper sends queued operations again after five minutes)."""
-    from labs import tasks
+    from labs import dispatch
 
     def broker_down(*args, **kwargs):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(tasks, "send_operation", broker_down)
+    monkeypatch.setattr(dispatch, "send_operation", broker_down)
     admin, endpoint = AdminFactory(), EndpointFactory()
     with caplog.at_level("ERROR", logger="labs.services"), django_capture_on_commit_callbacks(execute=True):
         operation = services.endpoint_check_start(endpoint=endpoint, actor=admin)
@@ -564,7 +566,7 @@ def test_a_student_is_told_who_acted_on_their_lab_and_not_about_their_own_clicks
     from portal.models import Notice
     from tests.factories import open_course
 
-    monkeypatch.setattr(services, "_enqueue", lambda *args: None)
+    monkeypatch.setattr(services.dispatch, "send_operation", lambda *args, **kwargs: None)
     course = open_course(students=1)
     student = course.enrollments.get().student
     lab = services.lab_start(course=course, student=student, actor=student).lab

@@ -28,7 +28,7 @@ def postgresql_only():
 
 @pytest.fixture(autouse=True)
 def no_queue(monkeypatch):
-    monkeypatch.setattr(services, "_enqueue", lambda *args: None)
+    monkeypatch.setattr(services.dispatch, "send_operation", lambda *args, **kwargs: None)
 
 
 def all_at_once(calls):

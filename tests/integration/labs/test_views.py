@@ -21,7 +21,7 @@ LAB_FOLDER = "/DC0/vm/Nestlab Templates/Nested vSphere 8 Lab"
 @pytest.fixture
 def enqueued(monkeypatch):
     sent: list[int] = []
-    monkeypatch.setattr(services, "_enqueue", lambda operation_id, task_id: sent.append(operation_id))
+    monkeypatch.setattr(services.dispatch, "send_operation", lambda operation_id, task_id: sent.append(operation_id))
     return sent
 
 
@@ -245,7 +245,7 @@ def test_anonymous_callers_are_sent_to_log_in(client):
 
 
 # A student's lab page and its buttons; the instructor's class table. No vCenter: the
-# services record operations and nothing is enqueued (labs.services._enqueue is patched).
+# services record operations and nothing is enqueued (labs.dispatch.send_operation is patched).
 
 from django.utils import timezone  # noqa: E402
 
@@ -950,7 +950,7 @@ def test_the_lab_page_shows_the_lease_and_extends_it_once():
 
 @pytest.mark.django_db
 def test_an_admin_reconciles_from_the_home_page_and_reads_the_outcome(client, monkeypatch):
-    monkeypatch.setattr(services, "_enqueue", lambda *args: None)
+    monkeypatch.setattr(services.dispatch, "send_operation", lambda *args, **kwargs: None)
     endpoint = EndpointFactory(name="Campus")
     admin = AdminFactory()
     client.force_login(admin)

@@ -116,9 +116,9 @@ def world(vcsim, django_db_setup, django_db_blocker):
     """Built once per test module, in a transaction rolled back at its end; each test's own
     transaction (``django_db``, not transactional) nests inside it. Nothing is enqueued."""
     with django_db_blocker.unblock(), transaction.atomic():
-        services_enqueue, services._enqueue = services._enqueue, lambda *args: None
+        send_operation, services.dispatch.send_operation = services.dispatch.send_operation, lambda *a, **k: None
         try:
             yield _build(vcsim)
         finally:
-            services._enqueue = services_enqueue
+            services.dispatch.send_operation = send_operation
             transaction.set_rollback(True)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def no_queue(monkeypatch):
-    monkeypatch.setattr(lab_services, "_enqueue", lambda *args: None)
+    monkeypatch.setattr(lab_services.dispatch, "send_operation", lambda *args, **kwargs: None)
 
 
 def _refusals():

@@ -211,7 +211,7 @@ def test_a_permission_denied_no_view_caught_is_recorded_once(client):
 
 
 def test_a_quota_refusal_shown_as_a_message_is_recorded_with_its_lab(client, monkeypatch):
-    monkeypatch.setattr(lab_services, "_enqueue", lambda *args: None)
+    monkeypatch.setattr(lab_services.dispatch, "send_operation", lambda *args, **kwargs: None)
     course = open_course(quota={"snapshots_per_lab": 0})
     lab = ready_lab(course)
     client.force_login(lab.student)
@@ -252,7 +252,7 @@ def test_any_other_403_is_recorded_once_in_general_words(client):
 
 
 def test_not_found_for_someone_elses_lab_is_a_refusal_and_for_no_lab_is_not(client, monkeypatch):
-    monkeypatch.setattr(lab_services, "_enqueue", lambda *args: None)
+    monkeypatch.setattr(lab_services.dispatch, "send_operation", lambda *args, **kwargs: None)
     course = open_course(students=2)
     lab = ready_lab(course, 0)
     classmate = course.enrollments.exclude(student=lab.student).get().student
@@ -271,7 +271,7 @@ def test_people_who_are_not_signed_in_are_asked_to_sign_in_not_refused(client):
 
 
 def test_a_class_action_records_each_refused_lab_with_that_lab(client, monkeypatch):
-    monkeypatch.setattr(lab_services, "_enqueue", lambda *args: None)
+    monkeypatch.setattr(lab_services.dispatch, "send_operation", lambda *args, **kwargs: None)
     course = open_course(students=2)
     labs = [ready_lab(course, 0), ready_lab(course, 1)]
     Lab.objects.filter(pk__in=[lab.pk for lab in labs]).update(running_since=None)  # a reset would start them

@@ -52,7 +52,7 @@ ROUTES = sorted(_route(pattern) for pattern in websocket_urlpatterns)
 
 @pytest.fixture(autouse=True)
 def no_queue(monkeypatch):
-    monkeypatch.setattr(services, "_enqueue", lambda *args: None)
+    monkeypatch.setattr(services.dispatch, "send_operation", lambda *args, **kwargs: None)
 
 
 @pytest.fixture(autouse=True)

@@ -32,7 +32,7 @@ NEW = {
 
 @pytest.fixture(autouse=True)
 def no_queue(monkeypatch):
-    monkeypatch.setattr(lab_services, "_enqueue", lambda *args: None)
+    monkeypatch.setattr(lab_services.dispatch, "send_operation", lambda *args, **kwargs: None)
 
 
 def test_an_admin_connects_a_vcenter_and_the_password_is_stored_encrypted():

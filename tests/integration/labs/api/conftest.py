@@ -23,7 +23,7 @@ def student_of(course, index: int = 0):
 
 def idle(lab: Lab) -> Lab:
     """Pretend every operation under way finished and the lab is ready and running
-    (tests patch ``services._enqueue``, so nothing runs them)."""
+    (tests patch ``dispatch.send_operation``, so nothing runs them)."""
     Operation.objects.filter(state__in=Operation.ACTIVE_STATES).update(state=Operation.State.SUCCEEDED)
     Lab.objects.filter(pk=lab.pk).update(state=Lab.State.READY, running_since=timezone.now())
     lab.refresh_from_db()

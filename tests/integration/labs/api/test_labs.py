@@ -19,7 +19,7 @@ DEMO_ESXI = "/DC0/vm/Nestlab Templates/Nested vSphere 8 Lab/esxi-01"
 
 @pytest.fixture(autouse=True)
 def no_queue(monkeypatch):
-    monkeypatch.setattr(services, "_enqueue", lambda *args: None)
+    monkeypatch.setattr(services.dispatch, "send_operation", lambda *args, **kwargs: None)
 
 
 def _snapshot(lab: Lab, name: str, parent: LabSnapshot | None = None, **fields) -> LabSnapshot:

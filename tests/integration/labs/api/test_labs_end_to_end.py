@@ -31,7 +31,7 @@ def demo_course(celery_worker, own_vcsim, monkeypatch):
     """The demo class on this module's simulator. Seeding publishes in this process, so the
     worker must not get (and race for) that operation's message."""
     with monkeypatch.context() as patch:
-        patch.setattr(services, "_enqueue", lambda *args: None)
+        patch.setattr(services.dispatch, "send_operation", lambda *args, **kwargs: None)
         return demo.seed_demo(
             vcenter_url=own_vcsim.url, vcenter_user=own_vcsim.username, vcenter_password=own_vcsim.password
         )
