@@ -11,7 +11,7 @@ status and content type, and a body that matches the schema. Prints the figures 
 docs/benchmarks.md; any failure is a bug to fix, never a check to loosen.
 
 The stateful phase runs N sequences of up to 6 operations per role, chained through the
-schema's OpenAPI links (portal.api.link_created_objects) and the ones schemathesis infers, with
+schema's OpenAPI links (core.api.link_created_objects) and the ones schemathesis infers, with
 its use-after-free and resource-availability checks as well.
 """
 

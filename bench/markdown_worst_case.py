@@ -46,8 +46,8 @@ def main() -> None:
     import django
 
     django.setup()
+    from core.markdown import render_markdown
     from courses.models import MANUAL_MAX_CHARACTERS
-    from portal.markdown import render_markdown
 
     print(f"Rendering (markdown-it-py + nh3), seconds; limit {MANUAL_MAX_CHARACTERS:,} characters")
     print(f"{'input':<16} {'at the limit':>13} {'300 KB':>9}")

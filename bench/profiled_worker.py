@@ -10,7 +10,7 @@ the product is changed on disk: in each worker process this wraps, by assignment
 - every capacity slot (labs.capacity.vcenter_slot): when it was asked for, got, given back,
   and within it when the clone task had been made and was seen done
   (labs.vsphere.vms.wait_for_task);
-- every realtime push (portal.realtime._send): count and seconds.
+- every realtime push (core.realtime._send): count and seconds.
 
 and writes OUTDIR/worker-<pid>.json after every task. Experiments, from the environment:
 NESTLAB_BENCH_POLL_SECONDS sets labs.capacity.POLL_SECONDS (how often a waiting clone
@@ -76,9 +76,9 @@ def _install() -> None:
     from django.db.backends import utils
     from django.db.backends.base import base
 
+    from core import realtime
     from labs import capacity
     from labs.jobs import runner
-    from portal import realtime
 
     if os.environ.get("NESTLAB_BENCH_POLL_SECONDS"):
         capacity.POLL_SECONDS = float(os.environ["NESTLAB_BENCH_POLL_SECONDS"])

@@ -6,3 +6,12 @@ class CoursesConfig(AppConfig):
 
     name = "courses"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from core.audit import register_object_kind
+
+        register_object_kind("courses.Course", kind="course", words="course", url_kwarg="course_id")
+        register_object_kind("courses.LabTemplate", kind="template", words="template", url_kwarg="template_id")
+        register_object_kind("courses.TemplateVersion", kind="template_version", words="template version")
+        register_object_kind("courses.VCenterEndpoint", kind="endpoint", words="vCenter", url_kwarg="endpoint_id")
+        register_object_kind("courses.Enrollment", kind="enrollment", words="enrollment")

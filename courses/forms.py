@@ -5,7 +5,6 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 
@@ -17,15 +16,6 @@ CLONE_MODES = [
     ("linked", "Linked clones: start in seconds from the baseline snapshot, share its disks"),
     ("full", "Full clones: copy every disk (slower, more storage, independent of the template)"),
 ]
-
-
-def add_errors(form: forms.Form, error: ValidationError) -> None:
-    """Put a service's ValidationError on the form: on its field when the form has one."""
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error)
 
 
 def _clone_mode(value: str) -> bool:
@@ -82,30 +72,6 @@ class EndpointForm(forms.ModelForm):
             self.instance.set_password(cleaned["password"])
         if cleaned.get("console_password"):
             self.instance.set_console_password(cleaned["console_password"])
-        return cleaned
-
-
-class InstructorForm(forms.Form):
-    username = forms.CharField(max_length=150)
-    first_name = forms.CharField(max_length=150, required=False)
-    last_name = forms.CharField(max_length=150, required=False)
-    email = forms.EmailField(required=False)
-    password = forms.CharField(
-        strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="Give it to the instructor in person; they can change it later.",
-    )
-
-    def clean(self) -> dict:
-        cleaned = super().clean()
-        password = cleaned.get("password")
-        if password:
-            # The service checks it too; here the reasons land on the password field.
-            user = get_user_model()(**{name: cleaned.get(name, "") for name in ("username", "first_name", "last_name")})
-            try:
-                validate_password(password, user)
-            except ValidationError as error:
-                self.add_error("password", error)
         return cleaned
 
 

@@ -8,9 +8,9 @@ from django.core.validators import MaxLengthValidator, MaxValueValidator, MinVal
 from django.db import models
 from django.utils import timezone
 
+from core import crypto
+from core.markdown import render_markdown, stored_html
 from courses import bounds
-from portal import crypto
-from portal.markdown import render_markdown, stored_html
 
 VLAN_ID_VALIDATORS = [MinValueValidator(1), MaxValueValidator(4094)]
 # A lab manual's size: 64 K characters is a long manual (the demo's is 2 K) and renders in well
@@ -34,7 +34,7 @@ def path_under(path: str, folder: str) -> bool:
 class VCenterEndpoint(models.Model):
     """A vCenter that hosts labs, and where on it labs are placed.
 
-    The password is stored encrypted (portal.crypto) and is write-only everywhere:
+    The password is stored encrypted (core.crypto) and is write-only everywhere:
     set it with ``set_password`` and read it only to open a vSphere session.
     """
 

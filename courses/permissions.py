@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 
+from core import roles
 from courses.models import Course, LabTemplate
-from portal import roles
 
 
 def can_manage_endpoints(user: AbstractBaseUser) -> bool:
@@ -55,7 +55,3 @@ def can_set_quota(user: AbstractBaseUser, course: Course) -> bool:
 def can_grant_top_up(user: AbstractBaseUser, course: Course) -> bool:
     """Per-student top-ups: admins, and the course's instructors (no ticket to staff needed)."""
     return can_manage_course(user, course)
-
-
-def can_create_instructors(user: AbstractBaseUser) -> bool:
-    return roles.is_admin(user)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
 
+from core import roles
 from courses.models import Course, CourseQuota, Enrollment, LabTemplate, TemplateVersion, TemplateVM, VCenterEndpoint
-from portal import roles
 
 
 def endpoint_list() -> QuerySet[VCenterEndpoint]:

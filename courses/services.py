@@ -19,6 +19,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max, ProtectedError
 from django.utils import timezone
 
+from accounts import services as accounts_services
+from core import realtime, roles
 from courses import permissions
 from courses.models import (
     Course,
@@ -33,7 +35,6 @@ from courses.models import (
     TemplateVM,
     VCenterEndpoint,
 )
-from portal import realtime, roles
 
 User = get_user_model()
 
@@ -487,13 +488,6 @@ def join_code_rotate(*, course: Course, actor: AbstractBaseUser, enabled: bool =
 # Roster
 
 
-def _ensure_student(user: AbstractBaseUser) -> None:
-    if roles.is_admin(user) or roles.is_instructor(user):
-        raise ValidationError(f"{user.username} is a staff account, not a student.")
-    if not roles.is_student(user):
-        roles.role_grant(user=user, role=roles.Role.STUDENT)
-
-
 def enrollment_add(
     *,
     course: Course,
@@ -503,7 +497,7 @@ def enrollment_add(
 ) -> Enrollment:
     _require(permissions.can_manage_course(actor, course), ROSTER_WORDS)
     with transaction.atomic():
-        _ensure_student(student)
+        accounts_services.student_role_ensure(student)
         enrollment, _ = Enrollment.objects.get_or_create(course=course, student=student, defaults={"source": source})
     return enrollment
 
@@ -562,7 +556,7 @@ def roster_add(
                     "Give an email or a name as well to create a student account."
                 }
             )
-        student, generated = student_create(actor=actor, username=username, **details)
+        student, generated = accounts_services.student_create(actor=actor, username=username, **details)
     elif given:
         raise ValidationError(
             {"username": f"An account called {username} exists already: leave the other fields empty to enroll it."}
@@ -570,52 +564,6 @@ def roster_add(
     newly = not course.enrollments.filter(student=student).exists()
     enrollment = enrollment_add(course=course, actor=actor, student=student)
     return RosterAdded(enrollment, generated, newly)
-
-
-@transaction.atomic
-def student_create(
-    *,
-    actor: AbstractBaseUser,
-    username: str,
-    email: str = "",
-    first_name: str = "",
-    last_name: str = "",
-    password: str | None = None,
-) -> tuple[AbstractBaseUser, str | None]:
-    """A student account. Without a password one is generated and returned (shown once)."""
-    _require(roles.is_instructor(actor) or roles.is_admin(actor), "Only instructors and admins can add students.")
-    generated = None
-    if not password:
-        generated = password = secrets.token_urlsafe(9)
-    user = User(username=username, email=email, first_name=first_name, last_name=last_name)
-    if generated is None:
-        # A student's password meets the same rules as everyone's (AUTH_PASSWORD_VALIDATORS).
-        validate_password(password, user)
-    user.set_password(password)
-    user.full_clean(exclude=["password"])
-    user.save()
-    roles.role_grant(user=user, role=roles.Role.STUDENT)
-    return user, generated
-
-
-@transaction.atomic
-def instructor_create(
-    *,
-    actor: AbstractBaseUser,
-    username: str,
-    password: str,
-    email: str = "",
-    first_name: str = "",
-    last_name: str = "",
-) -> AbstractBaseUser:
-    _require(permissions.can_create_instructors(actor), "Only admins can add instructors.")
-    user = User(username=username, email=email, first_name=first_name, last_name=last_name)
-    validate_password(password, user)
-    user.set_password(password)
-    user.full_clean(exclude=["password"])
-    user.save()
-    roles.role_grant(user=user, role=roles.Role.INSTRUCTOR)
-    return user
 
 
 @dataclass
@@ -738,7 +686,7 @@ def roster_import_csv(*, course: Course, actor: AbstractBaseUser, data: bytes) -
             for _line, row in planned:
                 user = User.objects.filter(username=row["username"]).first()
                 if user is None:
-                    user, generated = student_create(
+                    user, generated = accounts_services.student_create(
                         actor=actor,
                         username=row["username"],
                         email=row.get("email", ""),
@@ -748,7 +696,7 @@ def roster_import_csv(*, course: Course, actor: AbstractBaseUser, data: bytes) -
                     )
                     result.created.append((user.username, generated))
                 else:
-                    _ensure_student(user)
+                    accounts_services.student_role_ensure(user)
                 _, made = Enrollment.objects.get_or_create(
                     course=course, student=user, defaults={"source": Enrollment.Source.CSV}
                 )

@@ -8,7 +8,6 @@ urlpatterns = [
     path("endpoints/new/", views.endpoint_create, name="endpoint-create"),
     path("endpoints/<int:endpoint_id>/edit/", views.endpoint_edit, name="endpoint-edit"),
     path("endpoints/<int:endpoint_id>/delete/", views.endpoint_delete, name="endpoint-delete"),
-    path("people/", views.people, name="people"),
     path("templates/", views.template_list, name="template-list"),
     path("templates/new/", views.template_create, name="template-create"),
     path("templates/preview/", views.markdown_preview, name="markdown-preview"),

@@ -13,13 +13,14 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from core import crypto
+from core.markdown import render_markdown
+from core.web import add_errors, forbidden, refusal_message
 from courses import forms, permissions, selectors, services, usage
 from courses.models import (
     MANUAL_MAX_CHARACTERS,
@@ -30,22 +31,8 @@ from courses.models import (
     TemplateVM,
     VCenterEndpoint,
 )
-from portal import audit, crypto, roles
-from portal.markdown import render_markdown
 
 User = get_user_model()
-
-
-def _words(request: HttpRequest, error: ValidationError | PermissionDenied) -> str:
-    """The error in words; a refusal is recorded in the audit log as it is answered."""
-    if isinstance(error, ValidationError):
-        return " ".join(error.messages)
-    return audit.refusal_answered(request, error)
-
-
-def _forbidden(request: HttpRequest, refusal: PermissionDenied | str) -> HttpResponse:
-    message = audit.refusal_answered(request, refusal)
-    return render(request, "courses/forbidden.html", {"message": message}, status=403)
 
 
 def _back(url: str, anchor: str = "") -> HttpResponse:
@@ -58,15 +45,15 @@ def _back(url: str, anchor: str = "") -> HttpResponse:
 @login_required
 def endpoint_create(request: HttpRequest) -> HttpResponse:
     if not permissions.can_manage_endpoints(request.user):
-        return _forbidden(request, "Only admins can connect vCenters.")
+        return forbidden(request, "Only admins can connect vCenters.")
     form = forms.EndpointForm(request.POST or None, creating=True)
     if request.method == "POST" and form.is_valid():
         try:
             endpoint = services.endpoint_create(actor=request.user, **form.cleaned_data)
         except PermissionDenied as refusal:
-            return _forbidden(request, refusal)
+            return forbidden(request, refusal)
         except ValidationError as error:
-            forms.add_errors(form, error)
+            add_errors(form, error)
         else:
             messages.success(request, f"{endpoint.name} is connected. Check its connection to see that it answers.")
             return redirect("home")
@@ -76,7 +63,7 @@ def endpoint_create(request: HttpRequest) -> HttpResponse:
 @login_required
 def endpoint_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     if not permissions.can_manage_endpoints(request.user):
-        return _forbidden(request, "Only admins can change vCenters.")
+        return forbidden(request, "Only admins can change vCenters.")
     endpoint = get_object_or_404(VCenterEndpoint, pk=endpoint_id)
     # The form works on its own copy, so a refused save leaves the page's endpoint as stored.
     form = forms.EndpointForm(request.POST or None, instance=VCenterEndpoint.objects.get(pk=endpoint.pk))
@@ -84,9 +71,9 @@ def endpoint_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
         try:
             services.endpoint_update(endpoint=endpoint, actor=request.user, **form.cleaned_data)
         except PermissionDenied as refusal:
-            return _forbidden(request, refusal)
+            return forbidden(request, refusal)
         except ValidationError as error:
-            forms.add_errors(form, error)
+            add_errors(form, error)
         else:
             messages.success(request, f"{endpoint.name} is saved.")
             return redirect("home")
@@ -100,61 +87,12 @@ def endpoint_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     try:
         services.endpoint_delete(endpoint=endpoint, actor=request.user)
     except PermissionDenied as refusal:
-        return _forbidden(request, refusal)
+        return forbidden(request, refusal)
     except ValidationError as error:
-        messages.error(request, _words(request, error))
+        messages.error(request, refusal_message(request, error))
         return redirect("courses:endpoint-edit", endpoint.pk)
     messages.success(request, f"{endpoint.name} is removed.")
     return redirect("home")
-
-
-# People (admins)
-
-
-def _role_names(user) -> list[str]:
-    by_group = {name: role.value for role, name in roles.GROUP_NAMES.items()}
-    held = {by_group[group.name] for group in user.groups.all() if group.name in by_group}
-    if user.is_superuser:
-        held.add(roles.Role.ADMIN.value)
-    return [role.value for role in roles.PRECEDENCE if role.value in held]
-
-
-@login_required
-def people(request: HttpRequest) -> HttpResponse:
-    if not permissions.can_create_instructors(request.user):
-        return _forbidden(request, "Only admins can see everyone's accounts.")
-    form = forms.InstructorForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            instructor = services.instructor_create(actor=request.user, **form.cleaned_data)
-        except PermissionDenied as refusal:
-            return _forbidden(request, refusal)
-        except ValidationError as error:
-            forms.add_errors(form, error)
-        else:
-            messages.success(request, f"{instructor.username} is an instructor now and can log in.")
-            return redirect("courses:people")
-
-    role = request.GET.get("role", "")
-    query = request.GET.get("q", "").strip()
-    users = User.objects.prefetch_related("groups").order_by("username")
-    if role in roles.GROUP_NAMES:
-        in_group = Q(groups__name=roles.GROUP_NAMES[role])
-        users = users.filter(in_group | Q(is_superuser=True) if role == roles.Role.ADMIN else in_group)
-    if query:
-        users = users.filter(
-            Q(username__icontains=query)
-            | Q(first_name__icontains=query)
-            | Q(last_name__icontains=query)
-            | Q(email__icontains=query)
-        )
-    page = Paginator(users.distinct(), 100).get_page(request.GET.get("page"))
-    rows = [(person, _role_names(person)) for person in page]
-    return render(
-        request,
-        "courses/people.html",
-        {"form": form, "rows": rows, "page": page, "role": role, "query": query, "roles": list(roles.Role)},
-    )
 
 
 # Templates (instructors)
@@ -170,7 +108,7 @@ def _template_or_404(request: HttpRequest, template_id: int) -> LabTemplate:
 @login_required
 def template_list(request: HttpRequest) -> HttpResponse:
     if not permissions.can_create_templates(request.user):
-        return _forbidden(request, "Lab templates are for instructors and admins.")
+        return forbidden(request, "Lab templates are for instructors and admins.")
     templates = selectors.template_list(user=request.user)
     return render(request, "courses/template_list.html", {"templates": templates})
 
@@ -178,7 +116,7 @@ def template_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def template_create(request: HttpRequest) -> HttpResponse:
     if not permissions.can_create_templates(request.user):
-        return _forbidden(request, "Only instructors and admins can build templates.")
+        return forbidden(request, "Only instructors and admins can build templates.")
     form = forms.TemplateCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -192,9 +130,9 @@ def template_create(request: HttpRequest) -> HttpResponse:
                 networks=data["networks"],
             )
         except PermissionDenied as refusal:
-            return _forbidden(request, refusal)
+            return forbidden(request, refusal)
         except ValidationError as error:
-            forms.add_errors(form, error)
+            add_errors(form, error)
         else:
             messages.success(request, f"{template.name} is created. Now add its VMs from vCenter.")
             return _back(reverse("courses:template-detail", args=[template.pk]), "add-vm")
@@ -234,7 +172,7 @@ def _template_page(request: HttpRequest, template: LabTemplate, *, status: int =
 @login_required
 def template_detail(request: HttpRequest, template_id: int) -> HttpResponse:
     if not permissions.can_create_templates(request.user):
-        return _forbidden(request, "Lab templates are for instructors and admins.")
+        return forbidden(request, "Lab templates are for instructors and admins.")
     template = _template_or_404(request, template_id)
     if request.method != "POST":
         return _template_page(request, template)
@@ -243,10 +181,10 @@ def template_detail(request: HttpRequest, template_id: int) -> HttpResponse:
         try:
             services.template_update(template=template, actor=request.user, **form.service_fields())
         except PermissionDenied as refusal:
-            messages.error(request, _words(request, refusal))
+            messages.error(request, refusal_message(request, refusal))
             return redirect("courses:template-detail", template.pk)
         except ValidationError as error:
-            forms.add_errors(form, error)
+            add_errors(form, error)
         else:
             messages.success(request, "Saved. Publish when you want courses to get these changes.")
             return redirect("courses:template-detail", template.pk)
@@ -263,10 +201,10 @@ def template_network_add(request: HttpRequest, template_id: int) -> HttpResponse
         try:
             network = services.template_network_add(template=template, actor=request.user, **form.cleaned_data)
         except PermissionDenied as refusal:
-            messages.error(request, _words(request, refusal))
+            messages.error(request, refusal_message(request, refusal))
             return redirect("courses:template-detail", template.pk)
         except ValidationError as error:
-            forms.add_errors(form, error)
+            add_errors(form, error)
         else:
             messages.success(request, f"Network {network.name} is added.")
             return _back(reverse("courses:template-detail", args=[template.pk]), "networks")
@@ -281,7 +219,7 @@ def template_network_remove(request: HttpRequest, template_id: int, network_id: 
     try:
         services.template_network_remove(network=network, actor=request.user)
     except (PermissionDenied, ValidationError) as error:
-        messages.error(request, _words(request, error))
+        messages.error(request, refusal_message(request, error))
     else:
         messages.success(request, f"Network {network.name} is removed.")
     return _back(reverse("courses:template-detail", args=[template.pk]), "networks")
@@ -296,10 +234,10 @@ def template_vm_add(request: HttpRequest, template_id: int) -> HttpResponse:
         try:
             vm = services.template_vm_add(template=template, actor=request.user, **form.cleaned_data)
         except PermissionDenied as refusal:
-            messages.error(request, _words(request, refusal))
+            messages.error(request, refusal_message(request, refusal))
             return redirect("courses:template-detail", template.pk)
         except ValidationError as error:
-            forms.add_errors(form, error)
+            add_errors(form, error)
         else:
             messages.success(request, f"{vm.source_name} is in the template as {vm.role}.")
             return _back(reverse("courses:template-detail", args=[template.pk]), "add-vm")
@@ -317,10 +255,10 @@ def template_vm_edit(request: HttpRequest, template_id: int, vm_id: int) -> Http
         try:
             services.template_vm_update(vm=vm, actor=request.user, **form.cleaned_data)
         except PermissionDenied as refusal:
-            messages.error(request, _words(request, refusal))
+            messages.error(request, refusal_message(request, refusal))
             return redirect("courses:template-detail", template.pk)
         except ValidationError as error:
-            forms.add_errors(form, error)
+            add_errors(form, error)
         else:
             messages.success(request, f"{form.cleaned_data['role']} is saved.")
             return _back(reverse("courses:template-detail", args=[template.pk]), "vms")
@@ -335,7 +273,7 @@ def template_vm_remove(request: HttpRequest, template_id: int, vm_id: int) -> Ht
     try:
         services.template_vm_remove(vm=vm, actor=request.user)
     except PermissionDenied as refusal:
-        messages.error(request, _words(request, refusal))
+        messages.error(request, refusal_message(request, refusal))
     else:
         messages.success(request, f"{vm.role} is removed from the template.")
     return _back(reverse("courses:template-detail", args=[template.pk]), "vms")
@@ -426,15 +364,15 @@ def course_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def course_create(request: HttpRequest) -> HttpResponse:
     if not permissions.can_create_courses(request.user):
-        return _forbidden(request, "Only instructors and admins can create courses.")
+        return forbidden(request, "Only instructors and admins can create courses.")
     form = forms.CourseForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
             course = services.course_create(actor=request.user, **form.service_fields())
         except PermissionDenied as refusal:
-            return _forbidden(request, refusal)
+            return forbidden(request, refusal)
         except ValidationError as error:
-            forms.add_errors(form, error)
+            add_errors(form, error)
         else:
             messages.success(request, f"{course.title} is created as a draft. Add students, then open it.")
             return redirect("courses:course-detail", course.pk)
@@ -457,10 +395,10 @@ def course_edit(request: HttpRequest, course_id: int) -> HttpResponse:
         try:
             services.course_update(course=course, actor=request.user, **form.service_fields())
         except PermissionDenied as refusal:
-            messages.error(request, _words(request, refusal))
+            messages.error(request, refusal_message(request, refusal))
             return redirect("courses:course-detail", course.pk)
         except ValidationError as error:
-            forms.add_errors(form, error)
+            add_errors(form, error)
         else:
             messages.success(request, "The course details are saved.")
             return redirect("courses:course-detail", course.pk)
@@ -478,7 +416,7 @@ def course_state(request: HttpRequest, course_id: int) -> HttpResponse:
     try:
         services.course_update(course=course, actor=request.user, state=state)
     except (PermissionDenied, ValidationError) as error:
-        messages.error(request, _words(request, error))
+        messages.error(request, refusal_message(request, error))
     else:
         messages.success(request, f"The course is {course.get_state_display().lower()} now.")
     return redirect("courses:course-detail", course.pk)
@@ -492,7 +430,7 @@ def course_join_code(request: HttpRequest, course_id: int) -> HttpResponse:
     try:
         course = services.join_code_rotate(course=course, actor=request.user, enabled=enabled)
     except PermissionDenied as refusal:
-        messages.error(request, _words(request, refusal))
+        messages.error(request, refusal_message(request, refusal))
     else:
         if course.join_code:
             messages.success(request, f"The new join code is {course.join_code}; the old one no longer works.")
@@ -514,10 +452,10 @@ def course_instructor_add(request: HttpRequest, course_id: int) -> HttpResponse:
             try:
                 services.course_instructor_add(course=course, actor=request.user, instructor=instructor)
             except PermissionDenied as refusal:
-                messages.error(request, _words(request, refusal))
+                messages.error(request, refusal_message(request, refusal))
                 return redirect("courses:course-detail", course.pk)
             except ValidationError as error:
-                forms.add_errors(form, error)
+                add_errors(form, error)
             else:
                 messages.success(request, f"{instructor.username} teaches this course too now.")
                 return _back(reverse("courses:course-detail", args=[course.pk]), "instructors")
@@ -532,7 +470,7 @@ def course_instructor_remove(request: HttpRequest, course_id: int, user_id: int)
     try:
         services.course_instructor_remove(course=course, actor=request.user, instructor=instructor)
     except (PermissionDenied, ValidationError) as refusal:
-        messages.error(request, _words(request, refusal))  # a PermissionDenied is recorded as it is said
+        messages.error(request, refusal_message(request, refusal))  # a PermissionDenied is recorded as it is said
     else:
         messages.success(request, f"{instructor.username} no longer teaches this course.")
     return _back(reverse("courses:course-detail", args=[course.pk]), "instructors")
@@ -540,7 +478,7 @@ def course_instructor_remove(request: HttpRequest, course_id: int, user_id: int)
 
 # A roster change that made accounts redirects to the course page (so a reload does not post
 # again) and the page shows the outcome once. The generated passwords wait in the session for
-# that one page view, encrypted like the vCenter passwords (portal.crypto): never in clear at rest.
+# that one page view, encrypted like the vCenter passwords (core.crypto): never in clear at rest.
 
 
 def _roster_outcome_key(course: Course) -> str:
@@ -588,10 +526,10 @@ def roster_add(request: HttpRequest, course_id: int) -> HttpResponse:
         try:
             added = services.roster_add(course=course, actor=request.user, **form.cleaned_data)
         except PermissionDenied as refusal:
-            messages.error(request, _words(request, refusal))
+            messages.error(request, refusal_message(request, refusal))
             return redirect("courses:course-detail", course.pk)
         except ValidationError as error:
-            forms.add_errors(form, error)
+            add_errors(form, error)
         else:
             student, generated = added.enrollment.student, added.generated_password
             messages.success(request, f"{student.username} is enrolled.")
@@ -610,7 +548,7 @@ def roster_remove(request: HttpRequest, course_id: int, enrollment_id: int) -> H
     try:
         services.enrollment_remove(enrollment=enrollment, actor=request.user)
     except PermissionDenied as refusal:
-        messages.error(request, _words(request, refusal))
+        messages.error(request, refusal_message(request, refusal))
     else:
         messages.success(request, f"{enrollment.student.username} is no longer enrolled.")
     return _back(reverse("courses:course-detail", args=[course.pk]), "roster")
@@ -630,7 +568,7 @@ def roster_upload(request: HttpRequest, course_id: int) -> HttpResponse:
     try:
         result = services.roster_import_csv(course=course, actor=request.user, data=upload.read())
     except PermissionDenied as refusal:
-        messages.error(request, _words(request, refusal))
+        messages.error(request, refusal_message(request, refusal))
         return redirect("courses:course-detail", course.pk)
     except services.RosterError as error:
         return _course_page(
@@ -658,10 +596,10 @@ def quota_edit(request: HttpRequest, course_id: int) -> HttpResponse:
         try:
             services.quota_update(course=course, actor=request.user, **form.cleaned_data)
         except PermissionDenied as refusal:
-            messages.error(request, _words(request, refusal))
+            messages.error(request, refusal_message(request, refusal))
             return redirect("courses:course-detail", course.pk)
         except ValidationError as error:
-            forms.add_errors(form, error)
+            add_errors(form, error)
         else:
             messages.success(request, "The quota is saved.")
             return _back(reverse("courses:course-detail", args=[course.pk]), "quota")
@@ -677,10 +615,10 @@ def top_up_grant(request: HttpRequest, course_id: int) -> HttpResponse:
         try:
             top_up = services.top_up_grant(course=course, actor=request.user, **form.cleaned_data)
         except PermissionDenied as refusal:
-            messages.error(request, _words(request, refusal))
+            messages.error(request, refusal_message(request, refusal))
             return redirect("courses:course-detail", course.pk)
         except ValidationError as error:
-            forms.add_errors(form, error)
+            add_errors(form, error)
         else:
             messages.success(request, f"{top_up.student.username} got their top-up.")
             return _back(reverse("courses:course-detail", args=[course.pk]), "top-ups")
@@ -695,9 +633,9 @@ def course_join(request: HttpRequest) -> HttpResponse:
         try:
             enrollment = services.course_join(student=request.user, code=form.cleaned_data["code"])
         except PermissionDenied as refusal:
-            form.add_error(None, _words(request, refusal))
+            form.add_error(None, refusal_message(request, refusal))
         except ValidationError as error:
-            forms.add_errors(form, error)
+            add_errors(form, error)
         else:
             messages.success(request, f"You are enrolled in {enrollment.course.title}.")
             return redirect("courses:course-detail", enrollment.course_id)

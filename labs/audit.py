@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 
+from core.audit import Category, Result, Source, Target, audit_record, describe, never_fails
 from labs.models import Operation
-from portal.audit import Category, Result, Source, Target, audit_record, describe, never_fails
 
 ACTIONS = {
     Operation.Kind.ENDPOINT_CHECK: "endpoint.check",

@@ -19,7 +19,7 @@ from functools import cache
 import redis
 from django.conf import settings
 
-from portal.errors import ServiceUnavailable
+from core.errors import ServiceUnavailable
 
 # A holder renews its lease while it works; a dead worker's slot frees itself after this.
 LEASE_SECONDS = 60

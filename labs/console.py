@@ -23,12 +23,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core import realtime as groups
+from core.audit import Category, Result, Source, audit_record, describe, never_fails
+from core.errors import QuotaExceeded
 from courses import permissions as course_permissions
 from labs import endpoints, permissions, realtime, services, vsphere
 from labs.models import ConsoleSession, Lab, LabVM
-from portal import realtime as groups
-from portal.audit import Category, Result, Source, audit_record, describe, never_fails
-from portal.errors import QuotaExceeded
 
 # States of a lab in which its VMs have a console worth opening.
 CONSOLE_LAB_STATES = (Lab.State.READY, Lab.State.BUSY)

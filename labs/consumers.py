@@ -4,7 +4,7 @@ their commits (schema: docs/websocket.md). They never call vCenter, except the c
 relay, which asks for a VM's ticket and connects to the ESXi host (``ConsoleConsumer``).
 
 Permission is checked again on every client ``resync`` and whenever the person's access
-changes (``portal.realtime.access_changed``, sent by roster changes to their user group): a
+changes (``core.realtime.access_changed``, sent by roster changes to their user group): a
 person who may no longer see the object is closed with 4403; a lab's owner removed from its
 course, who still reads it, gets a full state with ``can_act`` false and a notice.
 """
@@ -22,20 +22,20 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 
+from core import audit
+from core import realtime as groups
+from core.ws_limit import SocketSlot, limit_words
 from courses import permissions as course_permissions
 from courses.models import Course
 from labs import console, permissions, realtime, rfb, selectors, services, vsphere
 from labs.models import ConsoleSession, Lab, Operation
-from portal import audit
-from portal import realtime as groups
-from portal.ws_limit import SocketSlot, limit_words
 
 User = get_user_model()
 
 # Close codes a client can act on (4000-4999 are the application's own).
 NOT_SIGNED_IN = 4401
 NOT_ALLOWED = 4403
-TOO_MANY = 4429  # the person has NESTLAB_WS_PER_USER_LIMIT sockets open already (portal/ws_limit.py)
+TOO_MANY = 4429  # the person has NESTLAB_WS_PER_USER_LIMIT sockets open already (core/ws_limit.py)
 
 
 class _PushConsumer(AsyncJsonWebsocketConsumer):
@@ -109,7 +109,7 @@ class _PushConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(await self.full_state())
 
     async def access_changed(self, event: dict) -> None:
-        """``portal.realtime.access_changed``: internal, never relayed to the browser."""
+        """``core.realtime.access_changed``: internal, never relayed to the browser."""
         await self.recheck()
 
     async def recheck(self) -> bool:
@@ -410,7 +410,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         carries RFB only, so they are not for it (without this handler they ended the console)."""
 
     async def access_changed(self, event: dict) -> None:
-        """``portal.realtime.access_changed``: the person's roles or enrolments changed."""
+        """``core.realtime.access_changed``: the person's roles or enrolments changed."""
         if self.session is not None and not self.ended:
             await self.still_allowed()
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 
+from core import roles
 from courses import permissions as course_permissions
 from courses.models import Course
 from labs.models import Lab, Operation
-from portal import roles
 
 
 def can_view_lab(user: AbstractBaseUser, lab: Lab) -> bool:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, Sum
 
+from core.errors import QuotaExceeded
 from courses.models import Course, CourseQuota, TemplateVersion
 from courses.usage import StudentUsage, Usage
 from labs.models import Lab, LabSnapshot, LabVM, Operation
-from portal.errors import QuotaExceeded
 
 
 def lock_quota(course: Course) -> CourseQuota:

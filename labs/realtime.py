@@ -6,9 +6,10 @@ from typing import Any
 
 from django.db.models import F, Model
 
+from core import realtime
+from core.notices import notice_send
 from labs import selectors
 from labs.models import Lab, LabVM, Operation
-from portal import realtime
 
 
 def next_seq(instance: Model) -> int:
@@ -144,8 +145,6 @@ def snapshots_changed(lab: Lab) -> None:
 
 def notify_user(user_id: int, text: str, level: str = "warning") -> None:
     """A notice for one person: a toast on any page they have open, and on their next page."""
-    from portal.notices import notice_send
-
     notice_send(user_id=user_id, text=text, level=level)
 
 

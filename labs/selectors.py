@@ -9,12 +9,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Prefetch, Q, QuerySet
 
+from core import roles
 from courses import permissions
 from courses.models import Course, LabTemplate, VCenterEndpoint
 from labs import template_sources, vsphere
 from labs.endpoints import endpoint_client
 from labs.models import ConsoleSession, Lab, LabSnapshot, Operation
-from portal import roles
 
 
 def _taught_courses(user: AbstractBaseUser) -> QuerySet[Course]:

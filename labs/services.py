@@ -13,6 +13,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core import audit as portal_audit
+from core import roles
+from core.errors import Conflict, QuotaExceeded
 from courses import bounds
 from courses import permissions as course_permissions
 from courses import services as course_services
@@ -21,9 +24,6 @@ from labs import audit, dispatch, permissions, quotas, realtime, selectors
 from labs.metering import lab_power_changed, lab_vms_vanished
 from labs.metering import select_lab_for_update as _select_lab_for_update
 from labs.models import Lab, LabNetwork, LabSnapshot, LabVM, Operation
-from portal import audit as portal_audit
-from portal import roles
-from portal.errors import Conflict, QuotaExceeded
 
 logger = logging.getLogger(__name__)
 
@@ -505,7 +505,7 @@ BULK_ACTIONS = {
 @dataclass(frozen=True)
 class LabOutcome:
     """What one lab of a bulk action came to: its operation, or the refusal its own button or
-    route would have met (``portal.errors.refusal_status`` and ``refusal_words`` say it)."""
+    route would have met (``core.errors.refusal_status`` and ``refusal_words`` say it)."""
 
     lab_id: int
     lab: Lab | None

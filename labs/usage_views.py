@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from core.web import forbidden
 from courses import permissions as course_permissions
 from courses.models import Course
 from labs import usage, usage_csv
@@ -25,10 +26,6 @@ def _course_or_404(request: HttpRequest, course_id: int) -> Course:
     if not course_permissions.can_view_course(request.user, course):
         raise Http404("No such course.")
     return course
-
-
-def _forbidden(request: HttpRequest, refusal: PermissionDenied) -> HttpResponse:
-    return render(request, "courses/forbidden.html", {"message": str(refusal)}, status=403)
 
 
 def _period(request: HttpRequest, default: usage.Period) -> tuple[usage.Period, dict[str, list[str]]]:
@@ -70,7 +67,7 @@ def course_usage(request: HttpRequest, course_id: int) -> HttpResponse:
     try:
         report = usage.course_usage_report(course=course, user=request.user, period=period)
     except PermissionDenied as refusal:
-        return _forbidden(request, refusal)
+        return forbidden(request, refusal)
     totals, limits = report.totals, report.limits
     context = {
         "course": course,
@@ -97,7 +94,7 @@ def course_usage_csv(request: HttpRequest, course_id: int) -> HttpResponse:
     try:
         report = usage.course_usage_report(course=course, user=request.user, period=period)
     except PermissionDenied as refusal:  # asked before the period, so a refusal never depends on it
-        return _forbidden(request, refusal)
+        return forbidden(request, refusal)
     if errors:
         return _bad_period(errors)
     return usage_csv.csv_response(usage_csv.course_report_csv(report), usage_csv.course_report_filename(report))
@@ -111,7 +108,7 @@ def usage_overview(request: HttpRequest) -> HttpResponse:
     try:
         report = usage.usage_report(user=request.user, period=period)
     except PermissionDenied as refusal:
-        return _forbidden(request, refusal)
+        return forbidden(request, refusal)
     context = {
         "report": report,
         "course_hours": sorted(
@@ -130,7 +127,7 @@ def usage_overview_csv(request: HttpRequest) -> HttpResponse:
     try:
         report = usage.usage_report(user=request.user, period=period)
     except PermissionDenied as refusal:
-        return _forbidden(request, refusal)
+        return forbidden(request, refusal)
     if errors:
         return _bad_period(errors)
     return usage_csv.csv_response(usage_csv.usage_report_csv(report), usage_csv.usage_report_filename(report))

@@ -23,14 +23,14 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from core import roles
+from core.errors import Conflict, refusal_words
+from core.web import add_errors, forbidden, refusal_message
 from courses import permissions as course_permissions
 from courses import usage
-from courses.forms import add_errors
 from courses.models import Course, LabTemplate, VCenterEndpoint
 from labs import console, forms, permissions, selectors, services, vsphere
 from labs.models import ConsoleSession, Lab, LabSnapshot, LabVM, Operation
-from portal import audit, roles
-from portal.errors import Conflict, refusal_words
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def endpoint_reconcile(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     try:
         operation = services.endpoint_reconcile_start(endpoint=endpoint, actor=request.user)
     except (PermissionDenied, Conflict) as refusal:
-        messages.error(request, _words(request, refusal))
+        messages.error(request, refusal_message(request, refusal))
         return redirect("home")
     messages.success(request, f"Comparing {endpoint.name} with Nestlab's records…")
     return redirect("labs:operation-detail", operation.pk)
@@ -55,7 +55,7 @@ def endpoint_check(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     try:
         operation = services.endpoint_check_start(endpoint=endpoint, actor=request.user)
     except PermissionDenied as refusal:
-        messages.error(request, _words(request, refusal))
+        messages.error(request, refusal_message(request, refusal))
         return redirect("home")
     messages.success(request, f"Checking {endpoint.name}…")
     return redirect("labs:operation-detail", operation.pk)
@@ -77,7 +77,7 @@ def template_publish(request: HttpRequest, template_id: int) -> HttpResponse:
     try:
         operation = services.template_publish(template=template, actor=request.user)
     except PermissionDenied as refusal:
-        messages.error(request, _words(request, refusal))
+        messages.error(request, refusal_message(request, refusal))
     except ValidationError as error:
         messages.error(request, "Not published: " + " ".join(error.messages))
     else:
@@ -98,7 +98,7 @@ def template_prepare(request: HttpRequest, template_id: int) -> HttpResponse:
         try:
             operation = services.template_prepare(template=template, actor=request.user)
         except PermissionDenied as refusal:
-            messages.error(request, _words(request, refusal))
+            messages.error(request, refusal_message(request, refusal))
         except (ValidationError, Conflict) as error:
             messages.error(request, "Not prepared: " + " ".join(_messages_of(error)))
         else:
@@ -108,7 +108,7 @@ def template_prepare(request: HttpRequest, template_id: int) -> HttpResponse:
     try:
         plan = selectors.template_prepare_plan(template=template, actor=request.user)
     except PermissionDenied as refusal:
-        messages.error(request, _words(request, refusal))
+        messages.error(request, refusal_message(request, refusal))
         return back
     except vsphere.VSphereError as error:
         messages.error(request, f"Could not read the VMs from {template.endpoint.name}: {error}")
@@ -169,7 +169,7 @@ def endpoint_inventory(request: HttpRequest, endpoint_id: int) -> JsonResponse:
     try:
         items = selectors.endpoint_inventory(endpoint=endpoint, user=request.user, path=path, search=search)
     except PermissionDenied as refusal:
-        return _picker_error(_words(request, refusal), 403)
+        return _picker_error(refusal_message(request, refusal), 403)
     except vsphere.VSphereError as error:
         logger.info("picker: %s: %s", endpoint.name, error)
         return _picker_error(str(error), _vsphere_status(error))
@@ -193,7 +193,7 @@ def endpoint_vm(request: HttpRequest, endpoint_id: int, moref: str) -> JsonRespo
     try:
         info = selectors.endpoint_vm(endpoint=endpoint, user=request.user, vm=moref)
     except PermissionDenied as refusal:
-        return _picker_error(_words(request, refusal), 403)
+        return _picker_error(refusal_message(request, refusal), 403)
     except vsphere.VSphereError as error:
         logger.info("picker: %s: %s", endpoint.name, error)
         return _picker_error(str(error), _vsphere_status(error))
@@ -228,16 +228,6 @@ STATE_WORDS = {
     Lab.State.EXPIRED: "Expired: the course's labs were cleaned up.",
 }
 FINISHED_STATES = frozenset({Lab.State.DELETING, Lab.State.DELETED, Lab.State.EXPIRED})
-
-
-def _words(request: HttpRequest, refusal: Exception, target: Lab | None = None) -> str:
-    """The refusal in words; a PermissionDenied (a quota too) is recorded in the audit log as it
-    is answered, about ``target`` or else the object the route names."""
-    if isinstance(refusal, ValidationError):
-        return " ".join(refusal.messages)
-    if isinstance(refusal, PermissionDenied):
-        return audit.refusal_answered(request, refusal, target=target)
-    return str(refusal) or "You are not allowed to do that."
 
 
 def _lab_or_404(request: HttpRequest, lab_id: int) -> Lab:
@@ -379,7 +369,7 @@ def lab_start(request: HttpRequest, course_id: int) -> HttpResponse:
     try:
         operation = services.lab_start(course=course, student=request.user, actor=request.user)
     except REFUSALS as refusal:
-        messages.error(request, f"Your lab did not start. {_words(request, refusal)}")
+        messages.error(request, f"Your lab did not start. {refusal_message(request, refusal)}")
         return _back(request, reverse("home"))
     messages.success(request, f"Your lab {operation.lab.name} is being built. It is ready when every VM is on.")
     return redirect("labs:lab-detail", operation.lab_id)
@@ -390,7 +380,7 @@ def _act(request: HttpRequest, lab: Lab, start: Callable[[], Operation], started
     try:
         start()
     except REFUSALS as refusal:
-        messages.error(request, f"{refused} {_words(request, refusal)}")
+        messages.error(request, f"{refused} {refusal_message(request, refusal)}")
     else:
         messages.success(request, started)
     return _back(request, _lab_url(lab))
@@ -408,7 +398,7 @@ def lab_snapshot_create(request: HttpRequest, lab_id: int) -> HttpResponse:
         except ValidationError as error:
             add_errors(form, error)
         except REFUSALS as refusal:
-            messages.error(request, f"No snapshot was taken. {_words(request, refusal)}")
+            messages.error(request, f"No snapshot was taken. {refusal_message(request, refusal)}")
             return _back(request, _lab_url(lab))
         else:
             messages.success(request, f"Taking snapshot '{name}' of every VM of {lab.name} together.")
@@ -456,7 +446,7 @@ def lab_extend(request: HttpRequest, lab_id: int) -> HttpResponse:
     try:
         extended = services.lab_extend_lease(lab=lab, actor=request.user)
     except REFUSALS as refusal:
-        messages.error(request, f"The lease was not extended. {_words(request, refusal)}")
+        messages.error(request, f"The lease was not extended. {refusal_message(request, refusal)}")
     else:
         until = timezone.localtime(extended.expires_at)
         messages.success(request, f"{lab.name} now runs until {until:%H:%M} ({until:%d %b}).")
@@ -554,7 +544,7 @@ def lab_cancel(request: HttpRequest, lab_id: int) -> HttpResponse:
     try:
         cancelled = services.operation_cancel(operation=running, actor=request.user)
     except REFUSALS as refusal:
-        messages.error(request, f"Not cancelled. {_words(request, refusal)}")
+        messages.error(request, f"Not cancelled. {refusal_message(request, refusal)}")
     else:
         if cancelled.state == Operation.State.CANCELLED:
             messages.success(request, f"Cancelled {doing}: it had not started.")
@@ -629,10 +619,6 @@ def _class_course_or_404(request: HttpRequest, course_id: int) -> Course:
     return course
 
 
-def _forbidden(request: HttpRequest, refusal: PermissionDenied) -> HttpResponse:
-    return render(request, "courses/forbidden.html", {"message": _words(request, refusal)}, status=403)
-
-
 def _class_labs(request: HttpRequest, course: Course):
     return (
         selectors.lab_list(user=request.user, course=course.pk)
@@ -676,7 +662,7 @@ def class_labs(request: HttpRequest, course_id: int) -> HttpResponse:
     try:
         course = _class_course_or_404(request, course_id)
     except PermissionDenied as refusal:
-        return _forbidden(request, refusal)
+        return forbidden(request, refusal)
     context = _class_rows(request, course)
     rows, labs = context["rows"], context["labs"]
     context.update(
@@ -701,7 +687,7 @@ def class_consoles(request: HttpRequest, course_id: int) -> HttpResponse:
     try:
         course = _class_course_or_404(request, course_id)
     except PermissionDenied as refusal:
-        return _forbidden(request, refusal)
+        return forbidden(request, refusal)
     vms = (
         LabVM.objects.filter(lab__course=course, lab__state__in=console.CONSOLE_LAB_STATES)
         .select_related("lab__student")
@@ -722,7 +708,7 @@ def class_table(request: HttpRequest, course_id: int) -> HttpResponse:
     try:
         course = _class_course_or_404(request, course_id)
     except PermissionDenied as refusal:
-        return _forbidden(request, refusal)
+        return forbidden(request, refusal)
     return render(request, "labs/_class_table.html", _class_rows(request, course))
 
 
@@ -735,7 +721,7 @@ def _provision(request: HttpRequest, course: Course, students: list | None) -> N
     try:
         result = services.course_provision(course=course, actor=request.user, students=students)
     except REFUSALS as refusal:
-        messages.error(request, f"No lab was started. {_words(request, refusal)}")
+        messages.error(request, f"No lab was started. {refusal_message(request, refusal)}")
         return
     if result.started:
         names = ", ".join(operation.lab.student.username for operation in result.started)
@@ -759,7 +745,7 @@ def class_provision(request: HttpRequest, course_id: int) -> HttpResponse:
     try:
         course = _class_course_or_404(request, course_id)
     except PermissionDenied as refusal:
-        return _forbidden(request, refusal)
+        return forbidden(request, refusal)
     if request.method == "POST" and request.POST.get("confirmed"):
         _provision(request, course, None)
         return redirect(_class_url(course))
@@ -786,7 +772,7 @@ def class_action(request: HttpRequest, course_id: int) -> HttpResponse:
     try:
         course = _class_course_or_404(request, course_id)
     except PermissionDenied as refusal:
-        return _forbidden(request, refusal)
+        return forbidden(request, refusal)
     labs = {lab.pk: lab for lab in _class_labs(request, course)}
     student_ids = list(course.enrollments.values_list("student_id", flat=True))
     form = forms.ClassActionForm(request.POST, lab_ids=list(labs), student_ids=student_ids)

@@ -1,7 +1,7 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
 WebSocket connections carry the Django session (AuthMiddlewareStack) and are refused
-unless their Origin is the portal's own (scheme, host and port: portal/ws_origin.py).
+unless their Origin is the portal's own (scheme, host and port: core/ws_origin.py).
 """
 
 import os
@@ -21,9 +21,9 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from core.ws_origin import SameOriginValidator  # noqa: E402
 from portal.asgi_limit import ConcurrencyLimit  # noqa: E402
 from portal.routing import websocket_urlpatterns  # noqa: E402
-from portal.ws_origin import SameOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

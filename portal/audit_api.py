@@ -1,6 +1,6 @@
 """REST API of the audit log: admins list the entries, filtered, or export them as CSV.
 
-Thin: the same selector (``portal.audit.audit_entry_list``) and CSV stream as the page.
+Thin: the same selector (``core.audit.audit_entry_list``) and CSV stream as the page.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 
-from courses.api.views import errors
-from portal import audit, roles
-from portal.api import ChoiceField
-from portal.models import AuditEntry
+from core import audit, roles
+from core.api import ChoiceField, errors
+from core.models import AuditEntry
 
 
 class IsAdmin(BasePermission):

@@ -1,4 +1,4 @@
-from portal import roles as role_helpers
+from core import roles as role_helpers
 
 
 def roles(request):

@@ -18,9 +18,13 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from core import roles
 from courses import services as course_services
 from courses.models import Course, CourseQuota, LabTemplate, TemplateVersion, VCenterEndpoint
-from portal import roles, simulator
+from labs import jobs
+from labs import services as lab_services
+from labs.endpoints import endpoint_client
+from portal import simulator
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +140,6 @@ def _endpoint(
 
 
 def _template(endpoint: VCenterEndpoint, instructor) -> LabTemplate:
-    from labs.endpoints import endpoint_client
 
     template = LabTemplate.objects.filter(name=DEMO_TEMPLATE_NAME, endpoint=endpoint).first()
     if template is None:
@@ -172,7 +175,6 @@ def _template(endpoint: VCenterEndpoint, instructor) -> LabTemplate:
 
 def _usable_version(template: LabTemplate) -> TemplateVersion | None:
     """The newest published version whose baseline snapshots still exist in vCenter."""
-    from labs.endpoints import endpoint_client
 
     version = template.versions.filter(state=TemplateVersion.State.PUBLISHED).order_by("-number").first()
     if version is None or version.revision != template.revision:
@@ -186,8 +188,6 @@ def _usable_version(template: LabTemplate) -> TemplateVersion | None:
 
 def _publish(template: LabTemplate, instructor) -> TemplateVersion:
     """Publish through the real operation machinery, in this process (no worker runs yet)."""
-    from labs import jobs
-    from labs import services as lab_services
 
     # Unchanged is fine here: the simulator lost the last version's snapshots when it restarted.
     operation = lab_services.template_publish(template=template, actor=instructor, unchanged_again=True)

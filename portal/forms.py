@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from portal.models import AuditEntry
+from core.models import AuditEntry
 
 
 class AuditFilterForm(forms.Form):
@@ -37,7 +37,7 @@ class AuditFilterForm(forms.Form):
         return data
 
     def filters(self) -> dict[str, Any]:
-        """The selector's arguments (``portal.audit.audit_entry_list``); call after is_valid()."""
+        """The selector's arguments (``core.audit.audit_entry_list``); call after is_valid()."""
         data = self.cleaned_data
         return {
             "person": data.get("person", ""),

@@ -2,15 +2,16 @@
 
 from csp.decorators import csp_update
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic.base import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from accounts.urls import sign_in_urlpatterns
 from portal import audit_api, views
 
 api_v1 = [
+    path("", include("accounts.api.urls")),
     path("", include("courses.api.urls")),
     path("", include("labs.api.urls")),
     path("audit/", audit_api.AuditEntryList.as_view(), name="audit-entry-list"),
@@ -19,8 +20,8 @@ api_v1 = [
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include(sign_in_urlpatterns)),
+    path("", include("accounts.urls")),
     path("healthz", views.healthz, name="healthz"),
     # Browsers ask for /favicon.ico whatever the page's <link rel=icon> says: no 404 on every page.
     path("favicon.ico", RedirectView.as_view(url=static("img/nestlab.svg"), permanent=True)),

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.defaults import bad_request as django_bad_request
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as django_server_error
 
+from accounts.selectors import people_counts
+from core import audit, roles
+from core.models import AuditEntry
+from core.web import forbidden
 from courses import selectors as course_selectors
 from courses.forms import JoinForm
-from portal import audit, roles
+from labs.selectors import class_summaries, operation_list
 from portal.forms import AuditFilterForm
-from portal.models import AuditEntry
 
 
 @login_required
@@ -32,13 +33,11 @@ def home(request: HttpRequest) -> HttpResponse:
             {
                 "endpoints": course_selectors.endpoint_list(),
                 "courses": course_selectors.course_list(user=request.user).exclude(state="archived")[:20],
-                "people": _people_counts(),
+                "people": people_counts(),
                 "operations": _recent_operations(request),
             },
         )
     if role == roles.Role.INSTRUCTOR:
-        from labs.selectors import class_summaries  # see _recent_operations
-
         courses = list(course_selectors.course_list(user=request.user).exclude(state="archived"))
         summaries = class_summaries([course.pk for course in courses])
         for course in courses:
@@ -58,18 +57,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/home_no_role.html", {}, status=403)
 
 
-def _people_counts() -> dict[str, int]:
-    counts = {
-        role.value: Count("pk", filter=Q(groups__name=name), distinct=True) for role, name in roles.GROUP_NAMES.items()
-    }
-    return get_user_model().objects.aggregate(**counts)
-
-
 def _recent_operations(request: HttpRequest):
-    # Imported here: portal sits above both apps, and the labs app is optional for pages
-    # that do not show operations.
-    from labs.selectors import operation_list
-
     return operation_list(user=request.user)[:10]
 
 
@@ -87,15 +75,11 @@ def healthz(request: HttpRequest) -> HttpResponse:
 AUDIT_PAGE_SIZE = 50
 
 
-def _forbidden(request: HttpRequest, message: str) -> HttpResponse:
-    return render(request, "courses/forbidden.html", {"message": audit.refusal_answered(request, message)}, status=403)
-
-
 @login_required
 def audit_log(request: HttpRequest) -> HttpResponse:
     """Every login, refusal and operation, newest first, filtered; the export link keeps the filters."""
     if not roles.is_admin(request.user):
-        return _forbidden(request, "Only admins read the audit log.")
+        return forbidden(request, "Only admins read the audit log.")
     form = AuditFilterForm(request.GET)
     entries = audit.audit_entry_list(**form.filters()) if form.is_valid() else AuditEntry.objects.none()
     page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
@@ -112,7 +96,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 def audit_export(request: HttpRequest) -> HttpResponse:
     """The filtered entries (all pages) as a CSV download, streamed."""
     if not roles.is_admin(request.user):
-        return _forbidden(request, "Only admins export the audit log.")
+        return forbidden(request, "Only admins export the audit log.")
     form = AuditFilterForm(request.GET)
     if not form.is_valid():
         words = " ".join(message for messages in form.errors.values() for message in messages)

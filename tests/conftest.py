@@ -48,7 +48,7 @@ def celery_worker(transactional_db, celery_queue, settings):
 def websocket_messages_follow_the_schema():
     """Every message any test makes the portal publish is checked against
     docs/websocket.schema.json where it is built, so a bad one fails its test."""
-    from portal import realtime
+    from core import realtime
     from tests.support.websocket_schema import check_message
 
     original = realtime.publish

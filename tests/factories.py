@@ -7,8 +7,8 @@ from datetime import date, timedelta
 import factory
 from django.contrib.auth import get_user_model
 
+from core import roles
 from courses.models import VCenterEndpoint
-from portal import roles
 
 DEFAULT_PASSWORD = "correct-horse-battery"
 

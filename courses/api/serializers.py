@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 
+from core.api import ChoiceField
 from courses import permissions, selectors, services
 from courses.models import (
     Course,
@@ -18,20 +19,8 @@ from courses.models import (
     TemplateVM,
     VCenterEndpoint,
 )
-from portal.api import ChoiceField
 
 User = get_user_model()
-
-
-class ErrorSerializer(serializers.Serializer):
-    """Every error answer: a sentence, and per-field messages when fields are to blame."""
-
-    detail = serializers.CharField(help_text="What went wrong, in words a person can read.")
-    errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        required=False,
-        help_text="Messages per field, when fields are to blame.",
-    )
 
 
 # vCenter endpoints
@@ -435,14 +424,3 @@ class TopUpSerializer(serializers.ModelSerializer):
 
 
 # People
-
-
-class InstructorSerializer(serializers.ModelSerializer):
-    """An instructor account. The password is write-only and checked by the password rules."""
-
-    password = serializers.CharField(write_only=True, trim_whitespace=False, style={"input_type": "password"})
-
-    class Meta:
-        model = User
-        fields = ["id", "username", "password", "email", "first_name", "last_name"]
-        read_only_fields = ["id"]

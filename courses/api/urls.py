@@ -11,8 +11,6 @@ router.register("courses", views.CourseViewSet, basename="course")
 LIST = {"get": "list", "post": "create"}
 
 urlpatterns = [
-    path("auth/token/", views.TokenCreateView.as_view(), name="auth-token"),
-    path("instructors/", views.InstructorCreateView.as_view(), name="instructor-create"),
     path(
         "templates/<int:template_id>/networks/",
         views.TemplateNetworkViewSet.as_view(LIST),

@@ -2,7 +2,7 @@
 
 Reads go through courses.selectors, so an object a caller may not see is a 404; a
 refused write is the service's PermissionDenied (403) or ValidationError (400), in the
-same words as on the pages (portal.api.exception_handler).
+same words as on the pages (core.api.exception_handler).
 """
 
 from __future__ import annotations
@@ -11,43 +11,27 @@ from functools import cached_property
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from drf_spectacular.utils import (
     OpenApiResponse,
     PolymorphicProxySerializer,
     extend_schema,
     extend_schema_view,
-    inline_serializer,
 )
-from rest_framework import generics, mixins, serializers, status, viewsets
-from rest_framework.authtoken.models import Token
-from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api import errors
 from courses import permissions, selectors, services
 from courses.api import serializers as s
 from courses.models import Course, CourseQuota, Enrollment, LabTemplate, TemplateNetwork, TemplateVersion, TemplateVM
 from courses.usage import usage_bars
-from portal import audit
-from portal.parsers import PARSERS
 
 User = get_user_model()
-
-_ERROR_WORDS = {
-    400: "Bad input, in words; `errors` names the fields to blame.",
-    403: "Not signed in, or not allowed.",
-    404: "No such object, or not one you may see.",
-}
-
-
-def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    """Error answers for a schema: every one is ``{"detail": ..., "errors"?: {...}}``."""
-    return {code: OpenApiResponse(s.ErrorSerializer, description=_ERROR_WORDS.get(code, "")) for code in codes}
 
 
 def _require(allowed: bool, message: str) -> None:
@@ -74,60 +58,6 @@ class BuildsTemplates(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return permissions.can_create_templates(request.user)
-
-
-class CreatesInstructors(BasePermission):
-    message = "Only admins can add instructors."
-
-    def has_permission(self, request, view) -> bool:
-        return permissions.can_create_instructors(request.user)
-
-
-# Sign-in
-
-
-@extend_schema_view(
-    post=extend_schema(
-        summary="Get an API token for a username and password",
-        description=(
-            'Answers the caller\'s one API token, `{"token": "..."}`; send it as `Authorization: Token <token>`. '
-            "The token is created on the first call; every later call with the password answers the same token "
-            "again, until an admin deletes it in the admin site (there is no expiry yet). Wrong credentials "
-            "answer 400."
-        ),
-        tags=["auth"],
-        responses={
-            200: inline_serializer("Token", {"token": serializers.CharField()}),
-            400: OpenApiResponse(
-                s.ErrorSerializer, description="A missing field, or wrong credentials (also while rate-limited)."
-            ),
-        },
-    )
-)
-class TokenCreateView(ObtainAuthToken):
-    """DRF's token view. Its AuthTokenSerializer calls authenticate(request=...), which login
-    rate limiting needs to see who is trying from where."""
-
-    # Anyone may ask with a password; a browser session must not make this a CSRF-checked call.
-    authentication_classes = []
-    # ObtainAuthToken names DRF's own parsers; ours refuse too deep JSON (portal/parsers.py).
-    parser_classes = PARSERS
-
-    def post(self, request: Request, *args, **kwargs) -> Response:
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)  # a wrong password is a failed login (portal.signals)
-        user = serializer.validated_data["user"]
-        token, created = Token.objects.get_or_create(user=user)
-        audit.audit_record(
-            category=audit.Category.TOKEN,
-            action="api.token",
-            result=audit.Result.SUCCEEDED,
-            actor=user,
-            target=audit.describe(user),
-            detail="A new API token was created." if created else "The existing API token was handed out.",
-            request=request,
-        )
-        return Response({"token": token.key})
 
 
 # vCenter endpoints
@@ -702,28 +632,3 @@ class CourseQuotaView(generics.GenericAPIView):
         serializer.is_valid(raise_exception=True)
         quota = services.quota_update(course=course, actor=request.user, **serializer.validated_data)
         return Response(s.QuotaSerializer(quota).data)
-
-
-# People
-
-
-@extend_schema_view(
-    post=extend_schema(
-        summary="Create an instructor account",
-        description="Admins. The password must pass the password rules.",
-        responses={201: s.InstructorSerializer, **errors(400, 403)},
-    )
-)
-@extend_schema(tags=["instructors"])
-class InstructorCreateView(generics.CreateAPIView):
-    serializer_class = s.InstructorSerializer
-    permission_classes = [IsAuthenticated, CreatesInstructors]
-
-    def perform_create(self, serializer) -> None:
-        try:
-            serializer.instance = services.instructor_create(actor=self.request.user, **serializer.validated_data)
-        except DjangoValidationError as error:
-            if hasattr(error, "error_dict"):
-                raise
-            # The only field-less refusal is the password rules': name the field.
-            raise DjangoValidationError({"password": error.error_list}) from error

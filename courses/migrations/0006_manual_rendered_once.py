@@ -7,7 +7,7 @@ from django.db import migrations, models
 def render_stored_manuals(apps, schema_editor):
     """Render every template's manual once, and give each existing version its template's
     manual (the only copy there is: versions did not keep one before)."""
-    from portal.markdown import render_markdown
+    from core.markdown import render_markdown
 
     LabTemplate = apps.get_model("courses", "LabTemplate")
     TemplateVersion = apps.get_model("courses", "TemplateVersion")

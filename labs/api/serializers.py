@@ -5,9 +5,9 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api import ChoiceField
 from labs import selectors, services, vsphere
 from labs.models import ConsoleSession, Lab, LabNetwork, LabSnapshot, LabVM, Operation
-from portal.api import ChoiceField
 
 
 class OperationSerializer(serializers.ModelSerializer):

@@ -17,8 +17,8 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api import errors
 from courses import selectors as course_selectors
-from courses.api.views import errors
 from courses.models import Course
 from labs import usage, usage_csv
 

@@ -18,10 +18,11 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api import ErrorSerializer, errors
+from core.errors import refusal_status, refusal_words
 from courses import permissions as course_permissions
 from courses import selectors as course_selectors
-from courses.api.serializers import ErrorSerializer
-from courses.api.views import BuildsTemplates, errors
+from courses.api.views import BuildsTemplates
 from courses.models import Course, LabTemplate, VCenterEndpoint
 from labs import console, selectors, services, vsphere
 from labs import permissions as lab_permissions
@@ -46,7 +47,6 @@ from labs.api.serializers import (
     VMInfoSerializer,
 )
 from labs.models import ConsoleSession, Lab, LabSnapshot, LabVM, Operation
-from portal.errors import refusal_status, refusal_words
 
 User = get_user_model()
 

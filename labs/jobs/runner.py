@@ -17,12 +17,12 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core.crypto import SecretUnreadable
+from core.errors import ServiceUnavailable
 from labs import audit, realtime
 from labs.endpoints import endpoint_client
 from labs.models import Operation
 from labs.vsphere.errors import VSphereError
-from portal.crypto import SecretUnreadable
-from portal.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 

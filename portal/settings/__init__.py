@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "axes",
+    "core",
+    "accounts",
     "portal",
     "courses",
     "labs",
@@ -65,17 +67,17 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # Any error under /api/ answers JSON with detail, DEBUG on or off (portal/api_errors.py).
-    "portal.api_errors.ApiErrorsMiddleware",
+    # Any error under /api/ answers JSON with detail, DEBUG on or off (core/api_errors.py).
+    "core.api_errors.ApiErrorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "portal.notices.NoticesMiddleware",
-    # Binds the request for audit entries; records the refusals no view recorded (portal/audit.py).
-    "portal.audit.AuditMiddleware",
+    "core.notices.NoticesMiddleware",
+    # Binds the request for audit entries; records the refusals no view recorded (core/audit.py).
+    "core.audit.AuditMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: it turns a lockout into the lockout page.
@@ -198,11 +200,11 @@ CELERY_BEAT_SCHEDULE = {
     # Leases, idle labs, course ends and deletions after the course (labs/lifecycle.py).
     "lab-lifecycle": {"task": "labs.lifecycle_tick", "schedule": 60.0},
     # Audit entries older than AUDIT_RETENTION_DAYS are removed.
-    "prune-audit-log": {"task": "portal.prune_audit_log", "schedule": 3600.0},
+    "prune-audit-log": {"task": "core.prune_audit_log", "schedule": 3600.0},
 }
 
 # Live-status WebSockets one person may hold open at once, over every tab and process
-# (portal/ws_limit.py); one more is closed with 4429 and words.
+# (core/ws_limit.py); one more is closed with 4429 and words.
 NESTLAB_WS_PER_USER_LIMIT = max(1, int(os.environ.get("NESTLAB_WS_PER_USER_LIMIT", "20")))
 
 CHANNEL_LAYERS = {
@@ -247,16 +249,16 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # JSON too deeply nested is refused before parsing (portal/parsers.py).
+    # JSON too deeply nested is refused before parsing (core/parsers.py).
     "DEFAULT_PARSER_CLASSES": [
-        "portal.parsers.BoundedJSONParser",
+        "core.parsers.BoundedJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "portal.api.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.Pagination",
     "PAGE_SIZE": 100,
-    "EXCEPTION_HANDLER": "portal.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -268,8 +270,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "portal.api.document_pagination_errors",
-        "portal.api.link_created_objects",
+        "core.api.document_pagination_errors",
+        "core.api.link_created_objects",
     ],
     "SERVE_INCLUDE_SCHEMA": False,
     # Served from the vendored sidecar package: the portal must work offline in a classroom.
@@ -281,9 +283,9 @@ SPECTACULAR_SETTINGS = {
         "LabStateEnum": "labs.models.Lab.State",
         "ConsoleSessionStateEnum": "labs.models.ConsoleSession.State",
         "ConsoleSessionModeEnum": "labs.models.ConsoleSession.Mode",
-        "AuditCategoryEnum": "portal.models.AuditEntry.Category",
-        "AuditResultEnum": "portal.models.AuditEntry.Result",
-        "AuditSourceEnum": "portal.models.AuditEntry.Source",
+        "AuditCategoryEnum": "core.models.AuditEntry.Category",
+        "AuditResultEnum": "core.models.AuditEntry.Result",
+        "AuditSourceEnum": "core.models.AuditEntry.Source",
         "SourceEnum": "courses.models.Enrollment.Source",  # named before the audit log had a source too
     },
 }
@@ -295,7 +297,7 @@ NESTLAB_ORPHAN_GRACE_MINUTES = int(os.environ.get("NESTLAB_ORPHAN_GRACE_MINUTES"
 # Seconds without a heartbeat after which the reaper treats an operation's worker as dead.
 NESTLAB_OPERATION_HEARTBEAT_TIMEOUT = int(os.environ.get("NESTLAB_OPERATION_HEARTBEAT_TIMEOUT", "120"))
 
-# Days an audit log entry is kept (portal/audit.py); 0 keeps every entry forever.
+# Days an audit log entry is kept (core/audit.py); 0 keeps every entry forever.
 AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "400"))
 
 LOGGING = {

@@ -43,7 +43,7 @@ document.addEventListener("DOMContentLoaded", () => {
             credentials: "same-origin",
           });
           if (!response.ok) throw new Error(await response.text());
-          const html = await response.text(); // sanitized by the server (portal.markdown)
+          const html = await response.text(); // sanitized by the server (core.markdown)
           if (ask === latest) preview.innerHTML = html || '<p class="muted">No manual yet.</p>';
         } catch (error) {
           if (ask === latest) preview.textContent = "The preview is not available right now; saving still works.";

@@ -3,8 +3,8 @@
 from django.core.management import BaseCommand
 from django.db import transaction
 
+from core import crypto
 from courses.models import VCenterEndpoint
-from portal import crypto
 
 
 class Command(BaseCommand):

@@ -6,9 +6,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 
+from core import roles
 from courses import services
 from courses.models import Course, CourseQuota, Enrollment, TemplateVersion
-from portal import roles
 from tests.factories import AdminFactory, EndpointFactory, InstructorFactory, StudentFactory
 
 pytestmark = pytest.mark.django_db
@@ -328,20 +328,6 @@ class TestQuotas:
 
 
 class TestAccounts:
-    def test_admins_create_instructors(self):
-        instructor = services.instructor_create(
-            actor=AdminFactory(), username="prof", password="a-long-enough-secret-42"
-        )
-        assert roles.is_instructor(instructor)
-
-    def test_instructors_cannot_create_instructors(self):
-        with pytest.raises(PermissionDenied):
-            services.instructor_create(actor=InstructorFactory(), username="x", password="a-long-enough-secret-42")
-
-    def test_weak_instructor_passwords_are_refused(self):
-        with pytest.raises(ValidationError):
-            services.instructor_create(actor=AdminFactory(), username="prof", password="123")
-
     def test_staff_cannot_be_enrolled_as_students(self):
         instructor = InstructorFactory()
         with pytest.raises(ValidationError, match="staff account"):

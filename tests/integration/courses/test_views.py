@@ -1,4 +1,4 @@
-"""courses/views.py: the pages of endpoints, people, templates, courses, rosters and quotas.
+"""courses/views.py: the pages of endpoints, templates, courses, rosters and quotas.
 
 Each page is checked for what it shows, that it calls the service (the database changes),
 that refusals and rules come back in words, and who may see it.
@@ -13,10 +13,10 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from core import crypto, roles
+from core.models import AuditEntry
 from courses import services, usage
 from courses.models import Course, CourseQuota, Enrollment, LabTemplate, TemplateVersion, VCenterEndpoint
-from portal import crypto, roles
-from portal.models import AuditEntry
 from tests.factories import TERM_END, TERM_START, AdminFactory, EndpointFactory, InstructorFactory, StudentFactory
 
 pytestmark = pytest.mark.django_db
@@ -178,69 +178,11 @@ def test_admin_home_links_endpoint_pages_courses_and_people(client):
     content = client.get(reverse("home")).content
     assert reverse("courses:endpoint-create").encode() in content
     assert reverse("courses:endpoint-edit", args=[endpoint.pk]).encode() in content
-    assert reverse("courses:people").encode() in content
+    assert reverse("accounts:people").encode() in content
     assert b"vSphere 8 administration" in content
 
 
 # People
-
-
-def test_admin_sees_people_with_their_roles_and_adds_an_instructor(client):
-    admin = AdminFactory(username="root-admin")
-    StudentFactory(username="sam")
-    client.force_login(admin)
-    page = client.get(reverse("courses:people"))
-    assert page.status_code == 200
-    rows = dict((person.username, names) for person, names in page.context["rows"])
-    assert rows["root-admin"] == ["admin"]
-    assert rows["sam"] == ["student"]
-
-    response = client.post(
-        reverse("courses:people"),
-        {
-            "username": "ines",
-            "first_name": "Ines",
-            "last_name": "Teach",
-            "email": "",
-            "password": "a-long-passphrase-42",
-        },
-        follow=True,
-    )
-    ines = User.objects.get(username="ines")
-    assert roles.is_instructor(ines)
-    assert ines.check_password("a-long-passphrase-42")
-    assert any("ines is an instructor" in text for text in messages_of(response))
-    assert b"a-long-passphrase-42" not in response.content
-
-    filtered = client.get(reverse("courses:people"), {"role": "student"})
-    assert [person.username for person, _ in filtered.context["rows"]] == ["sam"]
-
-
-def test_a_weak_instructor_password_is_refused_on_the_form(client):
-    client.force_login(AdminFactory())
-    response = client.post(reverse("courses:people"), {"username": "ines", "password": "123"})
-    assert response.status_code == 200
-    assert response.context["form"].errors["password"]
-    assert not User.objects.filter(username="ines").exists()
-
-
-def test_a_taken_user_name_is_said_on_the_form(client):
-    StudentFactory(username="ines")
-    client.force_login(AdminFactory())
-    response = client.post(reverse("courses:people"), {"username": "ines", "password": "a-long-passphrase-42"})
-    assert response.context["form"].errors["username"]
-
-
-@pytest.mark.parametrize("factory", [InstructorFactory, StudentFactory])
-def test_only_admins_see_people(client, factory):
-    client.force_login(factory())
-    assert client.get(reverse("courses:people")).status_code == 403
-    response = client.post(reverse("courses:people"), {"username": "sneaky", "password": "a-long-passphrase-42"})
-    assert response.status_code == 403
-    assert not User.objects.filter(username="sneaky").exists()
-
-
-# Templates
 
 
 def test_instructor_creates_a_template_with_its_networks(client):

@@ -7,11 +7,11 @@ import pytest
 from django.db import transaction
 from django.urls import reverse
 
+from core.models import AuditEntry
 from courses import services as course_services
 from labs import audit, services
 from labs.jobs import execute
 from labs.models import Operation
-from portal.models import AuditEntry
 from portal.simulator import free_port
 from tests.factories import AdminFactory, EndpointFactory, open_course, simulator_endpoint
 from tests.integration.labs.api.conftest import client_for, ready_lab

@@ -11,8 +11,8 @@ import pytest
 import redis
 from django.conf import settings
 
+from core.errors import ServiceUnavailable
 from labs import capacity
-from portal.errors import ServiceUnavailable
 from portal.simulator import free_port
 
 _endpoint_ids = itertools.count(int(time.time() * 1000) % 10**9)

@@ -12,13 +12,13 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.core.exceptions import PermissionDenied, ValidationError
 
+from core.models import AuditEntry
 from courses import services as course_services
 from labs import console, services, vsphere
 from labs.consumers import CONSOLE_BAD_STREAM, CONSOLE_CLOSED, CONSOLE_HOST_FAILED, NOT_ALLOWED, NOT_SIGNED_IN
 from labs.endpoints import endpoint_config
 from labs.models import ConsoleSession, Lab, LabVM
 from portal.asgi import application
-from portal.models import AuditEntry
 from tests.factories import StudentFactory
 from tests.integration.labs.api.conftest import ready_lab
 from tests.integration.labs.test_consumers import LOOP, _headers  # one loop: the channel layer allows one

@@ -183,7 +183,7 @@ def test_a_malformed_message_fails_where_it_is_built():
 
 
 def test_a_refused_socket_is_in_the_audit_log_once_and_one_without_a_session_is_not():
-    from portal.models import AuditEntry
+    from core.models import AuditEntry
 
     course = open_course(students=2)
     lab = _lab(course, 0)
@@ -325,8 +325,8 @@ def two_sockets_each(settings):
 
 
 def test_one_socket_over_the_persons_limit_is_told_why_and_closed_with_4429(two_sockets_each):
+    from core.models import AuditEntry
     from labs.consumers import TOO_MANY
-    from portal.models import AuditEntry
 
     course = open_course(students=1)
     lab = _lab(course)

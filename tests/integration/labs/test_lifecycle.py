@@ -6,10 +6,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.errors import QuotaExceeded
+from core.models import Notice
 from labs import lifecycle, services
 from labs.models import Lab, Operation
-from portal.errors import QuotaExceeded
-from portal.models import Notice
 from tests.factories import open_course
 
 pytestmark = pytest.mark.django_db

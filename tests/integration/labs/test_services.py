@@ -103,8 +103,8 @@ def test_a_finished_operation_cannot_be_cancelled(enqueued):
 
 # Labs: permission, busy and quota checks at the click (no vCenter: nothing is enqueued).
 
+from core.errors import Conflict, QuotaExceeded  # noqa: E402
 from labs.models import LabSnapshot  # noqa: E402
-from portal.errors import Conflict, QuotaExceeded  # noqa: E402
 from tests.factories import open_course  # noqa: E402
 
 
@@ -563,7 +563,7 @@ def test_the_watcher_marks_vanished_vms_of_a_lab_in_error_missing_once_and_stops
 
 def test_a_student_is_told_who_acted_on_their_lab_and_not_about_their_own_clicks(monkeypatch):
     """Issue 10: a reset by an instructor did not say who did it on the student's page."""
-    from portal.models import Notice
+    from core.models import Notice
     from tests.factories import open_course
 
     monkeypatch.setattr(services.dispatch, "send_operation", lambda *args, **kwargs: None)

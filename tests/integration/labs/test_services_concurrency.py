@@ -12,9 +12,9 @@ from collections import Counter
 import pytest
 from django.db import connection, connections
 
+from core.errors import Conflict, QuotaExceeded
 from labs import services
 from labs.models import Lab, Operation
-from portal.errors import Conflict, QuotaExceeded
 from tests.factories import open_course
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]

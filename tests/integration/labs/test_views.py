@@ -249,9 +249,9 @@ def test_anonymous_callers_are_sent_to_log_in(client):
 
 from django.utils import timezone  # noqa: E402
 
+from core.models import AuditEntry  # noqa: E402
 from courses import services as courses_services  # noqa: E402
 from labs.models import Lab, LabSnapshot, LabVM  # noqa: E402
-from portal.models import AuditEntry  # noqa: E402
 from tests.factories import open_course  # noqa: E402
 
 
@@ -1012,8 +1012,8 @@ def test_a_student_removed_from_the_course_reads_their_lab_page_without_its_butt
 def test_the_lab_page_shows_the_largest_manual_without_rendering_it(client, enqueued, monkeypatch):
     """Finding 4: the manual is rendered once, when saved; a page view only copies stored HTML.
     (bench/markdown_worst_case.py times the page with the largest and slowest manual allowed.)"""
+    from core import markdown
     from courses.models import MANUAL_MAX_CHARACTERS
-    from portal import markdown
 
     largest = ("> - *[step](https://docs.example.edu)* `x`\n" * MANUAL_MAX_CHARACTERS)[:MANUAL_MAX_CHARACTERS]
     course = open_course(manual=largest)

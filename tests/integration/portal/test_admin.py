@@ -4,7 +4,7 @@ API tokens are listed masked."""
 import pytest
 from django.urls import reverse
 
-from portal.models import AuditEntry
+from core.models import AuditEntry
 from tests.factories import StudentFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -19,14 +19,14 @@ def entry():
 
 def test_the_site_admin_shows_entries_but_adds_changes_and_deletes_none(client, entry):
     client.force_login(UserFactory(is_superuser=True, is_staff=True))
-    listing = client.get(reverse("admin:portal_auditentry_changelist"))
+    listing = client.get(reverse("admin:core_auditentry_changelist"))
     assert listing.status_code == 200 and b"labs:lab-reset" in listing.content
-    detail = client.get(reverse("admin:portal_auditentry_change", args=[entry.pk]))
+    detail = client.get(reverse("admin:core_auditentry_change", args=[entry.pk]))
     assert detail.status_code == 200 and b"This is not your lab." in detail.content
     assert b'name="_save"' not in detail.content
-    assert client.get(reverse("admin:portal_auditentry_add")).status_code == 403
-    assert client.post(reverse("admin:portal_auditentry_delete", args=[entry.pk]), {"post": "yes"}).status_code == 403
-    assert client.post(reverse("admin:portal_auditentry_change", args=[entry.pk]), {"detail": "x"}).status_code == 403
+    assert client.get(reverse("admin:core_auditentry_add")).status_code == 403
+    assert client.post(reverse("admin:core_auditentry_delete", args=[entry.pk]), {"post": "yes"}).status_code == 403
+    assert client.post(reverse("admin:core_auditentry_change", args=[entry.pk]), {"detail": "x"}).status_code == 403
     entry.refresh_from_db()
     assert entry.detail == "This is not your lab."
 
@@ -44,15 +44,15 @@ def test_api_tokens_are_listed_masked_and_can_be_revoked(client):
     owner = StudentFactory()
     token = Token.objects.create(user=owner)
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    listing = client.get(reverse("admin:portal_apitoken_changelist"))
+    listing = client.get(reverse("admin:accounts_apitoken_changelist"))
     assert listing.status_code == 200
     page = listing.content.decode()
     assert owner.username in page and f"{token.key[:4]}…" in page
     assert token.key not in page
-    detail = client.get(reverse("admin:portal_apitoken_change", args=[owner.pk]))
+    detail = client.get(reverse("admin:accounts_apitoken_change", args=[owner.pk]))
     assert detail.status_code == 200 and token.key not in detail.content.decode()
-    assert client.get(reverse("admin:portal_apitoken_add")).status_code == 403
-    client.post(reverse("admin:portal_apitoken_delete", args=[owner.pk]), {"post": "yes"})
+    assert client.get(reverse("admin:accounts_apitoken_add")).status_code == 403
+    client.post(reverse("admin:accounts_apitoken_delete", args=[owner.pk]), {"post": "yes"})
     assert not Token.objects.filter(user=owner).exists()
 
 

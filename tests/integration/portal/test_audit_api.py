@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from portal.models import AuditEntry
+from core.models import AuditEntry
 from tests.factories import AdminFactory, InstructorFactory, StudentFactory
 from tests.integration.labs.api.conftest import client_for
 

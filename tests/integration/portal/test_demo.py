@@ -2,10 +2,10 @@
 
 import pytest
 
+from core.roles import Role, primary_role
 from courses.models import Course, TemplateVersion
 from labs import services
 from portal import demo, simulator
-from portal.roles import Role, primary_role
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 

@@ -410,7 +410,7 @@ REFUSED = (403, 404)
 
 def _refusals_recorded(w: World, role: str, method: str, route: str) -> tuple[int, int]:
     """The status a signed-in role gets, and how many refusals the audit log gained meanwhile."""
-    from portal.models import AuditEntry
+    from core.models import AuditEntry
 
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {w.tokens[role]}")

@@ -97,7 +97,7 @@ def test_api_docs_are_served_without_a_cdn(client):
 
 
 def _audit_entry(**fields):
-    from portal.models import AuditEntry
+    from core.models import AuditEntry
 
     values = {"category": "operation", "action": "lab.reset", "result": "succeeded", "source": "worker", **fields}
     return AuditEntry.objects.create(**values)
@@ -124,7 +124,7 @@ def test_admins_read_the_audit_log_newest_first_and_find_it_in_the_menu(client):
 
 @pytest.mark.parametrize("factory", [InstructorFactory, StudentFactory])
 def test_the_audit_log_is_for_admins_only(client, factory):
-    from portal.models import AuditEntry
+    from core.models import AuditEntry
 
     user = factory()
     client.force_login(user)
@@ -226,7 +226,7 @@ def test_an_unhandled_failure_in_the_api_answers_json_and_a_page_answers_html(mo
         raise RuntimeError("the database went away")
 
     monkeypatch.setattr(selectors, "operation_list", broken)
-    monkeypatch.setattr(views, "_people_counts", broken)
+    monkeypatch.setattr(views, "people_counts", broken)
     admin = AdminFactory()
     api = APIClient(raise_request_exception=False)
     api.force_authenticate(admin)

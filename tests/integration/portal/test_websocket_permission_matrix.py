@@ -14,10 +14,10 @@ import re
 
 import pytest
 
+from core.models import AuditEntry
 from courses import services as course_services
 from labs import console, services, vsphere
 from labs.models import Lab, LabVM
-from portal.models import AuditEntry
 from portal.routing import websocket_urlpatterns
 from tests.factories import AdminFactory, open_course
 from tests.integration.labs.test_consumers import Session, _headers, close_clients  # noqa: F401

@@ -4,8 +4,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from core import roles
 from courses.models import Enrollment
-from portal import roles
 from tests.factories import AdminFactory, InstructorFactory, StudentFactory
 from tests.integration.courses.api.conftest import client_for, make_course
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.models import AuditEntry
 from labs import services
 from labs.models import Lab, Operation
-from portal.models import AuditEntry
 from tests.factories import AdminFactory, open_course
 from tests.integration.labs.api.conftest import client_for, idle, ready_lab, student_of
 

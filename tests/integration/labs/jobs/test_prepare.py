@@ -5,13 +5,13 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from core.errors import Conflict
 from courses import services as course_services
 from labs import selectors, services
 from labs.endpoints import endpoint_client
 from labs.jobs import execute
 from labs.models import Operation
 from portal import simulator
-from portal.errors import Conflict
 from tests.factories import InstructorFactory, simulator_endpoint
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]

@@ -131,7 +131,7 @@ def test_a_lab_with_an_operation_running_is_left_alone(lab, settings):
 def test_only_admins_reconcile_on_demand_and_one_at_a_time(lab):
     from django.core.exceptions import PermissionDenied
 
-    from portal.errors import Conflict
+    from core.errors import Conflict
     from tests.factories import AdminFactory
 
     with pytest.raises(PermissionDenied):

@@ -1,0 +1,100 @@
+"""REST API of the accounts app: API tokens and instructor accounts. Thin: the same services as
+the pages (accounts.services)."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
+from rest_framework import generics, serializers
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts import permissions, services
+from core.api import ErrorSerializer, errors
+from core.parsers import PARSERS
+
+User = get_user_model()
+
+
+class InstructorSerializer(serializers.ModelSerializer):
+    """An instructor account. The password is write-only and checked by the password rules."""
+
+    password = serializers.CharField(write_only=True, trim_whitespace=False, style={"input_type": "password"})
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "password", "email", "first_name", "last_name"]
+        read_only_fields = ["id"]
+
+
+class CreatesInstructors(BasePermission):
+    message = "Only admins can add instructors."
+
+    def has_permission(self, request, view) -> bool:
+        return permissions.can_create_instructors(request.user)
+
+
+# Sign-in
+
+
+@extend_schema_view(
+    post=extend_schema(
+        summary="Get an API token for a username and password",
+        description=(
+            'Answers the caller\'s one API token, `{"token": "..."}`; send it as `Authorization: Token <token>`. '
+            "The token is created on the first call; every later call with the password answers the same token "
+            "again, until an admin deletes it in the admin site (there is no expiry yet). Wrong credentials "
+            "answer 400."
+        ),
+        tags=["auth"],
+        responses={
+            200: inline_serializer("Token", {"token": serializers.CharField()}),
+            400: OpenApiResponse(
+                ErrorSerializer, description="A missing field, or wrong credentials (also while rate-limited)."
+            ),
+        },
+    )
+)
+class TokenCreateView(ObtainAuthToken):
+    """DRF's token view. Its AuthTokenSerializer calls authenticate(request=...), which login
+    rate limiting needs to see who is trying from where."""
+
+    # Anyone may ask with a password; a browser session must not make this a CSRF-checked call.
+    authentication_classes = []
+    # ObtainAuthToken names DRF's own parsers; ours refuse too deep JSON (core/parsers.py).
+    parser_classes = PARSERS
+
+    def post(self, request: Request, *args, **kwargs) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)  # a wrong password is a failed login (accounts.signals)
+        user = serializer.validated_data["user"]
+        token = services.api_token_hand_out(user=user, request=request)
+        return Response({"token": token.key})
+
+
+# People
+
+
+@extend_schema_view(
+    post=extend_schema(
+        summary="Create an instructor account",
+        description="Admins. The password must pass the password rules.",
+        responses={201: InstructorSerializer, **errors(400, 403)},
+    )
+)
+@extend_schema(tags=["instructors"])
+class InstructorCreateView(generics.CreateAPIView):
+    serializer_class = InstructorSerializer
+    permission_classes = [IsAuthenticated, CreatesInstructors]
+
+    def perform_create(self, serializer) -> None:
+        try:
+            serializer.instance = services.instructor_create(actor=self.request.user, **serializer.validated_data)
+        except DjangoValidationError as error:
+            if hasattr(error, "error_dict"):
+                raise
+            # The only field-less refusal is the password rules': name the field.
+            raise DjangoValidationError({"password": error.error_list}) from error
