@@ -80,7 +80,7 @@ def lab_detail(*, lab_id: int, user: AbstractBaseUser) -> Lab:
         .prefetch_related("vms", "networks", Prefetch("snapshots", LabSnapshot.objects.select_related("created_by")))
         .get(pk=lab_id)
     )
-    lab.active_operation = lab_active_operations([lab]).get(lab.pk)
+    lab.active_operation = lab_busy_with(lab)
     return lab
 
 
@@ -102,7 +102,10 @@ def lab_active_operations(labs: Iterable[Lab]) -> dict[int, Operation]:
 def lab_busy_with(lab: Lab) -> Operation | None:
     """The operation keeping one lab busy (see ``lab_active_operations``), or None: what the
     services' one-operation-per-lab check, the lab page and the live full state all ask."""
-    return lab_active_operations([lab]).get(lab.pk)
+    operation = lab_active_operations([lab]).get(lab.pk)
+    if operation is not None and operation.lab_id == lab.pk:
+        operation.lab = lab  # the caller's lab: its permission checks must not read it again
+    return operation
 
 
 def snapshot_tree(lab: Lab) -> list[LabSnapshot]:

@@ -1119,3 +1119,47 @@ def test_a_quota_refusal_in_a_class_action_is_said_and_recorded_once(client, enq
     [entry] = AuditEntry.objects.filter(category="refusal")
     assert (entry.action, entry.actor, entry.target_id) == ("lab.bulk.reset", instructor, str(off.pk))
     assert entry.detail == words
+
+
+def _busy_classes(*sizes: int):
+    """Classes whose every lab is ready, has a snapshot and a power operation queued: the shape
+    that made per-row queries before (template tags asking per lab). The operations come last:
+    making a lab ready ends the operations queued before it."""
+    from labs.models import LabSnapshot
+    from tests.factories import open_course
+    from tests.integration.labs.api.conftest import ready_lab
+
+    classes = []
+    for size in sizes:
+        course = open_course(students=size)
+        classes.append((course, [ready_lab(course, index) for index in range(size)]))
+    for _, labs in classes:
+        for lab in labs:
+            LabSnapshot.objects.create(lab=lab, name="before the upgrade")
+            services.lab_power(lab=lab, actor=lab.student, action="off")
+    return classes
+
+
+@pytest.mark.django_db
+def test_the_class_and_lab_pages_cost_the_same_queries_for_1_or_30_labs(
+    client, enqueued, django_assert_max_num_queries
+):
+    """No template tag or row reads the database per lab: a class of 30 costs what a class of one does."""
+    (small, small_labs), (large, large_labs) = _busy_classes(1, 30)
+    assert all(lab.operations.filter(state=Operation.State.QUEUED).exists() for lab in small_labs + large_labs)
+
+    def queries(user, url: str) -> int:
+        client.force_login(user)
+        assert client.get(url).status_code == 200  # warm: sessions, caches of the first request
+        with django_assert_max_num_queries(60) as counted:
+            assert client.get(url).status_code == 200
+        return len(counted.captured_queries)
+
+    def class_page(course) -> str:
+        return reverse("labs:class-labs", args=[course.pk])
+
+    assert queries(small.instructors.get(), class_page(small)) == queries(large.instructors.get(), class_page(large))
+    lab_page = reverse("labs:lab-detail", args=[small_labs[0].pk])
+    other_lab_page = reverse("labs:lab-detail", args=[large_labs[0].pk])
+    assert queries(small_labs[0].student, lab_page) == queries(large_labs[0].student, other_lab_page)
+    assert queries(small.instructors.get(), lab_page) == queries(large.instructors.get(), other_lab_page)
