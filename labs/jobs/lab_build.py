@@ -254,6 +254,7 @@ class LabBuilder:
                 if vm.moref:  # gone already (or the moref names something else now)
                     vm.moref, vm.power_state = "", LabVM.PowerState.OFF
                     vm.save(update_fields=["moref", "power_state"])
+                    realtime.vm_changed(vm)
                 continue
             try:
                 self.client.destroy_vm(moref, deadline=self.deadline)
@@ -267,6 +268,7 @@ class LabBuilder:
             vm.moref = ""
             vm.power_state = LabVM.PowerState.OFF
             vm.save(update_fields=["moref", "power_state"])
+            realtime.vm_changed(vm)  # pages show it off (it is gone) without a reload
         for network in self.lab.networks.all():
             try:
                 self.client.remove_port_group(
@@ -306,6 +308,7 @@ class LabBuilder:
             self.lab.save(update_fields=[field])
         if not problems:
             self.lab.snapshots.all().delete()
+            realtime.snapshots_changed(self.lab)  # the tree is empty now, and pages say so
         return problems
 
 

@@ -144,6 +144,8 @@ def build_lab(job: LabJob, sources: list[CloneSource]) -> None:
     snapshot = builder.record_baseline(baseline, job.context.operation.actor)
     job.lab.current_snapshot = snapshot
     job.lab.save(update_fields=["current_snapshot"])
+    # The page's snapshot tree learns of the baseline (it showed none while the lab was built).
+    realtime.snapshots_changed(job.lab)
     job.step("Powering on in boot order", 14, builder.power_on_in_boot_order)
 
 
