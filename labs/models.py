@@ -292,6 +292,8 @@ class Operation(models.Model):
 
     FINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
     ACTIVE_STATES = frozenset({State.QUEUED, State.RUNNING})
+    # How an ended operation went, after the message of the click that started it.
+    OUTCOME_WORDS = {State.SUCCEEDED: "Done.", State.FAILED: "It failed.", State.CANCELLED: "It was cancelled."}
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
@@ -339,6 +341,36 @@ class Operation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} ({self.state})"
+
+    @property
+    def step_label(self) -> str:
+        """What it is doing, or why it ended, in words: the step; a failure's error; else a default."""
+        active = self.state in self.ACTIVE_STATES
+        if not active and self.state != self.State.SUCCEEDED and self.error:
+            return self.error
+        if self.step:
+            return self.step
+        if self.state == self.State.QUEUED:
+            return "Queued: waiting for a free worker."
+        if self.state == self.State.RUNNING:
+            return "Starting."
+        return self.get_state_display()
+
+    def busy_words(self, lab_id: int) -> str:
+        """Why lab ``lab_id``'s buttons are off while this runs: its own operation, or a clone
+        copying it (the lab being copied is busy too); empty once it ended."""
+        if self.state not in self.ACTIVE_STATES:
+            return ""
+        if self.lab_id != lab_id:
+            return f"Busy: this lab is being copied into {self.lab.name}. The buttons come back when that is done."
+        doing = self.get_kind_display().lower()
+        if self.state == self.State.QUEUED:
+            return f"Busy: {doing} is queued for a worker. The buttons come back when it is done."
+        return f"Busy: {doing} is running. The buttons come back when it is done."
+
+    @property
+    def outcome_label(self) -> str:
+        return self.OUTCOME_WORDS.get(self.state, "")
 
     @property
     def is_final(self) -> bool:

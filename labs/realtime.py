@@ -25,11 +25,14 @@ def next_seq(instance: Model) -> int:
 
 
 def operation_payload(operation: Operation) -> dict[str, Any]:
+    """An operation with the words the pages show for it (labs.models.Operation), so the
+    browser's script says what the server's templates say and repeats no rule."""
+    clone_of = operation.params.get("source_lab") if operation.kind == Operation.Kind.CLONE else None
     return {
         "id": operation.pk,
         "lab": operation.lab_id,
         # A clone belongs to the new lab, but keeps the lab it copies busy too.
-        "source_lab": operation.params.get("source_lab") if operation.kind == Operation.Kind.CLONE else None,
+        "source_lab": clone_of,
         "actor": operation.actor_id,
         "kind": operation.kind,
         "kind_label": operation.get_kind_display(),
@@ -37,6 +40,11 @@ def operation_payload(operation: Operation) -> dict[str, Any]:
         "progress": operation.progress,
         "step": operation.step,
         "error": operation.error,
+        "state_label": operation.get_state_display(),
+        "step_label": operation.step_label,
+        "busy_label": operation.busy_words(operation.lab_id) if operation.lab_id else "",
+        "source_busy_label": operation.busy_words(clone_of) if clone_of and operation.lab_id else "",
+        "outcome_label": operation.outcome_label,
     }
 
 
@@ -68,6 +76,7 @@ def lab_payload(lab: Lab) -> dict[str, Any]:
         "id": lab.pk,
         "name": lab.name,
         "state": lab.state,
+        "state_label": lab.state_label,
         "error": lab.error,
         "course": lab.course_id,
         "student": lab.student_id,
@@ -112,7 +121,8 @@ def vm_payload(vm: LabVM) -> dict[str, Any]:
 def vm_changed(vm: LabVM) -> None:
     realtime.publish(
         [realtime.lab_group(vm.lab_id), realtime.course_group(vm.lab.course_id)],
-        {"type": "vm.state", "seq": next_seq(vm), "vm": vm_payload(vm)},
+        # The lab's words change with its VMs' power ("Partly running"): they come along.
+        {"type": "vm.state", "seq": next_seq(vm), "vm": vm_payload(vm), "lab_state_label": vm.lab.state_label},
     )
 
 

@@ -275,17 +275,6 @@ def _ask_first(
     return render(request, "labs/lab_confirm.html", context)
 
 
-def _busy_reason(lab: Lab, running: Operation | None) -> str:
-    if running is None:
-        return ""
-    if running.lab_id != lab.pk:
-        return f"Busy: this lab is being copied into {running.lab.name}. The buttons come back when that is done."
-    doing = running.get_kind_display().lower()
-    if running.state == Operation.State.QUEUED:
-        return f"Busy: {doing} is queued for a worker. The buttons come back when it is done."
-    return f"Busy: {doing} is running. The buttons come back when it is done."
-
-
 def _lab_context(request: HttpRequest, lab: Lab) -> dict:
     """What the lab page and its live fragments (snapshot tree, history) need."""
     running = lab.active_operation
@@ -301,7 +290,7 @@ def _lab_context(request: HttpRequest, lab: Lab) -> dict:
         "read_only": read_only,
         "running": running,
         "busy": running is not None,
-        "busy_reason": _busy_reason(lab, running),
+        "busy_reason": running.busy_words(lab.pk) if running else "",
         "is_admin": is_admin,
         # As services.operation_cancel allows; the live layer shows the button by the same rule.
         "can_cancel": running is not None and permissions.can_cancel_operation(request.user, running),

@@ -74,19 +74,13 @@
   // operation, and the page reloads once it ends, to show the results the server renders.
   const OPERATION_PAGE = (MAIN_PATH.match(/^\/ws\/operations\/(\d+)\/$/) || [])[1] || null;
 
-  // Words as the server says them (the models' labels, labs/templatetags/labs_tags.py).
+  // The words shown come with the messages (labs/realtime.py: state_label, step_label,
+  // busy_label, ...), so this script repeats none of the server's wording or rules.
   const CAPACITY_WAIT = "Waiting for vCenter capacity";
   const TOO_MANY_RETRY_MS = 60000;  // after a 4429 (docs/websocket.md)
   let reloading = false;
   const ACTIVE = new Set(["queued", "running"]);
   const FINISHED_LAB = new Set(["deleting", "deleted", "expired"]);
-  const LAB_STATE_WORDS = {
-    provisioning: "Provisioning", ready: "Ready", busy: "Busy", error: "Error",
-    deleting: "Deleting", deleted: "Deleted", expired: "Expired",
-  };
-  const OP_STATE_WORDS = {
-    queued: "Queued", running: "Running", succeeded: "Succeeded", failed: "Failed", cancelled: "Cancelled",
-  };
   const SCOPES = "[data-lab-id],[data-vm-id],[data-operation-id],[data-operation-for-lab]";
   const ENDED_SHOWN_MS = 2500;   // an ended operation's outcome stays in its panel this long
   const MAX_TOASTS = 4;
@@ -167,7 +161,6 @@
   /** The success message of the action that led to this page announced the operation running
    *  at load: once that ends, the message says how it ended instead of going stale. */
   let announced = null;
-  const OUTCOME_WORDS = {succeeded: "Done.", failed: "It failed.", cancelled: "It was cancelled."};
 
   function announcedEnded(op) {
     if (key(op.id) !== announced) return;
@@ -176,7 +169,7 @@
       flash.classList.add("flash-past");
       const outcome = document.createElement("strong");
       outcome.className = "flash-outcome";
-      outcome.textContent = ` ${OUTCOME_WORDS[op.state] || ""}`;
+      outcome.textContent = ` ${op.outcome_label}`;
       flash.appendChild(outcome);
     });
   }
@@ -254,7 +247,7 @@
     if (!lab) return;
     all(`[data-lab-id="${labId}"]`).forEach((scope) => {
       scope.setAttribute("data-state", lab.state);
-      setField(scope, "state", stateWords(labId, lab));
+      setField(scope, "state", lab.state_label);
       fields(scope, "error").forEach((el) => {
         let text = lab.error || (lab.state === "error" ? el.getAttribute("data-error-fallback") || "" : "");
         text = truncateWords(text, Number(el.getAttribute("data-truncate-words")) || 0);
@@ -277,14 +270,6 @@
     all(`[data-read-only-note="${labId}"]`).forEach((el) => {
       el.hidden = !readOnly.has(labId);
     });
-  }
-
-  /** A ready lab's state says what can be done next, as labs.models.Lab.state_label does. */
-  function stateWords(labId, lab) {
-    const counts = lab.state === "ready" ? vmCounts(labId) : null;
-    if (!counts) return LAB_STATE_WORDS[lab.state] || lab.state;
-    if (counts.total && counts.on === counts.total) return "Running";
-    return counts.on ? "Partly running" : "Ready · powered off";
   }
 
   function renderVm(vmId) {
@@ -327,25 +312,9 @@
     return best;
   }
 
-  function stepWords(op) {
-    if (!active(op) && op.state !== "succeeded" && op.error) return op.error;
-    if (op.step) return op.step;
-    if (op.state === "queued") return "Queued: waiting for a free worker.";
-    if (op.state === "running") return "Starting.";
-    return OP_STATE_WORDS[op.state] || op.state;
-  }
-
+  /** Why a lab's buttons are off: its own operation's words, or a clone's for the lab it copies. */
   function busyReason(labId, op) {
-    if (!active(op)) return "";
-    if (key(op.lab) !== labId) {
-      const clone = labs.get(key(op.lab));
-      return `Busy: this lab is being copied into ${clone ? clone.name : "a new lab"}. `
-        + "The buttons come back when that is done.";
-    }
-    const doing = (op.kind_label || op.kind || "an operation").toLowerCase();
-    return op.state === "queued"
-      ? `Busy: ${doing} is queued for a worker. The buttons come back when it is done.`
-      : `Busy: ${doing} is running. The buttons come back when it is done.`;
+    return key(op.lab) === labId ? op.busy_label : op.source_busy_label;
   }
 
   function mayCancel(op) {
@@ -369,9 +338,9 @@
     panel.setAttribute("data-operation-lab", key(op.lab));
     panel.setAttribute("data-state", op.state);
     setField(panel, "kind", op.kind_label || op.kind);
-    setField(panel, "state", OP_STATE_WORDS[op.state] || op.state);
+    setField(panel, "state", op.state_label);
     setField(panel, "progress", op.progress);
-    setField(panel, "step", stepWords(op));
+    setField(panel, "step", op.step_label);
     setField(panel, "busy_reason", busyReason(labId, op));
     panel.classList.toggle("waiting", active(op) && (op.step || "").startsWith(CAPACITY_WAIT));
     const asked = active(op) && cancelAsked.has(id);
@@ -393,9 +362,9 @@
     all(`[data-operation-id="${op.id}"]`).forEach((scope) => {
       if (scope.hasAttribute("data-operation-for-lab")) return;
       scope.setAttribute("data-state", op.state);
-      setField(scope, "state", OP_STATE_WORDS[op.state] || op.state);
+      setField(scope, "state", op.state_label);
       setField(scope, "progress", op.progress);
-      setField(scope, "step", stepWords(op));
+      setField(scope, "step", op.step_label);
       setField(scope, "error", op.error);
     });
   }
@@ -645,6 +614,8 @@
         const vm = message.vm;
         if (unknownLab(key(vm.lab), connection) || !fresh(`vm:${vm.id}`, message.seq, connection)) break;
         storeVm(vm);
+        // The lab's words follow its VMs' power ("Partly running"); the server sends them along.
+        if (labs.has(key(vm.lab))) labs.get(key(vm.lab)).state_label = message.lab_state_label;
         renderVm(key(vm.id));
         renderLab(key(vm.lab));
         break;
