@@ -24,6 +24,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from core import audit
 from core import realtime as groups
+from core.consumers import NOT_ALLOWED, NOT_SIGNED_IN, RefusingConsumer
 from core.ws_limit import SocketSlot, limit_words
 from courses import permissions as course_permissions
 from courses.models import Course
@@ -32,13 +33,12 @@ from labs.models import ConsoleSession, Lab, Operation
 
 User = get_user_model()
 
-# Close codes a client can act on (4000-4999 are the application's own).
-NOT_SIGNED_IN = 4401
-NOT_ALLOWED = 4403
+# Close codes a client can act on (4000-4999 are the application's own): core.consumers has
+# 4401 and 4403, which every socket uses.
 TOO_MANY = 4429  # the person has NESTLAB_WS_PER_USER_LIMIT sockets open already (core/ws_limit.py)
 
 
-class _PushConsumer(AsyncJsonWebsocketConsumer):
+class _PushConsumer(RefusingConsumer, AsyncJsonWebsocketConsumer):
     """Joins groups only after a permission check; relays ``push`` events verbatim."""
 
     joined: list[str]
@@ -69,15 +69,6 @@ class _PushConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "notice", "seq": 0, "level": "error", "text": words})
         await self.close(code=TOO_MANY)
         return False
-
-    async def refuse(self, code: int, reason: str = "") -> None:
-        if code == NOT_ALLOWED:  # a signed-in person; one who is not is asked to sign in
-            await database_sync_to_async(audit.websocket_refused)(
-                scope=self.scope, action=self.audit_action, reason=reason or "Not allowed."
-            )
-        # Accept first so that the browser receives the code (a refused handshake has none).
-        await self.accept()
-        await self.close(code=code)
 
     async def join(self, names: list[str]) -> None:
         self.joined = names
@@ -282,7 +273,7 @@ def _close_reason(words: str) -> str:
     return encoded[: CLOSE_REASON_BYTES - 3].decode(errors="ignore") + "…"
 
 
-class ConsoleConsumer(AsyncWebsocketConsumer):
+class ConsoleConsumer(RefusingConsumer, AsyncWebsocketConsumer):
     """``ws/console/<key>/``: the relay between a browser's console (noVNC) and a VM's WebMKS
     stream on its ESXi host (docs/console.md). The key comes from ``labs.console.console_open``;
     the ticket is asked for here, used here and never sent to the browser.
@@ -294,6 +285,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
     typed for ``NESTLAB_CONSOLE_IDLE_MINUTES``, or someone closes it from the page or the API.
     """
 
+    audit_action = "websocket:console"
     session: ConsoleSession | None = None
     stream: vsphere.ConsoleStream | None = None
     ended = False
@@ -309,18 +301,13 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         user = self.scope["user"]
         protocol = "binary" if "binary" in self.scope.get("subprotocols", []) else None
         if not user.is_authenticated:
-            await self.accept(subprotocol=protocol)
-            await self.close(code=NOT_SIGNED_IN)
+            await self.refuse(NOT_SIGNED_IN, subprotocol=protocol)
             return
         key = self.scope["url_route"]["kwargs"]["key"]
         try:
             self.session = await database_sync_to_async(console.console_connect)(key=key, user=user)
         except PermissionDenied as refusal:
-            await database_sync_to_async(audit.websocket_refused)(
-                scope=self.scope, action="websocket:console", reason=str(refusal)
-            )
-            await self.accept(subprotocol=protocol)
-            await self.close(code=NOT_ALLOWED, reason=_close_reason(str(refusal)))
+            await self.refuse(NOT_ALLOWED, str(refusal), subprotocol=protocol, words=_close_reason(str(refusal)))
             return
         self.filter = rfb.ClientStream(read_only=self.session.mode == ConsoleSession.Mode.OBSERVE)
         self.joined = [console.console_group(self.session.pk), groups.user_group(user.pk)]
