@@ -285,14 +285,15 @@ def markdown_preview(request: HttpRequest) -> HttpResponse:
     """The manual editor's live preview: the same rendering students will see."""
     if not permissions.can_create_templates(request.user):
         return HttpResponse("Only instructors and admins write manuals.", status=403, content_type="text/plain")
-    text = request.POST.get("text", "")
+    # "manual": the editor's own field, as htmx sends it; "text": a caller naming it so.
+    text = request.POST.get("manual", request.POST.get("text", ""))
     if len(text) > MANUAL_MAX_CHARACTERS:
         return HttpResponse(
             f"The manual is {len(text):,} characters long; at most {MANUAL_MAX_CHARACTERS:,} are allowed.",
             status=400,
             content_type="text/plain",
         )
-    return HttpResponse(render_markdown(text))
+    return HttpResponse(render_markdown(text) or '<p class="muted">No manual yet.</p>')
 
 
 # Courses

@@ -20,35 +20,13 @@ document.addEventListener("submit", (event) => {
   else if (form.elements.confirmed) form.elements.confirmed.value = "on";
 });
 
-// The manual editor: the same Markdown rendering students see, refreshed while typing.
-document.addEventListener("DOMContentLoaded", () => {
-  for (const editor of document.querySelectorAll(".manual-editor[data-preview-url]")) {
-    const source = editor.querySelector("textarea");
-    const preview = editor.querySelector(".manual-preview");
-    const token = editor.closest("form")?.querySelector("input[name=csrfmiddlewaretoken]")?.value;
-    if (!source || !preview || !token) continue;
-    let timer = null;
-    let latest = 0;
-    source.addEventListener("input", () => {
-      clearTimeout(timer);
-      timer = setTimeout(async () => {
-        const ask = ++latest;
-        const body = new FormData();
-        body.append("text", source.value);
-        try {
-          const response = await fetch(editor.dataset.previewUrl, {
-            method: "POST",
-            body,
-            headers: { "X-CSRFToken": token },
-            credentials: "same-origin",
-          });
-          if (!response.ok) throw new Error(await response.text());
-          const html = await response.text(); // sanitized by the server (core.markdown)
-          if (ask === latest) preview.innerHTML = html || '<p class="muted">No manual yet.</p>';
-        } catch (error) {
-          if (ask === latest) preview.textContent = "The preview is not available right now; saving still works.";
-        }
-      }, 400);
-    });
+// The manual editor's preview is htmx's (templates/courses/template_detail.html): the same
+// Markdown rendering students see, refreshed while typing. When the server cannot answer, say so.
+function previewUnavailable(event) {
+  const preview = event.detail.target;
+  if (preview?.matches(".manual-preview")) {
+    preview.textContent = "The preview is not available right now; saving still works.";
   }
-});
+}
+document.addEventListener("htmx:responseError", previewUnavailable);
+document.addEventListener("htmx:sendError", previewUnavailable);

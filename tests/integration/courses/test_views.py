@@ -277,6 +277,15 @@ def test_the_manual_preview_renders_like_students_see_it_without_scripts(client)
     assert b"onerror" not in response.content
 
 
+def test_the_editors_own_field_is_previewed_and_an_empty_manual_says_so(client):
+    """The editor posts its form (htmx): the manual's field is ``manual``."""
+    client.force_login(InstructorFactory())
+    response = client.post(reverse("courses:markdown-preview"), {"name": "Lab", "manual": "# Nested vSphere"})
+    assert response.status_code == 200 and b"<h1" in response.content and b"Nested vSphere" in response.content
+    empty = client.post(reverse("courses:markdown-preview"), {"manual": ""})
+    assert empty.content == b'<p class="muted">No manual yet.</p>'
+
+
 def test_a_preview_over_the_manual_limit_is_a_400_in_words(client):
     client.force_login(InstructorFactory())
     response = client.post(reverse("courses:markdown-preview"), {"text": "[" * 70_000})
