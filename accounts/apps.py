@@ -10,5 +10,7 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts import signals
+        from core.audit import register_object_kind
 
         signals.connect()  # sign-ins into the audit log
+        register_object_kind("accounts.ApiKey", kind="api_key", words="API key", url_kwarg="key_id")

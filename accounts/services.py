@@ -16,6 +16,7 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 from accounts import permissions
+from accounts.models import API_KEY_PREFIX, API_KEYS_PER_PERSON, ApiKey, api_key_digest
 from core import audit, roles
 
 User = get_user_model()
@@ -96,3 +97,62 @@ def api_token_hand_out(*, user: AbstractBaseUser, request=None) -> Token:
         request=request,
     )
     return token
+
+
+@transaction.atomic
+def api_key_create(*, user: AbstractBaseUser, name: str, request=None) -> tuple[ApiKey, str]:
+    """A new named API key for ``user``; returns it and the whole key, which is shown this once
+    (only its digest is kept). Refused beyond ``API_KEYS_PER_PERSON`` or with a name in use."""
+    if not user.is_authenticated:
+        raise PermissionDenied("Sign in to make an API key.")
+    User.objects.select_for_update().filter(pk=user.pk).first()  # two tabs cannot pass the limit together
+    if ApiKey.objects.filter(user=user).count() >= API_KEYS_PER_PERSON:
+        raise ValidationError(
+            f"You have {API_KEYS_PER_PERSON} API keys, the most one person may have: revoke one you no longer use."
+        )
+    name = (name or "").strip()
+    if ApiKey.objects.filter(user=user, name=name).exists():
+        raise ValidationError({"name": f"You have a key called {name} already: give this one another name."})
+    secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(user=user, name=name, prefix=secret[: len(API_KEY_PREFIX) + 6], digest=api_key_digest(secret))
+    key.full_clean()
+    key.save()
+    audit.audit_record(
+        category=audit.Category.TOKEN,
+        action="api_key.create",
+        result=audit.Result.SUCCEEDED,
+        actor=user,
+        target=audit.describe(user),
+        detail=f"API key '{name}' ({key.prefix}…) was made.",
+        request=request,
+    )
+    return key, secret
+
+
+@transaction.atomic
+def api_key_revoke(*, key: ApiKey, actor: AbstractBaseUser, request=None) -> None:
+    """Revoke a key: its owner, or an admin. Requests sending it are refused from now on."""
+    _require(key.user_id == actor.pk or roles.is_admin(actor), "Only its owner or an admin can revoke an API key.")
+    key.delete()
+    audit.audit_record(
+        category=audit.Category.TOKEN,
+        action="api_key.revoke",
+        result=audit.Result.SUCCEEDED,
+        actor=actor,
+        target=audit.describe(key.user),
+        detail=f"API key '{key.name}' ({key.prefix}…) was revoked.",
+        request=request,
+    )
+
+
+def password_changed(*, user: AbstractBaseUser, request=None, by_reset: bool = False) -> None:
+    """Record a password change (on the account page, or through a reset e-mail)."""
+    audit.audit_record(
+        category=audit.Category.ACCOUNT,
+        action="auth.password_reset" if by_reset else "auth.password_change",
+        result=audit.Result.SUCCEEDED,
+        actor=user,
+        target=audit.describe(user),
+        detail="The password was set through a reset e-mail." if by_reset else "The password was changed.",
+        request=request,
+    )

@@ -1,20 +1,26 @@
-"""Pages of the accounts app: everyone's accounts for admins, and adding an instructor.
+"""Pages of the accounts app: everyone's accounts for admins, adding an instructor, and each
+person's own account (password change and reset, API keys).
 
 Thin: the form parses, accounts.services decides and writes (the API's instructors route calls
 the same service)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
+from django.views.decorators.http import require_POST
 
-from accounts import forms, permissions, services
+from accounts import forms, permissions, selectors, services
+from accounts.models import API_KEYS_PER_PERSON, ApiKey
 from core import roles
 from core.web import add_errors, forbidden
 
@@ -65,3 +71,91 @@ def people(request: HttpRequest) -> HttpResponse:
         "accounts/people.html",
         {"form": form, "rows": rows, "page": page, "role": role, "query": query, "roles": list(roles.Role)},
     )
+
+
+# The person's own account
+
+
+def _account_page(request: HttpRequest, *, form: forms.ApiKeyForm | None = None, new_key: str = "", status=200):
+    return render(
+        request,
+        "accounts/account.html",
+        {
+            "roles": _role_names(request.user),
+            "keys": selectors.api_keys_of(request.user),
+            "form": form or forms.ApiKeyForm(),
+            "new_key": new_key,
+            "keys_max": API_KEYS_PER_PERSON,
+        },
+        status=status,
+    )
+
+
+@login_required
+def account(request: HttpRequest) -> HttpResponse:
+    """Who you are, your password, and your API keys."""
+    return _account_page(request)
+
+
+@login_required
+@require_POST
+def api_key_create(request: HttpRequest) -> HttpResponse:
+    """A new API key, shown on the page this once (only its digest is kept)."""
+    form = forms.ApiKeyForm(request.POST)
+    if form.is_valid():
+        try:
+            _key, secret = services.api_key_create(user=request.user, name=form.cleaned_data["name"], request=request)
+        except ValidationError as error:
+            add_errors(form, error)
+        else:
+            return _account_page(request, new_key=secret)
+    return _account_page(request, form=form, status=400)
+
+
+@login_required
+@require_POST
+def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
+    key = get_object_or_404(ApiKey, pk=key_id, user=request.user)  # someone else's key does not exist here
+    services.api_key_revoke(key=key, actor=request.user, request=request)
+    messages.success(request, f"The API key “{key.name}” is revoked: requests sending it are refused from now on.")
+    return redirect("accounts:account")
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's view and its rules (AUTH_PASSWORD_VALIDATORS), wrong old passwords limited, the
+    change recorded; the session stays signed in, the person's other sessions are signed out."""
+
+    form_class = forms.LimitedPasswordChangeForm
+    success_url = reverse_lazy("accounts:account")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        services.password_changed(user=self.request.user, request=self.request)
+        messages.success(self.request, "Your password is changed.")
+        return response
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset by e-mail: the same answer whether or not the address has an account."""
+
+    form_class = forms.LimitedPasswordResetForm
+    success_url = reverse_lazy("accounts:password-reset-done")
+    email_template_name = "registration/password_reset_email.txt"
+    subject_template_name = "registration/password_reset_subject.txt"
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "client_address": self.request.META.get("REMOTE_ADDR", "")}
+
+
+class PasswordResetDoneView(auth_views.PasswordResetDoneView):
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "timeout_hours": settings.PASSWORD_RESET_TIMEOUT // 3600}
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    success_url = reverse_lazy("accounts:password-reset-complete")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        services.password_changed(user=form.user, request=self.request, by_reset=True)
+        return response

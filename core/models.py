@@ -55,6 +55,7 @@ class AuditEntry(models.Model):
         REFUSAL = "refusal", "Refusal"
         OPERATION = "operation", "Operation"
         CONSOLE = "console", "Console"
+        ACCOUNT = "account", "Account (password)"
 
     class Result(models.TextChoices):
         # An operation was queued: its outcome is a later entry of its own.

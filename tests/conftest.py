@@ -120,3 +120,13 @@ def console_lab(sim_vm):
     LabVM.objects.filter(lab=lab, role="router").update(moref=moref, power_state="poweredOn")
     LabVM.objects.filter(lab=lab).exclude(role="router").update(power_state="poweredOff")
     return lab
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP listener on a free port; ``.port``, ``.mailbox.wait_for(address)``."""
+    from tests.support.smtp import SmtpServer
+
+    server = SmtpServer().start()
+    yield server
+    server.stop()

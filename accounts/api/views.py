@@ -6,13 +6,14 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
-from rest_framework import generics, serializers
+from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import permissions, services
+from accounts.models import ApiKey
 from core.api import ErrorSerializer, errors
 from core.parsers import PARSERS
 
@@ -98,3 +99,56 @@ class InstructorCreateView(generics.CreateAPIView):
                 raise
             # The only field-less refusal is the password rules': name the field.
             raise DjangoValidationError({"password": error.error_list}) from error
+
+
+# API keys of the person asking
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    """A named API key: its first characters only; the whole key is in the answer that made it."""
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "created_at", "last_used_at"]
+        read_only_fields = ["id", "prefix", "created_at", "last_used_at"]
+
+
+class NewApiKeySerializer(ApiKeySerializer):
+    key = serializers.CharField(read_only=True, help_text="The whole key: shown this once, never again.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = [*ApiKeySerializer.Meta.fields, "key"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List your API keys", responses={200: ApiKeySerializer(many=True), **errors(403)}),
+    create=extend_schema(
+        summary="Make an API key",
+        description="Answers the whole key once, in `key`; only its first characters are kept readable.",
+        request=ApiKeySerializer,
+        responses={201: NewApiKeySerializer, **errors(400, 403)},
+    ),
+    destroy=extend_schema(summary="Revoke one of your API keys", responses={204: None, **errors(403, 404)}),
+)
+@extend_schema(tags=["account"])
+class ApiKeyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """The caller's own API keys (the account page's, by the same services)."""
+
+    serializer_class = ApiKeySerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ApiKey.objects.none()
+        return ApiKey.objects.filter(user=self.request.user)  # someone else's key does not exist here
+
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        serializer = ApiKeySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        key, secret = services.api_key_create(
+            user=request.user, name=serializer.validated_data["name"], request=request
+        )
+        key.key = secret
+        return Response(NewApiKeySerializer(key).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance: ApiKey) -> None:
+        services.api_key_revoke(key=instance, actor=self.request.user, request=self.request)

@@ -57,3 +57,44 @@ def test_the_api_token_is_made_once_and_every_hand_out_is_audited():
     assert first.key == again.key
     details = list(AuditEntry.objects.filter(action="api.token", actor=user).values_list("detail", flat=True))
     assert sorted(details) == ["A new API token was created.", "The existing API token was handed out."]
+
+
+def test_an_api_key_is_shown_once_kept_as_a_digest_and_audited():
+    from accounts.models import ApiKey, api_key_digest
+
+    user = StudentFactory()
+    key, secret = services.api_key_create(user=user, name="grading script")
+    stored = ApiKey.objects.get(pk=key.pk)
+    assert secret.startswith("nlk_") and len(secret) > 40
+    assert secret not in (stored.digest, stored.prefix) and stored.digest == api_key_digest(secret)
+    assert secret.startswith(stored.prefix)
+    entry = AuditEntry.objects.get(action="api_key.create")
+    assert entry.actor == user and "grading script" in entry.detail and secret not in entry.detail
+
+
+def test_api_keys_are_named_uniquely_and_limited_per_person():
+    from accounts.models import API_KEYS_PER_PERSON
+
+    user = StudentFactory()
+    services.api_key_create(user=user, name="laptop")
+    with pytest.raises(ValidationError, match="called laptop already"):
+        services.api_key_create(user=user, name="laptop")
+    with pytest.raises(ValidationError):
+        services.api_key_create(user=user, name="   ")
+    for index in range(API_KEYS_PER_PERSON - 1):
+        services.api_key_create(user=user, name=f"script {index}")
+    with pytest.raises(ValidationError, match="the most one person may have"):
+        services.api_key_create(user=user, name="one more")
+    services.api_key_create(user=StudentFactory(), name="laptop")  # another person's names are theirs
+
+
+def test_only_the_owner_or_an_admin_revokes_a_key():
+    from accounts.models import ApiKey
+
+    owner = StudentFactory()
+    key, _ = services.api_key_create(user=owner, name="laptop")
+    with pytest.raises(PermissionDenied):
+        services.api_key_revoke(key=key, actor=StudentFactory())
+    services.api_key_revoke(key=key, actor=AdminFactory())
+    assert not ApiKey.objects.filter(pk=key.pk).exists()
+    assert AuditEntry.objects.filter(action="api_key.revoke").count() == 1

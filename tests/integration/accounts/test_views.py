@@ -70,3 +70,107 @@ def test_only_admins_see_people(client, factory):
 
 
 # Templates
+
+
+# The person's own account
+
+
+def test_the_account_page_makes_a_key_shows_it_once_and_revokes_it(client):
+    from accounts.models import ApiKey
+
+    student = StudentFactory(username="sam")
+    client.force_login(student)
+    made = client.post(reverse("accounts:api-key-create"), {"name": "laptop"})
+    assert made.status_code == 200
+    [key] = ApiKey.objects.filter(user=student)
+    secret = made.context["new_key"]
+    assert secret.encode() in made.content and secret.startswith(key.prefix)
+    again = client.get(reverse("accounts:account"))
+    assert secret.encode() not in again.content and f"{key.prefix}…".encode() in again.content
+    revoked = client.post(reverse("accounts:api-key-revoke", args=[key.pk]))
+    assert revoked.status_code == 302 and not ApiKey.objects.filter(pk=key.pk).exists()
+
+
+def test_a_key_with_a_name_in_use_is_refused_on_the_form(client):
+    student = StudentFactory()
+    client.force_login(student)
+    client.post(reverse("accounts:api-key-create"), {"name": "laptop"})
+    again = client.post(reverse("accounts:api-key-create"), {"name": "laptop"})
+    assert again.status_code == 400 and "called laptop already" in again.content.decode()
+
+
+def test_someone_elses_key_cannot_be_revoked_from_the_page(client):
+    from accounts import services
+    from accounts.models import ApiKey
+
+    key, _ = services.api_key_create(user=StudentFactory(), name="laptop")
+    client.force_login(StudentFactory())
+    assert client.post(reverse("accounts:api-key-revoke", args=[key.pk])).status_code == 404
+    assert ApiKey.objects.filter(pk=key.pk).exists()
+
+
+def test_a_password_change_needs_the_old_one_follows_the_rules_and_is_recorded(client):
+    from core.models import AuditEntry
+    from tests.factories import DEFAULT_PASSWORD
+
+    student = StudentFactory()
+    client.force_login(student)
+    url = reverse("accounts:password-change")
+    weak = client.post(url, {"old_password": DEFAULT_PASSWORD, "new_password1": "123", "new_password2": "123"})
+    assert weak.status_code == 200 and "too short" in weak.content.decode()
+    new = "a-much-longer-secret-42"
+    changed = client.post(url, {"old_password": DEFAULT_PASSWORD, "new_password1": new, "new_password2": new})
+    assert changed.status_code == 302
+    student.refresh_from_db()
+    assert student.check_password(new)
+    assert client.get(reverse("accounts:account")).status_code == 200  # still signed in
+    assert AuditEntry.objects.filter(action="auth.password_change", actor=student).count() == 1
+
+
+def test_guessing_the_old_password_is_stopped_after_five_tries(client):
+    from tests.factories import DEFAULT_PASSWORD
+
+    student = StudentFactory()
+    client.force_login(student)
+    url = reverse("accounts:password-change")
+    new = "a-much-longer-secret-42"
+    for _ in range(5):
+        wrong = client.post(url, {"old_password": "guess", "new_password1": new, "new_password2": new})
+        assert "incorrectly" in wrong.content.decode()
+    blocked = client.post(url, {"old_password": DEFAULT_PASSWORD, "new_password1": new, "new_password2": new})
+    assert "Too many wrong passwords" in blocked.content.decode()
+    student.refresh_from_db()
+    assert not student.check_password(new)
+
+
+def test_a_reset_e_mail_sets_a_new_password_once(client, mailoutbox):
+    import re
+
+    student = StudentFactory(email="sam@example.edu")
+    sent = client.post(reverse("accounts:password-reset"), {"email": "SAM@example.edu"})
+    assert sent.status_code == 302
+    [mail] = mailoutbox
+    assert mail.to == ["sam@example.edu"] and "Nestlab" in mail.subject
+    link = re.search(r"https?://[^/]+(/password-reset/\S+/)", mail.body).group(1)
+    form = client.get(link, follow=True)
+    new = "a-much-longer-secret-42"
+    done = client.post(form.redirect_chain[-1][0], {"new_password1": new, "new_password2": new})
+    assert done.status_code == 302
+    student.refresh_from_db()
+    assert student.check_password(new)
+    assert "does not work any more" in client.get(link, follow=True).content.decode()
+
+
+def test_a_reset_for_an_unknown_address_answers_the_same_and_sends_nothing(client, mailoutbox):
+    answer = client.post(reverse("accounts:password-reset"), {"email": "nobody@example.edu"})
+    assert answer.status_code == 302 and answer.url == reverse("accounts:password-reset-done")
+    assert mailoutbox == []
+
+
+def test_reset_e_mails_to_one_address_are_limited(client, mailoutbox):
+    StudentFactory(email="sam@example.edu")
+    for _ in range(3):
+        assert client.post(reverse("accounts:password-reset"), {"email": "sam@example.edu"}).status_code == 302
+    refused = client.post(reverse("accounts:password-reset"), {"email": "sam@example.edu"})
+    assert refused.status_code == 200 and "Too many reset e-mails" in refused.content.decode()
+    assert len(mailoutbox) == 3

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from accounts import services as account_services
 from courses import services as course_services
 from labs import console, services
 from labs.endpoints import endpoint_client
@@ -44,6 +45,7 @@ class World:
     source_moref: str
     classmate_enrollment: object
     console_session: object
+    owner_key: object
 
 
 def _ready(lab: Lab, endpoint, esxi_moref: str) -> Lab:
@@ -108,6 +110,8 @@ def _build(vcsim) -> World:
         classmate_enrollment=course.enrollments.get(student=classmate),
         # The owner's console of esxi-01, opened and never connected (the browser was not there).
         console_session=console.console_open(lab=lab, vm=lab.vms.get(role="esxi-01"), actor=owner),
+        # An API key the owner made on their account page.
+        owner_key=account_services.api_key_create(user=owner, name="notebook")[0],
     )
 
 

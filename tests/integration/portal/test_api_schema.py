@@ -114,6 +114,7 @@ def real_ids(world):
             "moref": [world.esxi_moref],
             "operations": [world.operation.pk, world.removed_operation.pk],
             "console-sessions": [world.console_session.pk],
+            "keys": [world.owner_key.pk],
         }
     )
     yield REAL

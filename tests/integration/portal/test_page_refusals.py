@@ -51,11 +51,14 @@ def _path(w: World, role: str, route: str) -> str:
         "enrollment_id": w.classmate_enrollment.pk,
         "moref": w.source_moref,
         "fragment": "snapshots",
+        "key_id": w.owner_key.pk,
+        "uidb64": "MQ",
+        "token": "set-password",
     }
     path = "/" + route
     for name, value in values.items():
-        for converter in ("int", "str"):
-            path = path.replace(f"<{converter}:{name}>", str(value))
+        for parameter in (f"<int:{name}>", f"<str:{name}>", f"<{name}>"):
+            path = path.replace(parameter, str(value))
     assert "<" not in path, f"no value for a parameter of /{route}"
     return path
 

@@ -103,6 +103,8 @@ TARGETS = {
     "api/schema/": lambda w, role: {},
     "api/v1/auth/token/": lambda w, role: {},
     "api/v1/instructors/": lambda w, role: {},
+    "api/v1/account/keys/": lambda w, role: {},
+    "api/v1/account/keys/{pk}/": lambda w, role: {"pk": w.owner_key.pk},
     "api/v1/endpoints/": lambda w, role: {},
     "api/v1/endpoints/{pk}/": lambda w, role: {"pk": w.spare_endpoint.pk},
     "api/v1/endpoints/{endpoint_id}/check/": lambda w, role: {"endpoint_id": w.spare_endpoint.pk},
@@ -232,6 +234,7 @@ QUOTA = dict.fromkeys(
 BODIES = {
     ("post", "api/v1/auth/token/"): _token_body,
     ("post", "api/v1/instructors/"): lambda w, role: {"username": "new-teacher", "password": "Tr1cky-Passw0rd-92"},
+    ("post", "api/v1/account/keys/"): lambda w, role: {"name": "a script"},
     ("post", "api/v1/endpoints/"): _endpoint_body,
     ("put", "api/v1/endpoints/{pk}/"): _endpoint_body,
     ("patch", "api/v1/endpoints/{pk}/"): lambda w, role: {"concurrency_limit": 2},
@@ -290,6 +293,10 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", "api/v1/endpoints/{endpoint_id}/inventory/"): (N,  N,   N,   N,   N,   Y,   Y,   Y),
     ("get", "api/v1/endpoints/{endpoint_id}/vms/{moref}/"): (N, N,  N,   N,   N,   Y,   Y,   Y),
     ("post", "api/v1/instructors/"):                     (N,   N,   N,   N,   N,   N,   N,   201),
+    # Your own API keys: everyone signed in has theirs; someone else's does not exist for you
+    ("get", "api/v1/account/keys/"):                     (N,   Y,   Y,   Y,   Y,   Y,   Y,   Y),
+    ("post", "api/v1/account/keys/"):                    (N,   201, 201, 201, 201, 201, 201, 201),
+    ("delete", "api/v1/account/keys/{pk}/"):             (N,   204, H,   H,   H,   H,   H,   H),
     # Templates: instructors and admins read all; owners (the course's instructor) and admins change
     ("get", "api/v1/templates/"):                        (N,   N,   N,   N,   N,   Y,   Y,   Y),
     ("post", "api/v1/templates/"):                       (N,   N,   N,   N,   N,   201, 201, 201),
