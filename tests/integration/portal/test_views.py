@@ -272,3 +272,13 @@ def test_the_instructor_home_asks_the_same_queries_for_one_course_or_ten(client)
         course = open_course(students=1)
         course_services.course_instructor_add(course=course, actor=AdminFactory(), instructor=instructor)
     assert _home_queries(client, instructor) == with_one
+
+
+@pytest.mark.django_db
+def test_no_template_syntax_leaks_onto_a_page(client):
+    """A Django comment spanning lines ({# ... #} is one line only) shows up as text on every page."""
+    client.force_login(StudentFactory())
+    for url in (reverse("home"), reverse("accounts:account"), reverse("login")):
+        content = client.get(url).content.decode()
+        for syntax in ("{#", "#}", "{%", "%}", "{{", "}}"):
+            assert syntax not in content, f"{url} shows {syntax!r}"
