@@ -15,6 +15,7 @@ help:
 	@echo "make lint     ruff check and format check, and the architecture rules (.importlinter)"
 
 $(VENV)/.installed: requirements.txt
+	scripts/install-system-deps.sh build
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
@@ -23,7 +24,7 @@ $(VENV)/.installed: requirements.txt
 install: $(VENV)/.installed
 
 system-deps:
-	scripts/install-system-deps.sh vcsim browser
+	scripts/install-system-deps.sh build vcsim browser ldap
 
 vcsim: install
 	scripts/install-system-deps.sh vcsim

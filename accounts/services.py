@@ -156,3 +156,25 @@ def password_changed(*, user: AbstractBaseUser, request=None, by_reset: bool = F
         detail="The password was set through a reset e-mail." if by_reset else "The password was changed.",
         request=request,
     )
+
+
+@transaction.atomic
+def role_set(*, user: AbstractBaseUser, role: roles.Role, source: str) -> None:
+    """Give ``user`` exactly ``role`` as an identity source says (the directory, an identity
+    provider, an LMS): the other roles' groups are left; a superuser stays one. Recorded when it
+    changes."""
+    before = roles.primary_role(user)
+    if before == role and roles.roles_of(user) == frozenset({role}):
+        return
+    for other in roles.Role:
+        if other != role:
+            roles.role_revoke(user=user, role=other)
+    roles.role_grant(user=user, role=role)
+    audit.audit_record(
+        category=audit.Category.ACCOUNT,
+        action="auth.role_set",
+        result=audit.Result.SUCCEEDED,
+        actor=None,
+        target=audit.describe(user),
+        detail=f"Role {role.value} from the {source}" + (f" (was {before.value})." if before else "."),
+    )

@@ -60,3 +60,10 @@ def role_grant(*, user: AbstractBaseUser, role: Role) -> None:
     user.groups.add(group)
     if hasattr(user, "_nestlab_roles"):
         del user._nestlab_roles
+
+
+def role_revoke(*, user: AbstractBaseUser, role: Role) -> None:
+    """Take a user out of a role's group (a superuser stays an admin)."""
+    user.groups.remove(*Group.objects.filter(name=GROUP_NAMES[role]))
+    if hasattr(user, "_nestlab_roles"):
+        del user._nestlab_roles

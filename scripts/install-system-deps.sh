@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Nestlab needs that a fresh machine may lack:
-#   go + govmomi, gorilla/websocket and x/image sources (to build the vCenter simulator), chromium (browser tests).
-# Usage: scripts/install-system-deps.sh [vcsim] [browser]   (default: both)
+#   build: the LDAP client headers python-ldap compiles against (pip install needs them);
+#   vcsim: go + govmomi, gorilla/websocket and x/image sources (to build the vCenter simulator);
+#   browser: chromium (browser tests); ldap: slapd, the directory server the tests start.
+# Usage: scripts/install-system-deps.sh [build] [vcsim] [browser] [ldap]   (default: all)
 # Does nothing for what is already there; uses sudo when not root.
 set -euo pipefail
 
 wanted=("$@")
-[ ${#wanted[@]} -eq 0 ] && wanted=(vcsim browser)
+[ ${#wanted[@]} -eq 0 ] && wanted=(build vcsim browser ldap)
 
 packages=()
 for item in "${wanted[@]}"; do
@@ -20,6 +22,15 @@ for item in "${wanted[@]}"; do
       ;;
     browser)
       [ -x /usr/bin/chromium ] || packages+=(chromium)
+      ;;
+    build)
+      [ -f /usr/include/ldap.h ] || packages+=(libldap-dev)
+      [ -f /usr/include/sasl/sasl.h ] || packages+=(libsasl2-dev)
+      command -v gcc >/dev/null 2>&1 || packages+=(gcc)
+      ;;
+    ldap)
+      [ -x /usr/sbin/slapd ] || packages+=(slapd)
+      command -v ldapadd >/dev/null 2>&1 || packages+=(ldap-utils)
       ;;
     *) echo "unknown item: $item" >&2; exit 2 ;;
   esac

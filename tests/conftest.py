@@ -130,3 +130,13 @@ def smtp():
     server = SmtpServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def ldap_directory():
+    """Debian's slapd on a free port with a small school (tests/support/ldap.py)."""
+    from tests.support.ldap import Directory
+
+    directory = Directory().start()
+    yield directory
+    directory.stop()

@@ -84,10 +84,48 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# Sign-in: django-axes first (it refuses locked-out attempts), then the school's directory when
+# one is configured, then passwords stored here (docs/identity.md).
+NESTLAB_LDAP_URL = os.environ.get("NESTLAB_LDAP_URL", "")
+NESTLAB_LOCAL_PASSWORDS = env_bool("NESTLAB_LOCAL_PASSWORDS", True)  # off: superusers only
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    *(["accounts.backends.DirectoryBackend"] if NESTLAB_LDAP_URL else []),
+    "accounts.backends.LocalPasswordBackend",
 ]
+# The directory (LDAP, Active Directory) through django-auth-ldap: who is found where, and which
+# group gives which role (the first of admin, instructor, student the person is in).
+NESTLAB_LDAP_ROLE_GROUPS = {
+    "admin": os.environ.get("NESTLAB_LDAP_ADMIN_GROUP", ""),
+    "instructor": os.environ.get("NESTLAB_LDAP_INSTRUCTOR_GROUP", ""),
+    "student": os.environ.get("NESTLAB_LDAP_STUDENT_GROUP", ""),
+}
+if NESTLAB_LDAP_URL:
+    import ldap
+    from django_auth_ldap.config import GroupOfNamesType, LDAPSearch, NestedActiveDirectoryGroupType
+
+    AUTH_LDAP_SERVER_URI = NESTLAB_LDAP_URL
+    AUTH_LDAP_START_TLS = env_bool("NESTLAB_LDAP_START_TLS", False)
+    AUTH_LDAP_BIND_DN = os.environ.get("NESTLAB_LDAP_BIND_DN", "")
+    AUTH_LDAP_BIND_PASSWORD = os.environ.get("NESTLAB_LDAP_BIND_PASSWORD", "")
+    AUTH_LDAP_USER_SEARCH = LDAPSearch(
+        os.environ.get("NESTLAB_LDAP_USER_BASE", ""),
+        ldap.SCOPE_SUBTREE,
+        os.environ.get("NESTLAB_LDAP_USER_FILTER", "(uid=%(user)s)"),
+    )
+    AUTH_LDAP_GROUP_SEARCH = LDAPSearch(
+        os.environ.get("NESTLAB_LDAP_GROUP_BASE", ""),
+        ldap.SCOPE_SUBTREE,
+        os.environ.get("NESTLAB_LDAP_GROUP_FILTER", "(objectClass=groupOfNames)"),
+    )
+    AUTH_LDAP_GROUP_TYPE = (
+        NestedActiveDirectoryGroupType()
+        if os.environ.get("NESTLAB_LDAP_GROUP_TYPE") == "active_directory"
+        else GroupOfNamesType()
+    )
+    AUTH_LDAP_USER_ATTR_MAP = {"first_name": "givenName", "last_name": "sn", "email": "mail"}
+    AUTH_LDAP_ALWAYS_UPDATE_USER = True  # name and e-mail follow the directory at every sign-in
+    AUTH_LDAP_CONNECTION_OPTIONS = {ldap.OPT_NETWORK_TIMEOUT: 5, ldap.OPT_TIMEOUT: 10, ldap.OPT_REFERRALS: 0}
 
 # Login rate limiting (django-axes). Locked per username *and* address: a classroom
 # behind one NAT address must not lock everyone out because one student mistypes.
