@@ -21,6 +21,10 @@ api_v1 = [
 urlpatterns = [
     path("", views.home, name="home"),
     path("", include(sign_in_urlpatterns)),
+    # Identity providers (OpenID Connect, django-allauth): /accounts/oidc/<id>/login/ and its callback,
+    # and allauth's pages for a sign-in that needs one more answer. Not allauth's own password pages.
+    path("accounts/", include("allauth.socialaccount.providers.openid_connect.urls")),  # adds oidc/
+    path("accounts/3rdparty/", include("allauth.socialaccount.urls")),
     path("", include("accounts.urls")),
     path("healthz", views.healthz, name="healthz"),
     # Browsers ask for /favicon.ico whatever the page's <link rel=icon> says: no 404 on every page.

@@ -8,8 +8,10 @@ Production deployments use ``portal.settings.production``.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 
@@ -58,6 +60,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "axes",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "core",
     "accounts",
     "portal",
@@ -75,6 +81,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "core.notices.NoticesMiddleware",
     # Binds the request for audit entries; records the refusals no view recorded (core/audit.py).
     "core.audit.AuditMiddleware",
@@ -92,6 +99,7 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     *(["accounts.backends.DirectoryBackend"] if NESTLAB_LDAP_URL else []),
     "accounts.backends.LocalPasswordBackend",
+    "accounts.oidc.IdentityProviderSessionBackend",  # sessions of people an identity provider signed in
 ]
 # The directory (LDAP, Active Directory) through django-auth-ldap: who is found where, and which
 # group gives which role (the first of admin, instructor, student the person is in).
@@ -100,6 +108,42 @@ NESTLAB_LDAP_ROLE_GROUPS = {
     "instructor": os.environ.get("NESTLAB_LDAP_INSTRUCTOR_GROUP", ""),
     "student": os.environ.get("NESTLAB_LDAP_STUDENT_GROUP", ""),
 }
+# Identity providers by OpenID Connect (django-allauth; accounts/oidc.py, docs/identity.md): a JSON
+# list of {"id", "name", "server_url", "client_id", "secret", "role_claim", "roles": {"admin": ...,
+# "instructor": ..., "student": ...}}; the sign-in page shows a button for each.
+NESTLAB_OIDC_PROVIDERS = json.loads(os.environ.get("NESTLAB_OIDC_PROVIDERS", "[]"))
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": [
+            {
+                "provider_id": provider["id"],
+                "name": provider["name"],
+                "client_id": provider["client_id"],
+                "secret": provider.get("secret", ""),
+                "settings": {
+                    "server_url": provider["server_url"],
+                    "scope": provider.get("scope", ["openid", "profile", "email", "groups"]),
+                    "role_claim": provider.get("role_claim", "groups"),
+                    "roles": provider.get("roles", {}),
+                },
+            }
+            for provider in NESTLAB_OIDC_PROVIDERS
+        ],
+    }
+}
+ACCOUNT_ADAPTER = "accounts.oidc.ClosedAccountAdapter"
+SOCIALACCOUNT_ADAPTER = "accounts.oidc.SchoolSocialAccountAdapter"
+SOCIALACCOUNT_AUTO_SIGNUP = True
+# A person the provider vouches for (a verified e-mail) whose account an instructor already made
+# (roster, CSV) signs in to that account, not to a second one.
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_LOGIN_ON_GET = False  # the sign-in page's buttons post (no sign-in by a crafted link)
+
 if NESTLAB_LDAP_URL:
     import ldap
     from django_auth_ldap.config import GroupOfNamesType, LDAPSearch, NestedActiveDirectoryGroupType
@@ -143,6 +187,9 @@ AXES_VERBOSE = False
 # tests meet the same rules as production: only our own scripts, styles, images and fonts; no
 # inline script or style attribute; WebSockets to our own origin ('self' covers ws/wss);
 # never framed. Pages that need more (the API docs) widen it for themselves only.
+_OIDC_ORIGINS = sorted(
+    {"{0.scheme}://{0.netloc}".format(urlsplit(provider["server_url"])) for provider in NESTLAB_OIDC_PROVIDERS}
+)
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
@@ -153,7 +200,9 @@ CONTENT_SECURITY_POLICY = {
         "connect-src": ["'self'"],
         "object-src": ["'none'"],
         "base-uri": ["'self'"],
-        "form-action": ["'self'"],
+        # A sign-in button posts here, and the answer sends the browser on to the identity
+        # provider: form-action covers that redirect, so the providers' origins are allowed.
+        "form-action": ["'self'", *_OIDC_ORIGINS],
         "frame-ancestors": ["'none'"],
     }
 }

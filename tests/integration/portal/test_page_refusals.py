@@ -17,9 +17,9 @@ from core.models import AuditEntry
 from tests.integration.portal.conftest import World
 
 ROLES = ("owner", "classmate", "outsider", "removed", "instructor", "other_instructor", "admin")
-# Not pages of the product: the admin site (Django's own), the API (its own matrix), sign-in, the
-# health probe and the icon.
-SKIPPED = ("api/", "admin/", "login/", "logout/", "healthz", "favicon.ico")
+# Not pages of the product: the admin site (Django's own), the API (its own matrix), sign-in (and
+# django-allauth's identity-provider routes under accounts/), the health probe and the icon.
+SKIPPED = ("api/", "admin/", "login/", "logout/", "accounts/", "healthz", "favicon.ico")
 # A POST body that gets past form parsing to the permission check on every route.
 BODY = {"confirmed": "1", "action": "off", "name": "x", "username": "x", "labs": "", "text": "x"}
 
