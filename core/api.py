@@ -284,3 +284,15 @@ _ERROR_WORDS = {
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
     """Error answers for a schema: every one is ``{"detail": ..., "errors"?: {...}}``."""
     return {code: OpenApiResponse(ErrorSerializer, description=_ERROR_WORDS.get(code, "")) for code in codes}
+
+
+# Conditional reads: a poll that changed nothing costs no serialization
+
+
+def not_modified(request, etag: str) -> Response | None:
+    """A 304 when the client's ``If-None-Match`` names ``etag`` (or ``*``), else None."""
+    sent = request.headers.get("If-None-Match", "")
+    tags = {tag.strip().removeprefix("W/") for tag in sent.split(",")} if sent else set()
+    if etag in tags or "*" in tags:
+        return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+    return None

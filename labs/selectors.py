@@ -7,14 +7,15 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Max, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 
 from core import roles
+from core.etags import fingerprint
 from courses import permissions
 from courses.models import Course, LabTemplate, VCenterEndpoint
 from labs import template_sources, vsphere
 from labs.endpoints import endpoint_client
-from labs.models import ConsoleSession, Lab, LabSnapshot, Operation
+from labs.models import ConsoleSession, Lab, LabSnapshot, LabVM, Operation
 
 
 def _taught_courses(user: AbstractBaseUser) -> QuerySet[Course]:
@@ -97,6 +98,48 @@ def lab_active_operations(labs: Iterable[Lab]) -> dict[int, Operation]:
     for operation in active.filter(lab_id__in=ids):
         busy[operation.lab_id] = operation  # the lab's own operation wins over a clone made from it
     return busy
+
+
+LAB_COLUMNS = [field.attname for field in Lab._meta.concrete_fields]
+
+
+def _lab_etag(lab: Lab, course_code: str, username: str, vms: tuple[int, int, int], busy: Operation | None) -> str:
+    # The lab's row (its seq moves with every snapshot change), the hours as shown, its VMs' count,
+    # seq total and newest id (a VM's seq moves with every change its answer shows:
+    # labs.realtime.vm_changed, tested by tests/integration/labs/test_realtime_deltas.py), and the
+    # running operation's row, heartbeat included.
+    actor = getattr(getattr(busy, "actor", None), "username", None)
+    return fingerprint(lab, round(lab.hours_now(), 2), course_code, username, vms, busy, actor)
+
+
+def lab_detail_etag(lab: Lab) -> str:
+    """The ETag of a lab's API detail, from ``lab_detail``'s lab (no query)."""
+    vms = list(lab.vms.all())
+    summary = (len(vms), sum(vm.seq for vm in vms), max((vm.pk for vm in vms), default=0))
+    return _lab_etag(lab, lab.course.code, lab.student.username, summary, lab.active_operation)
+
+
+def lab_detail_version(*, lab_id: int, user: AbstractBaseUser) -> str | None:
+    """The same ETag as ``lab_detail_etag`` without reading the detail: three small queries, for a
+    client that sent one back; None for a lab the user may not see."""
+    vms = LabVM.objects.filter(lab=OuterRef("pk")).values("lab")
+    row = (
+        lab_list(user=user, include_deleted=True)
+        .filter(pk=lab_id)
+        .annotate(
+            vm_count=Subquery(vms.annotate(n=Count("pk")).values("n")),
+            vm_seq=Subquery(vms.annotate(total=Sum("seq")).values("total")),
+            vm_top=Subquery(vms.annotate(top=Max("pk")).values("top")),
+        )
+        .values_list(*LAB_COLUMNS, "course__code", "student__username", "vm_count", "vm_seq", "vm_top")
+        .first()
+    )
+    if row is None:
+        return None
+    lab = Lab(**dict(zip(LAB_COLUMNS, row[: len(LAB_COLUMNS)], strict=True)))
+    course_code, username, *counts = row[len(LAB_COLUMNS) :]
+    summary = tuple(value or 0 for value in counts)
+    return _lab_etag(lab, course_code, username, summary, lab_active_operations([lab]).get(lab.pk))
 
 
 def lab_busy_with(lab: Lab) -> Operation | None:

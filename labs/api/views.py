@@ -18,8 +18,9 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import ErrorSerializer, errors
+from core.api import ErrorSerializer, errors, not_modified
 from core.errors import refusal_status, refusal_words
+from core.etags import fingerprint
 from courses import permissions as course_permissions
 from courses import selectors as course_selectors
 from courses.api.views import BuildsTemplates
@@ -50,6 +51,13 @@ from labs.models import ConsoleSession, Lab, LabSnapshot, LabVM, Operation
 
 User = get_user_model()
 
+
+# Polls that changed nothing: the ETag of what the answer is built from (core.api.fingerprint).
+CONDITIONAL_READ = (
+    "Answers an `ETag`; send it back in `If-None-Match` and, while nothing changed, the answer is "
+    "`304 Not Modified` with no body. Clients that watch a lab should use its WebSocket (docs/websocket.md)."
+)
+NOT_MODIFIED = OpenApiResponse(description="Nothing changed since the `ETag` sent in `If-None-Match`.")
 
 OPERATIONS_SEEN = (
     "Admins see every operation; everyone else those on the labs they may see (a student's own labs; an "
@@ -83,8 +91,8 @@ PICKER = _only(course_permissions.can_create_templates, selectors.PICKER_WORDS)
     ),
     retrieve=extend_schema(
         summary="Get an operation: state, progress, step, error, result",
-        description=OPERATIONS_SEEN,
-        responses={200: OperationSerializer, **errors(403, 404)},
+        description=f"{OPERATIONS_SEEN} {CONDITIONAL_READ}",
+        responses={200: OperationSerializer, 304: NOT_MODIFIED, **errors(403, 404)},
     ),
 )
 @extend_schema(tags=["operations"])
@@ -103,6 +111,11 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             query.is_valid(raise_exception=True)
             filters = query.validated_data
         return selectors.operation_list(user=self.request.user, **filters)
+
+    def retrieve(self, request: Request, *args, **kwargs) -> Response:
+        operation = self.get_object()
+        etag = fingerprint(operation, getattr(operation.actor, "username", None))
+        return not_modified(request, etag) or Response(OperationSerializer(operation).data, headers={"ETag": etag})
 
     @extend_schema(
         summary="Cancel an operation",
@@ -347,7 +360,8 @@ LAB_ERRORS = {
     ),
     retrieve=extend_schema(
         summary="Get a lab with its VMs, networks, snapshot tree and running operation",
-        responses={200: LabDetailSerializer, **errors(403, 404)},
+        description=CONDITIONAL_READ,
+        responses={200: LabDetailSerializer, 304: NOT_MODIFIED, **errors(403, 404)},
     ),
     create=extend_schema(
         summary="Start a lab",
@@ -389,11 +403,19 @@ class LabViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return self.get_paginated_response(LabSerializer(labs, many=True, context=context).data)
 
     def retrieve(self, request: Request, pk: str | None = None) -> Response:
+        if "If-None-Match" in request.headers:
+            # A poll with the last ETag: the version first (three small queries); unchanged, the
+            # answer is a 304 and the detail is neither read nor built.
+            version = selectors.lab_detail_version(lab_id=pk, user=request.user)
+            if version is None:
+                raise Http404("No lab with that id.")
+            if unchanged := not_modified(request, version):
+                return unchanged
         try:
             lab = selectors.lab_detail(lab_id=pk, user=request.user)
         except Lab.DoesNotExist:
             raise Http404("No lab with that id.") from None
-        return Response(LabDetailSerializer(lab).data)
+        return Response(LabDetailSerializer(lab).data, headers={"ETag": selectors.lab_detail_etag(lab)})
 
     def create(self, request: Request) -> Response:
         serializer = LabStartSerializer(data=request.data)

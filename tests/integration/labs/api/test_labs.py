@@ -4,6 +4,7 @@ enqueued) except the console, which asks the session's simulator for a real tick
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from labs import services
@@ -131,9 +132,14 @@ def test_an_idle_lab_has_no_operation_and_reads_in_the_same_few_queries_whatever
     for index in range(5):
         parent = _snapshot(lab, f"step {index}", parent=parent, created_by=lab.student)
     client = client_for(lab.student)
-    with django_assert_max_num_queries(7):  # roles, the lab, VMs, networks, snapshots, two busy checks
-        body = client.get(f"/api/v1/labs/{lab.pk}/").json()
+    # Roles, the lab, VMs, networks, snapshots, two busy checks; with an ETag sent back and nothing
+    # changed, roles and the version (the lab's row, two busy checks) only.
+    with django_assert_max_num_queries(7):
+        answer = client.get(f"/api/v1/labs/{lab.pk}/")
+    body = answer.json()
     assert body["operation"] is None and len(body["snapshots"]) == 1
+    with django_assert_max_num_queries(4):
+        assert client.get(f"/api/v1/labs/{lab.pk}/", HTTP_IF_NONE_MATCH=answer["ETag"]).status_code == 304
     with django_assert_max_num_queries(7):  # roles, count, page, two busy checks
         assert client_for(course.instructors.get()).get("/api/v1/labs/").json()["count"] == 3
 
@@ -475,3 +481,75 @@ def test_an_invalid_power_action_repeats_at_most_40_characters_of_it():
     assert response.json()["errors"]["action"] == [f"“{'x' * 40}…” is not one of the choices: on, off, reset."]
     assert len(response.content) < 500
     assert not Operation.objects.filter(lab=lab, kind=Operation.Kind.POWER).exists()
+
+
+# Conditional reads (issue 16): a poll that changed nothing answers 304
+
+
+def _vm_seen(lab: Lab, **fields) -> None:
+    """A VM changed as the watcher or a job changes one: saved, then pushed (its seq moves)."""
+    from labs import realtime
+
+    vm = lab.vms.first()
+    for name, value in fields.items():
+        setattr(vm, name, value)
+    vm.save(update_fields=list(fields))
+    realtime.vm_changed(vm)
+
+
+def _snapshot_taken(lab: Lab, name: str) -> None:
+    """A snapshot recorded as the snapshot job records one (the tree is pushed: the lab's seq moves)."""
+    from labs import realtime
+
+    _snapshot(lab, name)
+    realtime.snapshots_changed(lab)
+
+
+def _poll(client, url: str, etag: str | None = None):
+    return client.get(url, HTTP_IF_NONE_MATCH=etag) if etag else client.get(url)
+
+
+def test_a_lab_read_again_unchanged_is_a_304_and_any_change_gives_a_new_etag():
+    course = open_course(students=1)
+    lab = ready_lab(course)
+    client = client_for(lab.student)
+    url = f"/api/v1/labs/{lab.pk}/"
+    first = _poll(client, url)
+    etag = first["ETag"]
+    assert first.status_code == 200 and etag
+    again = _poll(client, url, etag)
+    assert again.status_code == 304 and again.content == b"" and again["ETag"] == etag
+
+    changes = [
+        lambda: _vm_seen(lab, guest_ip="10.0.0.7"),
+        lambda: _snapshot_taken(lab, "before the upgrade"),
+        lambda: Lab.objects.filter(pk=lab.pk).update(lease_extensions_used=1),
+        lambda: services.lab_power(lab=lab, actor=lab.student, action="on"),
+        lambda: Operation.objects.filter(lab=lab, state=Operation.State.QUEUED).update(progress=40, step="Powering on"),
+    ]
+    for number, change in enumerate(changes):
+        change()
+        changed = _poll(client, url, etag)
+        assert changed.status_code == 200, f"change {number} answered 304"
+        assert changed["ETag"] != etag
+        etag = changed["ETag"]
+        assert _poll(client, url, etag).status_code == 304
+
+
+def test_an_etag_opens_nothing_to_someone_who_may_not_see_the_lab():
+    course = open_course(students=2)
+    lab = ready_lab(course)
+    etag = _poll(client_for(lab.student), f"/api/v1/labs/{lab.pk}/")["ETag"]
+    assert _poll(client_for(student_of(course, 1)), f"/api/v1/labs/{lab.pk}/", etag).status_code == 404
+
+
+def test_an_operation_read_again_unchanged_is_a_304_until_it_moves():
+    course = open_course(students=1)
+    lab = ready_lab(course)
+    operation = services.lab_power(lab=lab, actor=lab.student, action="off")
+    client = client_for(lab.student)
+    url = f"/api/v1/operations/{operation.pk}/"
+    etag = _poll(client, url)["ETag"]
+    assert _poll(client, url, etag).status_code == 304
+    Operation.objects.filter(pk=operation.pk).update(heartbeat_at=timezone.now())
+    assert _poll(client, url, etag).status_code == 200
