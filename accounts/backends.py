@@ -43,6 +43,12 @@ class DirectoryBackend(LDAPBackend):
             logger.info("Directory sign-in of %s refused: in none of the role groups", user.get_username())
             return None
         services.role_set(user=user, role=role, source="directory")
+        services.identity_signed_in(
+            user=user,
+            values={dn.lower() for dn in ldap_user.group_dns},
+            course_map={dn.lower(): code for dn, code in settings.NESTLAB_LDAP_COURSE_GROUPS.items()},
+            source="directory",
+        )
         return user
 
 

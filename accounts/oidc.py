@@ -93,6 +93,14 @@ def identity_provider_signed_in(sender, request, user, sociallogin=None, **kwarg
             changed.append(field)
     if changed:
         user.save(update_fields=changed)
-    role = claim_role(claims, sociallogin.provider.app.settings)
+    provider_settings = sociallogin.provider.app.settings
+    role = claim_role(claims, provider_settings)
     if role is not None:
         services.role_set(user=user, role=role, source=f"identity provider {sociallogin.provider.name}")
+    held = claims.get(provider_settings.get("role_claim", "groups"))
+    services.identity_signed_in(
+        user=user,
+        values=set(held) if isinstance(held, list) else {held} if held else set(),
+        course_map=provider_settings.get("courses", {}),
+        source=f"identity provider {sociallogin.provider.name}",
+    )

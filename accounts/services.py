@@ -7,6 +7,7 @@ instructors route), so the checks, the password rules and the role are written o
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -156,6 +157,25 @@ def password_changed(*, user: AbstractBaseUser, request=None, by_reset: bool = F
         detail="The password was set through a reset e-mail." if by_reset else "The password was changed.",
         request=request,
     )
+
+
+# What other apps do at a school sign-in (courses enrolls by group): they register here at start-up,
+# since accounts sits below them. Each is called with the person, the identity source's values
+# (group DNs, claim values) mapped through its settings, and the source's name.
+SignInHook = Callable[..., object]
+sign_in_hooks: list[SignInHook] = []
+
+
+def register_sign_in_hook(hook: SignInHook) -> None:
+    if hook not in sign_in_hooks:
+        sign_in_hooks.append(hook)
+
+
+def identity_signed_in(*, user: AbstractBaseUser, values: set[str], course_map: dict[str, str], source: str) -> None:
+    """After a sign-in through the directory or an identity provider: the courses its values name."""
+    codes = {course_map[value] for value in values if value in course_map}
+    for hook in sign_in_hooks:
+        hook(user=user, course_codes=codes, source=source)
 
 
 @transaction.atomic

@@ -8,7 +8,11 @@ class CoursesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from accounts.services import register_sign_in_hook
         from core.audit import register_object_kind
+        from courses.services import identity_enrollments_apply
+
+        register_sign_in_hook(lambda **kwargs: identity_enrollments_apply(**kwargs))
 
         register_object_kind("courses.Course", kind="course", words="course", url_kwarg="course_id")
         register_object_kind("courses.LabTemplate", kind="template", words="template", url_kwarg="template_id")

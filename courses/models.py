@@ -413,6 +413,7 @@ class Enrollment(models.Model):
         MANUAL = "manual", "Added by an instructor"
         CSV = "csv", "Roster upload"
         JOIN_CODE = "join_code", "Join code"
+        IDENTITY = "identity", "School sign-in (a group or claim)"
 
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="enrollments")
     student = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrollments")

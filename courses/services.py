@@ -20,7 +20,7 @@ from django.db.models import F, Max, ProtectedError
 from django.utils import timezone
 
 from accounts import services as accounts_services
-from core import realtime, roles
+from core import audit, realtime, roles
 from courses import permissions
 from courses.models import (
     Course,
@@ -718,6 +718,32 @@ def course_join(*, student: AbstractBaseUser, code: str) -> Enrollment:
         course=course, student=student, defaults={"source": Enrollment.Source.JOIN_CODE}
     )
     return enrollment
+
+
+@transaction.atomic
+def identity_enrollments_apply(*, user: AbstractBaseUser, course_codes: set[str], source: str) -> list[Enrollment]:
+    """Enroll a student in the courses their school sign-in names (a directory group or a claim
+    mapped to a course code; accounts.services.sign_in_hooks). Only open or draft courses take
+    them; an enrollment is never removed here (instructors and roster syncs do that). Staff
+    accounts are never enrolled."""
+    if not roles.is_student(user) or not course_codes:
+        return []
+    added = []
+    for course in Course.objects.filter(code__in=course_codes, state__in=[Course.State.OPEN, Course.State.DRAFT]):
+        enrollment, created = Enrollment.objects.get_or_create(
+            course=course, student=user, defaults={"source": Enrollment.Source.IDENTITY}
+        )
+        if created:
+            added.append(enrollment)
+            audit.audit_record(
+                category=audit.Category.ACCOUNT,
+                action="course.enroll_from_identity",
+                result=audit.Result.SUCCEEDED,
+                target=audit.describe(course),
+                actor_username=user.get_username(),
+                detail=f"{user.get_username()} enrolled in {course.code} by their sign-in through the {source}.",
+            )
+    return added
 
 
 # Quotas

@@ -126,6 +126,7 @@ SOCIALACCOUNT_PROVIDERS = {
                     "scope": provider.get("scope", ["openid", "profile", "email", "groups"]),
                     "role_claim": provider.get("role_claim", "groups"),
                     "roles": provider.get("roles", {}),
+                    "courses": provider.get("courses", {}),  # claim value -> course code to enroll in
                 },
             }
             for provider in NESTLAB_OIDC_PROVIDERS
@@ -144,6 +145,8 @@ ACCOUNT_EMAIL_VERIFICATION = "none"
 SOCIALACCOUNT_STORE_TOKENS = False
 SOCIALACCOUNT_LOGIN_ON_GET = False  # the sign-in page's buttons post (no sign-in by a crafted link)
 
+# Directory group DN -> course code: a student in the group is enrolled at sign-in (JSON).
+NESTLAB_LDAP_COURSE_GROUPS = json.loads(os.environ.get("NESTLAB_LDAP_COURSE_GROUPS", "{}"))
 if NESTLAB_LDAP_URL:
     import ldap
     from django_auth_ldap.config import GroupOfNamesType, LDAPSearch, NestedActiveDirectoryGroupType

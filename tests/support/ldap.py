@@ -150,4 +150,5 @@ class Directory:
             "AUTH_LDAP_USER_ATTR_MAP": {"first_name": "givenName", "last_name": "sn", "email": "mail"},
             "AUTH_LDAP_ALWAYS_UPDATE_USER": True,
             "NESTLAB_LDAP_ROLE_GROUPS": {"admin": ADMINS, "instructor": INSTRUCTORS, "student": STUDENTS},
+            "NESTLAB_LDAP_COURSE_GROUPS": {},
         }

@@ -91,3 +91,15 @@ def test_with_local_passwords_off_only_superusers_use_one(client, directory, set
     assert _sign_in(client, admin.username, DEFAULT_PASSWORD).status_code == 302
     client.logout()
     assert _sign_in(client, "ada", school.PASSWORD).status_code == 302  # the directory still works
+
+
+def test_a_course_group_enrolls_its_students_at_sign_in(client, directory, settings):
+    from tests.factories import open_course
+
+    course = open_course(students=0)
+    settings.NESTLAB_LDAP_COURSE_GROUPS = {school.STUDENTS: course.code, school.INSTRUCTORS: course.code}
+    assert _sign_in(client, "ada", school.PASSWORD).status_code == 302
+    assert course.enrollments.filter(student__username="ada").exists()
+    client.logout()
+    assert _sign_in(client, "grace", school.PASSWORD).status_code == 302
+    assert not course.enrollments.filter(student__username="grace").exists()  # staff are never enrolled

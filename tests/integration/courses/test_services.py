@@ -360,3 +360,20 @@ class TestConsoleAccount:
         # "!" and "#" are not in the ciphertext's base64 alphabet: the plaintext can never appear there by chance.
         assert "Console!pass#42" not in endpoint.console_password_ciphertext
         assert endpoint.get_console_password() == "Console!pass#42"
+
+
+def test_a_school_sign_in_enrolls_a_student_in_the_open_courses_it_names_once():
+    from core.models import AuditEntry
+    from courses.models import Course, Enrollment
+    from tests.factories import open_course
+
+    open_one, closed = open_course(students=0), open_course(students=0)
+    Course.objects.filter(pk=closed.pk).update(state=Course.State.CLOSED)
+    student = StudentFactory()
+    codes = {open_one.code, closed.code, "no-such-course"}
+    added = services.identity_enrollments_apply(user=student, course_codes=codes, source="directory")
+    assert [enrollment.course for enrollment in added] == [open_one]
+    assert open_one.enrollments.get(student=student).source == Enrollment.Source.IDENTITY
+    assert services.identity_enrollments_apply(user=student, course_codes=codes, source="directory") == []
+    assert AuditEntry.objects.filter(action="course.enroll_from_identity").count() == 1
+    assert services.identity_enrollments_apply(user=InstructorFactory(), course_codes=codes, source="directory") == []
