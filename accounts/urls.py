@@ -23,6 +23,6 @@ urlpatterns = [
 
 # Sign-in keeps Django's own un-namespaced names (LOGIN_URL = "login", the templates' {% url 'login' %}).
 sign_in_urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", views.SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

@@ -16,7 +16,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_POST
 
 from accounts import forms, permissions, selectors, services
@@ -119,6 +119,20 @@ def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
     services.api_key_revoke(key=key, actor=request.user, request=request)
     messages.success(request, f"The API key “{key.name}” is revoked: requests sending it are refused from now on.")
     return redirect("accounts:account")
+
+
+class SignInView(auth_views.LoginView):
+    """Django's sign-in, with a button for each identity provider configured (from the settings:
+    the page reads no database, so it answers while the database is down)."""
+
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        providers = [
+            {"name": provider["name"], "url": reverse("openid_connect_login", kwargs={"provider_id": provider["id"]})}
+            for provider in settings.NESTLAB_OIDC_PROVIDERS
+        ]
+        return {**super().get_context_data(**kwargs), "identity_providers": providers}
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
