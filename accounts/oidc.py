@@ -16,12 +16,17 @@ from allauth.account.auth_backends import AuthenticationBackend
 from allauth.account.signals import user_logged_in
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from django.contrib.auth import get_user_model
 from django.dispatch import receiver
 from django.shortcuts import render
 
 from accounts import services
 from core import audit, roles
 
+STAFF_EMAIL_WORDS = (
+    "An instructor's or admin's account in Nestlab has this e-mail address, and a school sign-in never "
+    "takes over a staff account by its e-mail. Sign in with your Nestlab password, or ask an admin."
+)
 REFUSED_WORDS = (
     "Your school account is in no group that Nestlab knows, so it cannot sign you in. "
     "Ask your instructor or the school's IT to add you to the right group."
@@ -58,16 +63,31 @@ class SchoolSocialAccountAdapter(DefaultSocialAccountAdapter):
     def pre_social_login(self, request, sociallogin) -> None:
         claims = claims_of(sociallogin.account.extra_data)
         if claim_role(claims, sociallogin.provider.app.settings) is None:
-            who = claims.get("preferred_username") or claims.get("email") or claims.get("sub", "")
-            audit.audit_record(
-                category=audit.Category.LOGIN_FAILED,
-                action="auth.oidc",
-                result=audit.Result.REFUSED,
-                actor_username=str(who)[:150],
-                detail=f"{sociallogin.provider.name}: in no group that gives a role.",
-                request=request,
-            )
-            raise ImmediateHttpResponse(render(request, "core/forbidden.html", {"message": REFUSED_WORDS}, status=403))
+            self._refuse(request, sociallogin, claims, "in no group that gives a role.", REFUSED_WORDS)
+        # A first sign-in through this provider (its account is not saved yet; allauth may have
+        # matched an existing Nestlab account by e-mail already): a provider that lets people
+        # choose their e-mail must not hand an instructor's or an admin's account to whoever typed it.
+        if sociallogin.account.pk is None and _staff_has_email(claims.get("email")):
+            self._refuse(request, sociallogin, claims, "its e-mail is a staff account's.", STAFF_EMAIL_WORDS)
+
+    def _refuse(self, request, sociallogin, claims: dict, reason: str, words: str) -> None:
+        who = claims.get("preferred_username") or claims.get("email") or claims.get("sub", "")
+        audit.audit_record(
+            category=audit.Category.LOGIN_FAILED,
+            action="auth.oidc",
+            result=audit.Result.REFUSED,
+            actor_username=str(who)[:150],
+            detail=f"{sociallogin.provider.name}: {reason}",
+            request=request,
+        )
+        raise ImmediateHttpResponse(render(request, "core/forbidden.html", {"message": words}, status=403))
+
+
+def _staff_has_email(email: str | None) -> bool:
+    if not email:
+        return False
+    people = get_user_model().objects.filter(email__iexact=email)
+    return any(person.is_superuser or roles.is_admin(person) or roles.is_instructor(person) for person in people)
 
 
 class IdentityProviderSessionBackend(AuthenticationBackend):

@@ -90,3 +90,15 @@ def test_someone_in_no_known_group_is_refused_in_words(page, school_sign_in):
     _sign_in_with_the_school(page, server, "gus")
     expect(page.get_by_text("in no group that Nestlab knows")).to_be_visible()
     assert not User.objects.filter(email="gus@school.example").exists()
+
+
+def test_a_school_sign_in_never_takes_over_a_staff_account_by_its_e_mail(page, school_sign_in):
+    from tests.factories import InstructorFactory
+
+    server, provider = school_sign_in
+    teacher = InstructorFactory(email="grace@school.example")
+    provider.set_account("mallory", email="grace@school.example", email_verified=True, groups=[ROLES["admin"]])
+    _sign_in_with_the_school(page, server, "mallory")
+    expect(page.get_by_text("never takes over a staff account")).to_be_visible()
+    assert not teacher.socialaccount_set.exists()
+    assert roles.roles_of(User.objects.get(pk=teacher.pk)) == {roles.Role.INSTRUCTOR}
