@@ -103,9 +103,9 @@ def lab_active_operations(labs: Iterable[Lab]) -> dict[int, Operation]:
 LAB_COLUMNS = [field.attname for field in Lab._meta.concrete_fields]
 
 
-def _lab_etag(lab: Lab, course_code: str, username: str, vms: tuple[int, int, int], busy: Operation | None) -> str:
+def _lab_etag(lab: Lab, course_code: str, username: str, vms: tuple[int, ...], busy: Operation | None) -> str:
     # The lab's row (its seq moves with every snapshot change), the hours as shown, its VMs' count,
-    # seq total and newest id (a VM's seq moves with every change its answer shows:
+    # seq total, newest id and how many are on (a VM's seq moves with every change its answer shows:
     # labs.realtime.vm_changed, tested by tests/integration/labs/test_realtime_deltas.py), and the
     # running operation's row, heartbeat included.
     actor = getattr(getattr(busy, "actor", None), "username", None)
@@ -115,7 +115,12 @@ def _lab_etag(lab: Lab, course_code: str, username: str, vms: tuple[int, int, in
 def lab_detail_etag(lab: Lab) -> str:
     """The ETag of a lab's API detail, from ``lab_detail``'s lab (no query)."""
     vms = list(lab.vms.all())
-    summary = (len(vms), sum(vm.seq for vm in vms), max((vm.pk for vm in vms), default=0))
+    summary = (
+        len(vms),
+        sum(vm.seq for vm in vms),
+        max((vm.pk for vm in vms), default=0),
+        sum(1 for vm in vms if vm.power_state == LabVM.PowerState.ON),
+    )
     return _lab_etag(lab, lab.course.code, lab.student.username, summary, lab.active_operation)
 
 
@@ -130,8 +135,11 @@ def lab_detail_version(*, lab_id: int, user: AbstractBaseUser) -> str | None:
             vm_count=Subquery(vms.annotate(n=Count("pk")).values("n")),
             vm_seq=Subquery(vms.annotate(total=Sum("seq")).values("total")),
             vm_top=Subquery(vms.annotate(top=Max("pk")).values("top")),
+            # Power too, not only seq: a browser revalidates its cached answer by itself, so a
+            # change that missed its seq must still change the tag.
+            vm_on=Subquery(vms.filter(power_state=LabVM.PowerState.ON).annotate(n=Count("pk")).values("n")),
         )
-        .values_list(*LAB_COLUMNS, "course__code", "student__username", "vm_count", "vm_seq", "vm_top")
+        .values_list(*LAB_COLUMNS, "course__code", "student__username", "vm_count", "vm_seq", "vm_top", "vm_on")
         .first()
     )
     if row is None:

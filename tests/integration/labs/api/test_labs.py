@@ -522,6 +522,11 @@ def test_a_lab_read_again_unchanged_is_a_304_and_any_change_gives_a_new_etag():
 
     changes = [
         lambda: _vm_seen(lab, guest_ip="10.0.0.7"),
+        # A power change written without its message (no seq moved) still changes the tag: a
+        # browser revalidates its cached answer by itself and would keep showing the old power.
+        lambda: LabVM.objects.filter(pk=lab.vms.first().pk).update(
+            power_state=LabVM.PowerState.OFF if lab.vms.first().is_on else LabVM.PowerState.ON
+        ),
         lambda: _snapshot_taken(lab, "before the upgrade"),
         lambda: Lab.objects.filter(pk=lab.pk).update(lease_extensions_used=1),
         lambda: services.lab_power(lab=lab, actor=lab.student, action="on"),
