@@ -12,6 +12,7 @@ from pathlib import Path
 import ldap
 
 from portal.simulator import free_port
+from tests.support.processes import end_process
 
 SUFFIX = "dc=school,dc=example"
 ADMIN_DN = f"cn=admin,{SUFFIX}"
@@ -128,12 +129,7 @@ class Directory:
         connection.unbind_s()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        end_process(self.process)
         shutil.rmtree(self.work, ignore_errors=True)
 
     def settings(self) -> dict:

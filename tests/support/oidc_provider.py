@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from portal.simulator import free_port
+from tests.support.processes import end_process
 
 HERE = Path(__file__).resolve().parent / "oidc"
 CLIENT_ID = "nestlab"
@@ -89,10 +90,5 @@ class OidcProvider:
         }
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        end_process(self.process)
         shutil.rmtree(self.work, ignore_errors=True)

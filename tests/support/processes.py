@@ -42,6 +42,18 @@ def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1, message
         time.sleep(interval)
 
 
+def end_process(process: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    """Stop a service a fixture started (SIGTERM, then SIGKILL after ``timeout``)."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @dataclass
 class ChildProcess:
     """A child process of the test run with the test database, Redis and settings."""
