@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 from collections.abc import Iterable
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -86,34 +86,32 @@ def _deliver(groups: list[str], event: dict[str, Any]) -> None:
     if layer is None:
         return
     try:
-        if _loop_running_here():
-            # async_to_sync cannot run inside a running event loop (a test driving a browser
-            # with Playwright's sync API has one): send from a short-lived thread instead.
-            failures: list[BaseException] = []
-            thread = threading.Thread(target=_send_in_thread, args=(layer, groups, event, failures))
-            thread.start()
-            thread.join(PUSH_TIMEOUT_SECONDS * len(groups) + 1)
-            if failures:
-                raise failures[0]
-        else:
-            async_to_sync(_send_all)(layer, groups, event)
+        future = asyncio.run_coroutine_threadsafe(_send_all(layer, groups, event), _push_loop())
+        future.result(PUSH_TIMEOUT_SECONDS * len(groups) + 1)
     except Exception:  # a push is best effort by design: log it and go on
         logger.warning("Dropped a realtime push to %s", ", ".join(groups), exc_info=True)
 
 
-def _loop_running_here() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+# Pushes from synchronous code (services, workers, the watcher) run on one event loop per process,
+# in a thread of its own: channels_redis keeps its connections per event loop, and a new loop per
+# push (async_to_sync) opened a new Redis connection every time (issue 16). Any thread may push,
+# including one that runs an event loop itself (Playwright's sync API in the browser tests).
+_push_loop_lock = threading.Lock()
+_push_loop_of: dict[int, asyncio.AbstractEventLoop] = {}
 
 
-def _send_in_thread(layer, groups: list[str], event: dict[str, Any], failures: list[BaseException]) -> None:
-    try:
-        async_to_sync(_send_all)(layer, groups, event)
-    except Exception as error:  # noqa: BLE001 - handed back to the caller, which logs it
-        failures.append(error)
+def _push_loop() -> asyncio.AbstractEventLoop:
+    pid = os.getpid()  # a forked worker child gets a loop of its own: the parent's thread is not there
+    loop = _push_loop_of.get(pid)
+    if loop is None:
+        with _push_loop_lock:
+            loop = _push_loop_of.get(pid)
+            if loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="nestlab-pushes", daemon=True).start()
+                _push_loop_of.clear()
+                _push_loop_of[pid] = loop
+    return loop
 
 
 async def _send_all(layer, groups: list[str], event: dict[str, Any]) -> None:

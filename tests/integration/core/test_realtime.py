@@ -33,3 +33,19 @@ def test_a_push_with_redis_down_is_dropped_without_raising_or_stalling(
         realtime.publish(["lab.1"], {"type": "notice", "seq": 0, "level": "info", "text": "hello"})
     assert time.monotonic() - started < realtime.PUSH_TIMEOUT_SECONDS + 1
     assert "Dropped a realtime push to lab.1" in caplog.text
+
+
+def test_pushes_reuse_their_redis_connections_instead_of_opening_one_each():
+    """Issue 16: every push opened a new Redis connection (a new event loop each time, and
+    channels_redis keeps its pools per loop)."""
+    import redis
+    from django.conf import settings
+
+    from core import realtime as pushes
+
+    counter = redis.Redis.from_url(settings.REDIS_URL)
+    pushes._deliver(["lab.1"], {"type": "push", "message": {"type": "notice"}})  # the first one connects
+    before = counter.info("stats")["total_connections_received"]
+    for _ in range(20):
+        pushes._deliver(["lab.1", "course.1"], {"type": "push", "message": {"type": "notice"}})
+    assert counter.info("stats")["total_connections_received"] - before <= 2
