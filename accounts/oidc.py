@@ -38,10 +38,15 @@ def claims_of(extra_data: dict[str, Any]) -> dict[str, Any]:
     return {**(extra_data.get("id_token") or {}), **(extra_data.get("userinfo") or {})}
 
 
+def claim_values(claims: dict[str, Any], provider_settings: dict[str, Any]) -> set[str]:
+    """The values of the provider's role claim (a list, or one value)."""
+    held = claims.get(provider_settings.get("role_claim", "groups"))
+    return set(held) if isinstance(held, list) else {held} if held else set()
+
+
 def claim_role(claims: dict[str, Any], provider_settings: dict[str, Any]) -> roles.Role | None:
     """The first role (admin, instructor, student) whose configured value the role claim holds."""
-    held = claims.get(provider_settings.get("role_claim", "groups"))
-    values = set(held) if isinstance(held, list) else {held} if held else set()
+    values = claim_values(claims, provider_settings)
     wanted = provider_settings.get("roles", {})
     for role in roles.PRECEDENCE:
         if wanted.get(role.value) and wanted[role.value] in values:
@@ -117,10 +122,9 @@ def identity_provider_signed_in(sender, request, user, sociallogin=None, **kwarg
     role = claim_role(claims, provider_settings)
     if role is not None:
         services.role_set(user=user, role=role, source=f"identity provider {sociallogin.provider.name}")
-    held = claims.get(provider_settings.get("role_claim", "groups"))
     services.identity_signed_in(
         user=user,
-        values=set(held) if isinstance(held, list) else {held} if held else set(),
+        values=claim_values(claims, provider_settings),
         course_map=provider_settings.get("courses", {}),
         source=f"identity provider {sociallogin.provider.name}",
     )
