@@ -140,3 +140,25 @@ def ldap_directory():
     directory = Directory().start()
     yield directory
     directory.stop()
+
+
+@pytest.fixture(scope="session")
+def lti_platform_server():
+    """The LTI 1.3 test platform process (tests/support/lti_platform.py), one per session."""
+    from tests.support.lti_platform import LtiPlatform
+
+    platform = LtiPlatform().start()
+    yield platform
+    platform.stop()
+
+
+@pytest.fixture
+def lti_platform(lti_platform_server):
+    """A real LTI 1.3 / Advantage platform (an LMS) with nothing prepared: ``.issuer``,
+    ``.client_id``, ``.deployment_id``, ``.auth_login_url``, ``.auth_token_url``,
+    ``.key_set_url``, ``.prepare_launch(...)``, ``.id_token_form(auth_url)``, ``.scores()`` ...
+    Its keys stay for the session; everything a test prepared or the tool did is forgotten."""
+    lti_platform_server.reset()
+    lti_platform_server.target_link_uri = None
+    yield lti_platform_server
+    lti_platform_server.reset()
