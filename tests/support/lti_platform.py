@@ -194,6 +194,7 @@ class Platform:
             self.tool_jwks: dict | None = None
             self.tool_jwks_url: str | None = None
             self.redirect_uris: list[str] | None = None
+            self.page_size: int | None = None
             self.tokens: dict[str, dict] = {}
             self.used_jtis: set[str] = set()
             self.line_items: dict[str, list[dict]] = {}
@@ -533,11 +534,11 @@ class Platform:
     # --- services --------------------------------------------------------------------------
 
     def page(self, items: list, query: dict[str, str], path: str) -> tuple[list, str | None]:
-        """A page of ``items`` and the next page's URL, when ``limit`` is asked."""
-        if not query.get("limit"):
+        """A page of ``items`` and the next page's URL, when ``limit`` is asked or a page size set."""
+        if not query.get("limit") and not self.page_size:
             return items, None
         try:
-            limit = max(1, int(query["limit"]))
+            limit = max(1, int(query.get("limit") or self.page_size))
             page = max(1, int(query.get("page", "1")))
         except ValueError:
             raise Refused(400, "invalid_request", "limit and page are whole numbers") from None
@@ -873,6 +874,10 @@ class Handler(BaseHTTPRequestHandler):
                 with platform.lock:
                     platform.redirect_uris = body.get("redirect_uris")
                 answer = {}
+            elif name == "page-size":
+                with platform.lock:
+                    platform.page_size = body.get("page_size")
+                answer = {}
             elif name == "revoke-tokens":
                 with platform.lock:
                     platform.tokens.clear()
@@ -1109,6 +1114,11 @@ class LtiPlatform:
     def set_redirect_uris(self, redirect_uris: list[str] | None) -> None:
         """Only these redirect_uri are accepted at /auth (None: any, the default)."""
         self._control("POST", "redirect-uris", {"redirect_uris": redirect_uris})
+
+    def set_page_size(self, page_size: int | None) -> None:
+        """Page NRPS members and AGS line items by this many even when the tool asks no
+        ``limit``, as Canvas does (None: one page unless asked, the default)."""
+        self._control("POST", "page-size", {"page_size": page_size})
 
     def revoke_tokens(self) -> None:
         """Every access token granted so far stops working (the next call gets 401)."""
