@@ -740,8 +740,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send(status, json.dumps(value), content_type, headers)
 
     def body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        return self._body
 
     def form(self) -> dict[str, str]:
         return dict(urllib.parse.parse_qsl(self.body().decode(), keep_blank_values=True))
@@ -768,6 +767,11 @@ class Handler(BaseHTTPRequestHandler):
         self.dispatch("DELETE")
 
     def dispatch(self, method: str) -> None:
+        # The whole body first, even of a request refused before it is looked at: the
+        # connection is kept alive (pylti1p3 reuses one), and a body left unread would be
+        # taken for the next request.
+        length = int(self.headers.get("Content-Length") or 0)
+        self._body = self.rfile.read(length) if length else b""
         split = urllib.parse.urlsplit(self.path)
         parts = [urllib.parse.unquote(part) for part in split.path.strip("/").split("/")]
         query = dict(urllib.parse.parse_qsl(split.query, keep_blank_values=True))

@@ -384,6 +384,26 @@ def test_a_score_for_someone_outside_the_course_is_refused(platform, tool):
     assert platform.scores() == []
 
 
+def test_a_malformed_score_is_refused_and_the_connection_stays_usable(platform, tool_keys):
+    platform.set_tool_jwks(tool_keys.jwks)
+    platform.prepare_launch(line_item={"label": "Lab 1", "scoreMaximum": 10})
+    (item,) = platform.line_items()
+    scores_url = item["id"] + "/scores"
+    session = requests.Session()  # one kept-alive connection, as pylti1p3's
+    score = {"userId": "lms-user-1", "scoreGiven": 5, "scoreMaximum": 10, "timestamp": "2026-01-01T10:00:00+00:00"}
+    assert session.post(scores_url, json=score, timeout=10).status_code == 401  # no token, body unread
+    assert session.get(platform.key_set_url, timeout=10).status_code == 200
+    token = ask_token(platform, client_assertion(platform, tool_keys), lti.SCOPE_SCORE).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": lti.SCORE}
+    answer = session.post(scores_url, data=json.dumps(score), headers=headers, timeout=10)
+    assert answer.status_code == 400 and "activityProgress" in answer.json()["error_description"]
+    score |= {"activityProgress": "Completed", "gradingProgress": "FullyGraded"}
+    assert session.post(scores_url, data=json.dumps(score), headers=headers, timeout=10).status_code == 200
+    earlier = score | {"timestamp": "2025-12-31T10:00:00+00:00"}
+    assert session.post(scores_url, data=json.dumps(earlier), headers=headers, timeout=10).status_code == 400
+    assert [s["timestamp"] for s in platform.scores()] == ["2026-01-01T10:00:00+00:00"]
+
+
 # --- deep linking ---------------------------------------------------------------------------
 
 
