@@ -24,7 +24,7 @@ $(VENV)/.installed: requirements.txt
 install: $(VENV)/.installed
 
 system-deps:
-	scripts/install-system-deps.sh build vcsim browser ldap
+	scripts/install-system-deps.sh build vcsim browser ldap saml
 
 vcsim: install
 	scripts/install-system-deps.sh vcsim

@@ -2,13 +2,14 @@
 # Installs the Debian packages Nestlab needs that a fresh machine may lack:
 #   build: the LDAP client headers python-ldap compiles against (pip install needs them);
 #   vcsim: go + govmomi, gorilla/websocket and x/image sources (to build the vCenter simulator);
-#   browser: chromium (browser tests); ldap: slapd, the directory server the tests start.
-# Usage: scripts/install-system-deps.sh [build] [vcsim] [browser] [ldap]   (default: all)
+#   browser: chromium (browser tests); ldap: slapd, the directory server the tests start;
+#   saml: xmlsec1, with which the tests' SAML identity provider (pysaml2) signs its assertions.
+# Usage: scripts/install-system-deps.sh [build] [vcsim] [browser] [ldap] [saml]   (default: all)
 # Does nothing for what is already there; uses sudo when not root.
 set -euo pipefail
 
 wanted=("$@")
-[ ${#wanted[@]} -eq 0 ] && wanted=(build vcsim browser ldap)
+[ ${#wanted[@]} -eq 0 ] && wanted=(build vcsim browser ldap saml)
 
 packages=()
 for item in "${wanted[@]}"; do
@@ -31,6 +32,9 @@ for item in "${wanted[@]}"; do
     ldap)
       [ -x /usr/sbin/slapd ] || packages+=(slapd)
       command -v ldapadd >/dev/null 2>&1 || packages+=(ldap-utils)
+      ;;
+    saml)
+      command -v xmlsec1 >/dev/null 2>&1 || packages+=(xmlsec1)
       ;;
     *) echo "unknown item: $item" >&2; exit 2 ;;
   esac
