@@ -14,7 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_POST
@@ -131,8 +131,17 @@ class SignInView(auth_views.LoginView):
         providers = [
             {"name": provider["name"], "url": reverse("openid_connect_login", kwargs={"provider_id": provider["id"]})}
             for provider in settings.NESTLAB_OIDC_PROVIDERS
+        ] + [
+            {"name": provider["name"], "url": reverse("saml_login", kwargs={"organization_slug": provider["id"]})}
+            for provider in settings.NESTLAB_SAML_PROVIDERS
         ]
         return {**super().get_context_data(**kwargs), "identity_providers": providers}
+
+
+def saml_single_logout(request: HttpRequest, organization_slug: str) -> HttpResponse:
+    """SAML single logout is not offered: signing out of Nestlab signs out of Nestlab only, and
+    an IdP's logout request (unsigned, unless the IdP signs whole messages) cannot sign anyone out."""
+    raise Http404("Nestlab does not take part in SAML single logout.")
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):

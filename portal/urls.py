@@ -1,5 +1,6 @@
 """URL routes: pages, the REST API under /api/v1/, its schema and docs."""
 
+from allauth.socialaccount.providers.saml import views as saml_views
 from csp.decorators import csp_update
 from django.contrib import admin
 from django.templatetags.static import static
@@ -7,8 +8,19 @@ from django.urls import include, path
 from django.views.generic.base import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from accounts import views as account_views
 from accounts.urls import sign_in_urlpatterns
 from portal import audit_api, views
+
+# allauth's SAML routes but single logout: Nestlab signs out locally, and an unsigned logout
+# request from anywhere would otherwise sign a person out (allauth's metadata names the route).
+saml_urlpatterns = [
+    path("login/", saml_views.login, name="saml_login"),
+    path("acs/", saml_views.acs, name="saml_acs"),
+    path("acs/finish/", saml_views.finish_acs, name="saml_finish_acs"),
+    path("metadata/", saml_views.metadata, name="saml_metadata"),
+    path("sls/", account_views.saml_single_logout, name="saml_sls"),
+]
 
 api_v1 = [
     path("", include("accounts.api.urls")),
@@ -21,9 +33,11 @@ api_v1 = [
 urlpatterns = [
     path("", views.home, name="home"),
     path("", include(sign_in_urlpatterns)),
-    # Identity providers (OpenID Connect, django-allauth): /accounts/oidc/<id>/login/ and its callback,
-    # and allauth's pages for a sign-in that needs one more answer. Not allauth's own password pages.
+    # Identity providers (django-allauth): OpenID Connect's /accounts/oidc/<id>/login/ and its
+    # callback; SAML's /accounts/saml/<id>/login/, acs/ and metadata/; and allauth's pages for a
+    # sign-in that needs one more answer. Not allauth's own password pages.
     path("accounts/", include("allauth.socialaccount.providers.openid_connect.urls")),  # adds oidc/
+    path("accounts/saml/<str:organization_slug>/", include(saml_urlpatterns)),
     path("accounts/3rdparty/", include("allauth.socialaccount.urls")),
     path("", include("accounts.urls")),
     path("healthz", views.healthz, name="healthz"),

@@ -143,6 +143,16 @@ def ldap_directory():
 
 
 @pytest.fixture(scope="session")
+def saml_idp():
+    """A SAML 2.0 identity provider (pysaml2) on a free port (tests/support/saml_idp.py)."""
+    from tests.support.saml_idp import SamlIdp
+
+    idp = SamlIdp().start()
+    yield idp
+    idp.stop()
+
+
+@pytest.fixture(scope="session")
 def lti_platform_server():
     """The LTI 1.3 test platform process (tests/support/lti_platform.py), one per session."""
     from tests.support.lti_platform import LtiPlatform

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import dj_database_url
 
+from portal import identity_settings
 from portal.secrets import read_or_create_local_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
+    "allauth.socialaccount.providers.saml",
     "core",
     "accounts",
     "portal",
@@ -99,7 +100,7 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     *(["accounts.backends.DirectoryBackend"] if NESTLAB_LDAP_URL else []),
     "accounts.backends.LocalPasswordBackend",
-    "accounts.oidc.IdentityProviderSessionBackend",  # sessions of people an identity provider signed in
+    "accounts.identity_providers.IdentityProviderSessionBackend",  # sessions of people an identity provider signed in
 ]
 # The directory (LDAP, Active Directory) through django-auth-ldap: who is found where, and which
 # group gives which role (the first of admin, instructor, student the person is in).
@@ -108,33 +109,22 @@ NESTLAB_LDAP_ROLE_GROUPS = {
     "instructor": os.environ.get("NESTLAB_LDAP_INSTRUCTOR_GROUP", ""),
     "student": os.environ.get("NESTLAB_LDAP_STUDENT_GROUP", ""),
 }
-# Identity providers by OpenID Connect (django-allauth; accounts/oidc.py, docs/identity.md): a JSON
-# list of {"id", "name", "server_url", "client_id", "secret", "role_claim", "roles": {"admin": ...,
-# "instructor": ..., "student": ...}}; the sign-in page shows a button for each.
+# The school's identity providers (django-allauth; accounts/identity_providers.py, docs/identity.md),
+# each a button on the sign-in page. OpenID Connect: a JSON list of {"id", "name", "server_url",
+# "client_id", "secret", "role_claim", "roles": {"admin": ..., "instructor": ..., "student": ...},
+# "courses"}. SAML 2.0: a JSON list of {"id", "name", "entity_id", "metadata_url" (or "sso_url" and
+# "x509cert"), "attributes", "role_attribute", "roles", "courses"} (portal/identity_settings.py).
 NESTLAB_OIDC_PROVIDERS = json.loads(os.environ.get("NESTLAB_OIDC_PROVIDERS", "[]"))
+NESTLAB_SAML_PROVIDERS = json.loads(os.environ.get("NESTLAB_SAML_PROVIDERS", "[]"))
 SOCIALACCOUNT_PROVIDERS = {
     "openid_connect": {
         "OAUTH_PKCE_ENABLED": True,
-        "APPS": [
-            {
-                "provider_id": provider["id"],
-                "name": provider["name"],
-                "client_id": provider["client_id"],
-                "secret": provider.get("secret", ""),
-                "settings": {
-                    "server_url": provider["server_url"],
-                    "scope": provider.get("scope", ["openid", "profile", "email", "groups"]),
-                    "role_claim": provider.get("role_claim", "groups"),
-                    "roles": provider.get("roles", {}),
-                    "courses": provider.get("courses", {}),  # claim value -> course code to enroll in
-                },
-            }
-            for provider in NESTLAB_OIDC_PROVIDERS
-        ],
-    }
+        "APPS": [identity_settings.oidc_app(provider) for provider in NESTLAB_OIDC_PROVIDERS],
+    },
+    "saml": {"APPS": [identity_settings.saml_app(provider) for provider in NESTLAB_SAML_PROVIDERS]},
 }
-ACCOUNT_ADAPTER = "accounts.oidc.ClosedAccountAdapter"
-SOCIALACCOUNT_ADAPTER = "accounts.oidc.SchoolSocialAccountAdapter"
+ACCOUNT_ADAPTER = "accounts.identity_providers.ClosedAccountAdapter"
+SOCIALACCOUNT_ADAPTER = "accounts.identity_providers.SchoolSocialAccountAdapter"
 SOCIALACCOUNT_AUTO_SIGNUP = True
 # A person the provider vouches for (a verified e-mail) whose account an instructor already made
 # (roster, CSV) signs in to that account, not to a second one.
@@ -190,9 +180,6 @@ AXES_VERBOSE = False
 # tests meet the same rules as production: only our own scripts, styles, images and fonts; no
 # inline script or style attribute; WebSockets to our own origin ('self' covers ws/wss);
 # never framed. Pages that need more (the API docs) widen it for themselves only.
-_OIDC_ORIGINS = sorted(
-    {"{0.scheme}://{0.netloc}".format(urlsplit(provider["server_url"])) for provider in NESTLAB_OIDC_PROVIDERS}
-)
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
@@ -205,7 +192,7 @@ CONTENT_SECURITY_POLICY = {
         "base-uri": ["'self'"],
         # A sign-in button posts here, and the answer sends the browser on to the identity
         # provider: form-action covers that redirect, so the providers' origins are allowed.
-        "form-action": ["'self'", *_OIDC_ORIGINS],
+        "form-action": ["'self'", *identity_settings.sign_in_origins(NESTLAB_OIDC_PROVIDERS, NESTLAB_SAML_PROVIDERS)],
         "frame-ancestors": ["'none'"],
     }
 }
