@@ -60,12 +60,14 @@ class SamlIdp:
         given_name: str = "",
         surname: str = "",
         groups: list[str] = (),
+        sha1: bool = False,
     ) -> None:
-        """The person the IdP's next assertion is about (it asks no password)."""
+        """The person the IdP's next assertion is about (it asks no password); ``sha1`` signs it
+        the deprecated way, as old IdPs still do."""
         attributes = {"uid": [uid], "mail": [mail], "givenName": [given_name], "sn": [surname]}
         attributes = {name: values for name, values in attributes.items() if any(values)}
         attributes["isMemberOf"] = list(groups)
-        (self.work / "person.json").write_text(json.dumps({"uid": uid, "attributes": attributes}))
+        (self.work / "person.json").write_text(json.dumps({"uid": uid, "attributes": attributes, "sha1": sha1}))
 
     def trust_service_provider(self, metadata: bytes) -> None:
         """The SP the IdP answers: its metadata as Nestlab serves it (the IdP re-reads it on
@@ -167,7 +169,7 @@ def _handler(base: str, work: Path):
     from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
     from saml2.metadata import create_metadata_string
     from saml2.saml import AUTHN_PASSWORD, NAMEID_FORMAT_PERSISTENT, NameID
-    from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+    from saml2.xmldsig import DIGEST_SHA1, DIGEST_SHA256, SIG_RSA_SHA1, SIG_RSA_SHA256
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -196,8 +198,8 @@ def _handler(base: str, work: Path):
                 sign_assertion=True,
                 sign_response=True,
                 # pysaml2 signs with SHA-1 unless told; Nestlab refuses SHA-1 signatures.
-                sign_alg=SIG_RSA_SHA256,
-                digest_alg=DIGEST_SHA256,
+                sign_alg=SIG_RSA_SHA1 if person["sha1"] else SIG_RSA_SHA256,
+                digest_alg=DIGEST_SHA1 if person["sha1"] else DIGEST_SHA256,
                 **answer,
             )
             form = server.apply_binding(

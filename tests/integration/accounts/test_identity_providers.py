@@ -171,6 +171,14 @@ def test_an_assertion_changed_after_the_idp_signed_it_is_refused(client, school_
     assert "Signature validation failed" in refusal.detail
 
 
+def test_an_assertion_signed_with_sha1_is_refused(client, school_idp):
+    school_idp.sign_in_as("ada", mail="ada@school.example", groups=[ROLES["student"]], sha1=True)
+    page = sign_in(client)
+    assert page.status_code == 401
+    assert not User.objects.filter(email="ada@school.example").exists()
+    assert "Deprecated signature algorithm" in AuditEntry.objects.get(action="auth.saml").detail
+
+
 def test_a_response_used_once_is_refused_the_second_time(client, school_idp):
     school_idp.sign_in_as("ada", mail="ada@school.example", groups=[ROLES["student"]])
     form = idp_answer(client)
