@@ -61,13 +61,23 @@ class SamlIdp:
         surname: str = "",
         groups: list[str] = (),
         sha1: bool = False,
+        sign_assertion: bool = True,
     ) -> None:
-        """The person the IdP's next assertion is about (it asks no password); ``sha1`` signs it
-        the deprecated way, as old IdPs still do."""
+        """The person the IdP's next assertion is about (it asks no password). The response is
+        signed, and the assertion in it too unless ``sign_assertion`` is false (Shibboleth's
+        default); ``sha1`` signs the deprecated way, as old IdPs still do."""
         attributes = {"uid": [uid], "mail": [mail], "givenName": [given_name], "sn": [surname]}
         attributes = {name: values for name, values in attributes.items() if any(values)}
         attributes["isMemberOf"] = list(groups)
-        (self.work / "person.json").write_text(json.dumps({"uid": uid, "attributes": attributes, "sha1": sha1}))
+        (self.work / "person.json").write_text(
+            json.dumps({"uid": uid, "attributes": attributes, "sha1": sha1, "sign_assertion": sign_assertion})
+        )
+
+    @property
+    def certificate(self) -> str:
+        """The IdP's signing certificate, base64 DER as SAML metadata carries it."""
+        pem = (self.work / "idp.crt").read_text()
+        return "".join(line for line in pem.splitlines() if not line.startswith("-----"))
 
     def trust_service_provider(self, metadata: bytes) -> None:
         """The SP the IdP answers: its metadata as Nestlab serves it (the IdP re-reads it on
@@ -195,7 +205,7 @@ def _handler(base: str, work: Path):
                 userid=person["uid"],
                 name_id=NameID(format=NAMEID_FORMAT_PERSISTENT, text=person["uid"]),
                 authn={"class_ref": AUTHN_PASSWORD, "authn_auth": base},
-                sign_assertion=True,
+                sign_assertion=person["sign_assertion"],
                 sign_response=True,
                 # pysaml2 signs with SHA-1 unless told; Nestlab refuses SHA-1 signatures.
                 sign_alg=SIG_RSA_SHA1 if person["sha1"] else SIG_RSA_SHA256,

@@ -171,6 +171,36 @@ def test_an_assertion_changed_after_the_idp_signed_it_is_refused(client, school_
     assert "Signature validation failed" in refusal.detail
 
 
+def test_an_idp_named_by_its_sign_on_address_and_certificate_is_trusted_like_one_with_metadata(
+    client, saml_idp, settings
+):
+    entry = saml_idp.provider_setting(sso_url=f"{saml_idp.url}/sso/redirect", x509cert=saml_idp.certificate)
+    del entry["metadata_url"]
+    configure(settings, entry)
+    saml_idp.trust_service_provider(
+        client.get(reverse("saml_metadata", kwargs={"organization_slug": PROVIDER_ID})).content
+    )
+    saml_idp.sign_in_as("ada", mail="ada@school.example", groups=[ROLES["student"]])
+    assert sign_in(client).status_code == 200
+    assert roles.roles_of(User.objects.get(email="ada@school.example")) == {roles.Role.STUDENT}
+
+
+def test_an_unsigned_assertion_in_a_signed_response_is_refused_unless_the_entry_accepts_signed_responses(
+    client, saml_idp, settings
+):
+    configure(settings, saml_idp.provider_setting())
+    saml_idp.trust_service_provider(
+        client.get(reverse("saml_metadata", kwargs={"organization_slug": PROVIDER_ID})).content
+    )
+    saml_idp.sign_in_as("ada", mail="ada@school.example", groups=[ROLES["student"]], sign_assertion=False)
+    assert sign_in(client).status_code == 401
+    assert "Assertion of the Response is not signed" in AuditEntry.objects.get(action="auth.saml").detail
+
+    configure(settings, saml_idp.provider_setting(signed="response"))
+    assert sign_in(client).status_code == 200
+    assert User.objects.filter(email="ada@school.example").exists()
+
+
 def test_an_assertion_signed_with_sha1_is_refused(client, school_idp):
     school_idp.sign_in_as("ada", mail="ada@school.example", groups=[ROLES["student"]], sha1=True)
     page = sign_in(client)
