@@ -35,6 +35,11 @@ FAILED_WORDS = (
     "The sign-in with your school account did not go through: its answer did not pass Nestlab's "
     "checks, or it came too late. Try again from the sign-in page; if it keeps failing, tell the school's IT."
 )
+TAKEN_EMAIL_WORDS = (
+    "A Nestlab account has this e-mail address already, and your school's sign-in does not vouch for "
+    "the address, so it cannot take that account over. Sign in with your Nestlab password, or ask an admin "
+    "to link your school account to it."
+)
 REFUSED_WORDS = (
     "Your school account is in no group that Nestlab knows, so it cannot sign you in. "
     "Ask your instructor or the school's IT to add you to the right group."
@@ -125,6 +130,11 @@ class SchoolSocialAccountAdapter(DefaultSocialAccountAdapter):
         # choose their e-mail must not hand an instructor's or an admin's account to whoever typed it.
         if sociallogin.account.pk is None and _staff_has_email(claims.get("email")):
             self._refuse(request, sociallogin, claims, "its e-mail is a staff account's.", STAFF_EMAIL_WORDS)
+        # A new account whose e-mail another has, when the provider does not vouch for it (allauth
+        # reached no account by it): allauth would ask for another address on a sign-up page
+        # Nestlab does not serve; say why instead.
+        if not sociallogin.is_existing and _someone_has_email(claims.get("email")):
+            self._refuse(request, sociallogin, claims, "its e-mail is another account's.", TAKEN_EMAIL_WORDS)
 
     def on_authentication_error(self, request, provider, error=None, exception=None, extra_context=None) -> None:
         """An answer from the provider that allauth refused (a bad signature, an expired or
@@ -151,6 +161,10 @@ def _record_refusal(request, provider, *, who: str, reason: str) -> None:
         detail=f"{provider.name}: {reason}"[:1000],
         request=request,
     )
+
+
+def _someone_has_email(email: str | None) -> bool:
+    return bool(email) and get_user_model().objects.filter(email__iexact=email).exists()
 
 
 def _staff_has_email(email: str | None) -> bool:

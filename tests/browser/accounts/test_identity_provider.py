@@ -102,3 +102,15 @@ def test_a_school_sign_in_never_takes_over_a_staff_account_by_its_e_mail(page, s
     expect(page.get_by_text("never takes over a staff account")).to_be_visible()
     assert not teacher.socialaccount_set.exists()
     assert roles.roles_of(User.objects.get(pk=teacher.pk)) == {roles.Role.INSTRUCTOR}
+
+
+def test_an_e_mail_the_provider_does_not_vouch_for_reaches_no_account_and_makes_no_second_one(page, school_sign_in):
+    from tests.factories import StudentFactory
+
+    server, provider = school_sign_in
+    student = StudentFactory(email="sam@school.example")
+    provider.set_account("s456", email="sam@school.example", email_verified=False, groups=[ROLES["student"]])
+    _sign_in_with_the_school(page, server, "s456")
+    expect(page.get_by_text("does not vouch for the address")).to_be_visible()
+    assert User.objects.filter(email="sam@school.example").count() == 1
+    assert not student.socialaccount_set.exists()

@@ -145,16 +145,27 @@ def test_a_group_named_in_courses_enrolls_the_student(client, saml_idp, settings
     assert AuditEntry.objects.filter(action="course.enroll_from_identity").count() == 1
 
 
-def test_a_roster_account_is_reached_by_e_mail_only_when_the_idps_e_mail_is_trusted(client, saml_idp, settings):
+def test_a_roster_account_is_reached_by_e_mail_when_the_entry_trusts_the_idps_e_mail(client, saml_idp, settings):
     student = StudentFactory(email="sam@school.example")
     configure(settings, saml_idp.provider_setting(email_verified=True))
     saml_idp.trust_service_provider(
         client.get(reverse("saml_metadata", kwargs={"organization_slug": PROVIDER_ID})).content
     )
     saml_idp.sign_in_as("s123", mail="sam@school.example", groups=[ROLES["student"]])
-    sign_in(client)
+    assert sign_in(client).status_code == 200
     assert User.objects.filter(email="sam@school.example").count() == 1
     assert student.socialaccount_set.get().uid == "s123"
+
+
+def test_an_e_mail_the_idp_does_not_vouch_for_reaches_no_account_and_makes_no_second_one(client, school_idp):
+    student = StudentFactory(email="sam@school.example")
+    school_idp.sign_in_as("s123", mail="sam@school.example", groups=[ROLES["student"]])
+    page = sign_in(client)
+    assert page.status_code == 403
+    assert "does not vouch for" in page.content.decode()
+    assert User.objects.filter(email="sam@school.example").count() == 1
+    assert not student.socialaccount_set.exists()
+    assert AuditEntry.objects.filter(action="auth.saml", detail__contains="another account").exists()
 
 
 def test_an_assertion_changed_after_the_idp_signed_it_is_refused(client, school_idp):
