@@ -22,6 +22,7 @@ import tempfile
 import time
 import traceback
 import urllib.request
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -59,7 +60,7 @@ class SamlIdp:
         mail: str = "",
         given_name: str = "",
         surname: str = "",
-        groups: list[str] = (),
+        groups: Sequence[str] = (),
         sha1: bool = False,
         sign_assertion: bool = True,
     ) -> None:
