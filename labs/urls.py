@@ -14,6 +14,7 @@ urlpatterns = [
     path("operations/<int:operation_id>/", views.operation_detail, name="operation-detail"),
     # A student's lab
     path("courses/<int:course_id>/start/", views.lab_start, name="lab-start"),
+    path("courses/<int:course_id>/mine/", views.course_lab, name="course-lab"),
     path("<int:lab_id>/", views.lab_detail, name="lab-detail"),
     path("<int:lab_id>/fragments/<str:fragment>/", views.lab_fragment, name="lab-fragment"),
     path("<int:lab_id>/snapshots/", views.lab_snapshot_create, name="lab-snapshot-create"),

@@ -376,6 +376,17 @@ def _act(request: HttpRequest, lab: Lab, start: Callable[[], Operation], started
 
 
 @login_required
+@require_GET
+def course_lab(request: HttpRequest, course_id: int) -> HttpResponse:
+    """A student's way into a course (an LMS link lands here): their lab in it if they have one,
+    else the course page, where its Start button is."""
+    lab = selectors.lab_list(user=request.user, course=course_id).filter(student=request.user).order_by("-pk").first()
+    if lab is not None:
+        return redirect("labs:lab-detail", lab.pk)
+    return redirect("courses:course-detail", course_id)
+
+
+@login_required
 @require_POST
 def lab_snapshot_create(request: HttpRequest, lab_id: int) -> HttpResponse:
     lab = _lab_or_404(request, lab_id)
