@@ -414,6 +414,7 @@ class Enrollment(models.Model):
         CSV = "csv", "Roster upload"
         JOIN_CODE = "join_code", "Join code"
         IDENTITY = "identity", "School sign-in (a group or claim)"
+        LTI = "lti", "LMS (LTI launch or roster)"
 
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="enrollments")
     student = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrollments")

@@ -26,6 +26,7 @@ api_v1 = [
     path("", include("accounts.api.urls")),
     path("", include("courses.api.urls")),
     path("", include("labs.api.urls")),
+    path("lti/", include("lti.api.urls")),
     path("audit/", audit_api.AuditEntryList.as_view(), name="audit-entry-list"),
     path("audit/export/", audit_api.audit_export, name="audit-entry-export"),
 ]
@@ -46,6 +47,8 @@ urlpatterns = [
     path("audit/", views.audit_log, name="audit"),
     path("audit/export/", views.audit_export, name="audit-export"),
     path("labs/", include("labs.urls")),
+    # LTI 1.3: the LMS's login initiation, launches, Nestlab's key set (lti/views.py).
+    path("lti/", include("lti.urls")),
     path("", include("courses.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

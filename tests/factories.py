@@ -185,3 +185,18 @@ def lab_row(course, student, number: int = 1, *, state: str = "ready", created_a
         created_at=created_at or timezone.now(),
         **fields,
     )
+
+
+class LtiPlatformFactory(factory.django.DjangoModelFactory):
+    """An LMS registered for LTI 1.3 (its addresses lead nowhere; the lti_platform fixture's do)."""
+
+    class Meta:
+        model = "lti.Platform"
+
+    name = factory.Sequence(lambda n: f"Moodle {n}")
+    issuer = factory.Sequence(lambda n: f"https://moodle{n}.example.edu")
+    client_id = "nestlab"
+    deployment_ids = factory.LazyFunction(lambda: ["deployment-1"])
+    auth_login_url = factory.LazyAttribute(lambda platform: f"{platform.issuer}/mod/lti/auth.php")
+    auth_token_url = factory.LazyAttribute(lambda platform: f"{platform.issuer}/mod/lti/token.php")
+    key_set_url = factory.LazyAttribute(lambda platform: f"{platform.issuer}/mod/lti/certs.php")

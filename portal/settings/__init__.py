@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "accounts",
     "portal",
     "courses",
+    "lti",
     "labs",
 ]
 
@@ -88,6 +89,8 @@ MIDDLEWARE = [
     "core.audit.AuditMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Inside CSP and X-Frame-Options: lets registered LMSs frame the pages (lti/middleware.py).
+    "lti.middleware.LmsFramingMiddleware",
     # Last, as django-axes asks: it turns a lockout into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -255,6 +258,17 @@ NESTLAB_WEB_CONCURRENCY = int(os.environ.get("NESTLAB_WEB_CONCURRENCY", "16"))
 # Unset: the embedded server that `manage.py runportal` starts (portal/embedded_redis.py).
 NESTLAB_EMBEDDED_REDIS_PORT = int(os.environ.get("NESTLAB_EMBEDDED_REDIS_PORT", "6390"))
 REDIS_URL = os.environ.get("REDIS_URL") or f"redis://127.0.0.1:{NESTLAB_EMBEDDED_REDIS_PORT}/0"
+# The shared cache: LTI logins and launches (lti/views.py) must be found by whichever web
+# process takes the next request; everything else uses the per-process default.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "lti": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "nestlab-lti",
+        "TIMEOUT": 24 * 3600,
+    },
+}
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
@@ -278,6 +292,11 @@ CELERY_BEAT_SCHEDULE = {
     "lab-lifecycle": {"task": "labs.lifecycle_tick", "schedule": 60.0},
     # Audit entries older than AUDIT_RETENTION_DAYS are removed.
     "prune-audit-log": {"task": "core.prune_audit_log", "schedule": 3600.0},
+    # Rosters of LMS-linked courses follow the LMS (LTI Names and Role Provisioning).
+    "lti-roster-sync": {
+        "task": "lti.roster_sync_all",
+        "schedule": float(os.environ.get("NESTLAB_LTI_ROSTER_SYNC_MINUTES", "360")) * 60,
+    },
 }
 
 # Live-status WebSockets one person may hold open at once, over every tab and process

@@ -44,4 +44,10 @@ SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = True
+# An LMS shows Nestlab in an iframe (LTI 1.3): a framed page gets its cookies only when they are
+# SameSite=None (and Secure). Django's CSRF tokens and Origin checks still guard every post.
+# NESTLAB_LMS_IFRAMES=0 keeps them Lax where no LMS frames Nestlab (docs/identity.md).
+if env_bool("NESTLAB_LMS_IFRAMES", True):
+    SESSION_COOKIE_SAMESITE = "None"
+    CSRF_COOKIE_SAMESITE = "None"
 X_FRAME_OPTIONS = "DENY"

@@ -17,7 +17,8 @@ from courses import services as course_services
 from labs import console, services
 from labs.endpoints import endpoint_client
 from labs.models import Lab, LabSnapshot, Operation
-from tests.factories import AdminFactory, EndpointFactory, open_course, simulator_endpoint
+from lti.models import CourseLink
+from tests.factories import AdminFactory, EndpointFactory, LtiPlatformFactory, open_course, simulator_endpoint
 
 DEMO_ESXI = "/DC0/vm/Nestlab Templates/Nested vSphere 8 Lab/esxi-01"
 # A template source no lab row claims: the labs here pretend their VMs are DEMO_ESXI, which the
@@ -46,6 +47,8 @@ class World:
     classmate_enrollment: object
     console_session: object
     owner_key: object
+    lti_platform: object
+    lti_link: object
 
 
 def _ready(lab: Lab, endpoint, esxi_moref: str) -> Lab:
@@ -112,6 +115,12 @@ def _build(vcsim) -> World:
         console_session=console.console_open(lab=lab, vm=lab.vms.get(role="esxi-01"), actor=owner),
         # An API key the owner made on their account page.
         owner_key=account_services.api_key_create(user=owner, name="notebook")[0],
+        # An LMS, and its course that opens the course (no roster or grade-book service: nothing
+        # leaves the test for it).
+        lti_platform=(platform := LtiPlatformFactory()),
+        lti_link=CourseLink.objects.create(
+            platform=platform, deployment_id="deployment-1", context_id="course-101", course=course
+        ),
     )
 
 

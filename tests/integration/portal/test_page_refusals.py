@@ -52,6 +52,7 @@ def _path(w: World, role: str, route: str) -> str:
         "moref": w.source_moref,
         "fragment": "snapshots",
         "key_id": w.owner_key.pk,
+        "link_id": w.lti_link.pk,
         "uidb64": "MQ",
         "token": "set-password",
     }

@@ -164,6 +164,13 @@ TARGETS = {
     "api/v1/usage.csv": lambda w, role: {},
     "api/v1/courses/{course_id}/usage/report/": lambda w, role: {"course_id": w.course.pk},
     "api/v1/courses/{course_id}/usage/report.csv": lambda w, role: {"course_id": w.course.pk},
+    "api/v1/lti/platforms/": lambda w, role: {},
+    "api/v1/lti/platforms/{pk}/": lambda w, role: {"pk": w.lti_platform.pk},
+    "api/v1/lti/links/": lambda w, role: {},
+    "api/v1/lti/links/{pk}/": lambda w, role: {"pk": w.lti_link.pk},
+    "api/v1/lti/links/{link_id}/sync/": lambda w, role: {"link_id": w.lti_link.pk},
+    "api/v1/lti/links/{link_id}/scores/": lambda w, role: {"link_id": w.lti_link.pk},
+    "api/v1/lti/keys/rotate/": lambda w, role: {},
 }
 
 
@@ -271,6 +278,32 @@ BODIES = {
     },
     ("post", "api/v1/labs/{pk}/power/"): lambda w, role: {"action": "off"},
 }
+
+
+def _platform_body(w: World, role: str) -> dict:
+    return {
+        "name": "Canvas",
+        "issuer": "https://canvas.example.edu",
+        "client_id": "10000000000001",
+        "deployment_ids": ["1:abc"],
+        "auth_login_url": "https://canvas.example.edu/api/lti/authorize_redirect",
+        "auth_token_url": "https://canvas.example.edu/login/oauth2/token",
+        "key_set_url": "https://canvas.example.edu/api/lti/security/jwks",
+    }
+
+
+BODIES.update(
+    {
+        ("post", "api/v1/lti/platforms/"): _platform_body,
+        ("put", "api/v1/lti/platforms/{pk}/"): _platform_body,
+        ("patch", "api/v1/lti/platforms/{pk}/"): lambda w, role: {"is_active": False},
+        ("post", "api/v1/lti/links/{link_id}/scores/"): lambda w, role: {
+            "student": w.users["classmate"].pk,
+            "score_given": 1,
+            "score_maximum": 2,
+        },
+    }
+)
 MULTIPART = {("post", "api/v1/courses/{pk}/roster/"): _roster}
 
 
@@ -369,6 +402,20 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", "api/v1/usage.csv"):                         (N,   N,   N,   N,   N,   N,   N,   Y),
     ("get", "api/v1/courses/{course_id}/usage/report/"): (N,   N,   N,   H,   H,   Y,   H,   Y),
     ("get", "api/v1/courses/{course_id}/usage/report.csv"): (N, N,  N,   H,   H,   Y,   H,   Y),
+    # LMS platforms (LTI 1.3) and Nestlab's signing key: admins. A course's LMS links: its
+    # instructors and admins (hidden from others); this one's LMS offers no roster or grade book,
+    # which a sync or a score is told in words (400)
+    ("get", "api/v1/lti/platforms/"):                    (N,   N,   N,   N,   N,   N,   N,   Y),
+    ("post", "api/v1/lti/platforms/"):                   (N,   N,   N,   N,   N,   N,   N,   201),
+    ("get", "api/v1/lti/platforms/{pk}/"):               (N,   N,   N,   N,   N,   N,   N,   Y),
+    ("put", "api/v1/lti/platforms/{pk}/"):               (N,   N,   N,   N,   N,   N,   N,   Y),
+    ("patch", "api/v1/lti/platforms/{pk}/"):             (N,   N,   N,   N,   N,   N,   N,   Y),
+    ("delete", "api/v1/lti/platforms/{pk}/"):            (N,   N,   N,   N,   N,   N,   N,   204),
+    ("post", "api/v1/lti/keys/rotate/"):                 (N,   N,   N,   N,   N,   N,   N,   201),
+    ("get", "api/v1/lti/links/"):                        (N,   Y,   Y,   Y,   Y,   Y,   Y,   Y),
+    ("get", "api/v1/lti/links/{pk}/"):                   (N,   H,   H,   H,   H,   Y,   H,   Y),
+    ("post", "api/v1/lti/links/{link_id}/sync/"):        (N,   H,   H,   H,   H,   400, H,   400),
+    ("post", "api/v1/lti/links/{link_id}/scores/"):      (N,   H,   H,   H,   H,   400, H,   400),
 }  # fmt: skip
 
 

@@ -1,0 +1,41 @@
+"""LMS platforms in Django's admin: saved and removed through lti.services (checks, audit)."""
+
+from django.contrib import admin
+
+from lti import services
+from lti.models import CourseLink, Platform, ToolKey
+
+
+@admin.register(Platform)
+class PlatformAdmin(admin.ModelAdmin):
+    list_display = ["name", "issuer", "client_id", "is_active"]
+    search_fields = ["name", "issuer", "client_id"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        fields = {name: getattr(obj, name) for name in services.PLATFORM_FIELDS}
+        if change:
+            services.platform_update(platform=Platform.objects.get(pk=obj.pk), actor=request.user, **fields)
+        else:
+            obj.pk = services.platform_create(actor=request.user, **fields).pk
+
+    def delete_model(self, request, obj) -> None:
+        services.platform_delete(platform=obj, actor=request.user)
+
+
+@admin.register(CourseLink)
+class CourseLinkAdmin(admin.ModelAdmin):
+    list_display = ["course", "platform", "context_title", "context_id", "roster_synced_at"]
+    list_filter = ["platform"]
+    readonly_fields = [field.name for field in CourseLink._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # links are made by an instructor's launch
+
+
+@admin.register(ToolKey)
+class ToolKeyAdmin(admin.ModelAdmin):
+    list_display = ["kid", "active", "created_at"]
+    readonly_fields = ["kid", "public_key_pem", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # made by lti.keys (rotate through the API)

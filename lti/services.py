@@ -1,0 +1,606 @@
+"""Every write of the LTI tool: platforms (admins), launches (who the person is, their role,
+their course), course links, the roster from the LMS (Names and Role Provisioning) and scores
+to its grade book (Assignment and Grade Services). Pages, API routes, the admin and tasks call
+these, so checks, errors and audit are written once."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from pylti1p3.assignments_grades import AssignmentsGradesService
+from pylti1p3.exception import LtiException, LtiServiceException
+from pylti1p3.grade import Grade
+from pylti1p3.lineitem import LineItem
+from pylti1p3.names_roles import NamesRolesProvisioningService
+from pylti1p3.service_connector import ServiceConnector
+from requests import RequestException
+
+from accounts import services as accounts_services
+from core import audit, roles
+from courses import permissions as course_permissions
+from courses.models import Course, Enrollment
+from lti import claims, keys
+from lti.models import CourseLink, Identity, Platform, UsedNonce
+from lti.tool_config import registration_of
+
+User = get_user_model()
+
+PLATFORM_FIELDS = (
+    "name",
+    "issuer",
+    "client_id",
+    "deployment_ids",
+    "auth_login_url",
+    "auth_token_url",
+    "auth_audience",
+    "key_set_url",
+    "is_active",
+)
+ADMINS_ONLY = "Only admins can register LMS platforms."
+NOT_A_ROLE_WORDS = (
+    "Your role in this LMS course (e.g. guest or observer) does not open Nestlab. "
+    "Learners, instructors and course designers can use it."
+)
+STAFF_EMAIL_WORDS = (
+    "An instructor's or admin's account in Nestlab has your e-mail address, and a launch from an LMS never "
+    "takes over a staff account by its e-mail. Ask a Nestlab admin to link your LMS account."
+)
+NOT_LINKED_WORDS = (
+    "This LMS activity is not linked to a Nestlab course yet. Your instructor links it by opening it once "
+    "(or by adding it with the LMS's activity picker)."
+)
+SERVICE_TIMEOUT_WORDS = "The LMS did not answer"
+
+
+class LaunchRefused(Exception):
+    """A launch Nestlab does not accept; ``words`` are for the person, ``reason`` for the log."""
+
+    def __init__(self, words: str, reason: str) -> None:
+        super().__init__(words)
+        self.words = words
+        self.reason = reason
+
+
+def _require(allowed: bool, message: str) -> None:
+    if not allowed:
+        raise PermissionDenied(message)
+
+
+def _save(instance) -> None:
+    instance.full_clean()
+    instance.save()
+
+
+# Platforms (admins)
+
+
+@transaction.atomic
+def platform_create(*, actor: AbstractBaseUser, **fields: Any) -> Platform:
+    """Register an LMS with the values it shows when Nestlab is added to it."""
+    _require(roles.is_admin(actor), ADMINS_ONLY)
+    platform = Platform(**{name: value for name, value in fields.items() if name in PLATFORM_FIELDS})
+    _save(platform)
+    audit.audit_record(
+        category=audit.Category.ACCOUNT,
+        action="lti.platform_create",
+        result=audit.Result.SUCCEEDED,
+        actor=actor,
+        target=audit.describe(platform),
+        detail=f"{platform.issuer} (client {platform.client_id}).",
+    )
+    return platform
+
+
+@transaction.atomic
+def platform_update(*, platform: Platform, actor: AbstractBaseUser, **fields: Any) -> Platform:
+    _require(roles.is_admin(actor), ADMINS_ONLY)
+    for name, value in fields.items():
+        if name in PLATFORM_FIELDS:
+            setattr(platform, name, value)
+    _save(platform)
+    audit.audit_record(
+        category=audit.Category.ACCOUNT,
+        action="lti.platform_update",
+        result=audit.Result.SUCCEEDED,
+        actor=actor,
+        target=audit.describe(platform),
+    )
+    return platform
+
+
+@transaction.atomic
+def platform_delete(*, platform: Platform, actor: AbstractBaseUser) -> None:
+    """Remove a platform with its links and identities (the accounts stay)."""
+    _require(roles.is_admin(actor), ADMINS_ONLY)
+    target = audit.describe(platform)
+    platform.delete()
+    audit.audit_record(
+        category=audit.Category.ACCOUNT,
+        action="lti.platform_delete",
+        result=audit.Result.SUCCEEDED,
+        actor=actor,
+        target=target,
+    )
+
+
+def tool_key_rotate(*, actor: AbstractBaseUser) -> str:
+    """A new signing key (the old ones stay published); returns its kid."""
+    _require(roles.is_admin(actor), "Only admins can rotate Nestlab's LTI key.")
+    key = keys.rotate()
+    audit.audit_record(
+        category=audit.Category.ACCOUNT,
+        action="lti.key_rotate",
+        result=audit.Result.SUCCEEDED,
+        actor=actor,
+        detail=f"New LTI signing key {key.kid}.",
+    )
+    return key.kid
+
+
+# Launches
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A launch Nestlab accepted: who signed in, as what, and the course link it opens (if any)."""
+
+    user: AbstractBaseUser
+    role: roles.Role
+    platform: Platform
+    link: CourseLink | None
+    deep_linking: bool
+
+
+def launch_refused(*, words: str, reason: str, who: str = "", request=None) -> LaunchRefused:
+    """Record a refused launch (a failed login) and return the exception to raise."""
+    audit.audit_record(
+        category=audit.Category.LOGIN_FAILED,
+        action="auth.lti",
+        result=audit.Result.REFUSED,
+        actor_username=who[:150],
+        detail=reason[:500],
+        request=request,
+    )
+    return LaunchRefused(words, reason)
+
+
+def nonce_use(*, platform: Platform, nonce: str, expires_at: datetime) -> bool:
+    """Record a launch's nonce; False if it was used before (the launch is a replay)."""
+    UsedNonce.objects.filter(expires_at__lt=timezone.now()).delete()
+    try:
+        with transaction.atomic():
+            UsedNonce.objects.create(platform=platform, nonce=nonce[:255], expires_at=expires_at)
+    except IntegrityError:
+        return False
+    return True
+
+
+def launch_accept(*, platform: Platform, data: dict[str, Any], request=None) -> Launch:
+    """A validated launch (pylti1p3 checked its signature, issuer, audience, deployment, expiry and
+    the login's nonce): the person's account and role, and the course link it opens. Refuses a
+    replayed launch, a role that opens nothing and an e-mail that is a staff account's; a
+    refusal changes nothing but the audit log."""
+    who = claims.display_name(data)
+    expires = datetime.fromtimestamp(int(data.get("exp", 0)), tz=timezone.get_current_timezone())
+    try:
+        if not nonce_use(platform=platform, nonce=str(data.get("nonce", "")), expires_at=max(expires, timezone.now())):
+            raise LaunchRefused(
+                "This launch was already used. Open the activity again from your LMS.",
+                f"{platform.name}: a replayed launch (nonce used before).",
+            )
+        role = claims.nestlab_role(data.get(claims.ROLES, []))
+        if role is None:
+            raise LaunchRefused(NOT_A_ROLE_WORDS, f"{platform.name}: roles {data.get(claims.ROLES, [])} open nothing.")
+        with transaction.atomic():
+            user = _account_for(platform=platform, data=data)
+            role = _role_apply(user=user, lms_role=role)
+            link = _link_for(platform=platform, data=data)
+            if link is not None:
+                _link_refresh(link, data)
+                _course_join(link=link, user=user, role=role)
+    except LaunchRefused as refusal:
+        raise launch_refused(words=refusal.words, reason=refusal.reason, who=who, request=request) from None
+    return Launch(user=user, role=role, platform=platform, link=link, deep_linking=claims.is_deep_linking(data))
+
+
+def _account_for(*, platform: Platform, data: dict[str, Any]) -> AbstractBaseUser:
+    subject = str(data.get("sub", ""))
+    identity = Identity.objects.select_related("user").filter(platform=platform, subject=subject).first()
+    person = claims.person(data)
+    if identity is not None:
+        user = identity.user
+        _update_person(user, person)
+    else:
+        user = _existing_student(person["email"]) if person["email"] else None
+        if user is None and person["email"] and _staff_has_email(person["email"]):
+            raise LaunchRefused(STAFF_EMAIL_WORDS, f"{platform.name}: its e-mail is a staff account's.")
+        if user is None:
+            user = _new_account(person)
+        identity = Identity.objects.create(platform=platform, subject=subject, user=user)
+    identity.last_launch_at = timezone.now()
+    identity.save(update_fields=["last_launch_at"])
+    return user
+
+
+def _existing_student(email: str) -> AbstractBaseUser | None:
+    """A student account with this e-mail (what a roster made) is the person's."""
+    for user in User.objects.filter(email__iexact=email, is_active=True):
+        if roles.primary_role(user) in (roles.Role.STUDENT, None) and not user.is_superuser:
+            return user
+    return None
+
+
+def _staff_has_email(email: str) -> bool:
+    people = User.objects.filter(email__iexact=email)
+    return any(person.is_superuser or roles.is_admin(person) or roles.is_instructor(person) for person in people)
+
+
+def _update_person(user: AbstractBaseUser, person: dict[str, str]) -> None:
+    changed = [field for field, value in person.items() if value and getattr(user, field) != value]
+    for field in changed:
+        setattr(user, field, person[field])
+    if changed:
+        user.save(update_fields=changed)
+
+
+def _free_username(wanted: str) -> str:
+    base = re.sub(r"[^\w.@+-]", "", wanted)[:140] or "lti"
+    candidate = base
+    while User.objects.filter(username__iexact=candidate).exists():
+        candidate = f"{base}-{secrets.token_hex(2)}"
+    return candidate
+
+
+def _new_account(person: dict[str, str]) -> AbstractBaseUser:
+    """An account for a first launch: no usable password (the LMS signs them in)."""
+    wanted = person["email"].split("@")[0] if person["email"] else "lti"
+    user = User(username=_free_username(wanted), **person)
+    user.set_unusable_password()
+    user.full_clean(exclude=["password"])
+    user.save()
+    return user
+
+
+def _role_apply(*, user: AbstractBaseUser, lms_role: roles.Role) -> roles.Role:
+    """The role this launch acts in. An LMS never makes an admin and never lowers anyone: a
+    teacher using the LMS's student view stays an instructor, and an admin stays one."""
+    current = roles.primary_role(user)
+    if user.is_superuser or current == roles.Role.ADMIN:
+        return roles.Role.ADMIN
+    if current == roles.Role.INSTRUCTOR:
+        return roles.Role.INSTRUCTOR
+    if lms_role == roles.Role.INSTRUCTOR:
+        accounts_services.role_set(user=user, role=roles.Role.INSTRUCTOR, source="LMS (LTI)")
+        return roles.Role.INSTRUCTOR
+    if current is None:
+        roles.role_grant(user=user, role=roles.Role.STUDENT)
+    return roles.Role.STUDENT
+
+
+# Course links
+
+
+def _link_for(*, platform: Platform, data: dict[str, Any]) -> CourseLink | None:
+    """The course a launch opens: the link named in the custom parameters (a deep link Nestlab
+    made), which must belong to this LMS course; else this LMS course's only link."""
+    deployment_id = claims.deployment_id(data)
+    context_id = claims.context(data).get("id", "")
+    links = CourseLink.objects.select_related("course").filter(
+        platform=platform, deployment_id=deployment_id, context_id=context_id
+    )
+    key = claims.custom(data).get(claims.LINK_PARAMETER, "")
+    if key:
+        try:
+            return links.get(key=key)
+        except (CourseLink.DoesNotExist, ValidationError):
+            return None  # a link copied into another LMS course opens nothing
+    found = list(links[:2])
+    return found[0] if len(found) == 1 else None
+
+
+def _link_refresh(link: CourseLink, data: dict[str, Any]) -> None:
+    """Keep the LMS's service addresses as its latest launch gives them."""
+    nrps = data.get(claims.NRPS, {}) or {}
+    ags = data.get(claims.AGS, {}) or {}
+    context = claims.context(data)
+    link.memberships_url = nrps.get("context_memberships_url", link.memberships_url) or ""
+    link.lineitems_url = ags.get("lineitems", link.lineitems_url) or ""
+    link.lineitem_url = ags.get("lineitem", link.lineitem_url) or link.lineitem_url
+    link.ags_scopes = list(ags.get("scope", link.ags_scopes) or [])
+    link.context_title = (context.get("title") or context.get("label") or link.context_title)[:255]
+    _save(link)
+
+
+def _course_join(*, link: CourseLink, user: AbstractBaseUser, role: roles.Role) -> None:
+    """A learner launching from a linked LMS course is enrolled; an instructor of the LMS course
+    teaches the Nestlab course."""
+    course = link.course
+    if role == roles.Role.STUDENT and course.state in (Course.State.OPEN, Course.State.DRAFT):
+        _, created = Enrollment.objects.get_or_create(
+            course=course, student=user, defaults={"source": Enrollment.Source.LTI}
+        )
+        if created:
+            audit.audit_record(
+                category=audit.Category.ACCOUNT,
+                action="course.enroll_from_lti",
+                result=audit.Result.SUCCEEDED,
+                target=audit.describe(course),
+                actor_username=user.get_username(),
+                detail=f"{user.get_username()} enrolled in {course.code} by a launch from {link.platform.name}.",
+            )
+    elif role == roles.Role.INSTRUCTOR and not course.instructors.filter(pk=user.pk).exists():
+        course.instructors.add(user)
+        audit.audit_record(
+            category=audit.Category.ACCOUNT,
+            action="course.instructor_from_lti",
+            result=audit.Result.SUCCEEDED,
+            target=audit.describe(course),
+            actor_username=user.get_username(),
+            detail=f"{user.get_username()} teaches {course.code}: an LMS instructor at {link.platform.name}.",
+        )
+
+
+@transaction.atomic
+def course_link_create(
+    *, platform: Platform, data: dict[str, Any], course: Course, actor: AbstractBaseUser
+) -> CourseLink:
+    """Link the LMS course of an instructor's launch to a Nestlab course they teach."""
+    _require(
+        course_permissions.can_manage_course(actor, course),
+        "You can link an LMS course only to a Nestlab course you teach.",
+    )
+    context = claims.context(data)
+    if not context.get("id"):
+        raise ValidationError("The LMS sent no course (context) with this launch, so there is nothing to link.")
+    link, created = CourseLink.objects.get_or_create(
+        platform=platform,
+        deployment_id=claims.deployment_id(data),
+        context_id=context["id"],
+        course=course,
+        defaults={"created_by": actor},
+    )
+    _link_refresh(link, data)
+    if created:
+        audit.audit_record(
+            category=audit.Category.ACCOUNT,
+            action="lti.link_create",
+            result=audit.Result.SUCCEEDED,
+            actor=actor,
+            target=audit.describe(course),
+            detail=f"Linked to {link.context_title or link.context_id} at {platform.name}.",
+        )
+    return link
+
+
+@transaction.atomic
+def course_link_delete(*, link: CourseLink, actor: AbstractBaseUser) -> None:
+    _require(course_permissions.can_manage_course(actor, link.course), "Only this course's instructors can unlink it.")
+    target = audit.describe(link.course)
+    detail = f"Unlinked from {link.context_title or link.context_id} at {link.platform.name}."
+    link.delete()
+    audit.audit_record(
+        category=audit.Category.ACCOUNT,
+        action="lti.link_delete",
+        result=audit.Result.SUCCEEDED,
+        actor=actor,
+        target=target,
+        detail=detail,
+    )
+
+
+# The roster from the LMS (Names and Role Provisioning Services)
+
+
+@dataclass(frozen=True)
+class RosterSync:
+    """What a roster sync did: students enrolled, enrollments removed, members skipped."""
+
+    enrolled: int
+    removed: int
+    unchanged: int
+
+    def words(self) -> str:
+        return f"{self.enrolled} enrolled, {self.removed} removed, {self.unchanged} unchanged."
+
+
+def _connector(platform: Platform) -> ServiceConnector:
+    return ServiceConnector(registration_of(platform))
+
+
+def _service_failed(link: CourseLink, what: str, error: Exception) -> ValidationError:
+    return ValidationError(f"{link.platform.name} refused or did not answer the {what}: {error}")
+
+
+def roster_sync(*, link: CourseLink, actor: AbstractBaseUser | None = None) -> RosterSync:
+    """Make the course's LMS-made enrollments follow the LMS's roster: active learners are
+    enrolled (their accounts made as at a first launch), learners who left or are inactive
+    are taken off. Enrollments made in Nestlab (by hand, CSV, join code) are never touched.
+    ``actor`` None is the schedule."""
+    if actor is not None:
+        _require(
+            course_permissions.can_manage_course(actor, link.course),
+            "Only this course's instructors can sync its roster.",
+        )
+    if not link.memberships_url:
+        raise ValidationError(
+            f"{link.platform.name} offers no roster service for this course (Names and Role Provisioning)."
+        )
+    service = NamesRolesProvisioningService(
+        _connector(link.platform), {"context_memberships_url": link.memberships_url}
+    )
+    try:
+        members = service.get_members()
+    except (LtiException, LtiServiceException, RequestException, ValueError) as error:
+        failure = _service_failed(link, "roster request", error)
+        _sync_recorded(link, actor, failure.messages[0], audit.Result.FAILED)
+        raise failure from error
+    result = _roster_apply(link, members)
+    _sync_recorded(link, actor, result.words(), audit.Result.SUCCEEDED)
+    return result
+
+
+@transaction.atomic
+def _roster_apply(link: CourseLink, members: list[dict[str, Any]]) -> RosterSync:
+    active_students = set()
+    enrolled = unchanged = 0
+    for member in members:
+        if claims.nestlab_role(member.get("roles", [])) != roles.Role.STUDENT:
+            continue
+        if member.get("status", "Active") != "Active":
+            continue
+        user = _member_account(link.platform, member)
+        if user is None:
+            continue
+        active_students.add(user.pk)
+        _, created = Enrollment.objects.get_or_create(
+            course=link.course, student=user, defaults={"source": Enrollment.Source.LTI}
+        )
+        enrolled += created
+        unchanged += not created
+    gone = Enrollment.objects.filter(course=link.course, source=Enrollment.Source.LTI).exclude(
+        student_id__in=active_students
+    )
+    # Only students this platform made: another LMS linked to the same course keeps its own.
+    gone = gone.filter(student__lti_identities__platform=link.platform)
+    removed = 0
+    for enrollment in gone:
+        enrollment.delete()
+        removed += 1
+    return RosterSync(enrolled=enrolled, removed=removed, unchanged=unchanged)
+
+
+def _member_account(platform: Platform, member: dict[str, Any]) -> AbstractBaseUser | None:
+    subject = str(member.get("user_id", ""))
+    if not subject:
+        return None
+    identity = Identity.objects.select_related("user").filter(platform=platform, subject=subject).first()
+    person = claims.person(member)
+    if identity is not None:
+        _update_person(identity.user, person)
+        return identity.user if roles.primary_role(identity.user) == roles.Role.STUDENT else None
+    user = _existing_student(person["email"]) if person["email"] else None
+    if user is None and person["email"] and _staff_has_email(person["email"]):
+        return None  # never attach a staff account by e-mail
+    if user is None:
+        user = _new_account(person)
+    if roles.primary_role(user) is None:
+        roles.role_grant(user=user, role=roles.Role.STUDENT)
+    Identity.objects.create(platform=platform, subject=subject, user=user)
+    return user
+
+
+def _sync_recorded(link: CourseLink, actor, words: str, result: str) -> None:
+    link.roster_synced_at = timezone.now()
+    link.roster_sync_result = words[:500]
+    link.save(update_fields=["roster_synced_at", "roster_sync_result"])
+    audit.audit_record(
+        category=audit.Category.ACCOUNT,
+        action="lti.roster_sync",
+        result=result,
+        actor=actor,
+        target=audit.describe(link.course),
+        detail=f"Roster from {link.platform.name}: {words}",
+    )
+
+
+def roster_sync_all() -> int:
+    """The schedule's sync of every link that has a roster service; returns how many were synced."""
+    synced = 0
+    for link in (
+        CourseLink.objects.select_related("platform", "course")
+        .filter(platform__is_active=True, course__state__in=[Course.State.OPEN, Course.State.DRAFT])
+        .exclude(memberships_url="")
+    ):
+        try:
+            roster_sync(link=link)
+            synced += 1
+        except ValidationError:
+            continue  # recorded on the link and in the audit log
+    return synced
+
+
+# Scores to the LMS grade book (Assignment and Grade Services)
+
+LINE_ITEM_TAG = "nestlab"
+
+
+def score_send(
+    *,
+    link: CourseLink,
+    student: AbstractBaseUser,
+    score_given: float,
+    score_maximum: float,
+    comment: str = "",
+    actor: AbstractBaseUser | None = None,
+) -> str:
+    """Send a student's score to the LMS grade book column of this link (made on first use);
+    returns the column's address. ``actor`` None is Nestlab itself (e.g. a graded check)."""
+    if actor is not None:
+        _require(
+            course_permissions.can_manage_course(actor, link.course), "Only this course's instructors can send scores."
+        )
+    if not (0 <= score_given <= score_maximum) or score_maximum <= 0:
+        raise ValidationError("A score is between 0 and its maximum, and the maximum is above 0.")
+    if len(comment) > 1000:
+        raise ValidationError("A score's comment has at most 1000 characters.")
+    if not link.lineitems_url and not link.lineitem_url:
+        raise ValidationError(
+            f"{link.platform.name} offers no grade book for this course (Assignment and Grade Services)."
+        )
+    identity = Identity.objects.filter(platform=link.platform, user=student).first()
+    if identity is None:
+        raise ValidationError(
+            f"{student.get_username()} has never opened Nestlab from {link.platform.name}, "
+            "so the LMS does not know them here."
+        )
+    service = AssignmentsGradesService(
+        _connector(link.platform),
+        {"scope": link.ags_scopes, "lineitems": link.lineitems_url, "lineitem": link.lineitem_url or None},
+    )
+    grade = (
+        Grade()
+        .set_score_given(score_given)
+        .set_score_maximum(score_maximum)
+        .set_user_id(identity.subject)
+        .set_timestamp(timezone.now().isoformat())
+        .set_activity_progress("Completed")
+        .set_grading_progress("FullyGraded")
+    )
+    if comment:
+        grade.set_comment(comment)
+    try:
+        if link.lineitem_url:
+            service.put_grade(grade)
+            column = link.lineitem_url
+        else:
+            item = (
+                LineItem()
+                .set_tag(LINE_ITEM_TAG)
+                .set_resource_id(f"nestlab-course-{link.course_id}")
+                .set_label(f"Nestlab: {link.course.title}"[:255])
+                .set_score_maximum(score_maximum)
+            )
+            column = service.find_or_create_lineitem(item, find_by="resource_id").get_id()
+            service.put_grade(grade, LineItem().set_id(column))
+            link.lineitem_url = column
+            link.save(update_fields=["lineitem_url"])
+    except (LtiException, LtiServiceException, RequestException, ValueError) as error:
+        raise _service_failed(link, "score", error) from error
+    audit.audit_record(
+        category=audit.Category.ACCOUNT,
+        action="lti.score_send",
+        result=audit.Result.SUCCEEDED,
+        actor=actor,
+        target=audit.describe(link.course),
+        detail=f"{student.get_username()}: {score_given:g}/{score_maximum:g} to {link.platform.name}.",
+    )
+    return column
