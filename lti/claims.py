@@ -16,6 +16,7 @@ DEPLOYMENT_ID = LTI + "deployment_id"
 RESOURCE_LINK = LTI + "resource_link"
 NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+DEEP_LINKING_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
 DEEP_LINKING_REQUEST = "LtiDeepLinkingRequest"
 # The custom parameter a deep link made by Nestlab carries: which course link it opens.
 LINK_PARAMETER = "nestlab_link"

@@ -29,7 +29,7 @@ from courses import permissions as course_permissions
 from courses import selectors as course_selectors
 from courses.models import Course
 from lti import claims, keys, selectors, services
-from lti.models import CourseLink
+from lti.models import CourseLink, origin_of
 from lti.tool_config import PlatformToolConf, platform_for
 
 logger = logging.getLogger(__name__)
@@ -180,16 +180,17 @@ def deep_link(request: HttpRequest) -> HttpResponse:
         .set_title(f"Nestlab: {link.course.title}"[:255])
         .set_custom_params({claims.LINK_PARAMETER: str(link.key)})
     )
-    settings = message.get_launch_data().get("https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings", {})
-    return render(
+    return_url = str(message.get_launch_data().get(claims.DEEP_LINKING_SETTINGS, {}).get("deep_link_return_url", ""))
+    if not return_url.startswith(("https://", "http://")):
+        return _refused(request, "Your LMS gave no address to send the link back to.", status=400)
+    response = render(
         request,
         "lti/deep_link_return.html",
-        {
-            "return_url": settings.get("deep_link_return_url", ""),
-            "jwt": message.get_deep_link().get_response_jwt([resource]),
-            "course": link.course,
-        },
+        {"return_url": return_url, "jwt": message.get_deep_link().get_response_jwt([resource]), "course": link.course},
     )
+    # The answer is a form posted to the LMS: this page, and only it, may post there.
+    response._csp_update = {"form-action": [origin_of(return_url)]}
+    return response
 
 
 @login_required

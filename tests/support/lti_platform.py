@@ -715,6 +715,15 @@ def _message_page(title: str, text: str) -> str:
     )
 
 
+def _course_page(launch_url: str) -> str:
+    """An LMS course page that shows a tool inside an iframe, as Moodle and Canvas do."""
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>Networking 101</title></head>'
+        f'<body><h1>Networking 101</h1><iframe id="tool" title="Nestlab" src="{html.escape(launch_url)}" '
+        'style="width:1200px;height:800px"></iframe></body></html>\n'
+    )
+
+
 class Handler(BaseHTTPRequestHandler):
     platform: Platform  # set on the class by serve()
     protocol_version = "HTTP/1.1"
@@ -810,6 +819,9 @@ class Handler(BaseHTTPRequestHandler):
             titles = ", ".join(str(item.get("title") or item.get("url") or "untitled") for item in items)
             text = f"Link added: {titles}" if items else "No link added"
             self.send(200, _message_page("Deep linking", text), "text/html; charset=utf-8")
+        elif head == "course" and method == "GET":
+            # The page a learner opens in the LMS: the tool's login initiation in an iframe.
+            self.send(200, _course_page(query.get("launch", "")), "text/html; charset=utf-8")
         elif head == "control":
             if not secrets.compare_digest(self.headers.get("X-Control-Token", ""), platform.control_token):
                 raise Refused(403, "forbidden", "the control API needs the control token")
@@ -1157,6 +1169,12 @@ class LtiPlatform:
             return json.load(response)
 
     # --- the browser's part ----------------------------------------------------------------
+
+    def course_page_url(self, tool_login_url: str, params: dict[str, str]) -> str:
+        """The LMS's course page showing the tool in an iframe, started at its login initiation
+        with ``params`` (what ``prepare_launch`` returned)."""
+        launch = f"{tool_login_url}?{urllib.parse.urlencode(params)}"
+        return f"{self.issuer}/course?{urllib.parse.urlencode({'launch': launch})}"
 
     def id_token_form(self, auth_url: str) -> tuple[str, dict[str, str]]:
         """Follow the tool's redirect to /auth as a browser would and return the form it would
