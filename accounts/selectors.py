@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 
@@ -20,3 +23,57 @@ def people_counts() -> dict[str, int]:
 def api_keys_of(user) -> list[ApiKey]:
     """A person's API keys, newest first (never their digests' secrets: only the prefix is shown)."""
     return list(ApiKey.objects.filter(user=user))
+
+
+def identity_sources() -> list[dict[str, Any]]:
+    """Where people may sign in from, as configured in the environment (docs/identity.md): the
+    local passwords, the school's directory (LDAP), and each OpenID Connect and SAML provider,
+    with the values that map to roles and courses. Never a secret."""
+    sources: list[dict[str, Any]] = [
+        {
+            "kind": "local",
+            "id": "passwords",
+            "name": "Nestlab passwords",
+            "enabled_for": "everyone" if settings.NESTLAB_LOCAL_PASSWORDS else "superusers (break-glass) only",
+        }
+    ]
+    if settings.NESTLAB_LDAP_URL:
+        sources.append(
+            {
+                "kind": "ldap",
+                "id": "directory",
+                "name": "School directory",
+                "server": settings.NESTLAB_LDAP_URL,
+                "roles": {role: group for role, group in settings.NESTLAB_LDAP_ROLE_GROUPS.items() if group},
+                "courses": dict(settings.NESTLAB_LDAP_COURSE_GROUPS),
+            }
+        )
+    providers = settings.SOCIALACCOUNT_PROVIDERS
+    for app in providers.get("openid_connect", {}).get("APPS", []):
+        sources.append(
+            {
+                "kind": "oidc",
+                "id": app["provider_id"],
+                "name": app["name"],
+                "server": app["settings"]["server_url"],
+                "client_id": app["client_id"],
+                "role_claim": app["settings"]["role_claim"],
+                "roles": dict(app["settings"]["roles"]),
+                "courses": dict(app["settings"]["courses"]),
+            }
+        )
+    for app in providers.get("saml", {}).get("APPS", []):
+        idp = app["settings"]["idp"]
+        sources.append(
+            {
+                "kind": "saml",
+                "id": app["client_id"],
+                "name": app["name"],
+                "server": idp.get("metadata_url") or idp.get("sso_url", ""),
+                "entity_id": idp["entity_id"],
+                "role_claim": app["settings"]["role_claim"],
+                "roles": dict(app["settings"]["roles"]),
+                "courses": dict(app["settings"]["courses"]),
+            }
+        )
+    return sources

@@ -10,4 +10,5 @@ urlpatterns = [
     *router.urls,
     path("auth/token/", views.TokenCreateView.as_view(), name="auth-token"),
     path("instructors/", views.InstructorCreateView.as_view(), name="instructor-create"),
+    path("identity/sources/", views.IdentitySourceList.as_view(), name="identity-source-list"),
 ]

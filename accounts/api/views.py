@@ -12,8 +12,9 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts import permissions, services
+from accounts import permissions, selectors, services
 from accounts.models import ApiKey
+from core import roles
 from core.api import ErrorSerializer, errors
 from core.parsers import PARSERS
 
@@ -152,3 +153,47 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.Destr
 
     def perform_destroy(self, instance: ApiKey) -> None:
         services.api_key_revoke(key=instance, actor=self.request.user, request=self.request)
+
+
+# Where people sign in from (admins)
+
+
+class IdentitySourceSerializer(serializers.Serializer):
+    """One place people sign in from, as the environment configures it (never a secret)."""
+
+    kind = serializers.ChoiceField(choices=["local", "ldap", "oidc", "saml"])
+    id = serializers.CharField()
+    name = serializers.CharField()
+    enabled_for = serializers.CharField(required=False, help_text="Local passwords: who may use them.")
+    server = serializers.CharField(required=False, help_text="The directory, provider or IdP address.")
+    client_id = serializers.CharField(required=False)
+    entity_id = serializers.CharField(required=False)
+    role_claim = serializers.CharField(required=False, help_text="The claim or attribute that gives the role.")
+    roles = serializers.DictField(child=serializers.CharField(), required=False, help_text="Role -> value.")
+    courses = serializers.DictField(child=serializers.CharField(), required=False, help_text="Value -> course code.")
+
+
+class ManagesIdentity(BasePermission):
+    message = "Only admins can see how people sign in."
+
+    def has_permission(self, request, view) -> bool:
+        return roles.is_admin(request.user)
+
+
+@extend_schema(
+    tags=["auth"],
+    summary="List where people sign in from",
+    description=(
+        "The local passwords, the school's directory and each OpenID Connect and SAML provider, with the values "
+        "that map to roles and courses. They are set in the environment (docs/identity.md); LMS platforms "
+        "(LTI) are at /api/v1/lti/platforms/."
+    ),
+    responses={200: IdentitySourceSerializer(many=True), **errors(403)},
+)
+class IdentitySourceList(generics.GenericAPIView):
+    permission_classes = [IsAuthenticated, ManagesIdentity]
+    serializer_class = IdentitySourceSerializer
+    pagination_class = None
+
+    def get(self, request: Request) -> Response:
+        return Response(IdentitySourceSerializer(selectors.identity_sources(), many=True).data)

@@ -164,6 +164,7 @@ TARGETS = {
     "api/v1/usage.csv": lambda w, role: {},
     "api/v1/courses/{course_id}/usage/report/": lambda w, role: {"course_id": w.course.pk},
     "api/v1/courses/{course_id}/usage/report.csv": lambda w, role: {"course_id": w.course.pk},
+    "api/v1/identity/sources/": lambda w, role: {},
     "api/v1/lti/platforms/": lambda w, role: {},
     "api/v1/lti/platforms/{pk}/": lambda w, role: {"pk": w.lti_platform.pk},
     "api/v1/lti/links/": lambda w, role: {},
@@ -405,6 +406,7 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     # LMS platforms (LTI 1.3) and Nestlab's signing key: admins. A course's LMS links: its
     # instructors and admins (hidden from others); this one's LMS offers no roster or grade book,
     # which a sync or a score is told in words (400)
+    ("get", "api/v1/identity/sources/"):                 (N,   N,   N,   N,   N,   N,   N,   Y),
     ("get", "api/v1/lti/platforms/"):                    (N,   N,   N,   N,   N,   N,   N,   Y),
     ("post", "api/v1/lti/platforms/"):                   (N,   N,   N,   N,   N,   N,   N,   201),
     ("get", "api/v1/lti/platforms/{pk}/"):               (N,   N,   N,   N,   N,   N,   N,   Y),
