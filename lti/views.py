@@ -92,8 +92,9 @@ def login(request: HttpRequest) -> HttpResponse:
 def launch(request: HttpRequest) -> HttpResponse:
     """The LMS's signed launch: checked, then the person is signed in and sent to their lab, the
     class table, or the page that links the LMS course to a Nestlab course."""
-    message = NestlabMessageLaunch(request, PlatformToolConf(), launch_data_storage=_storage())
     try:
+        # Over HTTPS the constructor already needs the browser's session cookie of the login.
+        message = NestlabMessageLaunch(request, PlatformToolConf(), launch_data_storage=_storage())
         data = message.get_launch_data()
     except LtiException as error:
         services.launch_refused(words="", reason=f"A launch refused: {error}", request=request)
@@ -134,7 +135,12 @@ def _saved_launch(request: HttpRequest) -> DjangoMessageLaunch | None:
     launch_id = request.session.get(LAUNCH_SESSION_KEY)
     if not launch_id:
         return None
-    message = NestlabMessageLaunch.from_cache(launch_id, request, PlatformToolConf(), launch_data_storage=_storage())
+    try:
+        message = NestlabMessageLaunch.from_cache(
+            launch_id, request, PlatformToolConf(), launch_data_storage=_storage()
+        )
+    except LtiException:  # over HTTPS: the login's session cookie is gone
+        return None
     return message if message.get_launch_data() else None
 
 

@@ -270,3 +270,19 @@ def test_pages_may_be_framed_only_by_registered_lms_origins(client, db):
     registered.is_active = False
     registered.save()
     assert "frame-ancestors 'none'" in client.get("/")["Content-Security-Policy"]
+
+
+def test_over_https_the_launch_needs_the_browsers_state_cookie_too(linked_course, lti_platform):
+    """In production (HTTPS), pylti1p3 binds the login to the browser with SameSite=None cookies,
+    which an LMS's iframe keeps; a launch posted by another browser, without them, is refused."""
+    browser = Client()
+    params = lti_platform.prepare_launch(user=ADA, roles=[LEARNER])
+    login = browser.get("/lti/login/", params, secure=True)
+    state_cookies = [cookie for name, cookie in login.cookies.items() if name.startswith("lti1p3-")]
+    assert state_cookies and all(cookie["samesite"] == "None" and cookie["secure"] for cookie in state_cookies)
+    _, form = lti_platform.id_token_form(login["Location"])
+    stranger = Client()
+    refused = stranger.post("/lti/launch/", form, secure=True)
+    assert refused.status_code == 403 and not _signed_in(stranger).is_authenticated
+    accepted = browser.post("/lti/launch/", form, secure=True)
+    assert accepted.status_code == 302 and _signed_in(browser).email == "ada@school.example"

@@ -78,7 +78,8 @@ def test_production_profile_sends_the_security_headers():
         "import json; from django.test import Client; "
         "r = Client().get('/login/', headers={'host': 'nestlab.example.edu', 'x-forwarded-proto': 'https'}); "
         "print(json.dumps({'status': r.status_code, 'headers': dict(r.headers), "
-        "'csrf_secure': r.cookies['csrftoken']['secure']}))"
+        "'csrf_secure': r.cookies['csrftoken']['secure'], "
+        "'csrf_samesite': r.cookies['csrftoken']['samesite']}))"
     )
     result = _manage("shell", "-c", script, env=_production_env())
     assert result.returncode == 0, result.stderr
@@ -95,6 +96,8 @@ def test_production_profile_sends_the_security_headers():
     assert headers["X-Frame-Options"] == "DENY"
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert answer["csrf_secure"] is True
+    # An LMS shows Nestlab in an iframe (LTI): its cookies must reach a framed page.
+    assert answer["csrf_samesite"] == "None"
 
 
 def test_production_profile_redirects_plain_http_to_https():
