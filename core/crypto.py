@@ -12,6 +12,14 @@ from functools import cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
+# The stored secrets, by model label: each app names its encrypted fields (AppConfig.ready), so
+# `manage.py rotate_secrets` re-encrypts all of them without knowing every app.
+ENCRYPTED_FIELDS: dict[str, tuple[str, ...]] = {}
+
+
+def register_encrypted_fields(model_label: str, *fields: str) -> None:
+    ENCRYPTED_FIELDS[model_label] = fields
+
 
 class SecretUnreadable(Exception):
     """A stored secret cannot be decrypted with any configured key."""

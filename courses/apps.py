@@ -10,8 +10,10 @@ class CoursesConfig(AppConfig):
     def ready(self) -> None:
         from accounts.services import register_sign_in_hook
         from core.audit import register_object_kind
+        from core.crypto import register_encrypted_fields
         from courses.services import identity_enrollments_apply
 
+        register_encrypted_fields("courses.VCenterEndpoint", "password_ciphertext", "console_password_ciphertext")
         register_sign_in_hook(lambda **kwargs: identity_enrollments_apply(**kwargs))
 
         register_object_kind("courses.Course", kind="course", words="course", url_kwarg="course_id")

@@ -10,6 +10,9 @@ class LtiConfig(AppConfig):
 
     def ready(self) -> None:
         from core.audit import register_object_kind
+        from core.crypto import register_encrypted_fields
+
+        register_encrypted_fields("lti.ToolKey", "private_key_ciphertext")
 
         register_object_kind("lti.Platform", kind="lti_platform", words="LMS platform", url_kwarg="platform_id")
         register_object_kind("lti.CourseLink", kind="lti_link", words="LMS course link", url_kwarg="link_id")

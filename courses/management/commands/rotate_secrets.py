@@ -1,10 +1,11 @@
-"""Re-encrypt every stored vCenter password with the newest key of NESTLAB_ENCRYPTION_KEYS."""
+"""Re-encrypt every stored secret (vCenter passwords, Nestlab's LTI signing keys, whatever an app
+registered in core.crypto.ENCRYPTED_FIELDS) with the newest key of NESTLAB_ENCRYPTION_KEYS."""
 
+from django.apps import apps
 from django.core.management import BaseCommand
 from django.db import transaction
 
 from core import crypto
-from courses.models import VCenterEndpoint
 
 
 class Command(BaseCommand):
@@ -14,12 +15,16 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        count = 0
+        counts = []
         with transaction.atomic():
-            for endpoint in VCenterEndpoint.objects.select_for_update():
-                endpoint.password_ciphertext = crypto.rotate(endpoint.password_ciphertext)
-                if endpoint.console_password_ciphertext:
-                    endpoint.console_password_ciphertext = crypto.rotate(endpoint.console_password_ciphertext)
-                endpoint.save(update_fields=["password_ciphertext", "console_password_ciphertext"])
-                count += 1
-        self.stdout.write(self.style.SUCCESS(f"Re-encrypted the secrets of {count} endpoint(s) with the newest key."))
+            for label, fields in sorted(crypto.ENCRYPTED_FIELDS.items()):
+                model = apps.get_model(label)
+                count = 0
+                for row in model.objects.select_for_update():
+                    for field in fields:
+                        if getattr(row, field):
+                            setattr(row, field, crypto.rotate(getattr(row, field)))
+                    row.save(update_fields=list(fields))
+                    count += 1
+                counts.append(f"{count} {model._meta.verbose_name_plural}")
+        self.stdout.write(self.style.SUCCESS(f"Re-encrypted the secrets of {', '.join(counts)} with the newest key."))
