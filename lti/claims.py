@@ -24,35 +24,44 @@ LINK_PARAMETER = "nestlab_link"
 MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
 INSTITUTION = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"
 SYSTEM = "http://purl.imsglobal.org/vocab/lis/v2/system/person#"
-# LMS roles that teach a course in Nestlab: teachers, course designers, teaching assistants
-# (a TA watches the class and resets labs), and the LMS's administrators.
-TEACHING_ROLES = {"Instructor", "ContentDeveloper", "TeachingAssistant", "Administrator", "Mentor"}
+# Roles in the LMS course (context) that teach it in Nestlab: teachers, course designers,
+# teaching assistants (sub-roles of Instructor, e.g. Instructor#TeachingAssistant) and the
+# course's administrators. Mentors are not among them: Canvas sends Mentor for observers (parents).
+TEACHING_ROLES = {"Instructor", "ContentDeveloper", "TeachingAssistant", "Administrator"}
 LEARNING_ROLES = {"Learner"}
+# Roles of the person in the whole school or LMS: only an LMS administrator teaches here (they
+# enter any course); "Instructor" or "Faculty" of the institution says nothing of this course.
+ADMINISTRATOR = "Administrator"
 
 
-def _short(role: str) -> tuple[str, str]:
-    """An IMS role URI (or a short LTI 1.1 name) as (vocabulary, name); sub-roles
-    (membership/Instructor#TeachingAssistant) count as their principal role's sub-role name."""
-    if "#" in role:
-        vocabulary, name = role.rsplit("#", 1)
-        return vocabulary + "#", name
-    return MEMBERSHIP, role
+def _parts(role: str) -> tuple[str, str, str]:
+    """An IMS role URI as (vocabulary, principal role, sub-role): membership#Instructor,
+    membership/Instructor#TeachingAssistant, institution/person#Administrator; a short LTI 1.1
+    name (Learner) is a course role."""
+    if "#" not in role:
+        return MEMBERSHIP, role, ""
+    vocabulary, name = role.rsplit("#", 1)
+    if vocabulary.startswith(MEMBERSHIP.rstrip("#") + "/"):  # membership/Instructor#TeachingAssistant
+        return MEMBERSHIP, vocabulary.rsplit("/", 1)[1], name
+    return vocabulary + "#", name, ""
 
 
 def nestlab_role(lms_roles: list[str]) -> roles.Role | None:
-    """Instructor when a course-membership role teaches (or the person is an LMS administrator),
-    else student when one learns, else None (guests, observers: refused). Never admin: an LMS
-    does not make Nestlab admins."""
-    names = set()
+    """Instructor when a course role teaches (or the person administers the LMS), else student
+    when they learn in the course, else None (guests, observers, mentors: refused). Never admin:
+    an LMS does not make Nestlab admins."""
+    course_roles, everywhere = set(), set()
     for role in lms_roles if isinstance(lms_roles, list) else []:
         if not isinstance(role, str):
             continue
-        vocabulary, name = _short(role)
-        if vocabulary in (MEMBERSHIP, INSTITUTION, SYSTEM) or vocabulary.startswith(MEMBERSHIP.rstrip("#")):
-            names.add(name)
-    if names & TEACHING_ROLES:
+        vocabulary, name, sub_role = _parts(role)
+        if vocabulary == MEMBERSHIP:
+            course_roles.update({name, sub_role} - {""})
+        elif vocabulary in (INSTITUTION, SYSTEM):
+            everywhere.add(name)
+    if course_roles & TEACHING_ROLES or ADMINISTRATOR in everywhere:
         return roles.Role.INSTRUCTOR
-    if names & LEARNING_ROLES:
+    if course_roles & LEARNING_ROLES:
         return roles.Role.STUDENT
     return None
 

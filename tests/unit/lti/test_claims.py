@@ -18,8 +18,12 @@ I = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"  # noqa: E741
         ([M + "Instructor"], Role.INSTRUCTOR),
         ([M + "Learner", M + "Instructor"], Role.INSTRUCTOR),
         ([M + "ContentDeveloper"], Role.INSTRUCTOR),
-        ([M + "Instructor#TeachingAssistant"], Role.INSTRUCTOR),
+        (["http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"], Role.INSTRUCTOR),
         ([I + "Administrator"], Role.INSTRUCTOR),  # an LMS admin teaches; never a Nestlab admin
+        ([I + "Instructor"], None),  # teaches somewhere in the school, not in this course
+        ([I + "Instructor", M + "Learner"], Role.STUDENT),  # a teacher taking a course learns in it
+        ([M + "Mentor"], None),  # Canvas's observers (parents)
+        ([M + "Mentor", M + "Learner"], Role.STUDENT),
         (["Learner"], Role.STUDENT),  # LTI 1.1 short names
         ([I + "Student"], None),  # a student of the school, not of this course
         ([M + "Guest"], None),
