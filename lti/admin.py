@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from lti import services
-from lti.models import CourseLink, Platform, ToolKey
+from lti.models import CourseLink, Identity, Platform, ToolKey
 
 
 @admin.register(Platform)
@@ -30,6 +30,24 @@ class CourseLinkAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # links are made by an instructor's launch
+
+    def delete_model(self, request, obj) -> None:
+        services.course_link_delete(link=obj, actor=request.user)
+
+
+@admin.register(Identity)
+class IdentityAdmin(admin.ModelAdmin):
+    """Who a platform's user is in Nestlab. An admin links an LMS account to an existing account
+    here (e.g. a teacher's staff account, which a launch never takes by its e-mail)."""
+
+    list_display = ["subject", "platform", "user", "last_launch_at"]
+    list_filter = ["platform"]
+    search_fields = ["subject", "user__username", "user__email"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["last_launch_at", "created_at"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        services.identity_link(identity=obj, actor=request.user)
 
 
 @admin.register(ToolKey)

@@ -1,7 +1,10 @@
 """Framing by the LMSs: an LMS shows a tool's pages in an iframe. Pages are never framed
 (frame-ancestors 'none', X-Frame-Options DENY) except by the origins of registered, active
 platforms, which this middleware allows (frame-ancestors 'self' and theirs; X-Frame-Options,
-which cannot name several origins, is left off then)."""
+which cannot name several origins, is left off then).
+
+Only a request the browser says is for a frame (``Sec-Fetch-Dest: iframe``, sent by every current
+browser) is answered so: a page loaded on its own keeps 'none', and costs no look-up."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from lti.models import Platform
 # admin, the API) is seen at once, one made by another process within this many seconds.
 ORIGINS_MAX_AGE_SECONDS = 30.0
 _origins: tuple[float, list[str]] | None = None
+FRAME_DESTINATIONS = {"iframe", "frame"}
 
 
 def framing_origins() -> list[str]:
@@ -48,6 +52,8 @@ class LmsFramingMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
+        if request.headers.get("Sec-Fetch-Dest") not in FRAME_DESTINATIONS:
+            return response
         if request.path.startswith(("/admin/", "/api/")):
             return response  # the admin and the API are never shown inside an LMS
         origins = framing_origins()

@@ -44,6 +44,23 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+MAX_FRAME_ORIGINS = 20
+
+
+def validate_frame_origins(value) -> None:
+    """A list of at most 20 origins (scheme and host, e.g. https://school.instructure.com)."""
+    if not isinstance(value, list):
+        raise ValidationError('Give a list of origins, e.g. ["https://school.instructure.com"].')
+    if len(value) > MAX_FRAME_ORIGINS:
+        raise ValidationError(f"At most {MAX_FRAME_ORIGINS} origins.")
+    for item in value:
+        if not isinstance(item, str) or len(item) > 255:
+            raise ValidationError("Each origin is a text of at most 255 characters.")
+        http_url(item)
+        if origin_of(item) != item.rstrip("/"):
+            raise ValidationError(f"{item} is not an origin: give only the scheme and host, without a path.")
+
+
 class Platform(models.Model):
     """An LMS (Moodle, Canvas, ...) that launches Nestlab, registered by an admin with the values
     the LMS shows when the tool is added. Only active platforms launch; pages may be framed by an
@@ -71,6 +88,18 @@ class Platform(models.Model):
     key_set_url = models.CharField(
         max_length=1024, validators=[http_url], help_text="The platform's public key set (JWKS) URL."
     )
+    frame_origins = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_frame_origins],
+        help_text="More origins that show Nestlab in a frame, when the LMS's pages are not at its issuer's "
+        "(hosted Canvas: https://<school>.instructure.com).",
+    )
+    trust_emails = models.BooleanField(
+        default=False,
+        help_text="A first launch reaches an existing student account with the same e-mail. Only for an LMS "
+        "whose users cannot change their own e-mail address.",
+    )
     is_active = models.BooleanField(default=True, help_text="Inactive platforms launch nothing.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -85,9 +114,9 @@ class Platform(models.Model):
         return self.name
 
     @property
-    def origin(self) -> str:
-        """Where the LMS's pages come from: the origin allowed to frame Nestlab's."""
-        return origin_of(self.issuer)
+    def origins(self) -> list[str]:
+        """Where the LMS's pages come from: the origins allowed to frame Nestlab's."""
+        return [origin_of(self.issuer), *(origin.rstrip("/") for origin in self.frame_origins)]
 
 
 class ToolKey(models.Model):
@@ -153,7 +182,10 @@ class CourseLink(models.Model):
         max_length=1024, blank=True, validators=[http_url], help_text="The LMS's grade book (AGS), if offered."
     )
     lineitem_url = models.CharField(
-        max_length=1024, blank=True, validators=[http_url], help_text="This link's grade column, once made."
+        max_length=1024,
+        blank=True,
+        validators=[http_url],
+        help_text="Nestlab's grade column for this course in the LMS, made at the first score.",
     )
     ags_scopes = models.JSONField(default=list, blank=True)
     roster_synced_at = models.DateTimeField(null=True, blank=True)
@@ -170,6 +202,21 @@ class CourseLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.context_title or self.context_id} → {self.course_id}"
+
+
+class LinkMember(models.Model):
+    """A learner the LMS lists in a linked course (its roster, or their own launch from it). An
+    LMS-made enrollment stays while any of the course's links lists the student, so two LMS
+    courses linked to one Nestlab course never take each other's students off."""
+
+    link = models.ForeignKey(CourseLink, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["link", "user"], name="lti_link_member_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.link_id}"
 
 
 class UsedNonce(models.Model):

@@ -18,7 +18,8 @@ def platform_list() -> QuerySet[Platform]:
 
 def framing_origins() -> list[str]:
     """The origins that may show Nestlab's pages in a frame: every active platform's."""
-    return sorted({platform.origin for platform in Platform.objects.filter(is_active=True).only("issuer")})
+    platforms = Platform.objects.filter(is_active=True).only("issuer", "frame_origins")
+    return sorted({origin for platform in platforms for origin in platform.origins})
 
 
 def course_links(*, course: Course) -> QuerySet[CourseLink]:

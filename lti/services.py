@@ -25,11 +25,11 @@ from pylti1p3.service_connector import ServiceConnector
 from requests import RequestException
 
 from accounts import services as accounts_services
-from core import audit, roles
+from core import audit, realtime, roles
 from courses import permissions as course_permissions
 from courses.models import Course, Enrollment
 from lti import claims, keys
-from lti.models import CourseLink, Identity, Platform, UsedNonce
+from lti.models import CourseLink, Identity, LinkMember, Platform, UsedNonce
 from lti.tool_config import registration_of
 
 User = get_user_model()
@@ -43,6 +43,8 @@ PLATFORM_FIELDS = (
     "auth_token_url",
     "auth_audience",
     "key_set_url",
+    "frame_origins",
+    "trust_emails",
     "is_active",
 )
 ADMINS_ONLY = "Only admins can register LMS platforms."
@@ -52,7 +54,8 @@ NOT_A_ROLE_WORDS = (
 )
 STAFF_EMAIL_WORDS = (
     "An instructor's or admin's account in Nestlab has your e-mail address, and a launch from an LMS never "
-    "takes over a staff account by its e-mail. Ask a Nestlab admin to link your LMS account."
+    "takes over a staff account by its e-mail. Ask a Nestlab admin to link your LMS account to it "
+    "(Admin, LMS identities)."
 )
 NOT_LINKED_WORDS = (
     "This LMS activity is not linked to a Nestlab course yet. Your instructor links it by opening it once "
@@ -130,6 +133,22 @@ def platform_delete(*, platform: Platform, actor: AbstractBaseUser) -> None:
         actor=actor,
         target=target,
     )
+
+
+@transaction.atomic
+def identity_link(*, identity: Identity, actor: AbstractBaseUser) -> Identity:
+    """An admin links a platform's user to a Nestlab account (recorded)."""
+    _require(roles.is_admin(actor), "Only admins can link LMS accounts.")
+    _save(identity)
+    audit.audit_record(
+        category=audit.Category.ACCOUNT,
+        action="lti.identity_link",
+        result=audit.Result.SUCCEEDED,
+        actor=actor,
+        target=audit.describe(identity.user),
+        detail=f"LMS user {identity.subject} at {identity.platform.name} signs in as {identity.user.get_username()}.",
+    )
+    return identity
 
 
 def tool_key_rotate(*, actor: AbstractBaseUser) -> str:
@@ -220,9 +239,9 @@ def _account_for(*, platform: Platform, data: dict[str, Any]) -> AbstractBaseUse
         user = identity.user
         _update_person(user, person)
     else:
-        user = _existing_student(person["email"]) if person["email"] else None
-        if user is None and person["email"] and _staff_has_email(person["email"]):
+        if person["email"] and _staff_has_email(person["email"]):
             raise LaunchRefused(STAFF_EMAIL_WORDS, f"{platform.name}: its e-mail is a staff account's.")
+        user = _existing_student(person["email"]) if person["email"] and platform.trust_emails else None
         if user is None:
             user = _new_account(person)
         identity = Identity.objects.create(platform=platform, subject=subject, user=user)
@@ -291,18 +310,22 @@ def _role_apply(*, user: AbstractBaseUser, lms_role: roles.Role) -> roles.Role:
 
 def _link_for(*, platform: Platform, data: dict[str, Any]) -> CourseLink | None:
     """The course a launch opens: the link named in the custom parameters (a deep link Nestlab
-    made), which must belong to this LMS course; else this LMS course's only link."""
+    made), if it belongs to this LMS course; else this LMS course's only link. A link's key copied
+    into another LMS course (a course copy, a restore) never opens the first course from there:
+    that course opens its own link, once its instructor has made one."""
     deployment_id = claims.deployment_id(data)
     context_id = claims.context(data).get("id", "")
     links = CourseLink.objects.select_related("course").filter(
         platform=platform, deployment_id=deployment_id, context_id=context_id
     )
-    key = claims.custom(data).get(claims.LINK_PARAMETER, "")
+    key = str(claims.custom(data).get(claims.LINK_PARAMETER, ""))
     if key:
         try:
-            return links.get(key=key)
-        except (CourseLink.DoesNotExist, ValidationError):
-            return None  # a link copied into another LMS course opens nothing
+            named = links.filter(key=key).first()
+        except ValidationError:  # not a UUID
+            named = None
+        if named is not None:
+            return named
     found = list(links[:2])
     return found[0] if len(found) == 1 else None
 
@@ -313,8 +336,9 @@ def _link_refresh(link: CourseLink, data: dict[str, Any]) -> None:
     ags = data.get(claims.AGS, {}) or {}
     context = claims.context(data)
     link.memberships_url = nrps.get("context_memberships_url", link.memberships_url) or ""
+    # The grade book's column list; Nestlab keeps one column of its own per course (made at the
+    # first score), never the column of whichever activity launched last.
     link.lineitems_url = ags.get("lineitems", link.lineitems_url) or ""
-    link.lineitem_url = ags.get("lineitem", link.lineitem_url) or link.lineitem_url
     link.ags_scopes = list(ags.get("scope", link.ags_scopes) or [])
     link.context_title = (context.get("title") or context.get("label") or link.context_title)[:255]
     _save(link)
@@ -325,6 +349,7 @@ def _course_join(*, link: CourseLink, user: AbstractBaseUser, role: roles.Role) 
     teaches the Nestlab course."""
     course = link.course
     if role == roles.Role.STUDENT and course.state in (Course.State.OPEN, Course.State.DRAFT):
+        LinkMember.objects.get_or_create(link=link, user=user)
         _, created = Enrollment.objects.get_or_create(
             course=course, student=user, defaults={"source": Enrollment.Source.LTI}
         )
@@ -402,14 +427,17 @@ def course_link_delete(*, link: CourseLink, actor: AbstractBaseUser) -> None:
 
 @dataclass(frozen=True)
 class RosterSync:
-    """What a roster sync did: students enrolled, enrollments removed, members skipped."""
+    """What a roster sync did: students enrolled, enrollments removed, members already enrolled,
+    and members left out (an e-mail that is a staff account's: an admin links those by hand)."""
 
     enrolled: int
     removed: int
     unchanged: int
+    skipped: int = 0
 
     def words(self) -> str:
-        return f"{self.enrolled} enrolled, {self.removed} removed, {self.unchanged} unchanged."
+        words = f"{self.enrolled} enrolled, {self.removed} removed, {self.unchanged} unchanged"
+        return words + (f", {self.skipped} skipped (their e-mail is a staff account's)." if self.skipped else ".")
 
 
 def _connector(platform: Platform) -> ServiceConnector:
@@ -450,8 +478,8 @@ def roster_sync(*, link: CourseLink, actor: AbstractBaseUser | None = None) -> R
 
 @transaction.atomic
 def _roster_apply(link: CourseLink, members: list[dict[str, Any]]) -> RosterSync:
-    active_students = set()
-    enrolled = unchanged = 0
+    listed: set[int] = set()
+    enrolled = unchanged = skipped = 0
     for member in members:
         if claims.nestlab_role(member.get("roles", [])) != roles.Role.STUDENT:
             continue
@@ -459,23 +487,28 @@ def _roster_apply(link: CourseLink, members: list[dict[str, Any]]) -> RosterSync
             continue
         user = _member_account(link.platform, member)
         if user is None:
+            skipped += 1
             continue
-        active_students.add(user.pk)
+        listed.add(user.pk)
         _, created = Enrollment.objects.get_or_create(
             course=link.course, student=user, defaults={"source": Enrollment.Source.LTI}
         )
         enrolled += created
         unchanged += not created
-    gone = Enrollment.objects.filter(course=link.course, source=Enrollment.Source.LTI).exclude(
-        student_id__in=active_students
+    LinkMember.objects.filter(link=link).exclude(user_id__in=listed).delete()
+    LinkMember.objects.bulk_create(
+        [LinkMember(link=link, user_id=user_id) for user_id in listed], ignore_conflicts=True
     )
-    # Only students this platform made: another LMS linked to the same course keeps its own.
-    gone = gone.filter(student__lti_identities__platform=link.platform)
-    removed = 0
+    # An LMS-made enrollment stays while any LMS course linked to this course lists the student.
+    still_listed = LinkMember.objects.filter(link__course=link.course).values("user_id")
+    gone = list(
+        Enrollment.objects.filter(course=link.course, source=Enrollment.Source.LTI).exclude(student_id__in=still_listed)
+    )
     for enrollment in gone:
         enrollment.delete()
-        removed += 1
-    return RosterSync(enrolled=enrolled, removed=removed, unchanged=unchanged)
+    if gone:
+        transaction.on_commit(lambda: realtime.access_changed([enrollment.student_id for enrollment in gone]))
+    return RosterSync(enrolled=enrolled, removed=len(gone), unchanged=unchanged, skipped=skipped)
 
 
 def _member_account(platform: Platform, member: dict[str, Any]) -> AbstractBaseUser | None:
@@ -487,9 +520,9 @@ def _member_account(platform: Platform, member: dict[str, Any]) -> AbstractBaseU
     if identity is not None:
         _update_person(identity.user, person)
         return identity.user if roles.primary_role(identity.user) == roles.Role.STUDENT else None
-    user = _existing_student(person["email"]) if person["email"] else None
-    if user is None and person["email"] and _staff_has_email(person["email"]):
-        return None  # never attach a staff account by e-mail
+    if person["email"] and _staff_has_email(person["email"]):
+        return None  # never next to a staff account's e-mail (counted as skipped)
+    user = _existing_student(person["email"]) if person["email"] and platform.trust_emails else None
     if user is None:
         user = _new_account(person)
     if roles.primary_role(user) is None:
@@ -552,7 +585,7 @@ def score_send(
         raise ValidationError("A score is between 0 and its maximum, and the maximum is above 0.")
     if len(comment) > 1000:
         raise ValidationError("A score's comment has at most 1000 characters.")
-    if not link.lineitems_url and not link.lineitem_url:
+    if not link.lineitems_url:
         raise ValidationError(
             f"{link.platform.name} offers no grade book for this course (Assignment and Grade Services)."
         )
@@ -564,7 +597,7 @@ def score_send(
         )
     service = AssignmentsGradesService(
         _connector(link.platform),
-        {"scope": link.ags_scopes, "lineitems": link.lineitems_url, "lineitem": link.lineitem_url or None},
+        {"scope": link.ags_scopes, "lineitems": link.lineitems_url},
     )
     grade = (
         Grade()
@@ -578,10 +611,7 @@ def score_send(
     if comment:
         grade.set_comment(comment)
     try:
-        if link.lineitem_url:
-            service.put_grade(grade)
-            column = link.lineitem_url
-        else:
+        if not link.lineitem_url:
             item = (
                 LineItem()
                 .set_tag(LINE_ITEM_TAG)
@@ -589,10 +619,10 @@ def score_send(
                 .set_label(f"Nestlab: {link.course.title}"[:255])
                 .set_score_maximum(score_maximum)
             )
-            column = service.find_or_create_lineitem(item, find_by="resource_id").get_id()
-            service.put_grade(grade, LineItem().set_id(column))
-            link.lineitem_url = column
+            link.lineitem_url = service.find_or_create_lineitem(item, find_by="resource_id").get_id()
             link.save(update_fields=["lineitem_url"])
+        column = link.lineitem_url
+        service.put_grade(grade, LineItem().set_id(column))
     except (LtiException, LtiServiceException, RequestException, ValueError) as error:
         raise _service_failed(link, "score", error) from error
     audit.audit_record(

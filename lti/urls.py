@@ -12,4 +12,5 @@ urlpatterns = [
     path("link-course/", views.link_course, name="link-course"),
     path("courses/<int:course_id>/links/", views.course_links, name="course-links"),
     path("links/<int:link_id>/sync/", views.roster_sync, name="roster-sync"),
+    path("links/<int:link_id>/delete/", views.link_delete, name="link-delete"),
 ]

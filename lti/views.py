@@ -23,7 +23,7 @@ from pylti1p3.contrib.django.launch_data_storage.cache import DjangoCacheDataSto
 from pylti1p3.deep_link_resource import DeepLinkResource
 from pylti1p3.exception import LtiException
 
-from core import roles
+from core import rate_limit, roles
 from core.web import refusal_message
 from courses import permissions as course_permissions
 from courses import selectors as course_selectors
@@ -35,6 +35,8 @@ from lti.tool_config import PlatformToolConf, platform_for
 logger = logging.getLogger(__name__)
 
 LAUNCH_SESSION_KEY = "lti_launch_id"
+# Logins from unregistered LMSs recorded in the audit log per address: at most this many an hour.
+UNKNOWN_LMS_AUDITED = rate_limit.Limit(name="lti-unknown-lms", attempts=20, window_seconds=3600)
 SESSION_BACKEND = "accounts.identity_providers.IdentityProviderSessionBackend"  # checks no password; keeps the session
 LAUNCH_FAILED_WORDS = "Your LMS's launch could not be checked, so Nestlab did not sign you in"
 
@@ -71,9 +73,11 @@ def login(request: HttpRequest) -> HttpResponse:
     params = request.POST if request.method == "POST" else request.GET
     issuer, client_id = params.get("iss", ""), params.get("client_id") or None
     if platform_for(issuer, client_id) is None:
-        services.launch_refused(
-            words="", reason=f"A login from an unknown LMS: {issuer[:200]} (client {client_id}).", request=request
-        )
+        # Anyone may send this without signing in: recorded, but not without end from one address.
+        if rate_limit.attempt(UNKNOWN_LMS_AUDITED, request.META.get("REMOTE_ADDR", "")):
+            services.launch_refused(
+                words="", reason=f"A login from an unknown LMS: {issuer[:200]} (client {client_id}).", request=request
+            )
         return _refused(
             request, "This LMS is not registered with Nestlab. Ask a Nestlab admin to register it.", status=400
         )
@@ -219,6 +223,21 @@ def course_links(request: HttpRequest, course_id: int) -> HttpResponse:
     if not course_permissions.can_manage_course(request.user, course):
         raise Http404("No such course.")
     return render(request, "lti/course_links.html", {"course": course, "links": selectors.course_links(course=course)})
+
+
+@login_required
+@require_POST
+def link_delete(request: HttpRequest, link_id: int) -> HttpResponse:
+    """Unlink an LMS course: its launches open nothing until an instructor links it again."""
+    link = selectors.course_link(link_id=link_id, user=request.user)
+    course_id = link.course_id
+    try:
+        services.course_link_delete(link=link, actor=request.user)
+    except PermissionDenied as refusal:
+        messages.error(request, refusal_message(request, refusal))
+    else:
+        messages.success(request, f"{link.context_title or link.context_id} at {link.platform.name} is unlinked.")
+    return redirect("lti:course-links", course_id)
 
 
 @login_required

@@ -29,6 +29,8 @@ class PlatformSerializer(serializers.ModelSerializer):
             "auth_token_url",
             "auth_audience",
             "key_set_url",
+            "frame_origins",
+            "trust_emails",
             "is_active",
             "created_at",
             "updated_at",
@@ -66,7 +68,7 @@ class CourseLinkSerializer(serializers.ModelSerializer):
         return bool(link.memberships_url)
 
     def get_has_grade_book(self, link: CourseLink) -> bool:
-        return bool(link.lineitems_url or link.lineitem_url)
+        return bool(link.lineitems_url)
 
 
 class RosterSyncSerializer(serializers.Serializer):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import api_view
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
@@ -77,9 +77,14 @@ class PlatformViewSet(viewsets.ModelViewSet):
         responses={200: s.CourseLinkSerializer(many=True), **errors(403)},
     ),
     retrieve=extend_schema(summary="Get an LMS course link", responses={200: s.CourseLinkSerializer, **errors(404)}),
+    destroy=extend_schema(
+        summary="Unlink an LMS course",
+        description="Its launches open nothing until an instructor links it again; enrollments stay.",
+        responses={204: None, **errors(403, 404)},
+    ),
 )
 @extend_schema(tags=["lti"])
-class CourseLinkViewSet(viewsets.ReadOnlyModelViewSet):
+class CourseLinkViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     """LMS courses linked to Nestlab courses (made by an instructor's launch)."""
 
     serializer_class = s.CourseLinkSerializer
@@ -89,6 +94,9 @@ class CourseLinkViewSet(viewsets.ReadOnlyModelViewSet):
         if getattr(self, "swagger_fake_view", False):
             return CourseLink.objects.none()
         return selectors.course_link_list(user=self.request.user)
+
+    def perform_destroy(self, instance) -> None:
+        services.course_link_delete(link=instance, actor=self.request.user)
 
 
 @extend_schema(

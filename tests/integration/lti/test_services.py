@@ -83,11 +83,32 @@ def test_a_roster_sync_reads_every_page_of_the_lms_roster(link, lti_platform):
     assert services.roster_sync(link=link).enrolled == 5
 
 
-def test_a_roster_sync_never_attaches_a_staff_account_by_its_email(link, lti_platform):
+def test_a_roster_sync_never_attaches_a_staff_account_by_its_email_and_says_so(link, lti_platform):
     InstructorFactory(email="ann@school.example")
-    lti_platform.set_members("course-101", [member("ann")])
-    assert services.roster_sync(link=link).enrolled == 0
+    lti_platform.set_members("course-101", [member("ann"), member("bob")])
+    result = services.roster_sync(link=link)
+    assert (result.enrolled, result.skipped) == (1, 1)
+    assert result.words() == "1 enrolled, 0 removed, 0 unchanged, 1 skipped (their e-mail is a staff account's)."
     assert not Identity.objects.filter(subject="ann").exists()
+
+
+def test_two_lms_courses_linked_to_one_course_never_take_each_others_students_off(link, lti_platform):
+    other_section = CourseLink.objects.create(
+        platform=link.platform,
+        deployment_id=link.deployment_id,
+        context_id="course-102",
+        course=link.course,
+        memberships_url=f"{lti_platform.issuer}/nrps/course-102/memberships",
+    )
+    lti_platform.set_members("course-101", [member("ann")])
+    lti_platform.set_members("course-102", [member("bob")])
+    services.roster_sync(link=link)
+    services.roster_sync(link=other_section)
+    assert services.roster_sync(link=link).removed == 0
+    assert _lms_enrolled(link) == {"ann", "bob"}
+    lti_platform.set_members("course-102", [])
+    assert services.roster_sync(link=other_section).removed == 1
+    assert _lms_enrolled(link) == {"ann"}
 
 
 def test_only_the_courses_instructors_sync_it(link):

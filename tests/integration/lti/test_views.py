@@ -98,11 +98,40 @@ def test_a_student_made_instructor_by_the_lms_is_promoted_and_a_teacher_is_never
     assert response["Location"] == f"/labs/courses/{linked_course.pk}/"
 
 
-def test_an_existing_student_account_with_the_lms_email_is_the_persons(linked_course, lti_platform):
+def test_a_student_account_with_the_lms_email_is_reached_only_from_an_lms_trusted_with_emails(
+    registered, linked_course, lti_platform
+):
     rostered = StudentFactory(email="ada@school.example")
+    # Moodle lets people edit their own e-mail unless locked: not trusted by default.
+    client = Client()
+    launch(client, lti_platform, user=ADA, roles=[LEARNER])
+    assert _signed_in(client).pk != rostered.pk and _signed_in(client).username.startswith("ada")
+    Identity.objects.all().delete()
+    registered.trust_emails = True
+    registered.save()
     client = Client()
     launch(client, lti_platform, user=ADA, roles=[LEARNER])
     assert _signed_in(client).pk == rostered.pk
+
+
+def test_an_activity_copied_into_another_lms_course_opens_that_courses_own_link(registered, lti_platform):
+    first, second = open_course(students=0), open_course(students=0)
+    original = CourseLink.objects.create(
+        platform=registered, deployment_id=lti_platform.deployment_id, context_id="course-101", course=first
+    )
+    copy_context = {"id": "course-101-copy", "label": "NET101", "title": "Networking 101 (next term)"}
+    custom = {"nestlab_link": str(original.key)}
+    # Not linked yet: the copied key opens nothing there (never the first course).
+    assert (
+        launch(Client(), lti_platform, user=ADA, roles=[LEARNER], context=copy_context, custom=custom).status_code
+        == 409
+    )
+    CourseLink.objects.create(
+        platform=registered, deployment_id=lti_platform.deployment_id, context_id="course-101-copy", course=second
+    )
+    opened = launch(Client(), lti_platform, user=ADA, roles=[LEARNER], context=copy_context, custom=custom)
+    assert opened["Location"] == f"/labs/courses/{second.pk}/mine/"
+    assert not Enrollment.objects.filter(course=first).exists()
 
 
 def test_a_launch_never_takes_over_a_staff_account_by_its_email(linked_course, lti_platform):
@@ -164,10 +193,18 @@ def test_a_launch_without_a_login_is_refused(linked_course, lti_platform):
     assert response.status_code == 403 and "login state is unknown" in response.content.decode()
 
 
-def test_a_login_from_an_unregistered_lms_is_refused_and_audited(db):
-    response = Client().get("/lti/login/", {"iss": "https://evil.example", "login_hint": "x", "target_link_uri": "x"})
-    assert response.status_code == 400 and "not registered" in response.content.decode()
-    assert AuditEntry.objects.filter(action="auth.lti", detail__contains="evil.example").exists()
+def test_a_login_from_an_unregistered_lms_is_refused_and_audited_a_bounded_number_of_times(db):
+    from core import rate_limit
+
+    rate_limit.forget_all()
+    for _ in range(25):
+        response = Client().get(
+            "/lti/login/", {"iss": "https://evil.example", "login_hint": "x", "target_link_uri": "x"}
+        )
+        assert response.status_code == 400 and "not registered" in response.content.decode()
+    # Anyone may send it without signing in: one address fills the log with at most 20 an hour.
+    assert AuditEntry.objects.filter(action="auth.lti", detail__contains="evil.example").count() == 20
+    rate_limit.forget_all()
 
 
 def test_a_learner_from_an_unlinked_lms_course_is_told_so(registered, lti_platform):
@@ -258,15 +295,25 @@ def test_the_key_set_publishes_the_key_nestlab_signs_with(db):
 def test_pages_may_be_framed_only_by_registered_lms_origins(client, db):
     forget_framing_origins()  # another test's platform, rolled back, may be remembered
     client.force_login(AdminFactory())
+    client.defaults["HTTP_SEC_FETCH_DEST"] = "iframe"  # what a browser sends for a page in a frame
     before = client.get("/")
     assert "frame-ancestors 'none'" in before["Content-Security-Policy"] and before["X-Frame-Options"] == "DENY"
-    registered = LtiPlatformFactory(issuer="https://moodle.school.example/")
+    registered = LtiPlatformFactory(
+        issuer="https://canvas.instructure.com", frame_origins=["https://school.instructure.com"]
+    )
     after = client.get("/")
-    assert "frame-ancestors 'self' https://moodle.school.example;" in after["Content-Security-Policy"]
+    # Hosted Canvas's issuer is not where its pages are: the school's own origin frames the tool.
+    assert (
+        "frame-ancestors 'self' https://canvas.instructure.com https://school.instructure.com;"
+        in after["Content-Security-Policy"]
+    )
     assert "X-Frame-Options" not in after
     # The admin and the API are never framed.
     admin = client.get("/admin/")
     assert "frame-ancestors 'none'" in admin["Content-Security-Policy"] and admin["X-Frame-Options"] == "DENY"
+    # The same page loaded on its own is never framed.
+    alone = client.get("/", headers={"Sec-Fetch-Dest": "document"})
+    assert "frame-ancestors 'none'" in alone["Content-Security-Policy"] and alone["X-Frame-Options"] == "DENY"
     registered.is_active = False
     registered.save()
     assert "frame-ancestors 'none'" in client.get("/")["Content-Security-Policy"]

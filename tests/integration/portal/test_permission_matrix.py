@@ -416,6 +416,7 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "api/v1/lti/keys/rotate/"):                 (N,   N,   N,   N,   N,   N,   N,   201),
     ("get", "api/v1/lti/links/"):                        (N,   Y,   Y,   Y,   Y,   Y,   Y,   Y),
     ("get", "api/v1/lti/links/{pk}/"):                   (N,   H,   H,   H,   H,   Y,   H,   Y),
+    ("delete", "api/v1/lti/links/{pk}/"):                (N,   H,   H,   H,   H,   204, H,   204),
     ("post", "api/v1/lti/links/{link_id}/sync/"):        (N,   H,   H,   H,   H,   400, H,   400),
     ("post", "api/v1/lti/links/{link_id}/scores/"):      (N,   H,   H,   H,   H,   400, H,   400),
 }  # fmt: skip

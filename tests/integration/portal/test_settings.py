@@ -16,8 +16,8 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from portal.simulator import free_port
-from tests.factories import StudentFactory
-from tests.support.processes import WebProcess
+from tests.factories import LtiPlatformFactory, StudentFactory
+from tests.support.processes import WebProcess, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -131,7 +131,14 @@ def test_daphne_keeps_no_database_connection_once_its_requests_have_ended():
             )
             with urllib.request.urlopen(request, timeout=30) as response:
                 assert response.status == 200
-        assert _database_connections_of(web.process.pid) == 0
+        # A page in an LMS's frame reads the platforms that may frame it after its view.
+        LtiPlatformFactory()
+        framed = urllib.request.Request(f"{web.url}/login/", headers={"Sec-Fetch-Dest": "iframe"})
+        with urllib.request.urlopen(framed, timeout=30) as response:
+            assert "frame-ancestors 'self' https://moodle" in response.headers["Content-Security-Policy"]
+        # The answer reaches the client a moment before the request's clean-up closes its
+        # connection: wait for that moment (CI under load once saw the last one still open).
+        wait_for(lambda: _database_connections_of(web.process.pid) == 0, timeout=5, message="connections closed")
     finally:
         web.stop()
 

@@ -49,6 +49,8 @@ def test_an_admin_registers_an_lms_and_changes_it(admin_api):
         ({"deployment_ids": ["a", "a"]}, "deployment_ids", "listed twice"),
         ({"deployment_ids": ["x" * 256]}, "deployment_ids", "255"),
         ({"name": ""}, "name", "blank"),
+        ({"frame_origins": ["https://school.instructure.com/courses"]}, "frame_origins", "not an origin"),
+        ({"frame_origins": "https://school.instructure.com"}, "frame_origins", "list"),
     ],
 )
 def test_a_bad_platform_is_refused_in_words_and_nothing_is_saved(admin_api, change, field, words):
@@ -110,3 +112,17 @@ def test_an_instructor_syncs_the_roster_and_sends_a_score_through_the_api(regist
     )
     assert sent.status_code == 200 and sent.json()["line_item"].startswith(lti_platform.issuer)
     assert [(score["userId"], score["scoreGiven"]) for score in lti_platform.scores()] == [("ann", 3)]
+
+
+def test_an_instructor_unlinks_an_lms_course_and_it_is_recorded(registered, lti_platform):
+    from core.models import AuditEntry
+
+    course = open_course(students=0)
+    link = CourseLink.objects.create(
+        platform=registered, deployment_id=lti_platform.deployment_id, context_id="course-101", course=course
+    )
+    client = APIClient()
+    client.force_authenticate(course.instructors.get())
+    assert client.delete(f"/api/v1/lti/links/{link.pk}/").status_code == 204
+    assert not CourseLink.objects.exists()
+    assert AuditEntry.objects.filter(action="lti.link_delete", detail__contains="course-101").exists()
