@@ -56,6 +56,7 @@ URL_MARKER = "NESTLAB_VCSIM_URL="
 CONFIG_PATH = "/_nestlab/config"
 WEBMKS_PATH = "/_nestlab/webmks"
 RESET_PATH = "/_nestlab/reset"
+GUEST_PATH = "/_nestlab/guest"
 OUTPUT_LINES_KEPT = 2000
 
 # A duration for the rules API: seconds (int or float) or a Go duration string ("500ms").
@@ -64,6 +65,11 @@ Duration = float | int | str
 
 CONSOLE_USERNAME = "nestlab-console@vsphere.local"
 CONSOLE_PASSWORD = "nestlab-console"
+
+# What every simulated guest accepts for guest operations unless set otherwise (-guest-username,
+# -guest-password, or per VM with Simulator.set_guest).
+GUEST_USERNAME = "root"
+GUEST_PASSWORD = "nestlab"
 
 
 class SimulatorError(RuntimeError):
@@ -342,6 +348,39 @@ class Simulator:
     def drop_consoles(self) -> int:
         """Close every open console connection at once, without a close frame (a host gone)."""
         return self._control("POST", WEBMKS_PATH + "/drop", {})["dropped"]
+
+    # --- guest operations (vcsim/guest.go) ---------------------------------------------
+
+    def guests(self) -> dict:
+        """The guests' state: ``root`` (the sandbox directory of this run), the default
+        ``username``, and per VM moref under ``vms`` its ``sandbox`` directory (the guest's
+        file system), ``username``, ``tools_running``, ``processes`` and ``running``."""
+        return self._control("GET", GUEST_PATH)
+
+    def set_guest(
+        self,
+        vm: str | None = None,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tools_running: bool | None = None,
+    ) -> dict:
+        """Set a VM's guest user and password, or whether its VMware Tools run (None leaves
+        a setting as it is). Without ``vm``: the credentials of every VM without its own."""
+        payload: dict[str, Any] = {}
+        if vm is not None:
+            payload["vm"] = vm
+        if username is not None:
+            payload["username"] = username
+        if password is not None:
+            payload["password"] = password
+        if tools_running is not None:
+            payload["tools_running"] = tools_running
+        return self._control("PUT", GUEST_PATH, payload)
+
+    def reset_guests(self) -> dict:
+        """Forget per-VM guest credentials and Tools settings (files and processes stay)."""
+        return self._control("POST", GUEST_PATH + "/reset", {})
 
 
 def start(

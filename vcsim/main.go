@@ -38,6 +38,9 @@ type options struct {
 
 	webmksListen          string
 	webmksTTL, webmksTick time.Duration
+
+	guestUsername, guestPassword string
+	guestTransferTTL             time.Duration
 }
 
 func parseFlags() *options {
@@ -69,6 +72,9 @@ func parseFlags() *options {
 	flag.StringVar(&o.webmksListen, "webmks-listen", "127.0.0.1:0", "address of the WebMKS console host (TLS; port 0 picks a free port)")
 	flag.DurationVar(&o.webmksTTL, "webmks-ticket-ttl", 30*time.Second, "a webmks ticket unused this long expires")
 	flag.DurationVar(&o.webmksTick, "webmks-tick", time.Second, "how often each console's uptime line changes")
+	flag.StringVar(&o.guestUsername, "guest-username", "root", "the guest user every VM accepts for guest operations (per VM: PUT /_nestlab/guest)")
+	flag.StringVar(&o.guestPassword, "guest-password", "nestlab", "that user's guest password")
+	flag.DurationVar(&o.guestTransferTTL, "guest-transfer-ttl", time.Minute, "a guest file transfer URL unused this long expires")
 	flag.BoolVar(&o.demo, "demo", false, "seed the demo nested-ESXi lab inventory")
 	flag.BoolVar(&o.trace, "trace", false, "write every SOAP request and response to stderr")
 	flag.Parse()
@@ -137,6 +143,12 @@ func main() {
 	if mw.webmks, err = startWebMKS(o.webmksListen, o.webmksTTL, o.webmksTick); err != nil {
 		log.Fatalf("starting the WebMKS console host: %v", err)
 	}
+	if mw.guest, err = newGuestStore(o.guestUsername, o.guestPassword, o.guestTransferTTL); err != nil {
+		log.Fatalf("making the guests' sandbox directory: %v", err)
+	}
+	mw.guest.base = (&url.URL{Scheme: server.URL.Scheme, Host: server.URL.Host}).String()
+	mw.guest.install()
+	mw.webmks.guest = mw.guest
 	if err := mw.acceptUsers(o.username, o.password, o.extraUsers); err != nil {
 		log.Fatal(err)
 	}
@@ -181,4 +193,5 @@ func main() {
 	case <-time.After(300 * time.Millisecond):
 	}
 	model.Remove() // the datastores' temporary directories
+	mw.guest.close()
 }

@@ -65,7 +65,8 @@ type launcher struct {
 	mu    sync.Mutex
 	tasks map[types.ManagedObjectReference]*trackedTask
 
-	webmks *webmks // the console host (webmks.go)
+	webmks *webmks     // the console host (webmks.go)
+	guest  *guestStore // guest operations (guest.go)
 }
 
 func newLauncher(next http.Handler, rules *ruleStore, jitter float64, sdkPath string) *launcher {
@@ -133,6 +134,12 @@ func (l *launcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case webmksStatePath, webmksDropPath:
 		l.webmks.serveControl(w, r)
 		return
+	case guestStatePath, guestResetPath:
+		l.guest.serveControl(w, r)
+		return
+	case guestFilePath:
+		l.guest.serveTransfer(w, r)
+		return
 	}
 	if r.Method != http.MethodPost || !l.sdkPaths[r.URL.Path] || atomic.LoadInt32(&l.seeding) == 1 {
 		l.next.ServeHTTP(w, r)
@@ -176,6 +183,10 @@ func (l *launcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		l.webmks.acquireTicket(l, w, r, call, body)
 		return
 	}
+	if call.Method == "ListProcessesInGuest" {
+		l.withExitCodes(w, r)
+		return
+	}
 	if isTaskMethod(call.Method) {
 		if d := rules.taskDuration(call.Method); d > 0 {
 			l.slowDown(w, r, d)
@@ -183,6 +194,26 @@ func (l *launcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	l.next.ServeHTTP(w, r)
+}
+
+var processInfo = regexp.MustCompile(`(?s)<returnval>.*?</returnval>`)
+
+// withExitCodes adds exitCode 0 to the processes that ended with it: govmomi's GuestProcessInfo
+// leaves a zero exitCode out (omitempty), where vSphere sends it once a process has ended.
+func (l *launcher) withExitCodes(w http.ResponseWriter, r *http.Request) {
+	recorder := httptest.NewRecorder()
+	l.next.ServeHTTP(recorder, r)
+	if recorder.Code == http.StatusOK {
+		body := processInfo.ReplaceAllFunc(recorder.Body.Bytes(), func(info []byte) []byte {
+			if !bytes.Contains(info, []byte("<endTime>")) || bytes.Contains(info, []byte("<exitCode>")) {
+				return info
+			}
+			return append(info[:len(info)-len("</returnval>"):len(info)-len("</returnval>")], []byte("<exitCode>0</exitCode></returnval>")...)
+		})
+		recorder.Body = bytes.NewBuffer(body)
+		recorder.Header().Del("Content-Length")
+	}
+	copyResponse(w, recorder)
 }
 
 func isTaskMethod(method string) bool { return strings.HasSuffix(method, "_Task") }

@@ -65,6 +65,7 @@ type screen struct {
 	text      []rune
 	modifiers map[uint32]bool
 	changed   chan struct{} // closed and replaced whenever the picture changes
+	onLine    func(string)  // runs a line when Return is pressed (the guest's shell)
 }
 
 func newScreen(ref types.ManagedObjectReference, tick time.Duration) *screen {
@@ -140,7 +141,14 @@ func (s *screen) key(down bool, sym uint32) {
 	case control || alt:
 		return // shortcuts do not type
 	case sym == keyReturn || sym == keyKPEnter:
+		line := s.text
+		if i := lastIndex(line, '\n'); i >= 0 {
+			line = line[i+1:]
+		}
 		s.text = append(s.text, '\n')
+		if s.onLine != nil && strings.TrimSpace(string(line)) != "" {
+			s.onLine(string(line))
+		}
 	case sym == keyTab:
 		s.text = append(s.text, ' ')
 	case sym == keyBackSpace:
@@ -154,6 +162,26 @@ func (s *screen) key(down bool, sym uint32) {
 	default:
 		return
 	}
+	if len(s.text) > keptRunes {
+		s.text = s.text[len(s.text)-keptRunes:]
+	}
+	s.changeLocked()
+}
+
+func lastIndex(text []rune, r rune) int {
+	for i := len(text) - 1; i >= 0; i-- {
+		if text[i] == r {
+			return i
+		}
+	}
+	return -1
+}
+
+// write shows a program's output on the screen (the console's shell).
+func (s *screen) write(output string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.text = append(s.text, []rune(output)...)
 	if len(s.text) > keptRunes {
 		s.text = s.text[len(s.text)-keptRunes:]
 	}

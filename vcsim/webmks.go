@@ -72,6 +72,8 @@ type webmks struct {
 	stalled  bool
 	sessions map[*websocket.Conn]types.ManagedObjectReference
 	issued   int
+
+	guest *guestStore // runs the lines typed on a console (guest.go)
 }
 
 func startWebMKS(listen string, ttl, tick time.Duration) (*webmks, error) {
@@ -140,6 +142,9 @@ func (m *webmks) screenFor(vm *simulator.VirtualMachine) *screen {
 	s := m.screens[vm.Self]
 	if s == nil {
 		s = newScreen(vm.Self, m.tick)
+		if m.guest != nil {
+			s.onLine = m.guest.consoleShell(vm.Self, s.write)
+		}
 		m.screens[vm.Self] = s
 	}
 	return s

@@ -1,0 +1,260 @@
+"""The launcher's guest operations (vcsim/guest.go, shell.go): GuestProcessManager and
+GuestFileManager as vSphere offers them, driven through pyVmomi, with the transfer URLs
+fetched over HTTP as a client of ESXi would."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+from pyVim.connect import Disconnect
+from pyVmomi import vim
+
+from portal import simulator
+from tests.integration.vcsim.test_launcher import connect, find, props, watch_task
+from tests.integration.vcsim.test_webmks import open_console
+
+pytestmark = pytest.mark.integration
+
+AUTH = vim.vm.guest.NamePasswordAuthentication(username=simulator.GUEST_USERNAME, password=simulator.GUEST_PASSWORD)
+
+
+@pytest.fixture
+def si(vcsim):
+    service = connect(vcsim)
+    yield service
+    Disconnect(service)
+
+
+@pytest.fixture
+def guest_vm(si, vcsim):
+    """A powered-on VM of the test's own (Tools running); destroyed afterwards."""
+    source = find(si, "DC0/vm/DC0_H0_VM0")
+    watch = watch_task(
+        si,
+        source.CloneVM_Task(
+            folder=find(si, "DC0/vm"),
+            name=f"guest-{uuid.uuid4().hex[:8]}",
+            spec=vim.vm.CloneSpec(location=vim.vm.RelocateSpec()),
+        ),
+    )
+    vm = watch.result
+    watch_task(si, vm.PowerOnVM_Task())
+    yield vm
+    if props(si, vm, "runtime.powerState")["runtime.powerState"] == "poweredOn":
+        watch_task(si, vm.PowerOffVM_Task())
+    watch_task(si, vm.Destroy_Task())
+
+
+@pytest.fixture
+def guest_ops(si):
+    manager = si.content.guestOperationsManager
+    return manager.processManager, manager.fileManager
+
+
+def start(guest_ops, vm, program: str, arguments: str = "", *, auth=AUTH, **spec) -> int:
+    processes, _ = guest_ops
+    return processes.StartProgramInGuest(
+        vm, auth, vim.vm.guest.ProcessManager.ProgramSpec(programPath=program, arguments=arguments, **spec)
+    )
+
+
+def wait_exit(guest_ops, vm, pid: int, *, timeout: float = 10.0):
+    processes, _ = guest_ops
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        (info,) = processes.ListProcessesInGuest(vm, AUTH, [pid])
+        if info.endTime is not None:
+            return info
+        time.sleep(0.05)
+    raise AssertionError(f"pid {pid} still running after {timeout} s")
+
+
+def exit_code(info) -> int:
+    assert info.exitCode is not None, "an ended process has an exit code, 0 included"
+    return info.exitCode
+
+
+def run(guest_ops, vm, program: str, arguments: str = "") -> int:
+    return exit_code(wait_exit(guest_ops, vm, start(guest_ops, vm, program, arguments)))
+
+
+def download(guest_ops, vm, path: str) -> bytes:
+    _, files = guest_ops
+    info = files.InitiateFileTransferFromGuest(vm, AUTH, path)
+    with urllib.request.urlopen(info.url, timeout=10) as response:
+        data = response.read()
+    assert len(data) == info.size
+    return data
+
+
+def upload(guest_ops, vm, path: str, data: bytes, *, overwrite: bool = True) -> str:
+    _, files = guest_ops
+    url = files.InitiateFileTransferToGuest(
+        vm, AUTH, path, vim.vm.guest.FileManager.PosixFileAttributes(), len(data), overwrite
+    )
+    request = urllib.request.Request(url, data=data, method="PUT")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    return url
+
+
+def test_a_programs_exit_code_and_output_read_back_from_the_guest(vcsim, guest_ops, guest_vm):
+    pid = start(guest_ops, guest_vm, "/bin/sh", '-c "echo hello > /tmp/out; cat /nope >> /tmp/out 2>&1; exit 3"')
+    info = wait_exit(guest_ops, guest_vm, pid)
+    assert (info.pid, info.name, info.exitCode) == (pid, "sh", 3)
+    assert info.cmdLine.startswith('"/bin/sh" -c')
+    assert info.owner == simulator.GUEST_USERNAME
+    assert info.startTime <= info.endTime
+    assert download(guest_ops, guest_vm, "/tmp/out") == b"hello\ncat: /nope: No such file or directory\n"
+
+
+def test_the_scripted_commands(guest_ops, guest_vm):
+    assert run(guest_ops, guest_vm, "/usr/bin/test", "-e /done") == 1
+    assert run(guest_ops, guest_vm, "/usr/bin/touch", "/done") == 0
+    assert run(guest_ops, guest_vm, "/usr/bin/test", "-f /done") == 0
+    assert run(guest_ops, guest_vm, "/bin/sh", "-c 'test -d /done || echo \"ok  2\" >> /tmp/log'") == 0
+    assert run(guest_ops, guest_vm, "/bin/grep", "-q 'ok  2' /tmp/log") == 0
+    assert run(guest_ops, guest_vm, "/bin/grep", "-q missing /tmp/log") == 1
+    assert run(guest_ops, guest_vm, "/bin/grep", "-q x /tmp/none") == 2
+    assert run(guest_ops, guest_vm, "/bin/sh", "-c 'false && touch /no; true || touch /no2'") == 0
+    assert run(guest_ops, guest_vm, "/bin/sh", "-c '[ -e /no ] || [ -e /no2 ]'") == 1
+    assert run(guest_ops, guest_vm, "/bin/sh", "-c 'nosuchcommand > /tmp/err 2>&1'") == 127
+    assert download(guest_ops, guest_vm, "/tmp/err") == b"sh: 1: nosuchcommand: not found\n"
+    assert run(guest_ops, guest_vm, "/bin/sh", "-c 'ls | wc'") == 2, "pipes are not simulated"
+    # Arguments go through /bin/sh, as VMware Tools runs programs on Linux guests.
+    assert run(guest_ops, guest_vm, "/bin/cat", "/etc/hostname > /tmp/host") == 0
+    assert download(guest_ops, guest_vm, "/tmp/host") == f"{guest_vm._moId}\n".encode()
+
+
+def test_environment_and_working_directory(guest_ops, guest_vm):
+    pid = start(
+        guest_ops,
+        guest_vm,
+        "/bin/sh",
+        '-c "echo $LAB_ID ${HOME} > out; pwd >> out"',
+        workingDirectory="/tmp",
+        envVariables=["LAB_ID=42"],
+    )
+    assert exit_code(wait_exit(guest_ops, guest_vm, pid)) == 0
+    assert download(guest_ops, guest_vm, "/tmp/out") == b"42 /root\n/tmp\n"
+
+
+def test_an_uploaded_script_runs_and_a_transfer_url_works_once(guest_ops, guest_vm):
+    url = upload(guest_ops, guest_vm, "/root/check.sh", b"test -f /etc/hostname && echo PASS > /tmp/result\n")
+    with pytest.raises(urllib.error.HTTPError) as reused:
+        urllib.request.urlopen(urllib.request.Request(url, data=b"x", method="PUT"), timeout=10)
+    assert reused.value.code == 404
+    assert run(guest_ops, guest_vm, "/bin/sh", "/root/check.sh") == 0
+    assert download(guest_ops, guest_vm, "/tmp/result") == b"PASS\n"
+    _, files = guest_ops
+    with pytest.raises(vim.fault.FileAlreadyExists):
+        files.InitiateFileTransferToGuest(
+            guest_vm, AUTH, "/root/check.sh", vim.vm.guest.FileManager.PosixFileAttributes(), 1, False
+        )
+
+
+def test_a_sleeping_program_has_no_end_until_terminated(guest_ops, guest_vm):
+    processes, _ = guest_ops
+    pid = start(guest_ops, guest_vm, "/bin/sleep", "30")
+    time.sleep(0.2)
+    (info,) = processes.ListProcessesInGuest(guest_vm, AUTH, [pid])
+    assert info.endTime is None and info.name == "sleep"
+    assert info.exitCode in (None, 0), "no exit code while it runs"
+    processes.TerminateProcessInGuest(guest_vm, AUTH, pid)
+    info = wait_exit(guest_ops, guest_vm, pid, timeout=3)
+    assert info.exitCode == 143  # 128 + SIGTERM
+    with pytest.raises(vim.fault.GuestProcessNotFound):
+        processes.TerminateProcessInGuest(guest_vm, AUTH, pid)
+    short = start(guest_ops, guest_vm, "/bin/sh", "-c 'sleep 0.3; touch /slept'")
+    assert exit_code(wait_exit(guest_ops, guest_vm, short)) == 0
+    assert run(guest_ops, guest_vm, "/usr/bin/test", "-e /slept") == 0
+    assert {p.pid for p in processes.ListProcessesInGuest(guest_vm, AUTH)} >= {pid, short}
+
+
+def test_wrong_guest_password(guest_ops, guest_vm, vcsim):
+    wrong = vim.vm.guest.NamePasswordAuthentication(username="root", password="wrong")
+    with pytest.raises(vim.fault.InvalidGuestLogin):
+        start(guest_ops, guest_vm, "/bin/true", auth=wrong)
+    vcsim.set_guest(guest_vm._moId, username="student", password="s3cret")
+    try:
+        with pytest.raises(vim.fault.InvalidGuestLogin):
+            start(guest_ops, guest_vm, "/bin/true")
+        own = vim.vm.guest.NamePasswordAuthentication(username="student", password="s3cret")
+        processes, _ = guest_ops
+        pid = start(guest_ops, guest_vm, "/bin/true", auth=own)
+        assert processes.ListProcessesInGuest(guest_vm, own, [pid])[0].owner == "student"
+    finally:
+        vcsim.set_guest(guest_vm._moId, username="", password="")
+
+
+def test_tools_not_running(si, guest_ops, guest_vm, vcsim):
+    deadline = time.monotonic() + 5
+    while props(si, guest_vm, "guest.toolsRunningStatus")["guest.toolsRunningStatus"] != "guestToolsRunning":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert props(si, guest_vm, "guest.guestState")["guest.guestState"] == "running"
+    vcsim.set_guest(guest_vm._moId, tools_running=False)
+    try:
+        with pytest.raises(vim.fault.GuestOperationsUnavailable):
+            start(guest_ops, guest_vm, "/bin/true")
+        state = props(si, guest_vm, "guest.toolsRunningStatus", "guest.guestState")
+        assert state == {"guest.toolsRunningStatus": "guestToolsNotRunning", "guest.guestState": "notRunning"}
+    finally:
+        vcsim.set_guest(guest_vm._moId, tools_running=True)
+    assert run(guest_ops, guest_vm, "/bin/true") == 0
+
+
+def test_vm_powered_off(si, guest_ops, guest_vm):
+    watch_task(si, guest_vm.PowerOffVM_Task())
+    with pytest.raises(vim.fault.InvalidPowerState) as refused:
+        start(guest_ops, guest_vm, "/bin/true")
+    assert refused.value.existingState == "poweredOff"
+    _, files = guest_ops
+    with pytest.raises(vim.fault.InvalidPowerState):
+        files.InitiateFileTransferFromGuest(guest_vm, AUTH, "/etc/hostname")
+    time.sleep(0.1)
+    assert props(si, guest_vm, "guest.toolsRunningStatus")["guest.toolsRunningStatus"] == "guestToolsNotRunning"
+
+
+def test_a_missing_file_or_program(guest_ops, guest_vm):
+    _, files = guest_ops
+    with pytest.raises(vim.fault.FileNotFound) as missing:
+        files.InitiateFileTransferFromGuest(guest_vm, AUTH, "/tmp/nothing")
+    assert missing.value.file == "/tmp/nothing"
+    with pytest.raises(vim.fault.NotAFile):
+        files.InitiateFileTransferFromGuest(guest_vm, AUTH, "/tmp")
+    with pytest.raises(vim.fault.FileNotFound):
+        upload(guest_ops, guest_vm, "/no/such/dir/file", b"x")
+    with pytest.raises(vim.fault.FileNotFound):
+        start(guest_ops, guest_vm, "/opt/tool/run")
+
+
+def test_the_guest_file_system_cannot_be_left(guest_ops, guest_vm, vcsim):
+    assert run(guest_ops, guest_vm, "/bin/sh", "-c 'echo x > /../../../escaped'") == 0
+    sandbox = vcsim.guests()["vms"][guest_vm._moId]["sandbox"]
+    assert download(guest_ops, guest_vm, "/escaped") == b"x\n"
+    assert sandbox.startswith(vcsim.guests()["root"])
+
+
+def test_a_line_typed_on_the_console_runs_in_the_guest(vcsim, guest_ops, guest_vm):
+    ticket = guest_vm.AcquireTicket("webmks")
+
+    async def type_line():
+        socket, client = await open_console(ticket)
+        await client.handshake()
+        await client.type("touch /done\necho typed > /tmp/console\nnope\n")
+        await socket.close()
+
+    asyncio.run(type_line())
+    deadline = time.monotonic() + 5
+    while "not found" not in vcsim.consoles()["screens"][guest_vm._moId]["text"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert run(guest_ops, guest_vm, "/usr/bin/test", "-e /done") == 0
+    assert download(guest_ops, guest_vm, "/tmp/console") == b"typed\n"
+    assert vcsim.consoles()["screens"][guest_vm._moId]["text"].endswith("nope\nsh: 1: nope: not found\n")
