@@ -19,6 +19,7 @@ from typing import TypeVar
 from . import (
     attributes,
     folders,
+    guest,
     inventory,
     networks,
     placement,
@@ -34,6 +35,9 @@ from .session import Session, session_for
 from .types import (
     ConsoleTicket,
     EndpointConfig,
+    GuestCredentials,
+    GuestProcess,
+    GuestScriptResult,
     InventoryItem,
     NetworkInfo,
     PlacementReport,
@@ -356,6 +360,95 @@ class VSphereClient:
             on_progress=on_progress,
             deadline=deadline,
         )
+
+    # Inside the guest (VMware Tools; labs.vsphere.guest)
+
+    def run_guest_program(
+        self,
+        vm: str,
+        credentials: GuestCredentials,
+        program: str,
+        arguments: str = "",
+        *,
+        timeout: float = 60.0,
+        working_directory: str | None = None,
+        environment: Mapping[str, str] | None = None,
+    ) -> GuestProcess:
+        """Run ``program`` in the guest and wait for its end; past ``timeout`` s it is
+        terminated and ``GuestProgramTimeout`` raised."""
+        return self._call(
+            f"run {program} in VM {vm}",
+            guest.run_program,
+            vm,
+            credentials,
+            program,
+            arguments,
+            timeout=timeout,
+            working_directory=working_directory,
+            environment=environment,
+        )
+
+    def run_guest_script(
+        self,
+        vm: str,
+        credentials: GuestCredentials,
+        script: str,
+        *,
+        timeout: float = 60.0,
+        max_output_bytes: int = 64 * 1024,
+        environment: Mapping[str, str] | None = None,
+    ) -> GuestScriptResult:
+        """Run a shell script in a Linux guest: its exit code and output (stdout and stderr)."""
+        return self._call(
+            f"run a script in VM {vm}",
+            guest.run_script,
+            vm,
+            credentials,
+            script,
+            timeout=timeout,
+            max_output_bytes=max_output_bytes,
+            environment=environment,
+        )
+
+    def start_guest_program(
+        self,
+        vm: str,
+        credentials: GuestCredentials,
+        program: str,
+        arguments: str = "",
+        *,
+        working_directory: str | None = None,
+        environment: Mapping[str, str] | None = None,
+    ) -> int:
+        """Start ``program`` in the guest without waiting; its pid."""
+        return self._call(
+            f"start {program} in VM {vm}",
+            guest.start_program,
+            vm,
+            credentials,
+            program,
+            arguments,
+            working_directory=working_directory,
+            environment=environment,
+        )
+
+    def list_guest_processes(
+        self, vm: str, credentials: GuestCredentials, pids: Sequence[int] | None = None
+    ) -> tuple[GuestProcess, ...]:
+        return self._call(f"list the processes in VM {vm}", guest.list_processes, vm, credentials, pids)
+
+    def terminate_guest_process(self, vm: str, credentials: GuestCredentials, pid: int) -> None:
+        self._call(f"stop process {pid} in VM {vm}", guest.terminate_process, vm, credentials, pid)
+
+    def read_guest_file(
+        self, vm: str, credentials: GuestCredentials, path: str, *, max_bytes: int = guest.DEFAULT_MAX_BYTES
+    ) -> bytes:
+        return self._call(f"read {path} in VM {vm}", guest.read_file, vm, credentials, path, max_bytes=max_bytes)
+
+    def write_guest_file(
+        self, vm: str, credentials: GuestCredentials, path: str, data: bytes | str, *, overwrite: bool = True
+    ) -> None:
+        self._call(f"write {path} in VM {vm}", guest.write_file, vm, credentials, path, data, overwrite=overwrite)
 
     # Snapshots
 

@@ -83,11 +83,40 @@ class DeadlineExceeded(VSphereError):
         self.cancelled = cancelled
 
 
+class GuestLoginFailed(VSphereError):
+    """The guest operating system refused the guest user name or password (guest operations).
+
+    Not ``AuthenticationFailed``: the vCenter account is fine, the lab VM's own account is not.
+    """
+
+
+class GuestToolsNotRunning(InvalidState):
+    """VMware Tools are not running in the guest, so vCenter cannot reach into it."""
+
+
+class GuestProgramTimeout(DeadlineExceeded):
+    """A program in a guest ran past its time limit. ``pid`` is its process id in the guest;
+    ``cancelled`` says whether it was stopped (TerminateProcessInGuest)."""
+
+    def __init__(self, message: str, *, pid: int, cancelled: bool) -> None:
+        super().__init__(message, cancelled=cancelled)
+        self.pid = pid
+
+
 _GO_TYPE = re.compile(r"\*?types\.(\w+)")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 # Fault class -> driver error class, most specific first (isinstance order matters).
 _FAULT_KINDS: tuple[tuple[type, type[VSphereError]], ...] = (
+    (vim.fault.InvalidGuestLogin, GuestLoginFailed),
+    (vim.fault.GuestOperationsUnavailable, GuestToolsNotRunning),
+    (vim.fault.GuestComponentsOutOfDate, GuestToolsNotRunning),
+    (vim.fault.ToolsUnavailable, GuestToolsNotRunning),
+    (vim.fault.GuestPermissionDenied, PermissionDenied),
+    (vim.fault.GuestProcessNotFound, NotFound),
+    (vim.fault.FileNotFound, NotFound),
+    (vim.fault.FileAlreadyExists, AlreadyExists),
+    (vim.fault.NotAFile, InvalidArgument),
     (vim.fault.InvalidLogin, AuthenticationFailed),
     (vim.fault.NotAuthenticated, AuthenticationFailed),
     (vim.fault.NoPermission, PermissionDenied),
@@ -99,7 +128,6 @@ _FAULT_KINDS: tuple[tuple[type, type[VSphereError]], ...] = (
     (vim.fault.InvalidPowerState, InvalidState),
     (vim.fault.InvalidState, InvalidState),
     (vim.fault.TaskInProgress, InvalidState),
-    (vim.fault.ToolsUnavailable, InvalidState),
     (vim.fault.ResourceInUse, InvalidState),
     (vmodl.fault.InvalidArgument, InvalidArgument),
     (vmodl.fault.NotSupported, InvalidArgument),
@@ -156,8 +184,26 @@ def _specific_words(fault: BaseException) -> str | None:
         return _clean_message(getattr(fault, "reason", None)) or _clean_message(getattr(fault, "msg", None))
     if isinstance(fault, vmodl.fault.RequestCanceled):
         return "the task was cancelled"
-    if isinstance(fault, vim.fault.ToolsUnavailable):
+    if isinstance(fault, (vim.fault.ToolsUnavailable, vim.fault.GuestOperationsUnavailable)):
         return "VMware Tools are not running in the guest"
+    if isinstance(fault, vim.fault.GuestComponentsOutOfDate):
+        return "VMware Tools in the guest are too old for guest operations"
+    if isinstance(fault, vim.fault.InvalidGuestLogin):
+        return "the guest operating system rejected the guest user name or password"
+    if isinstance(fault, vim.fault.GuestPermissionDenied):
+        return "the guest user may not do this in the guest operating system"
+    if isinstance(fault, vim.fault.GuestProcessNotFound):
+        pid = getattr(fault, "pid", None)
+        return f"process {pid} is not running in the guest" if pid else "the process is not running in the guest"
+    if isinstance(fault, vim.fault.FileNotFound):
+        name = getattr(fault, "file", None)
+        return f"the file '{name}' does not exist" if name else "the file does not exist"
+    if isinstance(fault, vim.fault.FileAlreadyExists):
+        name = getattr(fault, "file", None)
+        return f"the file '{name}' already exists" if name else "the file already exists"
+    if isinstance(fault, vim.fault.NotAFile):
+        name = getattr(fault, "file", None)
+        return f"'{name}' is not a file" if name else "that is not a file"
     if isinstance(fault, vmodl.fault.MethodNotFound):
         method = getattr(fault, "method", None)
         return f"this vCenter does not offer {method}" if method else None

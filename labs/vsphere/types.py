@@ -222,3 +222,44 @@ class ConsoleTicket:
     """``wss://host:port/ticket/<ticket>``."""
     ssl_thumbprint: str | None = None
     """The host certificate's thumbprint as vCenter knows it ("AB:CD:…", SHA-1), or None."""
+
+
+@dataclass(frozen=True)
+class GuestCredentials:
+    """An account of the guest operating system, for guest operations (VMware Tools).
+
+    The password never appears in repr() or logs."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class GuestProcess:
+    """A program started in a guest (``ListProcessesInGuest``). ``exit_code`` and ``ended_at``
+    are None while it runs; a program stopped by a time limit ends with the guest's code for
+    it (143 on Linux: 128 + SIGTERM)."""
+
+    pid: int
+    name: str
+    owner: str
+    command_line: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    exit_code: int | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.ended_at is None
+
+
+@dataclass(frozen=True)
+class GuestScriptResult:
+    """A shell script run in a guest: its exit code and what it wrote to stdout and stderr
+    (together, as ``> file 2>&1`` collects them; decoded as UTF-8, bad bytes replaced)."""
+
+    exit_code: int
+    output: str
+    pid: int
+    truncated: bool = False
+    """True when the output was longer than the limit and was cut there."""

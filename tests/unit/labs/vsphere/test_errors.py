@@ -13,6 +13,8 @@ from labs.vsphere import errors
 from labs.vsphere.errors import (
     AlreadyExists,
     AuthenticationFailed,
+    GuestLoginFailed,
+    GuestToolsNotRunning,
     InvalidArgument,
     InvalidState,
     NotFound,
@@ -69,7 +71,16 @@ from labs.vsphere.errors import (
             InvalidArgument,
             "this vCenter does not offer UpdatePortGroup",
         ),
-        (vim.fault.ToolsUnavailable(), InvalidState, "VMware Tools are not running in the guest"),
+        (vim.fault.ToolsUnavailable(), GuestToolsNotRunning, "VMware Tools are not running in the guest"),
+        (vim.fault.GuestOperationsUnavailable(), GuestToolsNotRunning, "VMware Tools are not running in the guest"),
+        (
+            vim.fault.InvalidGuestLogin(),
+            GuestLoginFailed,
+            "the guest operating system rejected the guest user name or password",
+        ),
+        (vim.fault.FileNotFound(file="/tmp/out"), NotFound, "the file '/tmp/out' does not exist"),
+        (vim.fault.GuestProcessNotFound(pid=4001), NotFound, "process 4001 is not running in the guest"),
+        (vim.fault.FileAlreadyExists(file="/x"), AlreadyExists, "the file '/x' already exists"),
         (
             vim.fault.TaskInProgress(msg="The operation is not allowed in the current state."),
             InvalidState,
@@ -153,5 +164,5 @@ def test_task_failed_carries_reason_task_and_kind():
 def test_every_error_class_is_a_vsphere_error():
     classes = [getattr(errors, name) for name in dir(errors) if isinstance(getattr(errors, name), type)]
     driver_errors = [cls for cls in classes if issubclass(cls, Exception) and cls.__module__ == errors.__name__]
-    assert len(driver_errors) == 10
+    assert len(driver_errors) == 13
     assert all(issubclass(cls, VSphereError) for cls in driver_errors)
