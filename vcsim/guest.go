@@ -93,6 +93,7 @@ type guestStore struct {
 	mu                         sync.Mutex
 	defaultUser, defaultSecret string
 	vms                        map[types.ManagedObjectReference]*guestVM
+	consoles                   map[types.ManagedObjectReference]*console
 	transfers                  map[string]*transfer
 	transferID                 int
 }
@@ -104,7 +105,7 @@ func newGuestStore(username, password string, ttl time.Duration) (*guestStore, e
 	}
 	return &guestStore{
 		root: root, transferTTL: ttl, defaultUser: username, defaultSecret: password,
-		vms: map[types.ManagedObjectReference]*guestVM{}, transfers: map[string]*transfer{},
+		vms: map[types.ManagedObjectReference]*guestVM{}, consoles: map[types.ManagedObjectReference]*console{}, transfers: map[string]*transfer{},
 	}, nil
 }
 
@@ -208,7 +209,11 @@ func (g *guestStore) powerChanged(ref types.ManagedObjectReference, state types.
 		}
 		vm.processes = map[int64]*guestProcess{}
 	}
+	c := g.consoles[ref]
 	g.mu.Unlock()
+	if c != nil && state != types.VirtualMachinePowerStatePoweredOn {
+		c.interrupt()
+	}
 	g.syncTools(ref)
 }
 
@@ -679,30 +684,60 @@ func (g *guestStore) writeState(w http.ResponseWriter) {
 
 // --- the console's shell ------------------------------------------------------------------------
 
-// consoleShell runs the lines typed on a VM's console, one after another, as root in /root;
-// their output goes to the screen.
-func (g *guestStore) consoleShell(ref types.ManagedObjectReference, output func(string)) func(string) {
-	lines := make(chan string, 64)
-	var once sync.Once
-	return func(line string) {
-		once.Do(func() {
-			go func() {
-				fs := g.fs(ref)
-				_ = os.MkdirAll(fs.host("/root", "/"), 0o755)
-				sh := &shell{fs: fs, cwd: "/root", ctx: context.Background(), name: "sh",
-					env: map[string]string{"HOME": "/root", "USER": "root", "SHELL": "/bin/sh", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}}
-				for line := range lines {
-					var out strings.Builder
-					sh.run(line, &out, &out)
-					if out.Len() > 0 {
-						output(out.String())
-					}
-				}
-			}()
-		})
+// console runs the lines typed on a VM's console, one after another, as root (cd sticks); their
+// output goes to the screen. Ctrl-C, and the VM leaving the powered-on state, stop the line
+// running and drop the lines typed ahead.
+type console struct {
+	lines  chan string
+	mu     sync.Mutex
+	cancel context.CancelFunc // of the line running now
+}
+
+func (g *guestStore) consoleFor(ref types.ManagedObjectReference, output func(string)) *console {
+	c := &console{lines: make(chan string, 64)}
+	g.mu.Lock()
+	g.consoles[ref] = c
+	g.mu.Unlock()
+	go func() {
+		fs := g.fs(ref)
+		_ = os.MkdirAll(fs.host("/root", "/"), 0o755)
+		sh := &shell{fs: fs, cwd: "/root", name: "sh",
+			env: map[string]string{"HOME": "/root", "USER": "root", "SHELL": "/bin/sh", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}}
+		for line := range c.lines {
+			ctx, cancel := context.WithCancel(context.Background())
+			c.mu.Lock()
+			c.cancel = cancel
+			c.mu.Unlock()
+			sh.ctx = ctx
+			var out strings.Builder
+			sh.run(line, &out, &out)
+			cancel()
+			if out.Len() > 0 {
+				output(out.String())
+			}
+		}
+	}()
+	return c
+}
+
+func (c *console) line(text string) {
+	select {
+	case c.lines <- text:
+	default: // a console flooded with lines drops the excess, as a full tty would block
+	}
+}
+
+func (c *console) interrupt() {
+	c.mu.Lock()
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.mu.Unlock()
+	for {
 		select {
-		case lines <- line:
-		default: // a console flooded with lines drops the excess, as a full tty would block
+		case <-c.lines:
+		default:
+			return
 		}
 	}
 }

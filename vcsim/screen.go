@@ -60,12 +60,13 @@ type screen struct {
 	tick  time.Duration
 	start time.Time
 
-	mu        sync.Mutex
-	info      screenState
-	text      []rune
-	modifiers map[uint32]bool
-	changed   chan struct{} // closed and replaced whenever the picture changes
-	onLine    func(string)  // runs a line when Return is pressed (the guest's shell)
+	mu          sync.Mutex
+	info        screenState
+	text        []rune
+	modifiers   map[uint32]bool
+	changed     chan struct{} // closed and replaced whenever the picture changes
+	onLine      func(string)  // runs a line when Return is pressed (the guest's shell)
+	onInterrupt func()        // Ctrl-C: stops the line running
 }
 
 func newScreen(ref types.ManagedObjectReference, tick time.Duration) *screen {
@@ -138,6 +139,11 @@ func (s *screen) key(down bool, sym uint32) {
 	switch {
 	case (sym == keyDelete || sym == keyKPDelete) && control && alt:
 		s.info.CtrlAltDel++
+	case control && !alt && (sym == 'c' || sym == 'C'):
+		s.text = append(s.text, '^', 'C', '\n')
+		if s.onInterrupt != nil {
+			s.onInterrupt()
+		}
 	case control || alt:
 		return // shortcuts do not type
 	case sym == keyReturn || sym == keyKPEnter:

@@ -143,7 +143,8 @@ func (m *webmks) screenFor(vm *simulator.VirtualMachine) *screen {
 	if s == nil {
 		s = newScreen(vm.Self, m.tick)
 		if m.guest != nil {
-			s.onLine = m.guest.consoleShell(vm.Self, s.write)
+			c := m.guest.consoleFor(vm.Self, s.write)
+			s.onLine, s.onInterrupt = c.line, c.interrupt
 		}
 		m.screens[vm.Self] = s
 	}

@@ -17,6 +17,7 @@ from pyVmomi import vim
 from portal import simulator
 from tests.integration.vcsim.test_launcher import connect, find, props, watch_task
 from tests.integration.vcsim.test_webmks import open_console
+from tests.support.rfb import CONTROL_L
 
 pytestmark = pytest.mark.integration
 
@@ -258,3 +259,51 @@ def test_a_line_typed_on_the_console_runs_in_the_guest(vcsim, guest_ops, guest_v
     assert run(guest_ops, guest_vm, "/usr/bin/test", "-e /done") == 0
     assert download(guest_ops, guest_vm, "/tmp/console") == b"typed\n"
     assert vcsim.consoles()["screens"][guest_vm._moId]["text"].endswith("nope\nsh: 1: nope: not found\n")
+
+
+def test_ctrl_c_at_the_console_stops_the_line_and_drops_what_was_typed_ahead(vcsim, guest_ops, guest_vm):
+    ticket = guest_vm.AcquireTicket("webmks")
+
+    async def interrupt():
+        socket, client = await open_console(ticket)
+        await client.handshake()
+        await client.type("sleep 30; touch /slept\ntouch /typed-ahead\n")
+        await asyncio.sleep(0.3)
+        await client.key(CONTROL_L, down=True)
+        await client.tap(ord("c"))
+        await client.key(CONTROL_L, down=False)
+        await client.type("touch /fresh\n")
+        await socket.close()
+
+    started = time.monotonic()
+    asyncio.run(interrupt())
+    deadline = time.monotonic() + 5
+    while run(guest_ops, guest_vm, "/usr/bin/test", "-e /fresh") != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert time.monotonic() - started < 10
+    assert run(guest_ops, guest_vm, "/bin/sh", "-c 'test -e /slept || test -e /typed-ahead'") == 1
+    assert "^C\ntouch /fresh\n" in vcsim.consoles()["screens"][guest_vm._moId]["text"]
+
+
+def test_a_powered_off_clone_has_no_tools_running(si):
+    source = find(si, "DC0/vm/DC0_H0_VM0")
+    assert props(si, source, "guest.toolsRunningStatus")["guest.toolsRunningStatus"] == "guestToolsRunning"
+    clone = watch_task(
+        si,
+        source.CloneVM_Task(
+            folder=find(si, "DC0/vm"),
+            name=f"guest-{uuid.uuid4().hex[:8]}",
+            spec=vim.vm.CloneSpec(location=vim.vm.RelocateSpec()),
+        ),
+    ).result
+    try:
+        time.sleep(0.1)
+        state = props(si, clone, "runtime.powerState", "guest.toolsRunningStatus", "guest.guestState")
+        assert state == {
+            "runtime.powerState": "poweredOff",
+            "guest.toolsRunningStatus": "guestToolsNotRunning",
+            "guest.guestState": "notRunning",
+        }
+    finally:
+        watch_task(si, clone.Destroy_Task())
