@@ -144,9 +144,10 @@ func (g *guestStore) vmLocked(ref types.ManagedObjectReference) *guestVM {
 		g.vms[ref] = vm
 	}
 	if _, err := os.Stat(vm.dir); err != nil {
-		for _, dir := range []string{"tmp", "root", "etc", "home"} {
+		for _, dir := range []string{"tmp", "root", "etc", "home", "dev"} {
 			_ = os.MkdirAll(filepath.Join(vm.dir, dir), 0o755)
 		}
+		_ = os.WriteFile(filepath.Join(vm.dir, "dev", "null"), nil, 0o666) // redirections to it discard
 		_ = os.WriteFile(filepath.Join(vm.dir, "etc", "hostname"), []byte(ref.Value+"\n"), 0o644)
 	}
 	return vm

@@ -326,6 +326,21 @@ func (sh *shell) simple(tokens []token, stdout, stderr io.Writer) (int, error) {
 		}
 		i++
 		name := tokens[i].text
+		target := name
+		if !path.IsAbs(target) {
+			target = path.Join(sh.cwd, target)
+		}
+		if path.Clean(target) == "/dev/null" {
+			switch t.text {
+			case ">", ">>":
+				out = nopCloser{io.Discard}
+			case "2>", "2>>":
+				errOut = nopCloser{io.Discard}
+			case "&>":
+				out, errOut = nopCloser{io.Discard}, nopCloser{io.Discard}
+			}
+			continue
+		}
 		flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
 		if strings.HasSuffix(t.text, ">>") {
 			flags = os.O_WRONLY | os.O_CREATE | os.O_APPEND

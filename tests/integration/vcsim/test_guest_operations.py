@@ -5,6 +5,7 @@ fetched over HTTP as a client of ESXi would."""
 from __future__ import annotations
 
 import asyncio
+import shlex
 import time
 import urllib.error
 import urllib.request
@@ -307,3 +308,28 @@ def test_a_powered_off_clone_has_no_tools_running(si):
         }
     finally:
         watch_task(si, clone.Destroy_Task())
+
+
+@pytest.mark.parametrize(
+    ("script", "status", "output"),
+    [
+        ("echo \"a  b\" 'c d' e\\ f", 0, "a  b c d e f\n"),
+        ("echo -n x; echo y # a comment", 0, "xy\n"),
+        ("echo one>/tmp/f; echo two >>/tmp/f; cat /tmp/f", 0, "one\ntwo\n"),
+        ("cat /none 2>/dev/null; echo x >/dev/null; cat /dev/null; echo $HOME", 0, "/root\n"),
+        ("cat /none 2>/tmp/e >&2; cat /tmp/e", 0, "cat: /none: No such file or directory\n"),
+        ("cd /tmp && pwd; cd /none", 2, "/tmp\nsh: 1: cd: can't cd to /none\n"),
+        ("sh -c 'exit 5'; echo after $NOPE.", 0, "after .\n"),
+        ("[ ! -e /x ] && [ 3 -lt 12 ] && test abc = abc", 0, ""),
+        ("test 1 -eq; test -e /dev/null", 0, "sh: test: 1: unexpected operator\n"),
+        ("echo ab > /tmp/g; echo AB >> /tmp/g; grep -ci ab /tmp/g; grep -v a /tmp/g", 0, "2\nAB\n"),
+        ("mkdir -p /a/b && touch /a/b/c && rm /a/b/c && test -e /a/b/c", 1, ""),
+        ("echo $(id)", 2, "sh: $(...) is not simulated\n"),
+        ("echo 'unterminated", 2, "sh: unterminated quoted string\n"),
+        ("&& true", 2, "sh: syntax error near unexpected token '&&'\n"),
+    ],
+)
+def test_the_shell(guest_ops, guest_vm, script, status, output):
+    arguments = "-c " + shlex.quote(script) + " > /tmp/o 2>&1"
+    assert run(guest_ops, guest_vm, "/bin/sh", arguments) == status
+    assert download(guest_ops, guest_vm, "/tmp/o").decode() == output
