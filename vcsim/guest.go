@@ -174,9 +174,13 @@ func (t *toolsWatch) Reference() types.ManagedObjectReference {
 	return types.ManagedObjectReference{Type: "NestlabToolsWatch", Value: "nestlab-tools-watch"}
 }
 
+// toolsSettle is how long after a VM is registered its guest state is written: the simulator
+// registers a new VM before it has finished building it (and then replaces its guest info).
+const toolsSettle = 250 * time.Millisecond
+
 func (t *toolsWatch) PutObject(obj mo.Reference) {
 	if ref := obj.Reference(); ref.Type == "VirtualMachine" {
-		go t.store.syncTools(ref)
+		time.AfterFunc(toolsSettle, func() { t.store.syncTools(ref) })
 	}
 }
 
