@@ -558,3 +558,46 @@ def test_an_operation_read_again_unchanged_is_a_304_until_it_moves():
     assert _poll(client, url, etag).status_code == 304
     Operation.objects.filter(pk=operation.pk).update(heartbeat_at=timezone.now())
     assert _poll(client, url, etag).status_code == 200
+
+
+# Pinned query counts of the routes a class polls (issue 16): a change that adds a query to one
+# of them fails here by name, whatever the size of the class.
+
+HOT_ROUTE_QUERIES = {
+    # Session look-ups aside (the client is authenticated directly): what the route itself asks.
+    "lab": 7,
+    "lab_unchanged": 3,  # only what the ETag is made of (labs.selectors.lab_detail_version)
+    "operation": 1,
+    "operation_unchanged": 1,
+    "class_labs": 5,
+}
+
+
+def _queries(client, url: str, **headers) -> tuple[object, int]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url, **headers)
+    return response, len(captured)
+
+
+@pytest.mark.parametrize("students", [1, 6])
+def test_the_hot_routes_cost_a_pinned_number_of_queries(students):
+    course = open_course(students=students)
+    labs = [ready_lab(course, index) for index in range(students)]
+    lab = labs[0]
+    operation = lab.operations.first()
+    student = client_for(lab.student)
+    got = {}
+    answer, got["lab"] = _queries(student, f"/api/v1/labs/{lab.pk}/")
+    unchanged, got["lab_unchanged"] = _queries(student, f"/api/v1/labs/{lab.pk}/", HTTP_IF_NONE_MATCH=answer["ETag"])
+    assert (answer.status_code, unchanged.status_code) == (200, 304)
+    answer, got["operation"] = _queries(student, f"/api/v1/operations/{operation.pk}/")
+    unchanged, got["operation_unchanged"] = _queries(
+        student, f"/api/v1/operations/{operation.pk}/", HTTP_IF_NONE_MATCH=answer["ETag"]
+    )
+    assert (answer.status_code, unchanged.status_code) == (200, 304)
+    listed, got["class_labs"] = _queries(client_for(course.instructors.get()), f"/api/v1/labs/?course={course.pk}")
+    assert listed.status_code == 200 and listed.json()["count"] == students
+    assert got == HOT_ROUTE_QUERIES
