@@ -191,7 +191,11 @@ def identity_provider_signed_in(sender, request, user, sociallogin=None, **kwarg
     claims = claims_of(sociallogin)
     changed = []
     for field, claim in (("first_name", "given_name"), ("last_name", "family_name"), ("email", "email")):
-        value = (claims.get(claim) or "")[:150]
+        value = claims.get(claim)
+        # A claim of another shape (a list, an object) is left out; an e-mail is never cut.
+        value = value[: 254 if field == "email" else 150] if isinstance(value, str) else ""
+        if field == "email" and len(claims.get(claim) or "") > 254:
+            value = ""
         if value and getattr(user, field) != value:
             setattr(user, field, value)
             changed.append(field)

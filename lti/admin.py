@@ -21,6 +21,10 @@ class PlatformAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj) -> None:
         services.platform_delete(platform=obj, actor=request.user)
 
+    def delete_queryset(self, request, queryset) -> None:
+        for platform in queryset:
+            services.platform_delete(platform=platform, actor=request.user)
+
 
 @admin.register(CourseLink)
 class CourseLinkAdmin(admin.ModelAdmin):
@@ -33,6 +37,10 @@ class CourseLinkAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj) -> None:
         services.course_link_delete(link=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for link in queryset:
+            services.course_link_delete(link=link, actor=request.user)
 
 
 @admin.register(Identity)
@@ -57,3 +65,6 @@ class ToolKeyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # made by lti.keys (rotate through the API)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # a key is retired (not active), never deleted: platforms may still check it

@@ -3,7 +3,12 @@ turns an LMS's roles into a Nestlab role. Pure functions (no database)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_email
+from django.utils import timezone
 
 from core import roles
 
@@ -54,9 +59,9 @@ def nestlab_role(lms_roles: list[str]) -> roles.Role | None:
     for role in lms_roles if isinstance(lms_roles, list) else []:
         if not isinstance(role, str):
             continue
-        vocabulary, name, sub_role = _parts(role)
+        vocabulary, name, _ = _parts(role)  # a sub-role refines its principal role, never replaces it
         if vocabulary == MEMBERSHIP:
-            course_roles.update({name, sub_role} - {""})
+            course_roles.add(name)
         elif vocabulary in (INSTITUTION, SYSTEM):
             everywhere.add(name)
     if course_roles & TEACHING_ROLES or ADMINISTRATOR in everywhere:
@@ -66,18 +71,71 @@ def nestlab_role(lms_roles: list[str]) -> roles.Role | None:
     return None
 
 
-def context(data: dict[str, Any]) -> dict[str, Any]:
-    value = data.get(CONTEXT)
+# Identifiers (subject, course id, deployment id) longer than this are refused, not cut: two
+# people must never share one by a cut.
+MAX_IDENTIFIER = 255
+# A launch's expiry is kept for its nonce at most this long (an LMS may send any exp).
+MAX_NONCE_DAYS = 2
+
+
+def text(value: Any) -> str:
+    """A claim that should be text: numbers are read as text, anything else as empty."""
+    if isinstance(value, bool) or value is None:
+        return ""
+    return str(value) if isinstance(value, (str, int)) else ""
+
+
+def mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def url(value: Any) -> str:
+    """An http(s) address Nestlab can call, or empty (an address it cannot use is left out)."""
+    candidate = text(value)
+    if not candidate or len(candidate) > 1024:
+        return ""
+    try:
+        URLValidator(schemes=["http", "https"])(candidate)
+    except ValidationError:
+        return ""
+    return candidate
+
+
+def expiry(data: dict[str, Any]) -> datetime:
+    """Until when a launch's nonce is kept: its exp, within now and two days from now."""
+    now = timezone.now()
+    try:
+        expires = datetime.fromtimestamp(int(data.get("exp", 0)), tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return now + timedelta(days=MAX_NONCE_DAYS)
+    return min(max(expires, now), now + timedelta(days=MAX_NONCE_DAYS))
+
+
+def identifier_problem(data: dict[str, Any]) -> tuple[str, str] | None:
+    """Why a launch's identifiers cannot be kept, as (words for the person, reason for the log),
+    or None: the subject must be text, it and the course's id at most 255 characters."""
+    subject = text(data.get("sub"))
+    if not subject:
+        return "Your LMS sent no user with this launch.", "a launch without a subject."
+    for name, value in (("user id", subject), ("course id", text(context(data).get("id")))):
+        if len(value) > MAX_IDENTIFIER:
+            return (
+                f"Your LMS sent a {name} longer than {MAX_IDENTIFIER} characters, which Nestlab cannot keep.",
+                f"a {name} of {len(value)} characters.",
+            )
+    return None
+
+
+def context(data: dict[str, Any]) -> dict[str, Any]:
+    return mapping(data.get(CONTEXT))
 
 
 def custom(data: dict[str, Any]) -> dict[str, Any]:
-    value = data.get(CUSTOM)
-    return value if isinstance(value, dict) else {}
+    return mapping(data.get(CUSTOM))
 
 
 def deployment_id(data: dict[str, Any]) -> str:
-    return str(data.get(DEPLOYMENT_ID, ""))
+    return text(data.get(DEPLOYMENT_ID))
 
 
 def is_deep_linking(data: dict[str, Any]) -> bool:
@@ -86,14 +144,19 @@ def is_deep_linking(data: dict[str, Any]) -> bool:
 
 def person(data: dict[str, Any]) -> dict[str, str]:
     """Name and e-mail as the LMS gives them (a launch's claims or a roster member), fitted to
-    the account's fields."""
+    the account's fields; an e-mail that is not one is left out."""
+    email = text(data.get("email"))
+    try:
+        validate_email(email)
+    except ValidationError:
+        email = ""
     return {
-        "first_name": str(data.get("given_name") or "")[:150],
-        "last_name": str(data.get("family_name") or "")[:150],
-        "email": str(data.get("email") or "")[:254],
+        "first_name": text(data.get("given_name"))[:150],
+        "last_name": text(data.get("family_name"))[:150],
+        "email": email if len(email) <= 254 else "",
     }
 
 
 def display_name(data: dict[str, Any]) -> str:
     """Who a launch is about, for the audit log."""
-    return str(data.get("email") or data.get("name") or data.get("sub") or "")
+    return text(data.get("email")) or text(data.get("name")) or text(data.get("sub"))

@@ -4,10 +4,14 @@ platforms, which this middleware allows (frame-ancestors 'self' and theirs; X-Fr
 which cannot name several origins, is left off then).
 
 Only a request the browser says is for a frame (``Sec-Fetch-Dest: iframe``, sent by every current
-browser) is answered so: a page loaded on its own keeps 'none', and costs no look-up."""
+browser) is answered so: a page loaded on its own keeps 'none', and costs no look-up. And only
+the pages a launch leads to (the LTI pages, a lab, the class table, a course's page) may be
+framed: an LMS page's author must not be able to frame a staff member's account, people or
+audit pages and trick clicks on them (the session cookie is SameSite=None in production)."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from django.db import DatabaseError
@@ -22,6 +26,16 @@ from lti.models import Platform
 ORIGINS_MAX_AGE_SECONDS = 30.0
 _origins: tuple[float, list[str]] | None = None
 FRAME_DESTINATIONS = {"iframe", "frame"}
+FRAMEABLE_PAGES = [
+    re.compile(pattern)
+    for pattern in (
+        r"/lti/",  # the launch, the course choice, the link back
+        r"/labs/\d+/",  # a lab and its pages (console, snapshots, ...)
+        r"/labs/courses/\d+/(mine/|fragments/table/|consoles/)?$",  # a student's way in; the class table
+        r"/labs/operations/\d+/$",
+        r"/courses/\d+/$",  # a course's page (its Start button)
+    )
+]
 
 
 def framing_origins() -> list[str]:
@@ -54,8 +68,8 @@ class LmsFramingMiddleware:
         response = self.get_response(request)
         if request.headers.get("Sec-Fetch-Dest") not in FRAME_DESTINATIONS:
             return response
-        if request.path.startswith(("/admin/", "/api/")):
-            return response  # the admin and the API are never shown inside an LMS
+        if not any(pattern.match(request.path) for pattern in FRAMEABLE_PAGES):
+            return response
         origins = framing_origins()
         if origins:
             response._csp_replace = {**getattr(response, "_csp_replace", {}), "frame-ancestors": ["'self'", *origins]}

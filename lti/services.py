@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 from pylti1p3.assignments_grades import AssignmentsGradesService
 from pylti1p3.exception import LtiException, LtiServiceException
@@ -25,10 +25,11 @@ from pylti1p3.service_connector import ServiceConnector
 from requests import RequestException
 
 from accounts import services as accounts_services
-from core import audit, realtime, roles
+from core import audit, rate_limit, realtime, roles
 from courses import permissions as course_permissions
 from courses.models import Course, Enrollment
 from lti import claims, keys
+from lti.http import LmsSession
 from lti.models import CourseLink, Identity, LinkMember, Platform, UsedNonce
 from lti.tool_config import registration_of
 
@@ -62,6 +63,9 @@ NOT_LINKED_WORDS = (
     "(or by adding it with the LMS's activity picker)."
 )
 SERVICE_TIMEOUT_WORDS = "The LMS did not answer"
+
+
+REFUSALS_AUDITED = rate_limit.Limit(name="lti-refusals", attempts=20, window_seconds=3600)
 
 
 class LaunchRefused(Exception):
@@ -180,15 +184,18 @@ class Launch:
 
 
 def launch_refused(*, words: str, reason: str, who: str = "", request=None) -> LaunchRefused:
-    """Record a refused launch (a failed login) and return the exception to raise."""
-    audit.audit_record(
-        category=audit.Category.LOGIN_FAILED,
-        action="auth.lti",
-        result=audit.Result.REFUSED,
-        actor_username=who[:150],
-        detail=reason[:500],
-        request=request,
-    )
+    """Record a refused launch (a failed login) and return the exception to raise. Anyone may
+    send a launch without signing in, so one address writes at most 20 such entries an hour."""
+    address = request.META.get("REMOTE_ADDR", "") if request is not None else ""
+    if rate_limit.attempt(REFUSALS_AUDITED, address):
+        audit.audit_record(
+            category=audit.Category.LOGIN_FAILED,
+            action="auth.lti",
+            result=audit.Result.REFUSED,
+            actor_username=who[:150],
+            detail=reason[:500],
+            request=request,
+        )
     return LaunchRefused(words, reason)
 
 
@@ -206,48 +213,95 @@ def nonce_use(*, platform: Platform, nonce: str, expires_at: datetime) -> bool:
 def launch_accept(*, platform: Platform, data: dict[str, Any], request=None) -> Launch:
     """A validated launch (pylti1p3 checked its signature, issuer, audience, deployment, expiry and
     the login's nonce): the person's account and role, and the course link it opens. Refuses a
-    replayed launch, a role that opens nothing and an e-mail that is a staff account's; a
-    refusal changes nothing but the audit log."""
+    replayed launch, a role that opens nothing, an e-mail that is a staff account's, claims of
+    the wrong shape, and an LMS teacher of a course no Nestlab course is linked to who does not
+    teach in Nestlab yet; a refusal changes nothing but the audit log."""
     who = claims.display_name(data)
-    expires = datetime.fromtimestamp(int(data.get("exp", 0)), tz=timezone.get_current_timezone())
     try:
-        if not nonce_use(platform=platform, nonce=str(data.get("nonce", "")), expires_at=max(expires, timezone.now())):
+        if not nonce_use(platform=platform, nonce=claims.text(data.get("nonce")), expires_at=claims.expiry(data)):
             raise LaunchRefused(
                 "This launch was already used. Open the activity again from your LMS.",
                 f"{platform.name}: a replayed launch (nonce used before).",
             )
-        role = claims.nestlab_role(data.get(claims.ROLES, []))
-        if role is None:
+        problem = claims.identifier_problem(data)
+        if problem is not None:
+            raise LaunchRefused(problem[0], f"{platform.name}: {problem[1]}")
+        lms_role = claims.nestlab_role(data.get(claims.ROLES, []))
+        if lms_role is None:
             raise LaunchRefused(NOT_A_ROLE_WORDS, f"{platform.name}: roles {data.get(claims.ROLES, [])} open nothing.")
-        with transaction.atomic():
-            user = _account_for(platform=platform, data=data)
-            role = _role_apply(user=user, lms_role=role)
-            link = _link_for(platform=platform, data=data)
-            if link is not None:
-                _link_refresh(link, data)
-                _course_join(link=link, user=user, role=role)
+        try:
+            with transaction.atomic():
+                link = _link_for(platform=platform, data=data)
+                user = _account_for(platform=platform, data=data, lms_role=lms_role, linked=link is not None)
+                role = _role_apply(user=user, lms_role=lms_role, link=link)
+                if link is not None:
+                    _link_refresh(link, data)
+                    _course_join(link=link, user=user, role=role)
+        except (ValidationError, DataError) as error:
+            raise LaunchRefused(
+                "Your LMS sent this launch in a form Nestlab cannot take. Tell the LMS's administrator.",
+                f"{platform.name}: a launch Nestlab cannot store: {error}",
+            ) from error
     except LaunchRefused as refusal:
         raise launch_refused(words=refusal.words, reason=refusal.reason, who=who, request=request) from None
     return Launch(user=user, role=role, platform=platform, link=link, deep_linking=claims.is_deep_linking(data))
 
 
-def _account_for(*, platform: Platform, data: dict[str, Any]) -> AbstractBaseUser:
-    subject = str(data.get("sub", ""))
+NOT_TEACHING_YET_WORDS = (
+    "This LMS course opens no Nestlab course yet, and your Nestlab account does not teach. A Nestlab "
+    "instructor links it by opening it once from the LMS; an admin can make you an instructor."
+)
+
+
+def _account_for(*, platform: Platform, data: dict[str, Any], lms_role: roles.Role, linked: bool) -> AbstractBaseUser:
+    """The person's account: found by the platform's subject; at a first launch a student account
+    with the same e-mail from a platform trusted with e-mails, else a new one. An LMS teacher from
+    an unlinked LMS course gets in only with an account that teaches in Nestlab already (an LMS
+    role never makes a Nestlab instructor but of a course the LMS course is linked to)."""
+    subject = claims.text(data.get("sub"))
     identity = Identity.objects.select_related("user").filter(platform=platform, subject=subject).first()
-    person = claims.person(data)
-    if identity is not None:
-        user = identity.user
-        _update_person(user, person)
-    else:
-        if person["email"] and _staff_has_email(person["email"]):
+    person = _person_from(platform, data)
+    claimed_email = claims.person(data)["email"]  # trusted or not, never beside a staff account's
+    if identity is None:
+        if claimed_email and _staff_has_email(claimed_email):
             raise LaunchRefused(STAFF_EMAIL_WORDS, f"{platform.name}: its e-mail is a staff account's.")
-        user = _existing_student(person["email"]) if person["email"] and platform.trust_emails else None
-        if user is None:
-            user = _new_account(person)
-        identity = Identity.objects.create(platform=platform, subject=subject, user=user)
+        if lms_role == roles.Role.INSTRUCTOR and not linked:
+            raise LaunchRefused(NOT_TEACHING_YET_WORDS, f"{platform.name}: an LMS teacher of an unlinked course.")
+        try:
+            with transaction.atomic():
+                user = _existing_student(person["email"]) if person["email"] else None
+                if user is None:
+                    user = _new_account(person)
+                identity = Identity.objects.create(platform=platform, subject=subject, user=user)
+        except IntegrityError:
+            # The same person's second first launch at once: the other one made the account.
+            identity = Identity.objects.select_related("user").filter(platform=platform, subject=subject).first()
+            if identity is None:
+                raise LaunchRefused(
+                    "Two launches arrived at once; open the activity again.",
+                    f"{platform.name}: a first launch raced another.",
+                ) from None
+    else:
+        if lms_role == roles.Role.INSTRUCTOR and not linked and not _teaches(identity.user):
+            raise LaunchRefused(NOT_TEACHING_YET_WORDS, f"{platform.name}: an LMS teacher of an unlinked course.")
+        _update_person(identity.user, person)
     identity.last_launch_at = timezone.now()
     identity.save(update_fields=["last_launch_at"])
-    return user
+    return identity.user
+
+
+def _teaches(user: AbstractBaseUser) -> bool:
+    return user.is_superuser or roles.is_admin(user) or roles.is_instructor(user)
+
+
+def _person_from(platform: Platform, data: dict[str, Any]) -> dict[str, str]:
+    """Name and e-mail to keep on the account. The e-mail only from a platform an admin trusts
+    with e-mails (Moodle lets people edit theirs): an account's e-mail is what a school sign-in
+    (OIDC, SAML) finds people by, so an LMS user must never be able to write someone else's."""
+    person = claims.person(data)
+    if not platform.trust_emails:
+        person["email"] = ""
+    return person
 
 
 def _existing_student(email: str) -> AbstractBaseUser | None:
@@ -264,7 +318,13 @@ def _staff_has_email(email: str) -> bool:
 
 
 def _update_person(user: AbstractBaseUser, person: dict[str, str]) -> None:
+    """Copy the LMS's name (and trusted e-mail) to the account; an e-mail another account has,
+    or a staff account's, is never taken."""
     changed = [field for field, value in person.items() if value and getattr(user, field) != value]
+    if "email" in changed:
+        taken = User.objects.filter(email__iexact=person["email"]).exclude(pk=user.pk).exists()
+        if taken or _staff_has_email(person["email"]):
+            changed.remove("email")
     for field in changed:
         setattr(user, field, person[field])
     if changed:
@@ -289,15 +349,17 @@ def _new_account(person: dict[str, str]) -> AbstractBaseUser:
     return user
 
 
-def _role_apply(*, user: AbstractBaseUser, lms_role: roles.Role) -> roles.Role:
+def _role_apply(*, user: AbstractBaseUser, lms_role: roles.Role, link: CourseLink | None) -> roles.Role:
     """The role this launch acts in. An LMS never makes an admin and never lowers anyone: a
-    teacher using the LMS's student view stays an instructor, and an admin stays one."""
+    teacher using the LMS's student view stays an instructor, and an admin stays one. An LMS
+    teacher becomes a Nestlab instructor only from an LMS course linked to a Nestlab course
+    (whose instructors link it): a sandbox course of their own makes no one an instructor."""
     current = roles.primary_role(user)
     if user.is_superuser or current == roles.Role.ADMIN:
         return roles.Role.ADMIN
     if current == roles.Role.INSTRUCTOR:
         return roles.Role.INSTRUCTOR
-    if lms_role == roles.Role.INSTRUCTOR:
+    if lms_role == roles.Role.INSTRUCTOR and link is not None:
         accounts_services.role_set(user=user, role=roles.Role.INSTRUCTOR, source="LMS (LTI)")
         return roles.Role.INSTRUCTOR
     if current is None:
@@ -314,7 +376,7 @@ def _link_for(*, platform: Platform, data: dict[str, Any]) -> CourseLink | None:
     into another LMS course (a course copy, a restore) never opens the first course from there:
     that course opens its own link, once its instructor has made one."""
     deployment_id = claims.deployment_id(data)
-    context_id = claims.context(data).get("id", "")
+    context_id = claims.text(claims.context(data).get("id"))
     links = CourseLink.objects.select_related("course").filter(
         platform=platform, deployment_id=deployment_id, context_id=context_id
     )
@@ -331,16 +393,21 @@ def _link_for(*, platform: Platform, data: dict[str, Any]) -> CourseLink | None:
 
 
 def _link_refresh(link: CourseLink, data: dict[str, Any]) -> None:
-    """Keep the LMS's service addresses as its latest launch gives them."""
-    nrps = data.get(claims.NRPS, {}) or {}
-    ags = data.get(claims.AGS, {}) or {}
+    """Keep the LMS's service addresses as its latest launch gives them (an address Nestlab
+    cannot use is left out, never the reason a launch fails)."""
+    nrps = claims.mapping(data.get(claims.NRPS))
+    ags = claims.mapping(data.get(claims.AGS))
     context = claims.context(data)
-    link.memberships_url = nrps.get("context_memberships_url", link.memberships_url) or ""
+    link.memberships_url = claims.url(nrps.get("context_memberships_url")) or link.memberships_url
     # The grade book's column list; Nestlab keeps one column of its own per course (made at the
     # first score), never the column of whichever activity launched last.
-    link.lineitems_url = ags.get("lineitems", link.lineitems_url) or ""
-    link.ags_scopes = list(ags.get("scope", link.ags_scopes) or [])
-    link.context_title = (context.get("title") or context.get("label") or link.context_title)[:255]
+    link.lineitems_url = claims.url(ags.get("lineitems")) or link.lineitems_url
+    scopes = ags.get("scope")
+    if isinstance(scopes, list):
+        link.ags_scopes = [scope for scope in scopes if isinstance(scope, str)][:20]
+    link.context_title = (claims.text(context.get("title")) or claims.text(context.get("label")) or link.context_title)[
+        :255
+    ]
     _save(link)
 
 
@@ -383,13 +450,13 @@ def course_link_create(
         course_permissions.can_manage_course(actor, course),
         "You can link an LMS course only to a Nestlab course you teach.",
     )
-    context = claims.context(data)
-    if not context.get("id"):
+    context_id = claims.text(claims.context(data).get("id"))
+    if not context_id:
         raise ValidationError("The LMS sent no course (context) with this launch, so there is nothing to link.")
     link, created = CourseLink.objects.get_or_create(
         platform=platform,
         deployment_id=claims.deployment_id(data),
-        context_id=context["id"],
+        context_id=context_id,
         course=course,
         defaults={"created_by": actor},
     )
@@ -441,7 +508,7 @@ class RosterSync:
 
 
 def _connector(platform: Platform) -> ServiceConnector:
-    return ServiceConnector(registration_of(platform))
+    return ServiceConnector(registration_of(platform), requests_session=LmsSession())
 
 
 def _service_failed(link: CourseLink, what: str, error: Exception) -> ValidationError:
@@ -512,17 +579,20 @@ def _roster_apply(link: CourseLink, members: list[dict[str, Any]]) -> RosterSync
 
 
 def _member_account(platform: Platform, member: dict[str, Any]) -> AbstractBaseUser | None:
-    subject = str(member.get("user_id", ""))
-    if not subject:
+    subject = claims.text(member.get("user_id"))
+    if not subject or len(subject) > claims.MAX_IDENTIFIER:
         return None
     identity = Identity.objects.select_related("user").filter(platform=platform, subject=subject).first()
     person = claims.person(member)
+    staff_email = bool(person["email"]) and _staff_has_email(person["email"])
+    if not platform.trust_emails:
+        person["email"] = ""
     if identity is not None:
         _update_person(identity.user, person)
         return identity.user if roles.primary_role(identity.user) == roles.Role.STUDENT else None
-    if person["email"] and _staff_has_email(person["email"]):
+    if staff_email:
         return None  # never next to a staff account's e-mail (counted as skipped)
-    user = _existing_student(person["email"]) if person["email"] and platform.trust_emails else None
+    user = _existing_student(person["email"]) if person["email"] else None
     if user is None:
         user = _new_account(person)
     if roles.primary_role(user) is None:

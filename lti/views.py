@@ -8,7 +8,9 @@ one-use nonce record (lti.services.nonce_use)."""
 from __future__ import annotations
 
 import logging
+import re
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login as sign_in
 from django.contrib.auth.decorators import login_required
@@ -23,22 +25,27 @@ from pylti1p3.contrib.django.launch_data_storage.cache import DjangoCacheDataSto
 from pylti1p3.deep_link_resource import DeepLinkResource
 from pylti1p3.exception import LtiException
 
-from core import rate_limit, roles
+from core import roles
 from core.web import refusal_message
 from courses import permissions as course_permissions
 from courses import selectors as course_selectors
 from courses.models import Course
 from lti import claims, keys, selectors, services
+from lti.http import LmsSession
 from lti.models import CourseLink, origin_of
 from lti.tool_config import PlatformToolConf, platform_for
 
 logger = logging.getLogger(__name__)
 
 LAUNCH_SESSION_KEY = "lti_launch_id"
-# Logins from unregistered LMSs recorded in the audit log per address: at most this many an hour.
-UNKNOWN_LMS_AUDITED = rate_limit.Limit(name="lti-unknown-lms", attempts=20, window_seconds=3600)
+# An origin as it may stand in a CSP directive: nothing that could end the directive.
+SAFE_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 SESSION_BACKEND = "accounts.identity_providers.IdentityProviderSessionBackend"  # checks no password; keeps the session
 LAUNCH_FAILED_WORDS = "Your LMS's launch could not be checked, so Nestlab did not sign you in"
+
+
+# A platform's public keys are fetched at most this often (a class launching at once asks once).
+KEY_SET_CACHE_SECONDS = 300
 
 
 def _storage() -> DjangoCacheDataStorage:
@@ -48,15 +55,22 @@ def _storage() -> DjangoCacheDataStorage:
 
 
 class NestlabMessageLaunch(DjangoMessageLaunch):
-    """pylti1p3's launch, with the login's state always looked up on the server. Over HTTPS the
-    state cookie must come too (pylti1p3's check, SameSite=None); over plain HTTP (development)
-    browsers drop such cookies on a cross-site post, so the server-side state alone binds it."""
+    """pylti1p3's launch, with the login's state always looked up on the server, calls to the LMS
+    bounded in time and its keys cached. Over HTTPS the state cookie must come too (pylti1p3's
+    check, SameSite=None); over plain HTTP, where browsers drop such cookies on a cross-site post,
+    the server-side state alone binds it, but only where NESTLAB_LTI_PLAIN_HTTP allows (never in
+    production: a proxy that forgets X-Forwarded-Proto must not weaken the check)."""
+
+    def __init__(self, request, tool_config, **kwargs):
+        kwargs["requests_session"] = kwargs.get("requests_session") or LmsSession()
+        super().__init__(request, tool_config, **kwargs)
+        self.set_public_key_caching(_storage(), KEY_SET_CACHE_SECONDS)
 
     def validate_state(self):
         state = self._get_request_param("state")
         if not state or self._session_service.get_state_params(state) is None:
             raise LtiException("The login state is unknown or expired: open the activity again from your LMS.")
-        if self._request.is_secure():
+        if self._request.is_secure() or not settings.NESTLAB_LTI_PLAIN_HTTP:
             return super().validate_state()
         return self
 
@@ -73,11 +87,9 @@ def login(request: HttpRequest) -> HttpResponse:
     params = request.POST if request.method == "POST" else request.GET
     issuer, client_id = params.get("iss", ""), params.get("client_id") or None
     if platform_for(issuer, client_id) is None:
-        # Anyone may send this without signing in: recorded, but not without end from one address.
-        if rate_limit.attempt(UNKNOWN_LMS_AUDITED, request.META.get("REMOTE_ADDR", "")):
-            services.launch_refused(
-                words="", reason=f"A login from an unknown LMS: {issuer[:200]} (client {client_id}).", request=request
-            )
+        services.launch_refused(
+            words="", reason=f"A login from an unknown LMS: {issuer[:200]} (client {client_id}).", request=request
+        )
         return _refused(
             request, "This LMS is not registered with Nestlab. Ask a Nestlab admin to register it.", status=400
         )
@@ -199,7 +211,10 @@ def deep_link(request: HttpRequest) -> HttpResponse:
         {"return_url": return_url, "jwt": message.get_deep_link().get_response_jwt([resource]), "course": link.course},
     )
     # The answer is a form posted to the LMS: this page, and only it, may post there.
-    response._csp_update = {"form-action": [origin_of(return_url)]}
+    origin = origin_of(return_url)
+    if not SAFE_ORIGIN.fullmatch(origin):
+        return _refused(request, "Your LMS gave an address Nestlab will not send the link back to.", status=400)
+    response._csp_update = {"form-action": [origin]}
     return response
 
 

@@ -258,6 +258,10 @@ NESTLAB_WEB_CONCURRENCY = int(os.environ.get("NESTLAB_WEB_CONCURRENCY", "16"))
 # Unset: the embedded server that `manage.py runportal` starts (portal/embedded_redis.py).
 NESTLAB_EMBEDDED_REDIS_PORT = int(os.environ.get("NESTLAB_EMBEDDED_REDIS_PORT", "6390"))
 REDIS_URL = os.environ.get("REDIS_URL") or f"redis://127.0.0.1:{NESTLAB_EMBEDDED_REDIS_PORT}/0"
+# LTI launches over plain HTTP (development): the login's state, kept on the server, binds the
+# launch without the browser's state cookie (browsers drop it on a cross-site post over HTTP).
+# Off in production, where a proxy forgetting X-Forwarded-Proto must not weaken the check.
+NESTLAB_LTI_PLAIN_HTTP = env_bool("NESTLAB_LTI_PLAIN_HTTP", True)
 # The shared cache: LTI logins and launches (lti/views.py) must be found by whichever web
 # process takes the next request; everything else uses the per-process default.
 CACHES = {

@@ -47,6 +47,7 @@ CSRF_COOKIE_SECURE = True
 # An LMS shows Nestlab in an iframe (LTI 1.3): a framed page gets its cookies only when they are
 # SameSite=None (and Secure). Django's CSRF tokens and Origin checks still guard every post.
 # NESTLAB_LMS_IFRAMES=0 keeps them Lax where no LMS frames Nestlab (docs/identity.md).
+NESTLAB_LTI_PLAIN_HTTP = False  # LTI launches need the browser's state cookie (lti/views.py)
 if env_bool("NESTLAB_LMS_IFRAMES", True):
     SESSION_COOKIE_SAMESITE = "None"
     CSRF_COOKIE_SAMESITE = "None"

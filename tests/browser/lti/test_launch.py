@@ -45,6 +45,7 @@ def lms(transactional_db, celery_queue, lti_platform):
         auth_login_url=lti_platform.auth_login_url,
         auth_token_url=lti_platform.auth_token_url,
         key_set_url=lti_platform.key_set_url,
+        trust_emails=True,  # a school whose LMS locks e-mails
     )
     lti_platform.set_tool_jwks(keys.public_key_set())
     lti_platform.target_link_uri = f"http://127.0.0.1:{port}/lti/launch/"

@@ -13,7 +13,8 @@ from lti.models import Platform
 
 @pytest.fixture
 def registered(lti_platform, db) -> Platform:
-    """The test platform, registered as an admin would, knowing Nestlab's public keys."""
+    """The test platform, registered as an admin would (trusted with e-mails, as a school whose LMS
+    locks them), knowing Nestlab's public keys."""
     platform = Platform.objects.create(
         name="Moodle",
         issuer=lti_platform.issuer,
@@ -22,10 +23,21 @@ def registered(lti_platform, db) -> Platform:
         auth_login_url=lti_platform.auth_login_url,
         auth_token_url=lti_platform.auth_token_url,
         key_set_url=lti_platform.key_set_url,
+        trust_emails=True,
     )
     lti_platform.set_tool_jwks(keys.public_key_set())
     lti_platform.target_link_uri = "http://testserver/lti/launch/"
     return platform
+
+
+@pytest.fixture(autouse=True)
+def forget_attempts():
+    """Refusals are audited at most 20 an hour per address: each test starts with none counted."""
+    from core import rate_limit
+
+    rate_limit.forget_all()
+    yield
+    rate_limit.forget_all()
 
 
 def launch(client: Client, lti_platform, **prepared):

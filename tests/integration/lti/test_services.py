@@ -179,3 +179,66 @@ def test_a_score_the_lms_refuses_is_told_in_words(link, lti_platform):
     lti_platform.set_tool_jwks({"keys": []})
     with pytest.raises(ValidationError, match="refused or did not answer the score"):
         services.score_send(link=link, student=student, score_given=1, score_maximum=1)
+
+
+# Launches with claims of unusual shapes (pylti1p3 checked the signature; the LMS is odd or hostile)
+
+
+def _launch_data(lti_platform, **claims_over) -> dict:
+    import time
+    import uuid
+
+    from lti import claims
+
+    data = {
+        "iss": lti_platform.issuer,
+        "sub": "lms-odd",
+        "nonce": uuid.uuid4().hex,
+        "exp": int(time.time()) + 300,
+        "email": "odd@school.example",
+        claims.ROLES: [LEARNER],
+        claims.DEPLOYMENT_ID: lti_platform.deployment_id,
+        claims.CONTEXT: {"id": "course-101", "title": "Networking 101"},
+    }
+    data.update(claims_over)
+    return data
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"https://purl.imsglobal.org/spec/lti/claim/context": {"id": "course-101", "title": 5}},
+        {"https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice": "not an object"},
+        {
+            "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint": {
+                "lineitems": "http://moodle/no-dots",
+                "scope": "x",
+            }
+        },
+        {"email": "not an e-mail"},
+        {"email": ["odd@school.example"]},
+        {"given_name": {"first": "Odd"}},
+        {"exp": 10**12},
+        {"exp": "soon"},
+    ],
+)
+def test_a_launch_with_odd_claims_is_taken_without_them(link, lti_platform, odd):
+    launched = services.launch_accept(platform=link.platform, data=_launch_data(lti_platform, **odd))
+    assert launched.link == link and Enrollment.objects.filter(course=link.course, student=launched.user).exists()
+
+
+@pytest.mark.parametrize(
+    ("odd", "words"),
+    [
+        ({"sub": "x" * 256}, "user id longer than 255"),
+        ({"sub": ["lms-odd"]}, "no user"),
+        ({"https://purl.imsglobal.org/spec/lti/claim/context": {"id": "c" * 256}}, "course id longer than 255"),
+    ],
+)
+def test_a_launch_whose_identifiers_cannot_be_kept_is_refused_in_words(link, lti_platform, odd, words):
+    from core.models import AuditEntry
+
+    with pytest.raises(services.LaunchRefused, match=words):
+        services.launch_accept(platform=link.platform, data=_launch_data(lti_platform, **odd))
+    assert not Identity.objects.exists()
+    assert AuditEntry.objects.filter(action="auth.lti", result="refused").count() == 1

@@ -13,7 +13,7 @@ from courses.models import Enrollment
 from lti import keys
 from lti.middleware import forget_framing_origins
 from lti.models import CourseLink, Identity, ToolKey
-from tests.factories import AdminFactory, InstructorFactory, LtiPlatformFactory, StudentFactory, lab_row, open_course
+from tests.factories import InstructorFactory, LtiPlatformFactory, StudentFactory, lab_row, open_course
 from tests.integration.lti.conftest import launch
 from tests.support.lti_platform import DEEP_LINKING_REQUEST, INSTRUCTOR, LEARNER
 
@@ -98,20 +98,44 @@ def test_a_student_made_instructor_by_the_lms_is_promoted_and_a_teacher_is_never
     assert response["Location"] == f"/labs/courses/{linked_course.pk}/"
 
 
-def test_a_student_account_with_the_lms_email_is_reached_only_from_an_lms_trusted_with_emails(
-    registered, linked_course, lti_platform
-):
+def test_an_lms_not_trusted_with_emails_never_writes_one_on_an_account(registered, linked_course, lti_platform):
+    """Moodle lets people edit their own e-mail: an untrusted LMS's e-mail would let a student
+    write a dean's address on their account, which a school sign-in (OIDC, SAML) then finds."""
     rostered = StudentFactory(email="ada@school.example")
-    # Moodle lets people edit their own e-mail unless locked: not trusted by default.
-    client = Client()
-    launch(client, lti_platform, user=ADA, roles=[LEARNER])
-    assert _signed_in(client).pk != rostered.pk and _signed_in(client).username.startswith("ada")
-    Identity.objects.all().delete()
-    registered.trust_emails = True
+    registered.trust_emails = False
     registered.save()
     client = Client()
     launch(client, lti_platform, user=ADA, roles=[LEARNER])
+    mallory = _signed_in(client)
+    assert mallory.pk != rostered.pk and mallory.email == ""
+    launch(Client(), lti_platform, user={**ADA, "email": "dean@school.example"}, roles=[LEARNER])
+    mallory.refresh_from_db()
+    assert mallory.email == ""
+
+
+def test_a_trusted_lms_reaches_a_student_account_by_email_but_never_writes_a_taken_one(linked_course, lti_platform):
+    rostered = StudentFactory(email="ada@school.example")
+    client = Client()
+    launch(client, lti_platform, user=ADA, roles=[LEARNER])
     assert _signed_in(client).pk == rostered.pk
+    StudentFactory(email="bob@school.example")
+    launch(Client(), lti_platform, user={**ADA, "email": "bob@school.example"}, roles=[LEARNER])
+    InstructorFactory(email="dean@school.example")
+    launch(Client(), lti_platform, user={**ADA, "email": "dean@school.example"}, roles=[LEARNER])
+    rostered.refresh_from_db()
+    assert rostered.email == "ada@school.example"
+
+
+def test_an_lms_teacher_of_an_unlinked_course_is_not_made_an_instructor(registered, lti_platform):
+    """A teacher's role in a sandbox LMS course of their own makes no one a Nestlab instructor."""
+    client = Client()
+    response = launch(client, lti_platform, user=ADA, roles=[INSTRUCTOR], context={"id": "my-sandbox", "title": "x"})
+    assert response.status_code == 403 and "does not teach" in response.content.decode()
+    assert not _signed_in(client).is_authenticated and not Identity.objects.exists()
+    launch(Client(), lti_platform, user=ADA, roles=[LEARNER], context={"id": "my-sandbox", "title": "x"})
+    ada = Identity.objects.get(subject="lms-ada").user
+    launch(Client(), lti_platform, user=ADA, roles=[INSTRUCTOR], context={"id": "my-sandbox", "title": "x"})
+    assert roles.primary_role(ada) == roles.Role.STUDENT
 
 
 def test_an_activity_copied_into_another_lms_course_opens_that_courses_own_link(registered, lti_platform):
@@ -215,11 +239,14 @@ def test_a_learner_from_an_unlinked_lms_course_is_told_so(registered, lti_platfo
 
 def test_an_instructors_first_launch_from_an_unlinked_lms_course_links_the_course_they_choose(registered, lti_platform):
     course = open_course(students=0)
+    # A Nestlab instructor whose LMS account an admin linked (a launch never takes a staff
+    # account by its e-mail, and an LMS role alone makes no one an instructor).
+    teacher = course.instructors.get()
+    Identity.objects.create(platform=registered, subject="lms-grace", user=teacher)
     client = Client()
     response = launch(client, lti_platform, user=GRACE, roles=[INSTRUCTOR])
     assert response["Location"] == "/lti/link-course/"
-    teacher = _signed_in(client)
-    course.instructors.add(teacher)
+    assert _signed_in(client).pk == teacher.pk
     other = open_course(students=0)  # not theirs
     page = client.get("/lti/link-course/").content.decode()
     assert f"({course.code}," in page and f"({other.code}," not in page
@@ -239,10 +266,10 @@ def test_deep_linking_returns_a_signed_link_that_opens_the_chosen_course_and_onl
     registered, lti_platform
 ):
     course = open_course(students=0)
+    Identity.objects.create(platform=registered, subject="lms-grace", user=course.instructors.get())
     client = Client()
     response = launch(client, lti_platform, user=GRACE, roles=[INSTRUCTOR], message_type=DEEP_LINKING_REQUEST)
     assert response["Location"] == "/lti/deep-link/"
-    course.instructors.add(_signed_in(client))
     answer = client.post("/lti/deep-link/", {"course": course.pk})
     page = answer.content.decode()
     assert answer.status_code == 200 and lti_platform.deep_link_return_url in page
@@ -294,29 +321,33 @@ def test_the_key_set_publishes_the_key_nestlab_signs_with(db):
 
 def test_pages_may_be_framed_only_by_registered_lms_origins(client, db):
     forget_framing_origins()  # another test's platform, rolled back, may be remembered
-    client.force_login(AdminFactory())
+    course = open_course(students=0)
+    client.force_login(course.instructors.get())
     client.defaults["HTTP_SEC_FETCH_DEST"] = "iframe"  # what a browser sends for a page in a frame
-    before = client.get("/")
+    class_table = f"/labs/courses/{course.pk}/"
+    before = client.get(class_table)
     assert "frame-ancestors 'none'" in before["Content-Security-Policy"] and before["X-Frame-Options"] == "DENY"
     registered = LtiPlatformFactory(
         issuer="https://canvas.instructure.com", frame_origins=["https://school.instructure.com"]
     )
-    after = client.get("/")
+    after = client.get(class_table)
     # Hosted Canvas's issuer is not where its pages are: the school's own origin frames the tool.
     assert (
         "frame-ancestors 'self' https://canvas.instructure.com https://school.instructure.com;"
         in after["Content-Security-Policy"]
     )
     assert "X-Frame-Options" not in after
-    # The admin and the API are never framed.
-    admin = client.get("/admin/")
-    assert "frame-ancestors 'none'" in admin["Content-Security-Policy"] and admin["X-Frame-Options"] == "DENY"
+    # Pages a launch never leads to (the account with its API keys, the people, the admin) are
+    # never framed: an LMS page's author must not trick a teacher's clicks on them.
+    for path in ("/account/", "/people/", "/admin/", f"/courses/{course.pk}/edit/"):
+        refused = client.get(path)
+        assert "frame-ancestors 'none'" in refused.get("Content-Security-Policy", "frame-ancestors 'none'"), path
     # The same page loaded on its own is never framed.
-    alone = client.get("/", headers={"Sec-Fetch-Dest": "document"})
+    alone = client.get(class_table, headers={"Sec-Fetch-Dest": "document"})
     assert "frame-ancestors 'none'" in alone["Content-Security-Policy"] and alone["X-Frame-Options"] == "DENY"
     registered.is_active = False
     registered.save()
-    assert "frame-ancestors 'none'" in client.get("/")["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in client.get(class_table)["Content-Security-Policy"]
 
 
 def test_over_https_the_launch_needs_the_browsers_state_cookie_too(linked_course, lti_platform):
@@ -333,3 +364,22 @@ def test_over_https_the_launch_needs_the_browsers_state_cookie_too(linked_course
     assert refused.status_code == 403 and not _signed_in(stranger).is_authenticated
     accepted = browser.post("/lti/launch/", form, secure=True)
     assert accepted.status_code == 302 and _signed_in(browser).email == "ada@school.example"
+
+
+def test_where_plain_http_launches_are_not_allowed_the_browsers_state_cookie_is_needed(
+    linked_course, lti_platform, settings
+):
+    settings.NESTLAB_LTI_PLAIN_HTTP = False  # production: a proxy that forgot X-Forwarded-Proto
+    browser = Client()
+    login = browser.get("/lti/login/", lti_platform.prepare_launch(user=ADA, roles=[LEARNER]))
+    _, form = lti_platform.id_token_form(login["Location"])
+    stranger = Client()
+    assert stranger.post("/lti/launch/", form).status_code == 403
+    assert browser.post("/lti/launch/", form).status_code == 302
+
+
+def test_anyones_refused_launches_fill_the_audit_log_a_bounded_number_of_times(db):
+    for _ in range(25):
+        response = Client().post("/lti/launch/", {"state": "x", "id_token": "a.b.c"})
+        assert response.status_code == 403
+    assert AuditEntry.objects.filter(action="auth.lti").count() == 20

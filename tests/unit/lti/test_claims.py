@@ -19,6 +19,8 @@ I = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"  # noqa: E741
         ([M + "Learner", M + "Instructor"], Role.INSTRUCTOR),
         ([M + "ContentDeveloper"], Role.INSTRUCTOR),
         (["http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"], Role.INSTRUCTOR),
+        # A sub-role refines its principal role, never replaces it.
+        (["http://purl.imsglobal.org/vocab/lis/v2/membership/Learner#Instructor"], Role.STUDENT),
         ([I + "Administrator"], Role.INSTRUCTOR),  # an LMS admin teaches; never a Nestlab admin
         ([I + "Instructor"], None),  # teaches somewhere in the school, not in this course
         ([I + "Instructor", M + "Learner"], Role.STUDENT),  # a teacher taking a course learns in it
