@@ -133,7 +133,7 @@ def test_daphne_keeps_no_database_connection_once_its_requests_have_ended():
                 assert response.status == 200
         # A page in an LMS's frame reads the platforms that may frame it after its view.
         LtiPlatformFactory()
-        framed = urllib.request.Request(f"{web.url}/login/", headers={"Sec-Fetch-Dest": "iframe"})
+        framed = urllib.request.Request(f"{web.url}/lti/jwks/", headers={"Sec-Fetch-Dest": "iframe"})
         with urllib.request.urlopen(framed, timeout=30) as response:
             assert "frame-ancestors 'self' https://moodle" in response.headers["Content-Security-Policy"]
         # The answer reaches the client a moment before the request's clean-up closes its
