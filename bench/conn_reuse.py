@@ -6,9 +6,9 @@ request costs in CPU (issue 16, connection reuse under ASGI).
 
 Set-up: a throwaway PostgreSQL database (--database-url, created, migrated and dropped WITH
 (FORCE)), one student with an API token, and for each --conn-max-age value a fresh daphne as
-runportal starts it (DATABASE_CONN_MAX_AGE set for daphne only). --clients keep-alive clients
-then send --requests authenticated `GET /api/v1/operations/` (a list: session-less token
-auth, a count and a page) as fast as daphne answers them.
+runportal starts it (DATABASE_CONN_MAX_AGE and NESTLAB_WEB_CONN_MAX_AGE set for daphne
+only). --clients keep-alive clients then send --requests authenticated
+`GET /api/v1/operations/` (a list: token auth, a count and a page) as fast as daphne answers.
 
 It prints, for each value:
 - connections opened: the growth of pg_stat_database.sessions for our database (PostgreSQL
@@ -90,7 +90,13 @@ async def _burst(url: str, token: str, clients: int, requests: int) -> tuple[lis
 def run(options, database: Database, token: str, conn_max_age: int, workdir: Path) -> dict:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "DATABASE_CONN_MAX_AGE": str(conn_max_age), "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        # Both: before issue 16's fix daphne's requests used the first, since then the second.
+        "DATABASE_CONN_MAX_AGE": str(conn_max_age),
+        "NESTLAB_WEB_CONN_MAX_AGE": str(conn_max_age),
+        "LOG_LEVEL": "WARNING",
+    }
     if options.web_concurrency:
         env["NESTLAB_WEB_CONCURRENCY"] = str(options.web_concurrency)
     daphne = Child(

@@ -27,8 +27,11 @@ from portal.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # Each request in Django holds a thread and a database connection: cap them.
-        "http": ConcurrencyLimit(django_asgi_app, settings.NESTLAB_WEB_CONCURRENCY),
+        # Each request in Django holds one of a fixed set of threads, and its database
+        # connection, which the next request on that thread reuses.
+        "http": ConcurrencyLimit(
+            django_asgi_app, settings.NESTLAB_WEB_CONCURRENCY, conn_max_age=settings.NESTLAB_WEB_CONN_MAX_AGE
+        ),
         "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

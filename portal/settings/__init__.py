@@ -226,10 +226,9 @@ DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'nestlab
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
-        # 0: closed at the end of each request. Under ASGI (daphne) every request runs on a
-        # thread of its own, so a kept connection is never reused and stays open until the
-        # garbage collector finds it: 200 students exhausted PostgreSQL that way
-        # (docs/benchmarks.md). Celery workers may keep theirs (e.g. 60).
+        # 0: closed at the end of each request or task. Daphne's HTTP requests have their own
+        # (NESTLAB_WEB_CONN_MAX_AGE, below); Celery workers and the watcher may keep theirs
+        # (e.g. 60).
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
         conn_health_checks=True,
     )
@@ -253,6 +252,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # rest wait their turn. Each holds a database connection: daphne processes times this, plus
 # the workers' processes, the watcher and beat, must stay below PostgreSQL's max_connections.
 NESTLAB_WEB_CONCURRENCY = int(os.environ.get("NESTLAB_WEB_CONCURRENCY", "16"))
+# Those requests run on NESTLAB_WEB_CONCURRENCY long-lived threads; the PostgreSQL connection of
+# each is kept this many seconds and reused by request after request (checked at the start of
+# each, CONN_HEALTH_CHECKS). Under Django's own ASGI handling every request had a new thread, so
+# 0 opened a connection per request and more leaked them (docs/benchmarks.md, issue 16).
+NESTLAB_WEB_CONN_MAX_AGE = int(os.environ.get("NESTLAB_WEB_CONN_MAX_AGE", "300"))
 
 # Redis: the Celery broker and result backend, and the Channels layer.
 # Unset: the embedded server that `manage.py runportal` starts (portal/embedded_redis.py).

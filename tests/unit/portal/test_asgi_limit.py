@@ -57,3 +57,41 @@ def test_websockets_are_not_counted():
 def test_a_limit_below_one_is_refused_in_words():
     with pytest.raises(ValueError, match="at least 1, not 0"):
         ConcurrencyLimit(SlowApp(), 0)
+
+
+class SyncWorkApp:
+    """An ASGI app whose request does thread-sensitive synchronous work, as Django's handler does."""
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []  # names: a thread's ident may be given to a later thread
+        self.busy: set[int] = set()
+        self.shared = False
+
+    def _work(self) -> None:
+        import threading
+        import time
+
+        ident = threading.get_ident()
+        self.shared = self.shared or ident in self.busy
+        self.busy.add(ident)
+        time.sleep(0.005)
+        self.busy.discard(ident)
+        self.threads.append(threading.current_thread().name)
+
+    async def __call__(self, scope, receive, send) -> None:
+        from asgiref.sync import ThreadSensitiveContext, sync_to_async
+
+        async with ThreadSensitiveContext():  # what django.core.handlers.asgi.ASGIHandler does
+            await sync_to_async(self._work)()
+            await sync_to_async(self._work)()
+        await send({"type": "done", "number": scope["number"]})
+
+
+def test_requests_run_their_synchronous_work_on_the_same_few_threads_one_request_at_a_time():
+    """So a database connection Django keeps on a thread (CONN_MAX_AGE) serves request after request."""
+    app = SyncWorkApp()
+    sent = _serve(ConcurrencyLimit(app, 3), [{"type": "http", "number": n} for n in range(30)])
+    assert len(sent) == 30
+    assert len(app.threads) == 60
+    assert len(set(app.threads)) <= 3, "no new thread per request"
+    assert not app.shared, "a thread never serves two requests at once"
