@@ -7,6 +7,9 @@ edited; these act only inside this process.
   time lost to other load on the machine does not count), switched on by SIGUSR1 and off
   by SIGUSR2, which also writes the statistics to FILE. The benchmark profiles only the
   events, not the connection burst.
+- NESTLAB_BENCH_READY_LINE=1: write "nestlab-bench: daphne is serving" to stderr once the
+  reactor runs (daphne has then loaded the application and listens), for daphnes that share
+  one socket, where a health check may be answered by another one.
 - NESTLAB_BENCH_PUSH_DIRECT=1 (experiment): a consumer handles `push` events without
   channels' `aclose_old_connections()` hop, which AsyncConsumer.dispatch (channels 4.2+)
   makes before every handler: a sync_to_async call into the one thread that runs database
@@ -95,6 +98,12 @@ def main() -> None:
     if os.environ.get("NESTLAB_BENCH_GC_FREEZE") == "1":
         _gc_freeze()
     from daphne.cli import CommandLineInterface
+
+    if os.environ.get("NESTLAB_BENCH_READY_LINE") == "1":
+        import daphne.server  # noqa: F401 - installs Twisted's asyncio reactor first
+        from twisted.internet import reactor
+
+        reactor.callWhenRunning(lambda: sys.stderr.write("nestlab-bench: daphne is serving\n"))
 
     sys.argv = ["daphne", *sys.argv[1:]]
     CommandLineInterface.entrypoint()

@@ -79,14 +79,23 @@ def _free_port() -> int:
 class Child:
     """A child process in a session of its own, logging to a file; stopped by its own id."""
 
-    def __init__(self, name: str, command: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, name: str, command: list[str], env: dict[str, str], log: Path, pass_fds: tuple[int, ...] = ()
+    ) -> None:
         self.name, self.command, self.env, self.log = name, command, env, log
+        self.pass_fds = pass_fds  # open files the child keeps (a shared listening socket)
         self.process: subprocess.Popen | None = None
 
     def start(self, ready: Callable[[], bool], timeout: float = 60.0) -> None:
         handle = self.log.open("w")
         self.process = subprocess.Popen(
-            self.command, cwd=REPO_ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            self.command,
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=self.pass_fds,
         )
         handle.close()
         deadline = time.monotonic() + timeout
@@ -125,6 +134,10 @@ class Stack:
     keep: bool = False
     simulator_args: list[str] = field(default_factory=list)  # launcher flags on top of -demo
     daphnes: int = 1  # daphne processes; clients are spread over them as a proxy would
+    # With more than one daphne: all on one listening socket, as `runportal --web-processes N`
+    # runs them (portal/webserver.py); the kernel, not the clients, picks each one's daphne.
+    shared_socket: bool = False
+    _listener = None
     daphne_profile: Path | None = None  # profile the first daphne's CPU (bench/_daphne.py), statistics here
     daphne_switches: dict[str, str] = field(default_factory=dict)  # bench/_daphne.py's NESTLAB_BENCH_* variables
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="nestlab-bench-live-")))
@@ -229,25 +242,48 @@ class Stack:
         watcher (manage.py runwatcher) if wanted."""
         self.groups |= {f"user.{self.user(name).pk}" for name in ("admin", "instructor")}
         self._members_before = self._group_members()
+        if self.shared_socket and self.daphnes > 1:
+            from portal import webserver
+
+            self._listener = webserver.listen("127.0.0.1", _free_port())
+            shared_url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         for number in range(self.daphnes):
             env = {**os.environ, "LOG_LEVEL": "WARNING"}
             launcher = ["-m", "daphne"]
-            if (self.daphne_profile and number == 0) or self.daphne_switches:
+            if (self.daphne_profile and number == 0) or self.daphne_switches or self._listener is not None:
                 launcher = [str(Path(__file__).with_name("_daphne.py"))]
                 env.update(self.daphne_switches)
+                if self._listener is not None:
+                    env["NESTLAB_BENCH_READY_LINE"] = "1"
                 if self.daphne_profile and number == 0:
                     env["NESTLAB_BENCH_DAPHNE_PROFILE"] = str(self.daphne_profile)
-            port = _free_port()
-            base_url = f"http://127.0.0.1:{port}"
+            if self._listener is not None:
+                base_url, fds = shared_url, (self._listener.fileno(),)
+                address = ["--fd", str(self._listener.fileno())]
+            else:
+                port, fds = _free_port(), ()
+                base_url = f"http://127.0.0.1:{port}"
+                address = ["-b", "127.0.0.1", "-p", str(port)]
             child = Child(
                 f"daphne {number + 1}",
-                [sys.executable, *launcher, "-b", "127.0.0.1", "-p", str(port), "portal.asgi:application"],
+                [sys.executable, *launcher, *address, "portal.asgi:application"],
                 env,
                 self.workdir / f"daphne-{number + 1}.log",
+                pass_fds=fds,
             )
             self.daphne.append(child)
-            child.start(lambda url=base_url: self._healthy(url))
-            self.base_urls.append(base_url)
+            # On a shared socket any daphne may answer the health check: wait for this one's log.
+            child.start(
+                (lambda child=child: "nestlab-bench: daphne is serving" in child.text())
+                if fds
+                else (lambda url=base_url: self._healthy(url))
+            )
+            if base_url not in self.base_urls:
+                self.base_urls.append(base_url)
+        if self._listener is not None:
+            wait_until = time.monotonic() + 30
+            while not self._healthy(shared_url) and time.monotonic() < wait_until:
+                time.sleep(0.2)
         if self.watcher:
             self.watcher_process = Child(
                 "watcher",
@@ -256,6 +292,21 @@ class Stack:
                 self.workdir / "watcher.log",
             )
             self.watcher_process.start(lambda: "Watching the lab VMs" in self.watcher_process.text())
+
+    def clients_per_daphne(self) -> list[int]:
+        """Open TCP connections each daphne has accepted (on a shared socket the kernel spreads them)."""
+        import psutil
+
+        ports = {int(url.rsplit(":", 1)[1]) for url in self.base_urls}
+        counts = []
+        for child in self.daphne:
+            try:
+                sockets = psutil.Process(child.process.pid).net_connections(kind="tcp")
+            except psutil.Error:
+                counts.append(0)
+                continue
+            counts.append(sum(1 for s in sockets if s.status == psutil.CONN_ESTABLISHED and s.laddr.port in ports))
+        return counts
 
     @property
     def base_url(self) -> str:
@@ -357,6 +408,8 @@ class Stack:
         for child in [*self.daphne, self.watcher_process]:
             if child is not None:
                 child.stop()
+        if self._listener is not None:
+            self._listener.close()
         if "django" in sys.modules:
             from django.db import connections
 

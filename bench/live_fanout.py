@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import random
 import statistics
 import sys
@@ -115,6 +116,8 @@ async def measure(stack: Stack, lab, vm: dict | None, cookies: list[str], option
     )
     if not connected:
         return {"connected": 0, "connect_failures": failures[:10], "rounds": []}
+    if len(stack.daphne) > 1:
+        say(f"clients per daphne: {stack.clients_per_daphne()}")
     await asyncio.sleep(1.0)  # let daphne settle after the connection burst
 
     # Database work (the event, the seq it will carry) in one thread of its own, as a worker's.
@@ -274,6 +277,8 @@ def report(stack: Stack, options, figures: dict, limit_words: str) -> dict:
     say("")
     say(f"Live status: one event to {options.clients} class-table clients (ws/courses/<id>/)")
     daphnes = "one daphne process" if options.daphnes == 1 else f"{options.daphnes} daphne processes"
+    if options.daphnes > 1:
+        daphnes += " on one shared socket (runportal's way)" if options.shared_socket else " on ports of their own"
     experiment = f"; EXPERIMENT (bench/_daphne.py): {', '.join(options.experiment)}" if options.experiment else ""
     say(f"  setup           {stack.database}, {stack.redis}; {daphnes}; {limit_words}{experiment}")
     event_words = {
@@ -367,6 +372,11 @@ def main(argv: list[str] | None = None) -> int:
         "--daphnes", type=int, default=1, help="daphne processes, clients spread over them in turn (default 1)"
     )
     parser.add_argument(
+        "--shared-socket",
+        action="store_true",
+        help="with --daphnes N: all on one listening socket, as runportal --web-processes N runs them",
+    )
+    parser.add_argument(
         "--experiment",
         action="append",
         choices=("push-direct", "gc-freeze"),
@@ -392,12 +402,16 @@ def main(argv: list[str] | None = None) -> int:
     install_signal_handlers()
     # One socket per client here and one in daphne, plus Redis, the database and the rest.
     limit_words = raise_open_files_limit(options.clients + 256)
+    # The clients share two sessions: let every one of them open its socket (core/ws_limit.py).
+    os.environ["NESTLAB_WS_PER_USER_LIMIT"] = str(options.clients)
+    limit_words += f"; NESTLAB_WS_PER_USER_LIMIT={options.clients} (the clients share two people's sessions)"
 
     profile = Path(options.profile_daphne).resolve() if options.profile_daphne else None
     stack = Stack(
         watcher=options.event == "power",
         keep=options.keep,
         daphnes=options.daphnes,
+        shared_socket=options.shared_socket,
         daphne_profile=profile,
         daphne_switches={
             **({"NESTLAB_BENCH_PUSH_DIRECT": "1"} if "push-direct" in options.experiment else {}),

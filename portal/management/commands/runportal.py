@@ -8,15 +8,16 @@ Every process is started and stopped together (honcho); Ctrl-C stops them all.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shlex
 import sys
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management import BaseCommand, call_command
+from django.core.management import BaseCommand, CommandError, call_command
 
-from portal import embedded_redis, simulator
+from portal import embedded_redis, simulator, webserver
 
 
 class Command(BaseCommand):
@@ -25,6 +26,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--bind", default=os.environ.get("NESTLAB_BIND", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("NESTLAB_PORT", "8000")))
+        parser.add_argument(
+            "--web-processes",
+            type=int,
+            default=int(os.environ.get("NESTLAB_WEB_PROCESSES", "1")),
+            help="daphne processes serving --bind:--port together, on one listening socket (IPv4).",
+        )
         parser.add_argument(
             "--workers",
             type=int,
@@ -45,8 +52,18 @@ class Command(BaseCommand):
         parser.add_argument("--vcsim-port", type=int, default=int(os.environ.get("NESTLAB_VCSIM_PORT", "8989")))
 
     def handle(self, *args, **options):
+        if options["web_processes"] < 1:
+            raise CommandError(f"--web-processes must be at least 1, not {options['web_processes']}.")
         with contextlib.ExitStack() as stack:
             env = dict(os.environ)
+            if options["web_processes"] > 1:
+                # Opened first: a port that is taken stops runportal before it starts anything.
+                try:
+                    listener = webserver.listen(options["bind"], options["port"])
+                except (OSError, ValueError) as error:
+                    raise CommandError(f"Cannot listen on {options['bind']}:{options['port']}: {error}") from None
+                stack.callback(listener.close)
+                options["listener"] = listener
             if not os.environ.get("REDIS_URL"):
                 url = stack.enter_context(
                     embedded_redis.embedded_redis(
@@ -70,6 +87,7 @@ class Command(BaseCommand):
             return self._supervise(env, options)
 
     def _supervise(self, env: dict[str, str], options) -> None:
+        from honcho import process as honcho_process
         from honcho.manager import Manager
         from honcho.printer import Printer
 
@@ -77,8 +95,16 @@ class Command(BaseCommand):
         base = Path(settings.BASE_DIR)
         schedule = shlex.quote(str(settings.VAR_DIR / "celerybeat-schedule"))
         queue = shlex.quote(settings.CELERY_TASK_DEFAULT_QUEUE)
-        processes = {
-            "web": f"{python} -m daphne -b {options['bind']} -p {options['port']} portal.asgi:application",
+        listener = options.get("listener")
+        if listener is None:
+            processes = {"web": f"{python} -m daphne -b {options['bind']} -p {options['port']} portal.asgi:application"}
+        else:
+            # Every daphne accepts from the one socket this process opened (portal/webserver.py).
+            processes = {
+                f"web{n}": webserver.daphne_command(python, listener.fileno())
+                for n in range(1, options["web_processes"] + 1)
+            }
+        processes |= {
             # Quick operations (power, snapshots, revert, delete...) and the long builds
             # (provision, clone, reset, publish) have workers of their own; see labs/tasks.py.
             "worker": (
@@ -94,9 +120,16 @@ class Command(BaseCommand):
         }
         manager = Manager(Printer(sys.stdout, colour=sys.stdout.isatty()))
         for name, command in processes.items():
-            manager.add_process(name, command, env=env, cwd=str(base))
+            process = manager.add_process(name, command, env=env, cwd=str(base))
+            if listener is not None and name.startswith("web"):
+                # honcho starts its children with close_fds; this one must keep the socket.
+                process._child_ctor = functools.partial(honcho_process.Popen, pass_fds=(listener.fileno(),))
         self.stdout.write(
-            self.style.SUCCESS(f"Nestlab is starting on http://{options['bind']}:{options['port']}/ (Ctrl-C stops it)")
+            self.style.SUCCESS(
+                f"Nestlab is starting on http://{options['bind']}:{options['port']}/ with "
+                f"{options['web_processes']} web process{'es' if options['web_processes'] > 1 else ''} "
+                "(Ctrl-C stops it)"
+            )
         )
         manager.loop()
         sys.exit(manager.returncode)
