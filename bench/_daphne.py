@@ -10,6 +10,9 @@ edited; these act only inside this process.
 - NESTLAB_BENCH_READY_LINE=1: write "nestlab-bench: daphne is serving" to stderr once the
   reactor runs (daphne has then loaded the application and listens), for daphnes that share
   one socket, where a health check may be answered by another one.
+- NESTLAB_BENCH_QUERY_LOG=FILE: after every HTTP request, append "METHOD ROUTE QUERIES" to FILE,
+  ROUTE the path with numbers as {id}. Queries are counted per thread: a request's synchronous
+  work all runs on one of daphne's request threads (portal/asgi_limit.py).
 - NESTLAB_BENCH_PUSH_DIRECT=1 (experiment): a consumer handles `push` events without
   channels' `aclose_old_connections()` hop, which AsyncConsumer.dispatch (channels 4.2+)
   makes before every handler: a sync_to_async call into the one thread that runs database
@@ -72,6 +75,43 @@ def _gc_freeze() -> None:
     sys.stderr.write(f"nestlab-bench: gc.freeze() put {gc.get_freeze_count()} objects out of the collector's sight\n")
 
 
+def _query_log(path: str) -> None:
+    import re
+    import threading
+
+    from django.core import signals
+    from django.db.backends import utils
+
+    import portal.asgi  # noqa: F401 - sets Django up
+
+    counted = threading.local()
+    lock = threading.Lock()
+    out = open(path, "a", buffering=1)  # noqa: SIM115 - open for the life of the process
+
+    def counting(method):
+        def wrapper(self, *args, **kwargs):
+            counted.queries = getattr(counted, "queries", 0) + 1
+            return method(self, *args, **kwargs)
+
+        return wrapper
+
+    utils.CursorWrapper.execute = counting(utils.CursorWrapper.execute)
+    utils.CursorWrapper.executemany = counting(utils.CursorWrapper.executemany)
+
+    def started(sender, scope=None, **kwargs) -> None:
+        counted.queries = 0
+        counted.route = (
+            f"{(scope or {}).get('method', '?')} {re.sub(r'/[0-9]+/', '/{id}/', (scope or {}).get('path', '?'))}"
+        )
+
+    def finished(sender, **kwargs) -> None:
+        with lock:
+            out.write(f"{getattr(counted, 'route', '?')} {getattr(counted, 'queries', 0)}\n")
+
+    signals.request_started.connect(started, weak=False)
+    signals.request_finished.connect(finished, weak=False)
+
+
 def _push_direct() -> None:
     import portal.asgi  # noqa: F401 - sets Django up and imports the consumers
     from labs import consumers
@@ -93,6 +133,8 @@ def main() -> None:
     if os.environ.get("NESTLAB_BENCH_GC_LOG") == "1":
         _gc_log()
     sys.path.insert(0, os.getcwd())
+    if os.environ.get("NESTLAB_BENCH_QUERY_LOG"):
+        _query_log(os.environ["NESTLAB_BENCH_QUERY_LOG"])
     if os.environ.get("NESTLAB_BENCH_PUSH_DIRECT") == "1":
         _push_direct()
     if os.environ.get("NESTLAB_BENCH_GC_FREEZE") == "1":

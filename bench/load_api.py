@@ -584,14 +584,24 @@ class Portal:
             self.setup_words.append(f"experiment: psycopg 3 with Django's connection pool, max_size {options.db_pool}")
         if options.web_conn_max_age is not None:  # an experiment: daphne only
             daphne_env["DATABASE_CONN_MAX_AGE"] = str(options.web_conn_max_age)
-            self.setup_words.append(f"experiment: daphne with DATABASE_CONN_MAX_AGE={options.web_conn_max_age}")
+            daphne_env["NESTLAB_WEB_CONN_MAX_AGE"] = str(options.web_conn_max_age)
+            self.setup_words.append(f"experiment: daphne with NESTLAB_WEB_CONN_MAX_AGE={options.web_conn_max_age}")
         for number in range(options.daphnes):
             port = _free_port()
             url = f"http://127.0.0.1:{port}"
+            launcher, counting = ["-m", "daphne"], {}
+            if options.count_queries:  # bench/_daphne.py counts each request's SQL statements
+                launcher = [str(Path(__file__).with_name("_daphne.py"))]
+                counting = {"NESTLAB_BENCH_QUERY_LOG": str(self.workdir / f"queries-{number + 1}.log")}
             child = Child(
                 f"daphne {number + 1}",
-                [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "portal.asgi:application"],
-                {**env, "LOG_LEVEL": "WARNING", **daphne_env},  # 4xx logged as warnings, 5xx with a traceback
+                [python, *launcher, "-b", "127.0.0.1", "-p", str(port), "portal.asgi:application"],
+                {
+                    **env,
+                    "LOG_LEVEL": "WARNING",
+                    **daphne_env,
+                    **counting,
+                },  # 4xx logged as warnings, 5xx with a traceback
                 self.workdir / f"daphne-{number + 1}.log",
             )
             self._start(child, lambda url=url: self._healthy(url))
@@ -637,6 +647,23 @@ class Portal:
                 return response.status == 200
         except OSError:
             return False
+
+    def queries_per_route(self) -> dict[str, dict]:
+        """From the daphnes' query logs (--count-queries): SQL statements per request, by route."""
+        by_route = defaultdict(list)
+        for log in sorted(self.workdir.glob("queries-*.log")):
+            for line in log.read_text().splitlines():
+                route, _, count = line.rpartition(" ")
+                by_route[route].append(int(count))
+        return {
+            route: {
+                "requests": len(counts),
+                "median": percentile(counts, 50),
+                "p95": percentile(counts, 95),
+                "max": max(counts),
+            }
+            for route, counts in sorted(by_route.items(), key=lambda item: -len(item[1]))
+        }
 
     def owners(self) -> dict[int, str]:
         """pid -> name of every process we started (children's children count as theirs)."""
@@ -900,6 +927,21 @@ def report(f: dict) -> None:
         f"{f['load_peak']:.2f}, {f['load_end']:.2f} at the end; {f['cpu_busy']:.0%} busy over the run"
     )
     say("  CPU seconds    " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in f["cpu_s"].items()))
+    for route, q in f.get("queries_per_route", {}).items():
+        say(
+            f"  SQL statements {route:40s} median {q['median']}, p95 {q['p95']}, max {q['max']} "
+            f"({q['requests']} requests)"
+        )
+    requests = max(f["requests"], 1)
+    web = sum(seconds for name, seconds in f["cpu_s"].items() if name.startswith("daphne"))
+    say(
+        "  CPU per request (ms, every request of the run, whatever it caused in the workers): "
+        + ", ".join(f"{name} {seconds * 1000 / requests:.2f}" for name, seconds in f["cpu_s"].items())
+    )
+    say(
+        f"    daphne(s) + PostgreSQL per request {(web + f['cpu_s'].get('PostgreSQL', 0.0)) * 1000 / requests:.2f} ms "
+        "(PostgreSQL: our database's backends, the workers' queries included, and every database's ended ones)"
+    )
     if f["logs"]:
         for name, lines in f["logs"].items():
             say(f"  log: {name:8s} {len(lines)} error lines, first: {lines[0][:200]}")
@@ -942,6 +984,11 @@ def main(argv: list[str] | None = None) -> int:
         "--web-conn-max-age",
         type=int,
         help="experiment: DATABASE_CONN_MAX_AGE for daphne only (the others keep theirs)",
+    )
+    parser.add_argument(
+        "--count-queries",
+        action="store_true",
+        help="count the SQL statements of every request in daphne (bench/_daphne.py; costs some CPU)",
     )
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (the processes' logs)")
@@ -994,6 +1041,7 @@ def main(argv: list[str] | None = None) -> int:
             "db_sampler_errors": sampler.errors,
             "server": portal.server_state(),
             "logs": portal.log_findings(),
+            "queries_per_route": portal.queries_per_route() if options.count_queries else {},
         }
         f = figures(load, portal, wall, epoch, extra)
         report(f)
