@@ -99,7 +99,9 @@ def exception_handler(exc, context):
             detail = " ".join(message for messages in errors.values() for message in messages)
             return Response({"detail": detail, "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
         return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, domain_errors.Conflict):
+    if isinstance(exc, domain_errors.TooSoon):
+        exc = exceptions.Throttled(wait=exc.retry_after, detail=str(exc))
+    elif isinstance(exc, domain_errors.Conflict):
         exc = Conflict(str(exc) or None)
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)

@@ -14,6 +14,8 @@ class CoursesConfig(AppConfig):
         from courses.services import identity_enrollments_apply
 
         register_encrypted_fields("courses.VCenterEndpoint", "password_ciphertext", "console_password_ciphertext")
+        register_encrypted_fields("courses.TemplateVM", "guest_password_ciphertext")
+        register_encrypted_fields("courses.TemplateVersion", "guest_accounts")
         register_sign_in_hook(lambda **kwargs: identity_enrollments_apply(**kwargs))
 
         register_object_kind("courses.Course", kind="course", words="course", url_kwarg="course_id")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -286,6 +288,12 @@ class TemplateVM(models.Model):
     nested_hv_required = models.BooleanField(
         default=False, help_text="Nested ESXi needs hardware virtualization passed through."
     )
+    # The guest account that guide checks run commands with (VMware Tools guest operations).
+    # The password is stored encrypted and is write-only everywhere, like an endpoint's.
+    guest_username = models.CharField(
+        max_length=100, blank=True, help_text="An account of the guest operating system, for guide checks."
+    )
+    guest_password_ciphertext = models.TextField(blank=True, editable=False)
 
     class Meta:
         ordering = ["boot_order", "role"]
@@ -293,6 +301,13 @@ class TemplateVM(models.Model):
 
     def __str__(self) -> str:
         return self.role
+
+    def set_guest_password(self, raw_password: str) -> None:
+        self.guest_password_ciphertext = crypto.encrypt(raw_password) if raw_password else ""
+
+    @property
+    def has_guest_account(self) -> bool:
+        return bool(self.guest_username and self.guest_password_ciphertext)
 
 
 class TemplateNIC(models.Model):
@@ -335,6 +350,19 @@ class TemplateVersion(models.Model):
     manual_html = models.TextField(
         blank=True, editable=False, help_text="That manual rendered and sanitised: what students of the version read."
     )
+    guide = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="The draft's guide when this version was made: steps (rendered), checks, variables "
+        "(courses.guides.guide_freeze). Holds the checks' answers: never shown to students as is.",
+    )
+    guest_accounts = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="Role -> guest account (username, encrypted password) for checks; never shown.",
+    )
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -359,6 +387,216 @@ class TemplateVersion(models.Model):
     @property
     def vm_count(self) -> int:
         return len(self.spec.get("vms", []))
+
+
+# Lab guides (issue 15): ordered steps beside the console, with checks Nestlab runs.
+GUIDE_STEPS_MAX = 100
+GUIDE_STEP_MAX_CHARACTERS = 16_384
+GUIDE_CHECKS_PER_STEP_MAX = 10
+GUIDE_VARIABLES_MAX = 30
+GUIDE_POINTS_MAX = 1_000
+CHECK_TIMEOUT_MAX_SECONDS = 300
+CHECK_COMMAND_MAX_CHARACTERS = 4_000
+# A variable's name is used as {{ name }} in the guide and checks, as guestinfo.nestlab.<name> in
+# the VMs and as NESTLAB_<NAME> in a check command's environment.
+VARIABLE_NAME_VALIDATOR = RegexValidator(
+    r"^[a-z][a-z0-9_]{0,39}$", "Start with a small letter; then small letters, digits and _ (at most 40)."
+)
+
+
+def _valid_pattern(value: str) -> None:
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ValidationError(f"That is not a valid regular expression: {error}.") from error
+
+
+class GuideStep(models.Model):
+    """One step of a template's lab guide (the draft): Markdown the student reads beside the
+    console, and the points its checks are worth. Published with the version."""
+
+    template = models.ForeignKey(LabTemplate, on_delete=models.CASCADE, related_name="guide_steps")
+    position = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(GUIDE_STEPS_MAX)], help_text="1 for the first step."
+    )
+    title = models.CharField(max_length=120)
+    body = models.TextField(
+        blank=True,
+        max_length=GUIDE_STEP_MAX_CHARACTERS,
+        validators=[MaxLengthValidator(GUIDE_STEP_MAX_CHARACTERS)],
+        help_text=f"What to do, in Markdown (at most {GUIDE_STEP_MAX_CHARACTERS:,} characters). "
+        "{{ name }} shows the lab's value of a variable.",
+    )
+    body_html = models.TextField(blank=True, editable=False, help_text="The body rendered and sanitised when saved.")
+    points = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(GUIDE_POINTS_MAX)],
+        help_text="What passing the step's checks is worth.",
+    )
+
+    class Meta:
+        ordering = ["template", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "position"], name="guide_step_position_unique"),
+            models.CheckConstraint(condition=models.Q(points__lte=GUIDE_POINTS_MAX), name="guide_step_points_bounded"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.title}"
+
+    def save(self, *args, **kwargs) -> None:
+        """Renders the body once per save (as the manual): pages never render Markdown per view."""
+        self.body_html = render_markdown(self.body) if self.body else ""
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "body" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "body_html"}
+        super().save(*args, **kwargs)
+
+    @property
+    def body_markup(self):
+        return stored_html(self.body_html)
+
+
+class GuideCheck(models.Model):
+    """How Nestlab tells whether a step is done: a command run inside a lab VM through VMware
+    Tools (no network path into the lab), a question the student answers, or a VM's state read
+    from vCenter. ``{{ name }}`` in a command, an answer or an expected value is the lab's value
+    of that variable, so answers differ between students."""
+
+    class Kind(models.TextChoices):
+        COMMAND = "command", "Command in a VM"
+        QUESTION = "question", "Question"
+        VM_STATE = "vm_state", "VM state"
+
+    class AnswerMode(models.TextChoices):
+        EXACT = "exact", "Exactly this answer"
+        SET = "set", "These items, in any order (comma-separated)"
+        PATTERN = "pattern", "An answer matching a regular expression"
+
+    class VMProperty(models.TextChoices):
+        POWER_STATE = "power_state", "Power state (on or off)"
+        SNAPSHOT_EXISTS = "snapshot_exists", "A snapshot of this name exists"
+        CPU_COUNT = "cpu_count", "Number of CPUs"
+        MEMORY_MB = "memory_mb", "Memory (MB)"
+        NESTED_HV = "nested_hv", "Nested virtualization (on or off)"
+
+    step = models.ForeignKey(GuideStep, on_delete=models.CASCADE, related_name="checks")
+    position = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(GUIDE_CHECKS_PER_STEP_MAX)]
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    label = models.CharField(max_length=200, help_text="What is checked, as the student reads it.")
+    vm_role = models.SlugField(max_length=40, blank=True, help_text="The template VM a command or state check reads.")
+    command = models.TextField(
+        blank=True,
+        max_length=CHECK_COMMAND_MAX_CHARACTERS,
+        validators=[MaxLengthValidator(CHECK_COMMAND_MAX_CHARACTERS)],
+        help_text="A shell script run in the VM (/bin/sh) with its guest account.",
+    )
+    exit_code = models.SmallIntegerField(
+        default=0, validators=[MinValueValidator(0), MaxValueValidator(255)], help_text="The exit code that passes."
+    )
+    output_pattern = models.CharField(
+        max_length=500,
+        blank=True,
+        validators=[_valid_pattern],
+        help_text="A regular expression the command's output must contain (optional).",
+    )
+    timeout_seconds = models.PositiveSmallIntegerField(
+        default=30, validators=[MinValueValidator(1), MaxValueValidator(CHECK_TIMEOUT_MAX_SECONDS)]
+    )
+    prompt = models.CharField(max_length=500, blank=True, help_text="The question.")
+    answer_mode = models.CharField(max_length=16, choices=AnswerMode.choices, default=AnswerMode.EXACT)
+    answer = models.CharField(max_length=500, blank=True, help_text="The answer that passes; never shown to students.")
+    case_sensitive = models.BooleanField(default=False)
+    vm_property = models.CharField(max_length=24, choices=VMProperty.choices, blank=True)
+    expected = models.CharField(
+        max_length=200, blank=True, help_text="The value that passes (e.g. on, 4, before-upgrade)."
+    )
+
+    class Meta:
+        ordering = ["step", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.label
+
+    def clean(self) -> None:
+        """Each kind needs its own fields: refused in words on every path (page, API, admin)."""
+        errors: dict[str, str] = {}
+        if self.kind in (self.Kind.COMMAND, self.Kind.VM_STATE) and not self.vm_role:
+            errors["vm_role"] = "Name the VM (its role in the template) this check reads."
+        if self.kind == self.Kind.COMMAND and not self.command.strip():
+            errors["command"] = "Give the command to run in the VM."
+        if self.kind == self.Kind.QUESTION:
+            if not self.prompt.strip():
+                errors["prompt"] = "Give the question."
+            if not self.answer.strip():
+                errors["answer"] = "Give the answer that passes."
+            elif self.answer_mode == self.AnswerMode.PATTERN and "{{" not in self.answer:
+                try:
+                    re.compile(self.answer)
+                except re.error as error:
+                    errors["answer"] = f"That is not a valid regular expression: {error}."
+        if self.kind == self.Kind.VM_STATE:
+            if not self.vm_property:
+                errors["vm_property"] = "Choose what to read from the VM."
+            elif not self.expected.strip():
+                errors["expected"] = "Give the value that passes."
+            elif self.vm_property in (self.VMProperty.POWER_STATE, self.VMProperty.NESTED_HV):
+                if self.expected.strip().lower() not in ("on", "off"):
+                    errors["expected"] = "Say on or off."
+            elif (
+                self.vm_property in (self.VMProperty.CPU_COUNT, self.VMProperty.MEMORY_MB)
+                and not self.expected.strip().isdigit()
+            ):
+                errors["expected"] = "Give a whole number."
+        if errors:
+            raise ValidationError(errors)
+
+
+class GuideVariable(models.Model):
+    """A value drawn for each lab when it is made (a random string, a number, a pick from a
+    list), written into the lab's VMs as ``guestinfo.nestlab.<name>`` and usable in the guide
+    and its checks as ``{{ name }}``."""
+
+    class Kind(models.TextChoices):
+        STRING = "string", "Random letters and digits"
+        NUMBER = "number", "Random whole number"
+        CHOICE = "choice", "One of a list"
+
+    template = models.ForeignKey(LabTemplate, on_delete=models.CASCADE, related_name="guide_variables")
+    name = models.CharField(max_length=40, validators=[VARIABLE_NAME_VALIDATOR])
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.STRING)
+    length = models.PositiveSmallIntegerField(
+        default=8, validators=[MinValueValidator(4), MaxValueValidator(64)], help_text="Characters of a string."
+    )
+    minimum = models.IntegerField(
+        default=1, validators=[MinValueValidator(-1_000_000_000), MaxValueValidator(1_000_000_000)]
+    )
+    maximum = models.IntegerField(
+        default=100, validators=[MinValueValidator(-1_000_000_000), MaxValueValidator(1_000_000_000)]
+    )
+    choices = models.JSONField(default=list, blank=True, help_text="The values to pick from (a choice).")
+
+    class Meta:
+        ordering = ["template", "name"]
+        constraints = [models.UniqueConstraint(fields=["template", "name"], name="guide_variable_name_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.kind == self.Kind.NUMBER and self.minimum > self.maximum:
+            raise ValidationError({"maximum": "The largest value is below the smallest."})
+        if self.kind == self.Kind.CHOICE:
+            values = self.choices
+            if (
+                not isinstance(values, list)
+                or not values
+                or len(values) > 100
+                or not all(isinstance(value, str) and 0 < len(value.strip()) <= 100 for value in values)
+            ):
+                raise ValidationError({"choices": "Give 1 to 100 values, each 1 to 100 characters."})
 
 
 class Course(models.Model):

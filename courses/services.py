@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts import services as accounts_services
 from core import audit, realtime, roles
-from courses import permissions
+from courses import guides, permissions
 from courses.models import (
     Course,
     CourseQuota,
@@ -284,9 +284,17 @@ def template_vm_update(*, vm: TemplateVM, actor: AbstractBaseUser, **fields: Any
     _require(permissions.can_edit_template(actor, template), "You cannot edit this template.")
     if "role" in fields and template.vms.exclude(pk=vm.pk).filter(role=fields["role"]).exists():
         raise ValidationError({"role": f"The template already has a VM with the role {fields['role']}."})
-    for name in ("role", "boot_order", "cpu_override", "memory_mb_override", "nested_hv_required"):
+    for name in ("role", "boot_order", "cpu_override", "memory_mb_override", "nested_hv_required", "guest_username"):
         if name in fields:
             setattr(vm, name, fields[name])
+    # The guest password is write-only: given, it replaces the stored one; an empty username
+    # forgets the account.
+    if fields.get("guest_password"):
+        vm.set_guest_password(fields["guest_password"])
+    if "guest_username" in fields and not fields["guest_username"]:
+        vm.set_guest_password("")
+    if vm.guest_password_ciphertext and not vm.guest_username:
+        raise ValidationError({"guest_username": "Give the guest account's user name with its password."})
     _save(vm)
     if "nic_networks" in fields:
         _set_nics(vm, fields["nic_networks"])
@@ -360,7 +368,8 @@ def template_version_create(
             "Change the draft to publish again."
         )
     spec = template_draft_spec(locked)
-    problems = _draft_problems(locked, spec)
+    guide = guides.guide_freeze(locked)
+    problems = _draft_problems(locked, spec) + guides.guide_problems(locked, guide)
     if problems:
         raise ValidationError(problems)
     number = (locked.versions.aggregate(top=Max("number"))["top"] or 0) + 1
@@ -374,6 +383,8 @@ def template_version_create(
         # later edit of the draft changes nothing a course on this version shows.
         manual=locked.manual,
         manual_html=locked.manual_html,
+        guide=guide,
+        guest_accounts=guides.guest_accounts_freeze(locked),
     )
     _save(version)
     return version

@@ -84,8 +84,13 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
 
 
-def _keys(endpoint_id: int) -> list[str]:
-    base = f"nestlab:capacity:endpoint:{endpoint_id}"
+# Which of an endpoint's lines a slot belongs to: clones (builds) and guest operations (guide
+# checks) each have their own, so a class being graded never waits behind a class being built.
+CLONES, GUEST_OPERATIONS = "", "guest"
+
+
+def _keys(endpoint_id: int, line: str = CLONES) -> list[str]:
+    base = f"nestlab:capacity:endpoint:{endpoint_id}" + (f":{line}" if line else "")
     return [f"{base}:holders", f"{base}:waiters", f"{base}:seen"]
 
 
@@ -97,6 +102,7 @@ def vcenter_slot(
     on_wait: Callable[[int], None] | None = None,
     client: redis.Redis | None = None,
     owner: str = "",
+    line: str = CLONES,
 ) -> Iterator[None]:
     """Hold one of ``limit`` slots of an endpoint for the duration of the block.
 
@@ -107,7 +113,7 @@ def vcenter_slot(
     when the run that holds it is known dead.
     """
     connection = client or _redis()
-    holders, waiters, seen = keys = _keys(endpoint_id)
+    holders, waiters, seen = keys = _keys(endpoint_id, line)
     token = f"{owner}:{uuid.uuid4().hex}" if owner else uuid.uuid4().hex
     acquire = connection.register_script(_ACQUIRE)
     renew = connection.register_script(_RENEW)

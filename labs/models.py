@@ -64,6 +64,15 @@ class Lab(models.Model):
         null=True, blank=True, help_text="The student's last action or console use on this lab (idle shutdown)."
     )
     deletion_notice_at = models.DateTimeField(null=True, blank=True, help_text="When the student was warned.")
+    variables = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="This lab's values of the guide's variables (drawn when the lab was made; in its VMs' guestinfo).",
+    )
+    guide_position = models.PositiveSmallIntegerField(
+        default=1, validators=[MaxValueValidator(1000)], help_text="The guide step the student is on (1 first)."
+    )
     seq = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     ready_at = models.DateTimeField(null=True, blank=True)
@@ -282,6 +291,7 @@ class Operation(models.Model):
         DELETE = "delete", "Delete lab"
         RECONCILE = "reconcile", "Reconcile with vCenter"
         PREPARE_SOURCES = "prepare_sources", "Prepare template VMs"
+        CHECK = "check", "Check my work"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -472,3 +482,54 @@ class ConsoleSession(models.Model):
     @property
     def is_live(self) -> bool:
         return self.state != self.State.CLOSED
+
+
+CHECK_OUTPUT_MAX_CHARACTERS = 4_000
+
+
+class StepResult(models.Model):
+    """A lab's progress on one step of its guide: the portal's, not the VM's, so it survives a
+    revert or a reset. A step is done once all its checks passed together (or, without checks,
+    when the student marked it done); its points count from then on."""
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="step_results")
+    step_key = models.CharField(max_length=32, help_text="The step's key in the version's guide.")
+    completed_at = models.DateTimeField(null=True, blank=True)
+    points = models.PositiveSmallIntegerField(default=0, help_text="Points earned (the step's, once completed).")
+    attempts = models.PositiveIntegerField(default=0, help_text="How many times the step was checked.")
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["lab", "id"]
+        constraints = [models.UniqueConstraint(fields=["lab", "step_key"], name="step_result_unique_per_lab")]
+
+    def __str__(self) -> str:
+        return f"{self.lab_id}: step {self.step_key}"
+
+    @property
+    def is_completed(self) -> bool:
+        return self.completed_at is not None
+
+
+class CheckResult(models.Model):
+    """How one check of a lab's guide went the last time it ran: passed or not, why in words, the
+    command's output (trimmed) or the student's answer, and when."""
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="check_results")
+    step_key = models.CharField(max_length=32)
+    check_key = models.CharField(max_length=32)
+    passed = models.BooleanField(default=False)
+    words = models.CharField(max_length=500, blank=True, help_text="Why it passed or failed, for the student.")
+    output = models.TextField(
+        blank=True, help_text=f"The command's output (the last {CHECK_OUTPUT_MAX_CHARACTERS:,} characters)."
+    )
+    answer = models.CharField(max_length=500, blank=True, help_text="The student's answer to a question.")
+    checked_at = models.DateTimeField(default=timezone.now)
+    operation = models.ForeignKey(Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["lab", "step_key", "id"]
+        constraints = [models.UniqueConstraint(fields=["lab", "check_key"], name="check_result_unique_per_lab")]
+
+    def __str__(self) -> str:
+        return f"{self.lab_id}: check {self.check_key} {'passed' if self.passed else 'failed'}"

@@ -93,6 +93,15 @@ def lab_changed(lab: Lab) -> None:
     )
 
 
+def guide_changed(lab: Lab) -> None:
+    """Push a lab's guide progress (score, each step's state, each check's last result) to the
+    lab's page and the class's progress grid (schema: docs/websocket.md)."""
+    realtime.publish(
+        [realtime.lab_group(lab.pk), realtime.course_group(lab.course_id)],
+        {"type": "lab.guide", "seq": next_seq(lab), "guide": selectors.lab_guide_progress(lab)},
+    )
+
+
 def operation_changed(operation: Operation) -> None:
     realtime.publish(
         operation_groups(operation),

@@ -11,11 +11,11 @@ from django.db.models import Count, Max, OuterRef, Prefetch, Q, QuerySet, Subque
 
 from core import roles
 from core.etags import fingerprint
-from courses import permissions
+from courses import guides, permissions
 from courses.models import Course, LabTemplate, VCenterEndpoint
 from labs import template_sources, vsphere
 from labs.endpoints import endpoint_client
-from labs.models import ConsoleSession, Lab, LabSnapshot, LabVM, Operation
+from labs.models import CheckResult, ConsoleSession, Lab, LabSnapshot, LabVM, Operation, StepResult
 
 
 def _taught_courses(user: AbstractBaseUser) -> QuerySet[Course]:
@@ -269,3 +269,148 @@ def class_summaries(course_ids) -> dict[int, dict[str, int]]:
     for row in busy:
         summaries[row["lab__course_id"]]["busy"] = row["busy"]
     return summaries
+
+
+# Lab guides (issue 15): what a student sees of their guide, scores, the class grid.
+
+STEP_DONE, STEP_FAILED, STEP_UNTRIED = "done", "failed", "untried"
+
+
+def _step_states(guide: dict[str, Any], results: list[CheckResult], steps_done: set[str]) -> dict[str, str]:
+    failed_steps = {result.step_key for result in results if not result.passed}
+    return {
+        step["key"]: STEP_DONE
+        if step["key"] in steps_done
+        else STEP_FAILED
+        if step["key"] in failed_steps
+        else STEP_UNTRIED
+        for step in guide.get("steps", [])
+    }
+
+
+def lab_score(lab: Lab) -> tuple[int, int]:
+    """(points earned, points possible) on the lab's guide."""
+    guide = lab.template_version.guide or {}
+    earned = StepResult.objects.filter(lab=lab, completed_at__isnull=False).aggregate(total=Sum("points"))["total"]
+    return earned or 0, guides.guide_points(guide)
+
+
+def lab_guide_progress(lab: Lab) -> dict[str, Any]:
+    """A lab's progress as the live push and the API give it: score, each step's state, each
+    check's last result (words and time; the output only in ``lab_guide``)."""
+    guide = lab.template_version.guide or {}
+    results = list(CheckResult.objects.filter(lab=lab).order_by("id"))
+    done = set(StepResult.objects.filter(lab=lab, completed_at__isnull=False).values_list("step_key", flat=True))
+    score, maximum = lab_score(lab)
+    return {
+        "lab": lab.pk,
+        "course": lab.course_id,
+        "student": lab.student_id,
+        "score": score,
+        "max_score": maximum,
+        "steps": _step_states(guide, results, done),
+        "checks": {
+            result.check_key: {
+                "step": result.step_key,
+                "passed": result.passed,
+                "words": result.words,
+                "checked_at": result.checked_at.isoformat(),
+            }
+            for result in results
+        },
+    }
+
+
+def lab_guide(lab: Lab) -> dict[str, Any]:
+    """A lab's guide for its page and the API: the steps as a student may see them (their lab's
+    values filled in; no answer, command or pattern), where they are, what is done, each check's
+    last result with its output, the score. The caller has checked the person may see the lab."""
+    guide = lab.template_version.guide or {}
+    progress = lab_guide_progress(lab)
+    results = {result.check_key: result for result in CheckResult.objects.filter(lab=lab)}
+    steps = guides.student_guide(guide, lab.variables)
+    for number, step in enumerate(steps, start=1):
+        step["number"] = number
+        step["state"] = progress["steps"].get(step["key"], STEP_UNTRIED)
+        for check in step["checks"]:
+            result = results.get(check["key"])
+            check["result"] = (
+                None
+                if result is None
+                else {
+                    "passed": result.passed,
+                    "words": result.words,
+                    "output": result.output,
+                    "answer": result.answer,
+                    "checked_at": result.checked_at.isoformat(),
+                }
+            )
+    return {
+        "steps": steps,
+        "position": min(lab.guide_position, max(1, len(steps))),
+        "score": progress["score"],
+        "max_score": progress["max_score"],
+    }
+
+
+def course_student_score(*, course: Course, student: AbstractBaseUser) -> tuple[int, int]:
+    """(points, points possible) of a student in a course: their best lab's points (a clone to try
+    something out does not lower them) out of the course's guide's."""
+    maximum = guides.guide_points(course.template_version.guide or {}) if course.template_version_id else 0
+    labs = Lab.objects.filter(course=course, student=student).select_related("template_version")
+    earned = max((lab_score(lab)[0] for lab in labs), default=0)
+    return min(earned, maximum), maximum
+
+
+def course_guide_grid(*, course: Course, user: AbstractBaseUser) -> dict[str, Any]:
+    """The instructor's progress grid: the course's guide steps as columns, one row per enrolled
+    student (their best lab), each cell the step's state. Instructors of the course and admins."""
+    if not permissions.can_manage_course(user, course):
+        raise PermissionDenied("Only this course's instructors can see its progress.")
+    guide = (course.template_version.guide or {}) if course.template_version_id else {}
+    steps = [
+        {"key": step["key"], "number": number, "title": step["title"], "points": step["points"]}
+        for number, step in enumerate(guide.get("steps", []), start=1)
+    ]
+    labs = (
+        Lab.objects.filter(course=course)
+        .exclude(state__in=[Lab.State.DELETED])
+        .select_related("student", "template_version")
+        .order_by("student__username", "number")
+    )
+    labs = list(labs)
+    lab_ids = [lab.pk for lab in labs]
+    results_by_lab: dict[int, list[CheckResult]] = {}
+    for result in CheckResult.objects.filter(lab_id__in=lab_ids):
+        results_by_lab.setdefault(result.lab_id, []).append(result)
+    done_by_lab: dict[int, dict[str, int]] = {}
+    for lab_id, step_key, points in StepResult.objects.filter(
+        lab_id__in=lab_ids, completed_at__isnull=False
+    ).values_list("lab_id", "step_key", "points"):
+        done_by_lab.setdefault(lab_id, {})[step_key] = points
+    best: dict[int, tuple[int, Lab]] = {}
+    for lab in labs:
+        score = sum(done_by_lab.get(lab.pk, {}).values())
+        if lab.student_id not in best or score > best[lab.student_id][0]:
+            best[lab.student_id] = (score, lab)
+    students = {
+        enrollment.student_id: enrollment.student
+        for enrollment in course.enrollments.select_related("student").order_by("student__username")
+    }
+    rows = []
+    for student_id, student in students.items():
+        score, lab = best.get(student_id, (0, None))
+        states = (
+            _step_states(guide, results_by_lab.get(lab.pk, []), set(done_by_lab.get(lab.pk, {})))
+            if lab is not None
+            else {}
+        )
+        rows.append(
+            {
+                "student": student,
+                "lab": lab,
+                "score": score,
+                "cells": [states.get(step["key"], STEP_UNTRIED) for step in steps],
+            }
+        )
+    return {"steps": steps, "rows": rows, "max_score": guides.guide_points(guide)}

@@ -16,7 +16,7 @@ from django.utils import timezone
 from core import audit as portal_audit
 from core import roles
 from core.errors import Conflict, QuotaExceeded
-from courses import bounds
+from courses import bounds, guides
 from courses import permissions as course_permissions
 from courses import services as course_services
 from courses.models import Course, CourseQuota, LabTemplate, TemplateVersion, VCenterEndpoint
@@ -82,7 +82,7 @@ def operation_cancel(*, operation: Operation, actor: AbstractBaseUser) -> Operat
     """
     if not permissions.can_cancel_operation(actor, operation):
         if operation.lab_id is not None and operation.actor_id == actor.pk:
-            _require_act(actor, operation.lab)  # says why in the lab's words
+            require_act(actor, operation.lab)  # says why in the lab's words
         raise PermissionDenied("Only the person who started an operation, or an admin, can cancel it.")
     discarded = None
     with transaction.atomic():
@@ -193,7 +193,7 @@ def _refuse_if_busy(lab: Lab) -> None:
         )
 
 
-def _lock_lab(lab: Lab) -> Lab:
+def lock_lab(lab: Lab) -> Lab:
     """Lock the lab row for this transaction and refuse when an operation already runs on it.
 
     Callers that check the quota lock it before calling this (see ``_select_lab_for_update``).
@@ -205,7 +205,8 @@ def _lock_lab(lab: Lab) -> Lab:
     return locked
 
 
-def _require_act(actor: AbstractBaseUser, lab: Lab) -> None:
+def require_act(actor: AbstractBaseUser, lab: Lab) -> None:
+    """The rule of a lab's own buttons (its student, the course's instructors, admins), refused in words."""
     if not permissions.can_act_on_lab(actor, lab):
         if permissions.is_removed_owner(actor, lab):
             raise PermissionDenied(
@@ -222,7 +223,7 @@ def _refuse_power_on_after_course(actor: AbstractBaseUser, lab: Lab) -> None:
         )
 
 
-def _lab_operation(lab: Lab, kind: str, actor: AbstractBaseUser, params: dict[str, Any] | None = None) -> Operation:
+def lab_operation(lab: Lab, kind: str, actor: AbstractBaseUser, params: dict[str, Any] | None = None) -> Operation:
     operation = operation_start(kind=kind, endpoint=lab.endpoint, actor=actor, params=params or {}, lab=lab)
     if actor is not None:
         lab_touch(lab=lab, user=actor)
@@ -279,6 +280,8 @@ def _new_lab(*, course: Course, student: AbstractBaseUser, source_lab: Lab | Non
         vcpu=version.vcpu_total,
         memory_mb=version.memory_mb_total,
         disk_gb=version.disk_gb_total,
+        # A clone's VMs are copies of its source's, guestinfo included: it keeps the source's values.
+        variables=dict(source_lab.variables) if source_lab is not None else guides.variables_draw(version.guide),
     )
     for vm in version.spec["vms"]:
         LabVM.objects.create(
@@ -344,7 +347,7 @@ def lab_start(
         quotas.check_running_slot(quota, course)
         quotas.check_hours(quota, course, student)
         lab = _new_lab(course=course, student=student)
-        return _lab_operation(lab, Operation.Kind.PROVISION, actor)
+        return lab_operation(lab, Operation.Kind.PROVISION, actor)
 
 
 @dataclass
@@ -382,7 +385,7 @@ def course_provision(*, course: Course, actor: AbstractBaseUser, students: list 
 
 def lab_snapshot_create(*, lab: Lab, actor: AbstractBaseUser, name: str, description: str = "") -> Operation:
     """A named snapshot of every VM of the lab, taken together."""
-    _require_act(actor, lab)
+    require_act(actor, lab)
     name = name.strip()
     if not name:
         raise ValidationError({"name": "Give the snapshot a name."})
@@ -390,25 +393,25 @@ def lab_snapshot_create(*, lab: Lab, actor: AbstractBaseUser, name: str, descrip
         raise ValidationError({"name": "Keep the name under 80 characters."})
     with transaction.atomic():
         quota = quotas.lock_quota(lab.course)
-        locked = _lock_lab(lab)
+        locked = lock_lab(lab)
         if locked.snapshots.filter(name=name).exists():
             raise ValidationError({"name": f"This lab already has a snapshot called {name}."})
         quotas.check_snapshot(quota, locked)
-        return _lab_operation(locked, Operation.Kind.SNAPSHOT, actor, {"name": name, "description": description})
+        return lab_operation(locked, Operation.Kind.SNAPSHOT, actor, {"name": name, "description": description})
 
 
 def lab_snapshot_delete(*, snapshot: LabSnapshot, actor: AbstractBaseUser) -> Operation:
-    _require_act(actor, snapshot.lab)
+    require_act(actor, snapshot.lab)
     if snapshot.is_baseline:
         raise ValidationError("The baseline snapshot is what Reset returns to; it cannot be deleted.")
     with transaction.atomic():
-        locked = _lock_lab(snapshot.lab)
-        return _lab_operation(locked, Operation.Kind.DELETE_SNAPSHOT, actor, {"snapshot": snapshot.pk})
+        locked = lock_lab(snapshot.lab)
+        return lab_operation(locked, Operation.Kind.DELETE_SNAPSHOT, actor, {"snapshot": snapshot.pk})
 
 
 def lab_revert(*, lab: Lab, actor: AbstractBaseUser, snapshot: LabSnapshot) -> Operation:
     """Every VM back to the snapshot; VMs that were on when it was taken are on again after."""
-    _require_act(actor, lab)
+    require_act(actor, lab)
     if snapshot.lab_id != lab.pk:
         raise ValidationError({"snapshot": "That snapshot belongs to another lab."})
     powers_on = any(state == LabVM.PowerState.ON for state in snapshot.power_states.values())
@@ -416,34 +419,34 @@ def lab_revert(*, lab: Lab, actor: AbstractBaseUser, snapshot: LabSnapshot) -> O
         _refuse_power_on_after_course(actor, lab)
     with transaction.atomic():
         quota = quotas.lock_quota(lab.course) if powers_on else None  # the quota before the lab
-        locked = _lock_lab(lab)
+        locked = lock_lab(lab)
         if quota is not None and not locked.is_running:
             quotas.check_running_slot(quota, locked.course)
             quotas.check_hours(quota, locked.course, locked.student)
-        return _lab_operation(locked, Operation.Kind.REVERT, actor, {"snapshot": snapshot.pk})
+        return lab_operation(locked, Operation.Kind.REVERT, actor, {"snapshot": snapshot.pk})
 
 
 def lab_reset(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
     """Back to how the lab was handed out (its baseline), re-provisioning if that is gone."""
-    _require_act(actor, lab)
+    require_act(actor, lab)
     _refuse_power_on_after_course(actor, lab)  # a reset ends powered on
     with transaction.atomic():
         quota = quotas.lock_quota(lab.course)  # the quota before the lab: a reset ends powered on
-        locked = _lock_lab(lab)
+        locked = lock_lab(lab)
         if not locked.is_running:
             quotas.check_running_slot(quota, locked.course)
             quotas.check_hours(quota, locked.course, locked.student)
         # The plan is decided here, once: the queue (labs.dispatch) and ResetLab follow it.
         reverts = locked.state == Lab.State.READY and locked.snapshots.filter(is_baseline=True).exists()
-        return _lab_operation(locked, Operation.Kind.RESET, actor, {dispatch.RESET_REVERTS: reverts})
+        return lab_operation(locked, Operation.Kind.RESET, actor, {dispatch.RESET_REVERTS: reverts})
 
 
 def lab_clone(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
     """A new lab for the same student, from this lab's current state."""
-    _require_act(actor, lab)
+    require_act(actor, lab)
     with transaction.atomic():
         quota = quotas.lock_quota(lab.course)
-        locked = _lock_lab(lab)
+        locked = lock_lab(lab)
         if locked.state != Lab.State.READY:
             raise ValidationError(f"Only a ready lab can be cloned; {locked.name} is {locked.state}.")
         # A clone is a new lab that ends powered on: the same checks as a start, on the
@@ -454,7 +457,7 @@ def lab_clone(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
         quotas.check_hours(quota, locked.course, locked.student)
         clone = _new_lab(course=locked.course, student=locked.student, source_lab=locked)
         # The source stays busy while the clone is made (see selectors.lab_busy_with).
-        return _lab_operation(clone, Operation.Kind.CLONE, actor, {"source_lab": locked.pk})
+        return lab_operation(clone, Operation.Kind.CLONE, actor, {"source_lab": locked.pk})
 
 
 POWER_ACTIONS = ("on", "off", "reset")
@@ -462,7 +465,7 @@ POWER_ACTIONS = ("on", "off", "reset")
 
 def lab_power(*, lab: Lab, actor: AbstractBaseUser, action: str, vm: LabVM | None = None) -> Operation:
     """Power the whole lab (in boot order) or one VM: on, off (guest shutdown, then hard), reset."""
-    _require_act(actor, lab)
+    require_act(actor, lab)
     if action not in POWER_ACTIONS:
         raise ValidationError({"action": f"Choose one of {', '.join(POWER_ACTIONS)}."})
     if vm is not None and vm.lab_id != lab.pk:
@@ -472,25 +475,25 @@ def lab_power(*, lab: Lab, actor: AbstractBaseUser, action: str, vm: LabVM | Non
     with transaction.atomic():
         # "on", and "reset" (which powers on VMs that are off), may need a running slot.
         quota = quotas.lock_quota(lab.course) if action in ("on", "reset") else None  # the quota before the lab
-        locked = _lock_lab(lab)
+        locked = lock_lab(lab)
         if locked.state not in (Lab.State.READY, Lab.State.ERROR):
             raise ValidationError(f"{locked.name} is {locked.state}; power actions wait until it is ready.")
         if quota is not None and not locked.is_running:
             quotas.check_running_slot(quota, locked.course)
             quotas.check_hours(quota, locked.course, locked.student)
         params = {"action": action, "vm": vm.pk if vm is not None else None}
-        return _lab_operation(locked, Operation.Kind.POWER, actor, params)
+        return lab_operation(locked, Operation.Kind.POWER, actor, params)
 
 
 def lab_delete(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
     """Remove the lab's VMs, networks, pool and folder; its VLANs go back to the range."""
-    _require_act(actor, lab)
+    require_act(actor, lab)
     with transaction.atomic():
         locked = _select_lab_for_update(lab)
         if locked.state == Lab.State.DELETED:
             raise ValidationError(f"{locked.name} is already deleted.")
         _refuse_if_busy(locked)
-        return _lab_operation(locked, Operation.Kind.DELETE, actor)
+        return lab_operation(locked, Operation.Kind.DELETE, actor)
 
 
 # One action on a selection of a course's labs (the class table and the API's bulk route)
@@ -654,7 +657,7 @@ def lab_system_power_off(*, lab: Lab, reason: str, now: datetime | None = None) 
     now = now or timezone.now()
     try:
         with transaction.atomic():
-            locked = _lock_lab(lab)
+            locked = lock_lab(lab)
             last = (
                 Operation.objects.filter(lab=locked, kind=Operation.Kind.POWER, actor=None, params__action="off")
                 .order_by("-created_at", "-id")
@@ -667,7 +670,7 @@ def lab_system_power_off(*, lab: Lab, reason: str, now: datetime | None = None) 
                 and last.finished_at > now - SYSTEM_POWER_OFF_RETRY
             ):
                 return None
-            return _lab_operation(locked, Operation.Kind.POWER, None, {"action": "off", "vm": None, "reason": reason})
+            return lab_operation(locked, Operation.Kind.POWER, None, {"action": "off", "vm": None, "reason": reason})
     except (Conflict, ValidationError):
         return None
 
@@ -678,7 +681,7 @@ def lab_system_delete(*, lab: Lab, reason: str) -> Operation | None:
         locked = _select_lab_for_update(lab)
         if locked.state in (Lab.State.DELETED, Lab.State.DELETING) or selectors.lab_busy_with(locked) is not None:
             return None
-        return _lab_operation(locked, Operation.Kind.DELETE, None, {"reason": reason})
+        return lab_operation(locked, Operation.Kind.DELETE, None, {"reason": reason})
 
 
 def lab_touch(*, lab: Lab, user: AbstractBaseUser) -> None:
@@ -692,7 +695,7 @@ def lab_touch(*, lab: Lab, user: AbstractBaseUser) -> None:
 
 def lab_extend_lease(*, lab: Lab, actor: AbstractBaseUser) -> Lab:
     """One more lease for a running lab, in one click, as often as the quota allows."""
-    _require_act(actor, lab)
+    require_act(actor, lab)
     with transaction.atomic():
         quota = quotas.lock_quota(lab.course)  # the quota before the lab
         locked = _select_lab_for_update(lab)

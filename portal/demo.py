@@ -19,8 +19,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import roles
+from courses import guides
 from courses import services as course_services
-from courses.models import Course, CourseQuota, LabTemplate, TemplateVersion, VCenterEndpoint
+from courses.models import (
+    Course,
+    CourseQuota,
+    GuideCheck,
+    GuideVariable,
+    LabTemplate,
+    TemplateVersion,
+    VCenterEndpoint,
+)
 from labs import jobs
 from labs import services as lab_services
 from labs.endpoints import endpoint_client
@@ -173,6 +182,94 @@ def _template(endpoint: VCenterEndpoint, instructor) -> LabTemplate:
     return template
 
 
+# The demo's lab guide (issue 15): checks that pass and fail on the simulator. Its console runs
+# the simulated guest's shell on Enter, so what a student types there is what the checks see.
+DEMO_GUIDE_VARIABLES = ({"name": "lab_code", "kind": GuideVariable.Kind.STRING, "length": 6},)
+DEMO_GUIDE_GUEST_VMS = ("router", "vcsa")
+DEMO_GUIDE = (
+    {
+        "title": "Meet your lab",
+        "body": (
+            "Your lab is yours alone: three nested ESXi hosts, a vCenter appliance and a router on a network "
+            "of your own.\n\nYour lab code is **{{ lab_code }}**; your classmates have other codes. "
+            "Mark this step done when you have found the **Console** button of each VM."
+        ),
+        "points": 0,
+        "checks": (),
+    },
+    {
+        "title": "Sign your router",
+        "body": (
+            "Open the console of **router** and type, then press Enter:\n\n"
+            "    echo {{ lab_code }} > /lab-code\n\n"
+            "Then click **Check my work**: Nestlab reads the file inside the VM through VMware Tools, "
+            "with no network path into your lab."
+        ),
+        "points": 10,
+        "checks": (
+            {
+                "kind": GuideCheck.Kind.COMMAND,
+                "label": "The router holds your lab code in /lab-code",
+                "vm_role": "router",
+                "command": 'grep "$NESTLAB_LAB_CODE" /lab-code',
+                "timeout_seconds": 20,
+            },
+        ),
+    },
+    {
+        "title": "Save your work",
+        "body": "Take a lab snapshot called **cluster built** (the Snapshot button), so you can come back to it.",
+        "points": 10,
+        "checks": (
+            {
+                "kind": GuideCheck.Kind.VM_STATE,
+                "label": "vcsa has a snapshot called “cluster built”",
+                "vm_role": "vcsa",
+                "vm_property": GuideCheck.VMProperty.SNAPSHOT_EXISTS,
+                "expected": "cluster built",
+            },
+        ),
+    },
+    {
+        "title": "Know your network",
+        "body": "The lab manual lists the addresses of your lab's VMs.",
+        "points": 5,
+        "checks": (
+            {
+                "kind": GuideCheck.Kind.QUESTION,
+                "label": "The router's address",
+                "prompt": "Which address does the router have on your lab network?",
+                "answer": "192.168.10.1",
+            },
+        ),
+    },
+)
+
+
+def _guide(template: LabTemplate, instructor) -> None:
+    """The demo guide and the guest accounts its checks use, when the template has no guide yet
+    (an instructor's edits of the demo guide are kept)."""
+    if template.guide_steps.exists():
+        return
+    for vm in template.vms.filter(role__in=DEMO_GUIDE_GUEST_VMS):
+        course_services.template_vm_update(
+            vm=vm,
+            actor=instructor,
+            guest_username=simulator.GUEST_USERNAME,
+            guest_password=simulator.GUEST_PASSWORD,
+        )
+    for variable in DEMO_GUIDE_VARIABLES:
+        if not template.guide_variables.filter(name=variable["name"]).exists():
+            guides.guide_variable_add(template=template, actor=instructor, **variable)
+    for item in DEMO_GUIDE:
+        step = guides.guide_step_add(
+            template=template, actor=instructor, title=item["title"], body=item["body"], points=item["points"]
+        )
+        for check in item["checks"]:
+            guides.guide_check_add(step=step, actor=instructor, **check)
+    template.refresh_from_db()
+
+
 def _usable_version(template: LabTemplate) -> TemplateVersion | None:
     """The newest published version whose baseline snapshots still exist in vCenter."""
 
@@ -245,6 +342,7 @@ def seed_demo(
             console_password=console_password,
         )
         template = _template(endpoint, people["instructor"])
+        _guide(template, people["instructor"])
     version = _usable_version(template)
     if version is None:
         logger.info("Publishing the demo template %s", template.name)

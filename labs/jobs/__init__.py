@@ -11,6 +11,6 @@ heartbeat and writes the final state with the reason in words.
 from labs.jobs.runner import Job, JobContext, OperationCancelled, OperationFailed, execute, register
 
 # Kinds register themselves on import.
-from labs.jobs import endpoint_check, lab_ops, prepare, publish, reconcile  # noqa: F401  isort: skip
+from labs.jobs import endpoint_check, guide_check, lab_ops, prepare, publish, reconcile  # noqa: F401  isort: skip
 
 __all__ = ["Job", "JobContext", "OperationCancelled", "OperationFailed", "execute", "register"]

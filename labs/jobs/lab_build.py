@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
+from courses import guides
 from courses.models import LABS_FOLDER_NAME
 from labs import capacity, realtime
 from labs.jobs.parallel import Reporter, run_parallel
@@ -155,6 +156,7 @@ class LabBuilder:
                     f"{self.lab.student.username}. Managed by Nestlab; changes here may be lost on Reset."
                 ),
                 nic_networks=[port_groups[name] for name in spec["nic_networks"]],
+                extra_config=guides.guestinfo(self.lab.variables) or None,
                 on_progress=reporter.progress_of(index),
                 deadline=self.deadline,
             )

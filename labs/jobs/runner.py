@@ -213,7 +213,8 @@ def _finish(operation: Operation, state: str, *, error: str = "", result: dict |
     }
     if state == Operation.State.SUCCEEDED:
         fields["progress"] = 100
-        fields["step"] = "Done"
+        # A job may sum up how it went (a check: "2 of 3 checks pass"): the last words people see.
+        fields["step"] = (fields["result"] or {}).get("summary") or "Done"
     for name, value in fields.items():
         setattr(operation, name, value)
     _save_and_push(operation, **fields)

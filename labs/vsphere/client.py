@@ -294,6 +294,7 @@ class VSphereClient:
         annotation: str | None = None,
         networks: Mapping[str, str] | None = None,
         nic_networks: Sequence[str | None] | None = None,
+        extra_config: Mapping[str, str] | None = None,
         on_progress: ProgressCallback | None = None,
         deadline: float | None = None,
     ) -> bool:
@@ -307,6 +308,7 @@ class VSphereClient:
             annotation=annotation,
             networks=networks,
             nic_networks=nic_networks,
+            extra_config=extra_config,
             on_progress=on_progress,
             deadline=deadline,
         )

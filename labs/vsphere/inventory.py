@@ -20,6 +20,7 @@ _VM_PATHS = [
     "config.template",
     "config.annotation",
     "config.instanceUuid",
+    "config.extraConfig",
     "guest.ipAddress",
     "overallStatus",
     "customValue",
@@ -232,4 +233,9 @@ def vm_info(session: Any, ref: str) -> VMInfo:
         snapshots=snapshot_tree(snapshot.rootSnapshotList if snapshot is not None else (), current=current),
         current_snapshot=current,
         instance_uuid=values.get("config.instanceUuid") or None,
+        guest_info={
+            option.key: str(option.value)
+            for option in values.get("config.extraConfig") or ()
+            if option.key.startswith("guestinfo.")
+        },
     )

@@ -145,6 +145,8 @@ class VMInfo:
     """Root snapshots; each has its ``children``."""
     current_snapshot: str | None = None
     instance_uuid: str | None = None
+    guest_info: Mapping[str, str] = field(default_factory=dict)
+    """The VM's ``guestinfo.*`` ExtraConfig keys (what the guest can read through VMware Tools)."""
 
     def all_snapshots(self) -> Iterator[SnapshotInfo]:
         for root in self.snapshots:

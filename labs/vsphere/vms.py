@@ -151,6 +151,7 @@ def reconfigure_vm(
     annotation: str | None = None,
     networks: Mapping[str, str] | None = None,
     nic_networks: Sequence[str | None] | None = None,
+    extra_config: Mapping[str, str] | None = None,
     on_progress: ProgressCallback | None = None,
     deadline: float | None = None,
 ) -> bool:
@@ -182,6 +183,11 @@ def reconfigure_vm(
         spec.deviceChange, changed = _nic_changes(session, vm, networks), True
     if nic_networks:
         spec.deviceChange, changed = _nic_changes_by_index(session, vm, nic_networks), True
+    if extra_config:
+        # ``guestinfo.*`` keys are readable inside the guest through VMware Tools
+        # (``vmtoolsd --cmd "info-get guestinfo.<key>"``): how a lab's own values reach its VMs.
+        spec.extraConfig = [vim.option.OptionValue(key=key, value=value) for key, value in extra_config.items()]
+        changed = True
     if not changed:
         return False
     task = vm.ReconfigVM_Task(spec=spec)

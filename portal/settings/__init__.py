@@ -417,6 +417,10 @@ NESTLAB_ORPHAN_GRACE_MINUTES = int(os.environ.get("NESTLAB_ORPHAN_GRACE_MINUTES"
 # Seconds without a heartbeat after which the reaper treats an operation's worker as dead.
 NESTLAB_OPERATION_HEARTBEAT_TIMEOUT = int(os.environ.get("NESTLAB_OPERATION_HEARTBEAT_TIMEOUT", "120"))
 
+# "Check my work" runs guest operations in the lab's VMs: at most this many checks of one lab a
+# minute (labs.guides), so a script clicking in a loop cannot keep a vCenter busy.
+NESTLAB_GUIDE_CHECKS_PER_MINUTE = int(os.environ.get("NESTLAB_GUIDE_CHECKS_PER_MINUTE", "6"))
+
 # Days an audit log entry is kept (core/audit.py); 0 keeps every entry forever.
 AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "400"))
 

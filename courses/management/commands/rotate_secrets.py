@@ -8,6 +8,19 @@ from django.db import transaction
 from core import crypto
 
 
+def _rotated(value):
+    """A ciphertext re-encrypted; in a JSON field (e.g. a template version's guest accounts), every
+    ``*_ciphertext`` value inside it."""
+    if isinstance(value, str):
+        return crypto.rotate(value) if value else value
+    if isinstance(value, dict):
+        return {
+            key: _rotated(item) if isinstance(item, dict) or key.endswith("_ciphertext") else item
+            for key, item in value.items()
+        }
+    return value
+
+
 class Command(BaseCommand):
     help = (
         "Re-encrypt stored secrets with the first key of NESTLAB_ENCRYPTION_KEYS. Put the new key first "
@@ -23,7 +36,7 @@ class Command(BaseCommand):
                 for row in model.objects.select_for_update():
                     for field in fields:
                         if getattr(row, field):
-                            setattr(row, field, crypto.rotate(getattr(row, field)))
+                            setattr(row, field, _rotated(getattr(row, field)))
                     row.save(update_fields=list(fields))
                     count += 1
                 counts.append(f"{count} {model._meta.verbose_name_plural}")
