@@ -24,7 +24,7 @@ from django.contrib.auth import get_user_model
 from django.dispatch import receiver
 from django.shortcuts import render
 
-from accounts import services
+from accounts import selectors, services
 from core import audit, roles
 
 STAFF_EMAIL_WORDS = (
@@ -128,7 +128,7 @@ class SchoolSocialAccountAdapter(DefaultSocialAccountAdapter):
         # A first sign-in through this provider (its account is not saved yet; allauth may have
         # matched an existing Nestlab account by e-mail already): a provider that lets people
         # choose their e-mail must not hand an instructor's or an admin's account to whoever typed it.
-        if sociallogin.account.pk is None and _staff_has_email(claims.get("email")):
+        if sociallogin.account.pk is None and selectors.staff_has_email(claims.get("email")):
             self._refuse(request, sociallogin, claims, "its e-mail is a staff account's.", STAFF_EMAIL_WORDS)
         # A new account whose e-mail another has, when the provider does not vouch for it (allauth
         # reached no account by it): allauth would ask for another address on a sign-up page
@@ -165,13 +165,6 @@ def _record_refusal(request, provider, *, who: str, reason: str) -> None:
 
 def _someone_has_email(email: str | None) -> bool:
     return bool(email) and get_user_model().objects.filter(email__iexact=email).exists()
-
-
-def _staff_has_email(email: str | None) -> bool:
-    if not email:
-        return False
-    people = get_user_model().objects.filter(email__iexact=email)
-    return any(person.is_superuser or roles.is_admin(person) or roles.is_instructor(person) for person in people)
 
 
 class IdentityProviderSessionBackend(AuthenticationBackend):

@@ -20,6 +20,16 @@ def people_counts() -> dict[str, int]:
     return get_user_model().objects.aggregate(**counts)
 
 
+def staff_has_email(email: str | None) -> bool:
+    """Whether an instructor's, an admin's or a superuser's account has this e-mail (any case); no
+    e-mail is no one's. A sign-in from elsewhere (an identity provider, an LMS) never takes such an
+    account over by its e-mail."""
+    if not email:
+        return False
+    people = get_user_model().objects.filter(email__iexact=email)
+    return any(person.is_superuser or roles.is_admin(person) or roles.is_instructor(person) for person in people)
+
+
 def api_keys_of(user) -> list[ApiKey]:
     """A person's API keys, newest first (never their digests' secrets: only the prefix is shown)."""
     return list(ApiKey.objects.filter(user=user))

@@ -24,6 +24,7 @@ from pylti1p3.names_roles import NamesRolesProvisioningService
 from pylti1p3.service_connector import ServiceConnector
 from requests import RequestException
 
+from accounts import selectors as accounts_selectors
 from accounts import services as accounts_services
 from core import audit, rate_limit, realtime, roles
 from courses import permissions as course_permissions
@@ -263,7 +264,7 @@ def _account_for(*, platform: Platform, data: dict[str, Any], lms_role: roles.Ro
     person = _person_from(platform, data)
     claimed_email = claims.person(data)["email"]  # trusted or not, never beside a staff account's
     if identity is None:
-        if claimed_email and _staff_has_email(claimed_email):
+        if claimed_email and accounts_selectors.staff_has_email(claimed_email):
             raise LaunchRefused(STAFF_EMAIL_WORDS, f"{platform.name}: its e-mail is a staff account's.")
         if lms_role == roles.Role.INSTRUCTOR and not linked:
             raise LaunchRefused(NOT_TEACHING_YET_WORDS, f"{platform.name}: an LMS teacher of an unlinked course.")
@@ -312,18 +313,13 @@ def _existing_student(email: str) -> AbstractBaseUser | None:
     return None
 
 
-def _staff_has_email(email: str) -> bool:
-    people = User.objects.filter(email__iexact=email)
-    return any(person.is_superuser or roles.is_admin(person) or roles.is_instructor(person) for person in people)
-
-
 def _update_person(user: AbstractBaseUser, person: dict[str, str]) -> None:
     """Copy the LMS's name (and trusted e-mail) to the account; an e-mail another account has,
     or a staff account's, is never taken."""
     changed = [field for field, value in person.items() if value and getattr(user, field) != value]
     if "email" in changed:
         taken = User.objects.filter(email__iexact=person["email"]).exclude(pk=user.pk).exists()
-        if taken or _staff_has_email(person["email"]):
+        if taken or accounts_selectors.staff_has_email(person["email"]):
             changed.remove("email")
     for field in changed:
         setattr(user, field, person[field])
@@ -584,7 +580,7 @@ def _member_account(platform: Platform, member: dict[str, Any]) -> AbstractBaseU
         return None
     identity = Identity.objects.select_related("user").filter(platform=platform, subject=subject).first()
     person = claims.person(member)
-    staff_email = bool(person["email"]) and _staff_has_email(person["email"])
+    staff_email = bool(person["email"]) and accounts_selectors.staff_has_email(person["email"])
     if not platform.trust_emails:
         person["email"] = ""
     if identity is not None:
