@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from lti.models import CourseLink, Platform
+from lti.services import PLATFORM_FIELDS
 
 
 class PlatformSerializer(serializers.ModelSerializer):
@@ -19,22 +20,8 @@ class PlatformSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Platform
-        fields = [
-            "id",
-            "name",
-            "issuer",
-            "client_id",
-            "deployment_ids",
-            "auth_login_url",
-            "auth_token_url",
-            "auth_audience",
-            "key_set_url",
-            "frame_origins",
-            "trust_emails",
-            "is_active",
-            "created_at",
-            "updated_at",
-        ]
+        # The fields an admin sets are the service's (lti.services.PLATFORM_FIELDS), in its order.
+        fields = ["id", *PLATFORM_FIELDS, "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
         # Uniqueness is the service's (model) check, so every path words it the same.
         validators = []
