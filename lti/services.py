@@ -88,6 +88,28 @@ def _save(instance) -> None:
     instance.save()
 
 
+def _recorded(
+    action: str,
+    *,
+    result: str = audit.Result.SUCCEEDED,
+    actor: AbstractBaseUser | None = None,
+    actor_username: str | None = None,
+    target: audit.Target | None = None,
+    detail: str = "",
+) -> None:
+    """An account entry in the audit log (what every write here records; a refused launch is a
+    failed login instead, see ``launch_refused``)."""
+    audit.audit_record(
+        category=audit.Category.ACCOUNT,
+        action=action,
+        result=result,
+        actor=actor,
+        actor_username=actor_username,
+        target=target,
+        detail=detail,
+    )
+
+
 # Platforms (admins)
 
 
@@ -97,10 +119,8 @@ def platform_create(*, actor: AbstractBaseUser, **fields: Any) -> Platform:
     _require(roles.is_admin(actor), ADMINS_ONLY)
     platform = Platform(**{name: value for name, value in fields.items() if name in PLATFORM_FIELDS})
     _save(platform)
-    audit.audit_record(
-        category=audit.Category.ACCOUNT,
-        action="lti.platform_create",
-        result=audit.Result.SUCCEEDED,
+    _recorded(
+        "lti.platform_create",
         actor=actor,
         target=audit.describe(platform),
         detail=f"{platform.issuer} (client {platform.client_id}).",
@@ -115,13 +135,7 @@ def platform_update(*, platform: Platform, actor: AbstractBaseUser, **fields: An
         if name in PLATFORM_FIELDS:
             setattr(platform, name, value)
     _save(platform)
-    audit.audit_record(
-        category=audit.Category.ACCOUNT,
-        action="lti.platform_update",
-        result=audit.Result.SUCCEEDED,
-        actor=actor,
-        target=audit.describe(platform),
-    )
+    _recorded("lti.platform_update", actor=actor, target=audit.describe(platform))
     return platform
 
 
@@ -131,13 +145,7 @@ def platform_delete(*, platform: Platform, actor: AbstractBaseUser) -> None:
     _require(roles.is_admin(actor), ADMINS_ONLY)
     target = audit.describe(platform)
     platform.delete()
-    audit.audit_record(
-        category=audit.Category.ACCOUNT,
-        action="lti.platform_delete",
-        result=audit.Result.SUCCEEDED,
-        actor=actor,
-        target=target,
-    )
+    _recorded("lti.platform_delete", actor=actor, target=target)
 
 
 @transaction.atomic
@@ -145,10 +153,8 @@ def identity_link(*, identity: Identity, actor: AbstractBaseUser) -> Identity:
     """An admin links a platform's user to a Nestlab account (recorded)."""
     _require(roles.is_admin(actor), "Only admins can link LMS accounts.")
     _save(identity)
-    audit.audit_record(
-        category=audit.Category.ACCOUNT,
-        action="lti.identity_link",
-        result=audit.Result.SUCCEEDED,
+    _recorded(
+        "lti.identity_link",
         actor=actor,
         target=audit.describe(identity.user),
         detail=f"LMS user {identity.subject} at {identity.platform.name} signs in as {identity.user.get_username()}.",
@@ -160,13 +166,7 @@ def tool_key_rotate(*, actor: AbstractBaseUser) -> str:
     """A new signing key (the old ones stay published); returns its kid."""
     _require(roles.is_admin(actor), "Only admins can rotate Nestlab's LTI key.")
     key = keys.rotate()
-    audit.audit_record(
-        category=audit.Category.ACCOUNT,
-        action="lti.key_rotate",
-        result=audit.Result.SUCCEEDED,
-        actor=actor,
-        detail=f"New LTI signing key {key.kid}.",
-    )
+    _recorded("lti.key_rotate", actor=actor, detail=f"New LTI signing key {key.kid}.")
     return key.kid
 
 
@@ -417,22 +417,18 @@ def _course_join(*, link: CourseLink, user: AbstractBaseUser, role: roles.Role) 
             course=course, student=user, defaults={"source": Enrollment.Source.LTI}
         )
         if created:
-            audit.audit_record(
-                category=audit.Category.ACCOUNT,
-                action="course.enroll_from_lti",
-                result=audit.Result.SUCCEEDED,
-                target=audit.describe(course),
+            _recorded(
+                "course.enroll_from_lti",
                 actor_username=user.get_username(),
+                target=audit.describe(course),
                 detail=f"{user.get_username()} enrolled in {course.code} by a launch from {link.platform.name}.",
             )
     elif role == roles.Role.INSTRUCTOR and not course.instructors.filter(pk=user.pk).exists():
         course.instructors.add(user)
-        audit.audit_record(
-            category=audit.Category.ACCOUNT,
-            action="course.instructor_from_lti",
-            result=audit.Result.SUCCEEDED,
-            target=audit.describe(course),
+        _recorded(
+            "course.instructor_from_lti",
             actor_username=user.get_username(),
+            target=audit.describe(course),
             detail=f"{user.get_username()} teaches {course.code}: an LMS instructor at {link.platform.name}.",
         )
 
@@ -458,10 +454,8 @@ def course_link_create(
     )
     _link_refresh(link, data)
     if created:
-        audit.audit_record(
-            category=audit.Category.ACCOUNT,
-            action="lti.link_create",
-            result=audit.Result.SUCCEEDED,
+        _recorded(
+            "lti.link_create",
             actor=actor,
             target=audit.describe(course),
             detail=f"Linked to {link.context_title or link.context_id} at {platform.name}.",
@@ -475,14 +469,7 @@ def course_link_delete(*, link: CourseLink, actor: AbstractBaseUser) -> None:
     target = audit.describe(link.course)
     detail = f"Unlinked from {link.context_title or link.context_id} at {link.platform.name}."
     link.delete()
-    audit.audit_record(
-        category=audit.Category.ACCOUNT,
-        action="lti.link_delete",
-        result=audit.Result.SUCCEEDED,
-        actor=actor,
-        target=target,
-        detail=detail,
-    )
+    _recorded("lti.link_delete", actor=actor, target=target, detail=detail)
 
 
 # The roster from the LMS (Names and Role Provisioning Services)
@@ -601,9 +588,8 @@ def _sync_recorded(link: CourseLink, actor, words: str, result: str) -> None:
     link.roster_synced_at = timezone.now()
     link.roster_sync_result = words[:500]
     link.save(update_fields=["roster_synced_at", "roster_sync_result"])
-    audit.audit_record(
-        category=audit.Category.ACCOUNT,
-        action="lti.roster_sync",
+    _recorded(
+        "lti.roster_sync",
         result=result,
         actor=actor,
         target=audit.describe(link.course),
@@ -691,10 +677,8 @@ def score_send(
         service.put_grade(grade, LineItem().set_id(column))
     except (LtiException, LtiServiceException, RequestException, ValueError) as error:
         raise _service_failed(link, "score", error) from error
-    audit.audit_record(
-        category=audit.Category.ACCOUNT,
-        action="lti.score_send",
-        result=audit.Result.SUCCEEDED,
+    _recorded(
+        "lti.score_send",
         actor=actor,
         target=audit.describe(link.course),
         detail=f"{student.get_username()}: {score_given:g}/{score_maximum:g} to {link.platform.name}.",
