@@ -116,6 +116,21 @@ DEFAULT_USER = {
     "family_name": "Lovelace",
     "email": "ada@school.example",
 }
+# Two LMS users for tests to launch as (a learner and a teacher, by the roles a test gives them).
+ADA = {
+    "sub": "lms-ada",
+    "name": "Ada Lovelace",
+    "given_name": "Ada",
+    "family_name": "Lovelace",
+    "email": "ada@school.example",
+}
+GRACE = {
+    "sub": "lms-grace",
+    "name": "Grace Hopper",
+    "given_name": "Grace",
+    "family_name": "Hopper",
+    "email": "grace@school.example",
+}
 DEFAULT_CONTEXT = {"id": "course-101", "label": "NET101", "title": "Networking 101"}
 DEFAULT_RESOURCE_LINK = {"id": "resource-link-1", "title": "Lab 1"}
 

@@ -11,25 +11,10 @@ from lti import keys
 from lti.models import CourseLink, Platform
 from portal.simulator import free_port
 from tests.factories import lab_row, open_course
-from tests.support.lti_platform import INSTRUCTOR, LEARNER
+from tests.support.lti_platform import ADA, GRACE, INSTRUCTOR, LEARNER
 from tests.support.processes import WebProcess
 
 pytestmark = pytest.mark.browser
-
-ADA = {
-    "sub": "lms-ada",
-    "name": "Ada Lovelace",
-    "given_name": "Ada",
-    "family_name": "Lovelace",
-    "email": "ada@school.example",
-}
-GRACE = {
-    "sub": "lms-grace",
-    "name": "Grace Hopper",
-    "given_name": "Grace",
-    "family_name": "Hopper",
-    "email": "grace@school.example",
-}
 
 
 @pytest.fixture

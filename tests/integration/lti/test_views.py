@@ -15,24 +15,9 @@ from lti.middleware import forget_framing_origins
 from lti.models import CourseLink, Identity, ToolKey
 from tests.factories import InstructorFactory, LtiPlatformFactory, StudentFactory, lab_row, open_course
 from tests.integration.lti.conftest import launch
-from tests.support.lti_platform import DEEP_LINKING_REQUEST, INSTRUCTOR, LEARNER
+from tests.support.lti_platform import ADA, DEEP_LINKING_REQUEST, GRACE, INSTRUCTOR, LEARNER
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
-
-ADA = {
-    "sub": "lms-ada",
-    "name": "Ada Lovelace",
-    "given_name": "Ada",
-    "family_name": "Lovelace",
-    "email": "ada@school.example",
-}
-GRACE = {
-    "sub": "lms-grace",
-    "name": "Grace Hopper",
-    "given_name": "Grace",
-    "family_name": "Hopper",
-    "email": "grace@school.example",
-}
 
 
 @pytest.fixture
