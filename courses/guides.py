@@ -18,7 +18,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import Max
 
 from core.markdown import stored_html
 from courses import permissions
@@ -68,7 +68,7 @@ def _save(instance) -> None:
 
 def _touch(template: LabTemplate) -> None:
     """A guide edit is a draft edit: a new revision, so the next publish makes a new version."""
-    LabTemplate.objects.filter(pk=template.pk).update(revision=F("revision") + 1)
+    template.mark_edited()
 
 
 def _set(instance, fields: dict[str, Any], allowed: tuple[str, ...]) -> None:

@@ -254,6 +254,12 @@ class LabTemplate(models.Model):
         """The draft's manual as HTML for a page (rendered when saved)."""
         return stored_html(self.manual_html)
 
+    def mark_edited(self) -> None:
+        """Any edit of the draft (its fields, VMs, networks, guide): a new revision, so the next
+        publish makes a new version. An UPDATE with F(), so concurrent edits each count."""
+        LabTemplate.objects.filter(pk=self.pk).update(revision=models.F("revision") + 1, updated_at=timezone.now())
+        self.refresh_from_db(fields=["revision", "updated_at"])
+
 
 class TemplateNetwork(models.Model):
     """A network of the lab (e.g. "lab" or "storage"); every student lab gets its own copy."""

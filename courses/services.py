@@ -16,7 +16,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, ProtectedError
+from django.db.models import Max, ProtectedError
 from django.utils import timezone
 
 from accounts import services as accounts_services
@@ -144,9 +144,7 @@ def endpoint_delete(*, endpoint: VCenterEndpoint, actor: AbstractBaseUser) -> No
 
 
 def _touch(template: LabTemplate) -> None:
-    """Any edit of the draft: a new revision, so the next publish makes a new version."""
-    LabTemplate.objects.filter(pk=template.pk).update(revision=F("revision") + 1, updated_at=timezone.now())
-    template.refresh_from_db(fields=["revision", "updated_at"])
+    template.mark_edited()
 
 
 @transaction.atomic
