@@ -10,7 +10,9 @@ answers and fill in values live here, beside the models they read.
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 import re
 import secrets
 from typing import Any
@@ -24,12 +26,17 @@ from core.markdown import stored_html
 from courses import permissions
 from courses.models import (
     GUIDE_CHECKS_PER_STEP_MAX,
+    GUIDE_IMAGE_MAX_BYTES,
+    GUIDE_IMAGE_NAME_VALIDATOR,
+    GUIDE_IMAGES_MAX,
     GUIDE_STEPS_MAX,
     GUIDE_VARIABLES_MAX,
     GuideCheck,
+    GuideImage,
     GuideStep,
     GuideVariable,
     LabTemplate,
+    TemplateVersion,
 )
 
 STEP_FIELDS = ("title", "body", "points")
@@ -221,6 +228,86 @@ def guide_variable_remove(*, variable: GuideVariable, actor: AbstractBaseUser) -
     _require_editor(actor, variable.template)
     template = variable.template
     variable.delete()
+    _touch(template)
+
+
+# Images (of the guide and the manual)
+
+# What an image file starts with, by format: the bytes decide, not the name or what the browser said.
+_IMAGE_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", GuideImage.Format.PNG),
+    (b"\xff\xd8\xff", GuideImage.Format.JPEG),
+    (b"GIF87a", GuideImage.Format.GIF),
+    (b"GIF89a", GuideImage.Format.GIF),
+)
+_FORMAT_OF_SUFFIX = {
+    "png": GuideImage.Format.PNG,
+    "jpg": GuideImage.Format.JPEG,
+    "jpeg": GuideImage.Format.JPEG,
+    "gif": GuideImage.Format.GIF,
+    "webp": GuideImage.Format.WEBP,
+}
+
+
+def _image_format(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return GuideImage.Format.WEBP
+    for magic, image_format in _IMAGE_MAGIC:
+        if data.startswith(magic):
+            return image_format
+    return None
+
+
+@transaction.atomic
+def guide_image_add(*, template: LabTemplate, actor: AbstractBaseUser, name: str, data: bytes) -> GuideImage:
+    """Store an image for the template's guide and manual (replacing one of the same name)."""
+    _require_editor(actor, template)
+    locked = LabTemplate.objects.select_for_update().get(pk=template.pk)
+    name = (name or "").strip().lower()
+    try:
+        GUIDE_IMAGE_NAME_VALIDATOR(name)
+    except ValidationError as error:
+        raise ValidationError({"name": error.messages}) from error
+    if len(data) > GUIDE_IMAGE_MAX_BYTES:
+        raise ValidationError({"data": f"The image is {len(data):,} bytes; at most {GUIDE_IMAGE_MAX_BYTES:,}."})
+    if not data:
+        raise ValidationError({"data": "The file is empty."})
+    image_format = _image_format(data)
+    if image_format is None:
+        raise ValidationError({"data": "That is not a PNG, JPEG, GIF or WebP image."})
+    suffix = name.rsplit(".", 1)[-1] if "." in name else ""
+    if suffix in _FORMAT_OF_SUFFIX and _FORMAT_OF_SUFFIX[suffix] != image_format:
+        label = GuideImage.Format(image_format).label
+        wanted = next(ending for ending, known in _FORMAT_OF_SUFFIX.items() if known == image_format)
+        raise ValidationError({"name": f"The file is a {label} image: name it .{wanted}."})
+    image = locked.guide_images.filter(name=name).first()
+    if image is None:
+        if locked.guide_images.count() >= GUIDE_IMAGES_MAX:
+            raise ValidationError(f"A template has at most {GUIDE_IMAGES_MAX} images.")
+        image = GuideImage(template=locked, name=name)
+    image.data, image.content_type, image.size = data, image_format, len(data)
+    image.sha256 = hashlib.sha256(data).hexdigest()
+    _save(image)
+    _touch(locked)
+    return image
+
+
+@transaction.atomic
+def guide_image_remove(*, image: GuideImage, actor: AbstractBaseUser) -> None:
+    """Remove an image, unless a published version shows it (its students would see a hole)."""
+    template = image.template
+    _require_editor(actor, template)
+    shown_in = [
+        version.number
+        for version in template.versions.filter(state=TemplateVersion.State.PUBLISHED)
+        if image.url in version.manual_html or image.url in json.dumps(version.guide)
+    ]
+    if shown_in:
+        raise ValidationError(
+            f"{image.name} is shown by published version(s) {', '.join(f'v{n}' for n in shown_in)}: "
+            "courses on them still need it."
+        )
+    image.delete()
     _touch(template)
 
 

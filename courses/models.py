@@ -236,11 +236,16 @@ class LabTemplate(models.Model):
         """Renders the manual when it changed (every path: services, admin): pages show the stored
         HTML and never render a manual per view (docs/security.md, finding 4)."""
         if self._state.adding or self.manual != getattr(self, "_saved_manual", None) or not self.manual_html:
-            self.manual_html = render_markdown(self.manual) if self.manual else ""
+            self.manual_html = link_guide_images(render_markdown(self.manual), self.pk) if self.manual else ""
             update_fields = kwargs.get("update_fields")
             if update_fields is not None and "manual" in update_fields:
                 kwargs["update_fields"] = {*update_fields, "manual_html"}
+        adding = self._state.adding
         super().save(*args, **kwargs)
+        if adding and "<img" in self.manual_html:
+            # Its images' addresses name the template, which has an id only now.
+            self.manual_html = link_guide_images(self.manual_html, self.pk)
+            LabTemplate.objects.filter(pk=self.pk).update(manual_html=self.manual_html)
         self._saved_manual = self.manual
 
     @classmethod
@@ -410,6 +415,31 @@ VARIABLE_NAME_VALIDATOR = RegexValidator(
 )
 
 
+# Images of a template's guide and manual: kept in the database (a few per template; no media
+# storage to set up, and classrooms may be offline, so no image is fetched from elsewhere).
+GUIDE_IMAGES_MAX = 50
+GUIDE_IMAGE_MAX_BYTES = 2 * 1024 * 1024
+GUIDE_IMAGE_NAME_VALIDATOR = RegexValidator(
+    r"^[a-z0-9][a-z0-9_-]{0,79}\.(png|jpg|jpeg|gif|webp)$",
+    "Name it like topology.png: small letters, digits, - and _, then .png, .jpg, .gif or .webp.",
+)
+# Markdown written as ![Topology](topology.png): a bare file name is one of the template's images.
+_BARE_IMAGE_SRC = re.compile(r'(<img\b[^>]*?\bsrc=")([a-z0-9][a-z0-9_-]{0,79}\.(?:png|jpg|jpeg|gif|webp))(")')
+
+
+def guide_image_url(template_id: int, name: str) -> str:
+    """Where an image is served (courses:guide-image; a stored page's HTML keeps this address)."""
+    return f"/templates/{template_id}/images/{name}"
+
+
+def link_guide_images(html: str, template_id: int | None) -> str:
+    """Point images named by a bare file name at the template's stored image (rendered HTML in;
+    the same HTML with those sources rewritten out)."""
+    if not template_id or "<img" not in html:
+        return html
+    return _BARE_IMAGE_SRC.sub(lambda match: match.group(1) + guide_image_url(template_id, match.group(2)) + '"', html)
+
+
 def _valid_pattern(value: str) -> None:
     try:
         re.compile(value)
@@ -452,7 +482,7 @@ class GuideStep(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         """Renders the body once per save (as the manual): pages never render Markdown per view."""
-        self.body_html = render_markdown(self.body) if self.body else ""
+        self.body_html = link_guide_images(render_markdown(self.body), self.template_id) if self.body else ""
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "body" in update_fields:
             kwargs["update_fields"] = {*update_fields, "body_html"}
@@ -558,6 +588,37 @@ class GuideCheck(models.Model):
                 errors["expected"] = "Give a whole number."
         if errors:
             raise ValidationError(errors)
+
+
+class GuideImage(models.Model):
+    """An image of a template's guide or manual, written in Markdown by its file name
+    (``![Topology](topology.png)``) and served to the people who may read the guide. Checked to be
+    the PNG, JPEG, GIF or WebP its name says (never SVG: it could carry script)."""
+
+    class Format(models.TextChoices):
+        PNG = "image/png", "PNG"
+        JPEG = "image/jpeg", "JPEG"
+        GIF = "image/gif", "GIF"
+        WEBP = "image/webp", "WebP"
+
+    template = models.ForeignKey(LabTemplate, on_delete=models.CASCADE, related_name="guide_images")
+    name = models.CharField(max_length=90, validators=[GUIDE_IMAGE_NAME_VALIDATOR])
+    content_type = models.CharField(max_length=16, choices=Format.choices, editable=False)
+    data = models.BinaryField(editable=False)
+    size = models.PositiveIntegerField(editable=False, validators=[MaxValueValidator(GUIDE_IMAGE_MAX_BYTES)])
+    sha256 = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["template", "name"]
+        constraints = [models.UniqueConstraint(fields=["template", "name"], name="guide_image_name_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def url(self) -> str:
+        return guide_image_url(self.template_id, self.name)
 
 
 class GuideVariable(models.Model):

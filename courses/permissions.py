@@ -27,6 +27,17 @@ def can_view_template(user: AbstractBaseUser, template: LabTemplate) -> bool:
     return roles.is_admin(user) or roles.is_instructor(user)
 
 
+def can_view_guide_images(user: AbstractBaseUser, template: LabTemplate) -> bool:
+    """A template's guide and manual images: whoever may read the template, and the students of
+    the courses built from it (their lab page shows the guide)."""
+    if can_view_template(user, template):
+        return True
+    return (
+        user.is_authenticated
+        and Course.objects.filter(template_version__template=template, enrollments__student=user).exists()
+    )
+
+
 def can_create_courses(user: AbstractBaseUser) -> bool:
     return roles.is_admin(user) or roles.is_instructor(user)
 

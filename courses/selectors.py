@@ -6,7 +6,17 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
 
 from core import roles
-from courses.models import Course, CourseQuota, Enrollment, LabTemplate, TemplateVersion, TemplateVM, VCenterEndpoint
+from courses import permissions
+from courses.models import (
+    Course,
+    CourseQuota,
+    Enrollment,
+    GuideImage,
+    LabTemplate,
+    TemplateVersion,
+    TemplateVM,
+    VCenterEndpoint,
+)
 
 
 def endpoint_list() -> QuerySet[VCenterEndpoint]:
@@ -74,3 +84,12 @@ def course_quota(course: Course) -> CourseQuota:
     """The course's quota as it is, or an unsaved one with no limits when none was ever set: pages
     read it without writing (a GET once created the row)."""
     return CourseQuota.objects.filter(course=course).first() or CourseQuota(course=course)
+
+
+def guide_image(*, template_id: int, name: str, user: AbstractBaseUser) -> GuideImage:
+    """An image of a template's guide or manual, for someone who may read them; for anyone else it
+    does not exist (GuideImage.DoesNotExist), as a page of a course they are not in."""
+    image = GuideImage.objects.select_related("template").filter(template_id=template_id, name=name).first()
+    if image is None or not permissions.can_view_guide_images(user, image.template):
+        raise GuideImage.DoesNotExist("No such image.")
+    return image

@@ -12,6 +12,7 @@ urlpatterns = [
     path("templates/new/", views.template_create, name="template-create"),
     path("templates/preview/", views.markdown_preview, name="markdown-preview"),
     path("templates/<int:template_id>/", views.template_detail, name="template-detail"),
+    path("templates/<int:template_id>/images/<str:name>", views.guide_image, name="guide-image"),
     path("templates/<int:template_id>/networks/", views.template_network_add, name="template-network-add"),
     path(
         "templates/<int:template_id>/networks/<int:network_id>/remove/",

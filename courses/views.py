@@ -26,6 +26,7 @@ from courses.models import (
     MANUAL_MAX_CHARACTERS,
     Course,
     Enrollment,
+    GuideImage,
     LabTemplate,
     TemplateNetwork,
     TemplateVM,
@@ -641,3 +642,21 @@ def course_join(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"You are enrolled in {enrollment.course.title}.")
             return redirect("courses:course-detail", enrollment.course_id)
     return render(request, "courses/join.html", {"form": form})
+
+
+@login_required
+def guide_image(request: HttpRequest, template_id: int, name: str) -> HttpResponse:
+    """An image of a template's guide or manual, for the people who may read them (others: 404)."""
+    try:
+        image = selectors.guide_image(template_id=template_id, name=name, user=request.user)
+    except GuideImage.DoesNotExist as missing:
+        raise Http404("No such image.") from missing
+    etag = f'"{image.sha256}"'
+    if request.headers.get("If-None-Match") == etag:
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(bytes(image.data), content_type=image.content_type)
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, max-age=300"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -193,3 +193,79 @@ def test_a_guest_password_needs_a_user_name_and_an_empty_user_name_forgets_the_a
     services.template_vm_update(vm=router, actor=owner, guest_username="")
     router.refresh_from_db()
     assert not router.has_guest_account and router.guest_password_ciphertext == ""
+
+
+# Images of the guide and the manual
+
+PNG_1X1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d4944415478da63f8cfc0f01f0005000201a0b1f0b60000000049454e44ae426082"
+)
+
+
+def test_an_image_is_stored_checked_by_its_bytes_and_linked_from_markdown(template, owner):
+    image = guides.guide_image_add(template=template, actor=owner, name="Topology.PNG", data=PNG_1X1)
+    assert (image.name, image.content_type, image.size) == ("topology.png", "image/png", len(PNG_1X1))
+    step = guides.guide_step_add(template=template, actor=owner, title="Look", body="![The lab](topology.png)")
+    assert f'src="/templates/{template.pk}/images/topology.png"' in step.body_html
+    services.template_update(template=template, actor=owner, manual="![The lab](topology.png)")
+    template.refresh_from_db()
+    assert f'src="/templates/{template.pk}/images/topology.png"' in template.manual_html
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "words"),
+    [
+        ("evil.svg", b"<svg onload=alert(1)>", "Name it like"),
+        ("evil.png", b"<svg onload=alert(1)>", "not a PNG, JPEG, GIF or WebP"),
+        ("photo.jpg", PNG_1X1, "name it .png"),
+        ("big.png", b"\x89PNG\r\n\x1a\n" + b"0" * (2 * 1024 * 1024), "at most"),
+        ("empty.png", b"", "empty"),
+        ("../../etc.png", PNG_1X1, "Name it like"),
+    ],
+)
+def test_an_image_that_is_not_what_it_says_is_refused_in_words(template, owner, name, data, words):
+    with pytest.raises(ValidationError, match=words):
+        guides.guide_image_add(template=template, actor=owner, name=name, data=data)
+    assert not template.guide_images.exists()
+
+
+def test_an_image_a_published_version_shows_cannot_be_removed(template, owner):
+    router = template.vms.get(role="router")
+    services.template_vm_update(vm=router, actor=owner, guest_username="root", guest_password="pw")
+    image = guides.guide_image_add(template=template, actor=owner, name="topology.png", data=PNG_1X1)
+    guides.guide_step_add(template=template, actor=owner, title="Look", body="![The lab](topology.png)")
+    version = services.template_version_create(template=template, actor=owner)
+    spec = dict(version.spec)
+    spec["vms"] = [{**vm, "num_cpu": 1, "memory_mb": 1024, "disk_gb": 1.0} for vm in spec["vms"]]
+    services.template_version_publish_succeeded(version=version, spec=spec)
+    with pytest.raises(ValidationError, match="shown by published version"):
+        guides.guide_image_remove(image=image, actor=owner)
+    unused = guides.guide_image_add(template=template, actor=owner, name="unused.png", data=PNG_1X1)
+    guides.guide_image_remove(image=unused, actor=owner)
+    assert list(template.guide_images.values_list("name", flat=True)) == ["topology.png"]
+
+
+def test_images_are_served_to_the_guides_readers_only(template, owner, client):
+    from django.urls import reverse
+
+    from tests.factories import open_course
+
+    image = guides.guide_image_add(template=template, actor=owner, name="topology.png", data=PNG_1X1)
+    assert reverse("courses:guide-image", args=[template.pk, "topology.png"]) == image.url
+    course = open_course(students=2)
+    insider, outsider = (enrollment.student for enrollment in course.enrollments.all())
+    course.template_version.template = template  # the course's version is of this template
+    course.template_version.save(update_fields=["template"])
+    course.enrollments.filter(student=outsider).delete()
+
+    client.force_login(insider)
+    response = client.get(image.url)
+    assert response.status_code == 200 and response.content == PNG_1X1
+    assert response["Content-Type"] == "image/png" and response["X-Content-Type-Options"] == "nosniff"
+    assert client.get(image.url, HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
+    client.force_login(outsider)
+    assert client.get(image.url).status_code == 404
+    assert client.get(image.url.replace("topology", "nothing")).status_code == 404
+    client.logout()
+    assert client.get(image.url).status_code == 302  # to sign in
