@@ -226,3 +226,48 @@ def test_the_progress_grid_has_a_row_per_student_from_their_best_lab(labs, cours
     assert selectors.course_student_score(course=course, student=first.student) == (10, 10)
     with pytest.raises(PermissionDenied):
         selectors.course_guide_grid(course=course, user=first.student)
+
+
+def test_a_completed_step_sends_the_students_course_score_to_the_lms_grade_book(
+    labs, course, lti_platform, django_capture_on_commit_callbacks
+):
+    """Through LTI Assignment and Grade Services, to the real test platform."""
+    from lti import keys
+    from lti.models import CourseLink, Identity, Platform
+
+    platform = Platform.objects.create(
+        name="Moodle",
+        issuer=lti_platform.issuer,
+        client_id=lti_platform.client_id,
+        deployment_ids=[lti_platform.deployment_id],
+        auth_login_url=lti_platform.auth_login_url,
+        auth_token_url=lti_platform.auth_token_url,
+        key_set_url=lti_platform.key_set_url,
+    )
+    lti_platform.set_tool_jwks(keys.public_key_set())
+    lti_platform.set_members("course-101", [{"user_id": "ann", "roles": [], "status": "Active"}])
+    CourseLink.objects.create(
+        platform=platform,
+        deployment_id=lti_platform.deployment_id,
+        context_id="course-101",
+        course=course,
+        lineitems_url=f"{lti_platform.issuer}/ags/course-101/lineitems",
+        ags_scopes=[
+            "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+            "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+        ],
+    )
+    lab = labs[0]
+    Identity.objects.create(platform=platform, subject="ann", user=lab.student)
+    with django_capture_on_commit_callbacks(execute=True):
+        record(lab, [guides.CheckOutcome("21", passed=True), guides.CheckOutcome("22", passed=False)])
+    assert lti_platform.scores() == []  # not done yet: nothing to send
+    with django_capture_on_commit_callbacks(execute=True):
+        record(lab, [guides.CheckOutcome("21", skipped=True), guides.CheckOutcome("22", passed=True)])
+    [score] = lti_platform.scores()
+    assert (score["userId"], score["scoreGiven"], score["scoreMaximum"]) == ("ann", 10, 10)
+    # A student the LMS does not know is skipped in the log, not an error of the check.
+    other = labs[1]
+    with django_capture_on_commit_callbacks(execute=True):
+        record(other, [guides.CheckOutcome("21", passed=True), guides.CheckOutcome("22", passed=True)])
+    assert len(lti_platform.scores()) == 1
