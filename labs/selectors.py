@@ -372,13 +372,13 @@ def course_guide_grid(*, course: Course, user: AbstractBaseUser) -> dict[str, An
         {"key": step["key"], "number": number, "title": step["title"], "points": step["points"]}
         for number, step in enumerate(guide.get("steps", []), start=1)
     ]
-    labs = (
+    # Deleted labs count too: points earned stay earned (the LMS has them already), as in
+    # course_student_score.
+    labs = list(
         Lab.objects.filter(course=course)
-        .exclude(state__in=[Lab.State.DELETED])
         .select_related("student", "template_version")
         .order_by("student__username", "number")
     )
-    labs = list(labs)
     lab_ids = [lab.pk for lab in labs]
     results_by_lab: dict[int, list[CheckResult]] = {}
     for result in CheckResult.objects.filter(lab_id__in=lab_ids):

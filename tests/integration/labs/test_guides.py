@@ -224,6 +224,9 @@ def test_the_progress_grid_has_a_row_per_student_from_their_best_lab(labs, cours
     assert rows[first.student]["cells"] == [selectors.STEP_UNTRIED, selectors.STEP_DONE]
     assert rows[second.student]["cells"] == [selectors.STEP_UNTRIED, selectors.STEP_FAILED]
     assert selectors.course_student_score(course=course, student=first.student) == (10, 10)
+    Lab.objects.filter(pk=clone.pk).update(state=Lab.State.DELETED)  # points earned stay earned
+    grid = selectors.course_guide_grid(course=course, user=course.instructors.get())
+    assert {row["student"]: row["score"] for row in grid["rows"]}[first.student] == 10
     with pytest.raises(PermissionDenied):
         selectors.course_guide_grid(course=course, user=first.student)
 
