@@ -156,7 +156,7 @@ func (g *guestStore) vmLocked(ref types.ManagedObjectReference) *guestVM {
 func (g *guestStore) fs(ref types.ManagedObjectReference) guestFS {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return guestFS{root: g.vmLocked(ref).dir}
+	return guestFS{root: g.vmLocked(ref).dir, vm: ref.Value}
 }
 
 func (g *guestStore) credentialsLocked(vm *guestVM) (string, string) {

@@ -8,7 +8,8 @@ package main
 //
 //	test / [ (-e -f -d -s -n -z, = !=, -eq -ne -lt -le -gt -ge, !), cat, touch, echo [-n],
 //	grep [-qivFEc] PATTERN FILE..., mkdir [-p], rm [-f], cd, pwd, sleep N, exit N, true, false,
-//	sh|bash -c SCRIPT, sh|bash FILE
+//	sh|bash -c SCRIPT, sh|bash FILE, vmtoolsd --cmd "info-get guestinfo.X", vmware-rpctool "info-get
+//	guestinfo.X" (guestinfo.go)
 //
 // Syntax: words with '...', "..." and \ quoting; $NAME and ${NAME} from the program's environment;
 // ';', newlines, '&&' and '||'; redirections > >> 2> 2>> 2>&1 >&2 1>&2 &>; # comments. Pipes,
@@ -43,7 +44,7 @@ var programDirs = map[string]bool{"/bin": true, "/usr/bin": true, "/sbin": true,
 var builtins = map[string]bool{
 	"test": true, "[": true, "cat": true, "touch": true, "echo": true, "grep": true, "mkdir": true,
 	"rm": true, "cd": true, "pwd": true, "sleep": true, "exit": true, "true": true, "false": true,
-	"sh": true, "bash": true,
+	"sh": true, "bash": true, "vmtoolsd": true, "vmware-rpctool": true,
 }
 
 // programName is the simulated command a path or name stands for, or "" if there is none.
@@ -62,7 +63,10 @@ func programName(name string) string {
 }
 
 // guestFS maps guest paths into a VM's sandbox directory; nothing can leave it.
-type guestFS struct{ root string }
+type guestFS struct {
+	root string
+	vm   string // the VM's moref value (for guestinfo.go)
+}
 
 func (fs guestFS) host(guestPath, cwd string) string {
 	if !path.IsAbs(guestPath) {
@@ -453,6 +457,8 @@ func (sh *shell) command(args []string, out, errOut io.Writer) (int, error) {
 		return sh.rm(args, errOut), nil
 	case "sh", "bash":
 		return sh.subshell(name, args, out, errOut), nil
+	case "vmtoolsd", "vmware-rpctool":
+		return sh.toolsRPC(name, args, out, errOut), nil
 	}
 	return statusNotFound, nil
 }

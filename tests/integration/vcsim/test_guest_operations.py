@@ -338,3 +338,50 @@ def test_the_shell(guest_ops, guest_vm, script, status, output):
     arguments = "-c " + shlex.quote(script) + " > /tmp/o 2>&1"
     assert run(guest_ops, guest_vm, "/bin/sh", arguments) == status
     assert download(guest_ops, guest_vm, "/tmp/o").decode() == output
+
+
+def set_extra_config(si, vm, **options: str) -> None:
+    spec = vim.vm.ConfigSpec(
+        extraConfig=[vim.option.OptionValue(key=key, value=value) for key, value in options.items()]
+    )
+    watch_task(si, vm.ReconfigVM_Task(spec=spec))
+
+
+def run_split(guest_ops, vm, script: str) -> tuple[int, str, str]:
+    """The script's exit status, stdout and stderr."""
+    arguments = "-c " + shlex.quote(script) + " > /tmp/stdout 2> /tmp/stderr"
+    status = run(guest_ops, vm, "/bin/sh", arguments)
+    return status, download(guest_ops, vm, "/tmp/stdout").decode(), download(guest_ops, vm, "/tmp/stderr").decode()
+
+
+def test_guestinfo_variables_from_the_vms_extra_config(si, guest_ops, guest_vm):
+    set_extra_config(si, guest_vm, **{"guestinfo.nestlab.lab_code": "k7q2"})
+    for script in (
+        'vmtoolsd --cmd "info-get guestinfo.nestlab.lab_code"',
+        "/usr/bin/vmtoolsd --cmd='info-get guestinfo.nestlab.lab_code'",
+        "vmware-rpctool 'info-get guestinfo.nestlab.lab_code'",
+    ):
+        assert run_split(guest_ops, guest_vm, script) == (0, "k7q2\n", ""), script
+
+    # The current ExtraConfig is read each time: the last value set wins, "" unsets it.
+    set_extra_config(si, guest_vm, **{"guestinfo.nestlab.lab_code": "z9"})
+    assert run_split(guest_ops, guest_vm, "vmware-rpctool 'info-get guestinfo.nestlab.lab_code'") == (0, "z9\n", "")
+    set_extra_config(si, guest_vm, **{"guestinfo.nestlab.lab_code": ""})
+    assert run_split(guest_ops, guest_vm, "vmware-rpctool 'info-get guestinfo.nestlab.lab_code'") == (
+        1,
+        "",
+        "No value found\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("script", "stderr"),
+    [
+        ('vmtoolsd --cmd "info-get guestinfo.missing"', "No value found\n"),
+        ("vmware-rpctool 'info-get govcsim'", "No value found\n"),  # only guestinfo.* is readable
+        ("vmtoolsd --cmd 'log hello'", "Unknown command\n"),
+        ("vmware-rpctool", "rpctool syntax:\n\n  rpctool <text>\n\n"),
+    ],
+)
+def test_guestinfo_failures(guest_ops, guest_vm, script, stderr):
+    assert run_split(guest_ops, guest_vm, script) == (1, "", stderr)
