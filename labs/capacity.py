@@ -173,9 +173,10 @@ def release_owner(endpoint_id: int, owner: str, client: redis.Redis | None = Non
     return int(connection.register_script(_RELEASE_OWNER)(keys=_keys(endpoint_id), args=[f"{owner}:"]))
 
 
-def in_use(endpoint_id: int, client: redis.Redis | None = None) -> tuple[int, int]:
-    """(slots held, operations waiting) right now, for pages and benchmarks."""
+def in_use(endpoint_id: int, client: redis.Redis | None = None, line: str = CLONES) -> tuple[int, int]:
+    """(slots held, operations waiting) of one of the endpoint's lines right now, for pages and
+    benchmarks."""
     connection = client or _redis()
-    holders, waiters, _ = _keys(endpoint_id)
+    holders, waiters, _ = _keys(endpoint_id, line)
     now = time.time()
     return connection.zcount(holders, now, "+inf"), connection.zcard(waiters)

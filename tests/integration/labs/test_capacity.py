@@ -23,7 +23,9 @@ def endpoint_id():
     """An endpoint id no other test (or earlier run on this Redis) has used."""
     endpoint_id = next(_endpoint_ids)
     yield endpoint_id
-    redis.Redis.from_url(settings.REDIS_URL).delete(*capacity._keys(endpoint_id))
+    redis.Redis.from_url(settings.REDIS_URL).delete(
+        *capacity._keys(endpoint_id), *capacity._keys(endpoint_id, capacity.GUEST_OPERATIONS)
+    )
 
 
 def test_never_more_holders_than_the_limit_and_everyone_gets_a_turn(endpoint_id):
@@ -125,6 +127,16 @@ def test_an_error_while_waiting_takes_the_waiter_out_of_the_line(endpoint_id):
     release.set()
     holding.join(timeout=10)
     assert capacity.in_use(endpoint_id) == (0, 0)
+
+
+def test_guest_operations_have_a_line_of_their_own(endpoint_id):
+    guest = capacity.GUEST_OPERATIONS
+    with capacity.vcenter_slot(endpoint_id=endpoint_id, limit=1, line=guest):
+        assert capacity.in_use(endpoint_id, line=guest) == (1, 0)
+        assert capacity.in_use(endpoint_id) == (0, 0)
+        with capacity.vcenter_slot(endpoint_id=endpoint_id, limit=1):  # a clone does not wait for a check
+            assert capacity.in_use(endpoint_id) == (1, 0)
+    assert capacity.in_use(endpoint_id, line=guest) == (0, 0)
 
 
 def test_redis_unreachable_is_said_in_words():
