@@ -75,6 +75,13 @@ LOAD_ARGS ?=
 bench-load: vcsim
 	$(PY) bench/load_api.py $(LOAD_ARGS)
 
+# Lab guide checks (docs/benchmarks.md): 30 students click "Check my work", then the class of 30
+# labs x 10 checks is graded at once. GUIDE_ARGS passes options, e.g. GUIDE_ARGS="--limits 8 3".
+GUIDE_ARGS ?=
+.PHONY: bench-guide
+bench-guide: vcsim
+	$(PY) bench/guide_checks.py $(GUIDE_ARGS)
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
