@@ -93,6 +93,11 @@ def test_variables_differ_per_lab_and_are_in_the_vms_guestinfo(course, sim):
     client = endpoint_client(first.endpoint)
     for vm in first.vms.all():
         assert client.vm_info(vm.moref).guest_info["guestinfo.nestlab.lab_code"] == first.variables["lab_code"]
+    # ... and inside the guest, as a check's command reads it (vcsim/guestinfo.go).
+    router = first.vms.get(role="router")
+    credentials = GuestCredentials(simulator.GUEST_USERNAME, simulator.GUEST_PASSWORD)
+    read = client.run_guest_script(router.moref, credentials, 'vmtoolsd --cmd "info-get guestinfo.nestlab.lab_code"')
+    assert (read.exit_code, read.output) == (0, first.variables["lab_code"] + "\n")
     # Another student's code does not pass the first student's check.
     guest_shell(sim, first, "router", f"echo {second.variables['lab_code']} > /lab-code")
     check(first, "Sign your router")
