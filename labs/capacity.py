@@ -160,7 +160,7 @@ def vcenter_slot(
             connection.zrem(holders, token)
 
 
-def release_owner(endpoint_id: int, owner: str, client: redis.Redis | None = None) -> int:
+def release_owner(endpoint_id: int, owner: str, client: redis.Redis | None = None, line: str = CLONES) -> int:
     """Free the slots (and places in line) held under ``owner``; return how many slots.
 
     For a resumed operation: its earlier run died holding slots, and without this they
@@ -170,7 +170,7 @@ def release_owner(endpoint_id: int, owner: str, client: redis.Redis | None = Non
     if not owner:
         raise ValueError("release_owner needs the owner the slots were taken under")
     connection = client or _redis()
-    return int(connection.register_script(_RELEASE_OWNER)(keys=_keys(endpoint_id), args=[f"{owner}:"]))
+    return int(connection.register_script(_RELEASE_OWNER)(keys=_keys(endpoint_id, line), args=[f"{owner}:"]))
 
 
 def in_use(endpoint_id: int, client: redis.Redis | None = None, line: str = CLONES) -> tuple[int, int]:

@@ -44,6 +44,11 @@ class CheckStep(LabJob):
     busy_state = None
 
     def perform(self) -> None:
+        operation = self.context.operation
+        if operation.attempts > 1:
+            # Resumed after its worker died: the dead run's guest-operation slot is free now, not
+            # when its lease runs out a minute later.
+            capacity.release_owner(operation.endpoint_id, f"operation-{operation.pk}", line=capacity.GUEST_OPERATIONS)
         params = self.context.operation.params
         lab = self.lab
         step = lab_guides.guide_step(lab, params["step"])

@@ -161,6 +161,16 @@ def test_a_dead_runs_slots_are_freed_for_its_resumed_run(endpoint_id):
             assert capacity.in_use(endpoint_id) == (2, 0)
 
 
+def test_a_dead_checks_guest_operation_slot_is_freed_on_its_line_only(endpoint_id):
+    guest = capacity.GUEST_OPERATIONS
+    with contextlib.ExitStack() as dead_run:
+        dead_run.enter_context(capacity.vcenter_slot(endpoint_id=endpoint_id, limit=1, owner="operation-9", line=guest))
+        dead_run.enter_context(capacity.vcenter_slot(endpoint_id=endpoint_id, limit=1, owner="operation-9"))
+        assert capacity.release_owner(endpoint_id, "operation-9", line=guest) == 1
+        assert capacity.in_use(endpoint_id, line=guest) == (0, 0)
+        assert capacity.in_use(endpoint_id) == (1, 0), "the clones line is another line"
+
+
 def test_release_needs_an_owner(endpoint_id):
     with pytest.raises(ValueError):
         capacity.release_owner(endpoint_id, "")
