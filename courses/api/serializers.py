@@ -7,11 +7,14 @@ from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 
 from core.api import ChoiceField
-from courses import permissions, selectors, services
+from courses import guides, permissions, selectors, services
 from courses.models import (
     Course,
     CourseQuota,
     Enrollment,
+    GuideCheck,
+    GuideStep,
+    GuideVariable,
     LabTemplate,
     QuotaTopUp,
     TemplateNetwork,
@@ -131,13 +134,43 @@ class TemplateVMSerializer(serializers.ModelSerializer):
             "memory_mb_override",
             "nested_hv_required",
             "nic_networks",
+            "guest_username",
+            "guest_password_set",
         ]
+        read_only_fields = ["guest_username"]
+
+    guest_password_set = serializers.SerializerMethodField(
+        help_text="Whether a guest password is stored (it is never shown; guide checks run commands with it)."
+    )
+
+    def get_guest_password_set(self, vm: TemplateVM) -> bool:
+        return bool(vm.guest_password_ciphertext)
 
 
 class TemplateVMUpdateSerializer(TemplateVMSerializer):
-    """A template VM's settings; the source VM itself cannot change (remove it and add another)."""
+    """A template VM's settings; the source VM itself cannot change (remove it and add another).
+    The guest account (for guide checks that run a command) is set here: the password is
+    write-only and stored encrypted; empty or missing keeps the stored one, and an empty
+    ``guest_username`` forgets the account."""
+
+    guest_username = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        help_text="An account of the guest operating system that guide checks run commands with; empty forgets it.",
+    )
+    guest_password = serializers.CharField(
+        max_length=256,
+        required=False,
+        allow_blank=True,
+        write_only=True,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        help_text="Write-only: stored encrypted, never shown. Empty or missing keeps the stored one.",
+    )
 
     class Meta(TemplateVMSerializer.Meta):
+        fields = [*TemplateVMSerializer.Meta.fields, "guest_password"]
         read_only_fields = ["source_moref", "source_name", "source_path"]
 
 
@@ -424,3 +457,53 @@ class TopUpSerializer(serializers.ModelSerializer):
 
 
 # People
+
+
+# Lab guides (issue 15): the draft's steps, their checks, the variables. Only the template's
+# owners and admins read them: checks carry their answers.
+
+
+class GuideCheckSerializer(serializers.ModelSerializer):
+    """A check of a guide step, as its authors see it (answers and commands included). Which
+    fields a kind needs is the model's rule (``GuideCheck.clean``), answered as a 400 in words."""
+
+    class Meta:
+        model = GuideCheck
+        fields = ["id", "position", *guides.CHECK_FIELDS]
+        read_only_fields = ["position"]
+
+
+class GuideStepSerializer(serializers.ModelSerializer):
+    """A step of a template's guide: added at the end; move it by changing its ``position``."""
+
+    body_html = serializers.CharField(read_only=True, help_text="The body rendered and sanitised when saved.")
+    checks = GuideCheckSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = GuideStep
+        fields = ["id", "position", *guides.STEP_FIELDS, "body_html", "checks"]
+        read_only_fields = ["position"]
+
+
+class GuideStepUpdateSerializer(GuideStepSerializer):
+    class Meta(GuideStepSerializer.Meta):
+        read_only_fields = []
+        extra_kwargs = {
+            "position": {"required": False, "help_text": "1 for the first step; the others keep their order."}
+        }
+
+
+class GuideVariableSerializer(serializers.ModelSerializer):
+    """A value drawn for each lab: ``{{ name }}`` in the guide and its checks, ``guestinfo.nestlab.<name>``
+    in the lab's VMs."""
+
+    choices = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        max_length=100,
+        required=False,
+        help_text="The values to pick from (kind `choice`).",
+    )
+
+    class Meta:
+        model = GuideVariable
+        fields = ["id", *guides.VARIABLE_FIELDS]

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from courses.api import views
+from courses.api import guides, views
 
 router = SimpleRouter()
 router.register("endpoints", views.EndpointViewSet, basename="endpoint")
@@ -9,6 +9,7 @@ router.register("templates", views.TemplateViewSet, basename="template")
 router.register("courses", views.CourseViewSet, basename="course")
 
 LIST = {"get": "list", "post": "create"}
+DETAIL = {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}
 
 urlpatterns = [
     path(
@@ -38,6 +39,32 @@ urlpatterns = [
         "templates/<int:template_id>/versions/<int:pk>/",
         views.TemplateVersionViewSet.as_view({"get": "retrieve"}),
         name="template-version-detail",
+    ),
+    path("templates/<int:template_id>/guide/steps/", guides.GuideStepViewSet.as_view(LIST), name="guide-step-list"),
+    path(
+        "templates/<int:template_id>/guide/steps/<int:pk>/",
+        guides.GuideStepViewSet.as_view(DETAIL),
+        name="guide-step-detail",
+    ),
+    path(
+        "templates/<int:template_id>/guide/steps/<int:step_id>/checks/",
+        guides.GuideCheckViewSet.as_view(LIST),
+        name="guide-check-list",
+    ),
+    path(
+        "templates/<int:template_id>/guide/steps/<int:step_id>/checks/<int:pk>/",
+        guides.GuideCheckViewSet.as_view(DETAIL),
+        name="guide-check-detail",
+    ),
+    path(
+        "templates/<int:template_id>/guide/variables/",
+        guides.GuideVariableViewSet.as_view(LIST),
+        name="guide-variable-list",
+    ),
+    path(
+        "templates/<int:template_id>/guide/variables/<int:pk>/",
+        guides.GuideVariableViewSet.as_view(DETAIL),
+        name="guide-variable-detail",
     ),
     path("courses/<int:course_id>/enrollments/", views.EnrollmentViewSet.as_view(LIST), name="enrollment-list"),
     path(

@@ -407,6 +407,8 @@ SPECTACULAR_SETTINGS = {
         "AuditResultEnum": "core.models.AuditEntry.Result",
         "AuditSourceEnum": "core.models.AuditEntry.Source",
         "SourceEnum": "courses.models.Enrollment.Source",  # named before the audit log had a source too
+        "GuideCheckKindEnum": "courses.models.GuideCheck.Kind",
+        "GuideVariableKindEnum": "courses.models.GuideVariable.Kind",
     },
 }
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from accounts import services as account_services
+from courses import guides as course_guides
 from courses import services as course_services
 from labs import console, services
 from labs.endpoints import endpoint_client
@@ -49,6 +50,11 @@ class World:
     owner_key: object
     lti_platform: object
     lti_link: object
+    guide_step: object
+    guide_check: object
+    guide_variable: object
+    plain_step_key: str
+    checked_step_key: str
 
 
 def _ready(lab: Lab, endpoint, esxi_moref: str) -> Lab:
@@ -93,6 +99,16 @@ def _build(vcsim) -> World:
     # On the simulator, so that routes reading its VMs from vCenter answer (their VMs are not there).
     type(template).objects.filter(pk=template.pk).update(endpoint=endpoint)
     template.refresh_from_db()
+    # A guide on the draft (a step to read, a step with a question), frozen into the course's version.
+    plain_step = course_guides.guide_step_add(template=template, actor=instructor, title="Read")
+    guide_step = course_guides.guide_step_add(template=template, actor=instructor, title="Answer", points=5)
+    guide_check = course_guides.guide_check_add(
+        step=guide_step, actor=instructor, kind="question", label="Address", prompt="Which?", answer="10.0.0.1"
+    )
+    guide_variable = course_guides.guide_variable_add(template=template, actor=instructor, name="code")
+    version = course.template_version
+    version.guide = course_guides.guide_freeze(template)
+    version.save(update_fields=["guide"])
     return World(
         users=users,
         tokens={role: Token.objects.create(user=user).key for role, user in users.items()},
@@ -121,6 +137,11 @@ def _build(vcsim) -> World:
         lti_link=CourseLink.objects.create(
             platform=platform, deployment_id="deployment-1", context_id="course-101", course=course
         ),
+        guide_step=guide_step,
+        guide_check=guide_check,
+        guide_variable=guide_variable,
+        plain_step_key=str(plain_step.pk),
+        checked_step_key=str(guide_step.pk),
     )
 
 

@@ -77,7 +77,7 @@ def map_path_parameters(context, path_parameters):
         choices = REAL.get(_kind(path, name))
         if choices and isinstance(value, int) and value >= 0:
             path_parameters[name] = choices[value % len(choices)]
-        elif choices and name == "moref" and isinstance(value, str) and len(value) % 2 == 0:
+        elif choices and name in ("moref", "step_key") and isinstance(value, str) and len(value) % 2 == 0:
             path_parameters[name] = choices[0]
     return path_parameters
 
@@ -115,6 +115,11 @@ def real_ids(world):
             "operations": [world.operation.pk, world.removed_operation.pk],
             "console-sessions": [world.console_session.pk],
             "keys": [world.owner_key.pk],
+            "steps": [world.guide_step.pk],
+            "step_id": [world.guide_step.pk],
+            "checks": [world.guide_check.pk],
+            "variables": [world.guide_variable.pk],
+            "step_key": [world.plain_step_key, world.checked_step_key],
         }
     )
     yield REAL

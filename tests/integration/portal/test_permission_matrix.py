@@ -127,6 +127,25 @@ TARGETS = {
     "api/v1/templates/{template_id}/vms/{pk}/": lambda w, role: {"template_id": w.template.pk, "pk": w.template_vm.pk},
     "api/v1/templates/{template_id}/versions/": lambda w, role: {"template_id": w.template.pk},
     "api/v1/templates/{template_id}/versions/{pk}/": lambda w, role: {"template_id": w.template.pk, "pk": w.version.pk},
+    "api/v1/templates/{template_id}/guide/steps/": lambda w, role: {"template_id": w.template.pk},
+    "api/v1/templates/{template_id}/guide/steps/{pk}/": lambda w, role: {
+        "template_id": w.template.pk,
+        "pk": w.guide_step.pk,
+    },
+    "api/v1/templates/{template_id}/guide/steps/{step_id}/checks/": lambda w, role: {
+        "template_id": w.template.pk,
+        "step_id": w.guide_step.pk,
+    },
+    "api/v1/templates/{template_id}/guide/steps/{step_id}/checks/{pk}/": lambda w, role: {
+        "template_id": w.template.pk,
+        "step_id": w.guide_step.pk,
+        "pk": w.guide_check.pk,
+    },
+    "api/v1/templates/{template_id}/guide/variables/": lambda w, role: {"template_id": w.template.pk},
+    "api/v1/templates/{template_id}/guide/variables/{pk}/": lambda w, role: {
+        "template_id": w.template.pk,
+        "pk": w.guide_variable.pk,
+    },
     "api/v1/courses/": lambda w, role: {},
     "api/v1/courses/join/": lambda w, role: {},
     "api/v1/courses/{pk}/": lambda w, role: {"pk": w.course.pk},
@@ -223,6 +242,8 @@ def _roster(w: World, role: str) -> dict:
     return {"file": SimpleUploadedFile("class.csv", b"username,email\nnewcomer,newcomer@example.edu\n", "text/csv")}
 
 
+GUIDE_QUESTION = {"kind": "question", "label": "Gateway", "prompt": "Which gateway?", "answer": "10.0.0.254"}
+
 QUOTA = dict.fromkeys(
     (
         "running_labs",
@@ -258,6 +279,24 @@ BODIES = {
     },
     ("put", "api/v1/templates/{template_id}/vms/{pk}/"): lambda w, role: {"role": "gateway", "boot_order": 2},
     ("patch", "api/v1/templates/{template_id}/vms/{pk}/"): lambda w, role: {"boot_order": 3},
+    ("post", "api/v1/templates/{template_id}/guide/steps/"): lambda w, role: {"title": "Another step"},
+    ("put", "api/v1/templates/{template_id}/guide/steps/{pk}/"): lambda w, role: {"title": "Renamed", "points": 1},
+    ("patch", "api/v1/templates/{template_id}/guide/steps/{pk}/"): lambda w, role: {"position": 1},
+    ("post", "api/v1/templates/{template_id}/guide/steps/{step_id}/checks/"): lambda w, role: GUIDE_QUESTION,
+    ("put", "api/v1/templates/{template_id}/guide/steps/{step_id}/checks/{pk}/"): lambda w, role: GUIDE_QUESTION,
+    ("patch", "api/v1/templates/{template_id}/guide/steps/{step_id}/checks/{pk}/"): lambda w, role: {"label": "Which"},
+    ("post", "api/v1/templates/{template_id}/guide/variables/"): lambda w, role: {
+        "name": "site",
+        "kind": "choice",
+        "choices": ["paris", "oslo"],
+    },
+    ("put", "api/v1/templates/{template_id}/guide/variables/{pk}/"): lambda w, role: {
+        "name": "vlan",
+        "kind": "number",
+        "minimum": 1,
+        "maximum": 9,
+    },
+    ("patch", "api/v1/templates/{template_id}/guide/variables/{pk}/"): lambda w, role: {"length": 10},
     ("post", "api/v1/courses/"): _course_body,
     ("put", "api/v1/courses/{pk}/"): _course_body,
     ("patch", "api/v1/courses/{pk}/"): lambda w, role: {"description": "Bring a laptop."},
@@ -351,6 +390,25 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("delete", "api/v1/templates/{template_id}/vms/{pk}/"): (N, N,  N,   N,   N,   204, N,   204),
     ("get", "api/v1/templates/{template_id}/versions/"): (N,   N,   N,   N,   N,   Y,   Y,   Y),
     ("get", "api/v1/templates/{template_id}/versions/{pk}/"): (N, N, N,  N,   N,   Y,   Y,   Y),
+    # A template's guide: its owners and admins only, reads too (checks carry their answers)
+    ("get", "api/v1/templates/{template_id}/guide/steps/"): (N, N, N,  N,   N,   Y,   N,   Y),
+    ("post", "api/v1/templates/{template_id}/guide/steps/"): (N, N, N, N,   N,   201, N,   201),
+    ("get", "api/v1/templates/{template_id}/guide/steps/{pk}/"): (N, N, N, N, N,  Y,   N,   Y),
+    ("put", "api/v1/templates/{template_id}/guide/steps/{pk}/"): (N, N, N, N, N,  Y,   N,   Y),
+    ("patch", "api/v1/templates/{template_id}/guide/steps/{pk}/"): (N, N, N, N, N, Y,   N,   Y),
+    ("delete", "api/v1/templates/{template_id}/guide/steps/{pk}/"): (N, N, N, N, N, 204, N,   204),
+    ("get", "api/v1/templates/{template_id}/guide/steps/{step_id}/checks/"): (N, N, N, N, N, Y, N, Y),
+    ("post", "api/v1/templates/{template_id}/guide/steps/{step_id}/checks/"): (N, N, N, N, N, 201, N, 201),
+    ("get", "api/v1/templates/{template_id}/guide/steps/{step_id}/checks/{pk}/"): (N, N, N, N, N, Y, N, Y),
+    ("put", "api/v1/templates/{template_id}/guide/steps/{step_id}/checks/{pk}/"): (N, N, N, N, N, Y, N, Y),
+    ("patch", "api/v1/templates/{template_id}/guide/steps/{step_id}/checks/{pk}/"): (N, N, N, N, N, Y, N, Y),
+    ("delete", "api/v1/templates/{template_id}/guide/steps/{step_id}/checks/{pk}/"): (N, N, N, N, N, 204, N, 204),
+    ("get", "api/v1/templates/{template_id}/guide/variables/"): (N, N, N, N,  N,   Y,   N,   Y),
+    ("post", "api/v1/templates/{template_id}/guide/variables/"): (N, N, N, N, N,   201, N,   201),
+    ("get", "api/v1/templates/{template_id}/guide/variables/{pk}/"): (N, N, N, N, N, Y,   N,   Y),
+    ("put", "api/v1/templates/{template_id}/guide/variables/{pk}/"): (N, N, N, N, N, Y,   N,   Y),
+    ("patch", "api/v1/templates/{template_id}/guide/variables/{pk}/"): (N, N, N, N, N, Y,  N,   Y),
+    ("delete", "api/v1/templates/{template_id}/guide/variables/{pk}/"): (N, N, N, N, N, 204, N, 204),
     # Courses: hidden from those not in them; seen but not changed by their students
     ("get", "api/v1/courses/"):                          (N,   Y,   Y,   Y,   Y,   Y,   Y,   Y),
     ("post", "api/v1/courses/"):                         (N,   N,   N,   N,   N,   201, 201, 201),
