@@ -55,6 +55,8 @@ def _clean_answers(step: dict[str, Any], answers: Any) -> dict[str, str]:
             raise ValidationError({"answers": f"This step has no question {key}."})
         if not isinstance(answer, str):
             raise ValidationError({"answers": "An answer is text."})
+        if "\x00" in answer:  # PostgreSQL's JSON refuses it: a 400, not a 500
+            raise ValidationError({"answers": "An answer cannot contain a NUL character."})
         if len(answer) > ANSWER_MAX_CHARACTERS:
             raise ValidationError({"answers": f"Keep an answer under {ANSWER_MAX_CHARACTERS} characters."})
         cleaned[str(key)] = answer
@@ -224,18 +226,25 @@ def course_scores_send(*, course: Course, actor: AbstractBaseUser) -> int:
 def class_check_start(
     *, course: Course, actor: AbstractBaseUser, step_key: str, lab_ids: list[int] | None = None
 ) -> list[lab_services.LabOutcome]:
-    """ "Check the whole class": a step's automatic checks on each ready lab of the course (or of
-    ``lab_ids``), each through "Check my work" as if its button were clicked (one busy lab does not
-    stop the others). Questions keep the students' own answers."""
+    """ "Check the whole class": a step's automatic checks on each ready lab of the course, or on
+    each of ``lab_ids`` in the order given, each through "Check my work" as if its button were
+    clicked (one busy lab does not stop the others). Questions keep the students' own answers.
+    Asked by id, a lab that is not ready is refused in its own route's words and one not in the
+    course is "not there" (``Lab.DoesNotExist``), as in ``labs.services.class_labs_apply``."""
     if not course_permissions.can_manage_course(actor, course):
         raise PermissionDenied("Only this course's instructors can check the whole class.")
-    labs = Lab.objects.filter(course=course, state=Lab.State.READY).select_related(
-        "course", "student", "template_version"
-    )
-    if lab_ids is not None:
-        labs = labs.filter(pk__in=lab_ids)
+    labs = Lab.objects.filter(course=course).select_related("course", "student", "template_version")
+    if lab_ids is None:
+        chosen = [(lab.pk, lab) for lab in labs.filter(state=Lab.State.READY).order_by("student__username", "number")]
+    else:
+        found = labs.in_bulk(lab_ids)
+        chosen = [(lab_id, found.get(lab_id)) for lab_id in dict.fromkeys(lab_ids)]
     outcomes = []
-    for lab in labs.order_by("student__username", "number"):
+    for lab_id, lab in chosen:
+        if lab is None:
+            missing = Lab.DoesNotExist("No lab with that id in this course.")
+            outcomes.append(lab_services.LabOutcome(lab_id, None, refusal=missing))
+            continue
         try:
             operation = lab_check_start(lab=lab, actor=actor, step_key=step_key)
         except (Conflict, PermissionDenied, ValidationError) as refusal:

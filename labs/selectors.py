@@ -274,6 +274,7 @@ def class_summaries(course_ids) -> dict[int, dict[str, int]]:
 # Lab guides (issue 15): what a student sees of their guide, scores, the class grid.
 
 STEP_DONE, STEP_FAILED, STEP_UNTRIED = "done", "failed", "untried"
+STEP_STATES = (STEP_DONE, STEP_FAILED, STEP_UNTRIED)
 
 
 def _step_states(guide: dict[str, Any], results: list[CheckResult], steps_done: set[str]) -> dict[str, str]:

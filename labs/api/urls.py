@@ -1,11 +1,12 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from labs.api import usage, views
+from labs.api import guides, usage, views
 
 router = SimpleRouter()
 router.register("operations", views.OperationViewSet, basename="operation")
 router.register("labs", views.LabViewSet, basename="lab")
+router.register("labs", guides.LabGuideViewSet, basename="lab-guide")
 router.register("console-sessions", views.ConsoleSessionViewSet, basename="console-session")
 
 urlpatterns = [
@@ -20,6 +21,14 @@ urlpatterns = [
     path("courses/<int:course_id>/labs/bulk/", views.course_labs_bulk, name="course-labs-bulk"),
     path("courses/<int:course_id>/usage/report/", usage.course_usage_report, name="course-usage-report"),
     path("courses/<int:course_id>/usage/report.csv", usage.course_usage_report_csv, name="course-usage-report-csv"),
+    path("courses/<int:course_id>/guide/progress/", guides.course_guide_progress, name="course-guide-progress"),
+    path(
+        "courses/<int:course_id>/guide/progress.csv",
+        guides.course_guide_progress_csv,
+        name="course-guide-progress-csv",
+    ),
+    path("courses/<int:course_id>/guide/check/", guides.course_guide_check, name="course-guide-check"),
+    path("courses/<int:course_id>/guide/scores/", guides.course_guide_scores, name="course-guide-scores"),
     path("usage/", usage.usage_report, name="usage-report"),
     path("usage.csv", usage.usage_report_csv, name="usage-report-csv"),
     *router.urls,

@@ -409,6 +409,7 @@ SPECTACULAR_SETTINGS = {
         "SourceEnum": "courses.models.Enrollment.Source",  # named before the audit log had a source too
         "GuideCheckKindEnum": "courses.models.GuideCheck.Kind",
         "GuideVariableKindEnum": "courses.models.GuideVariable.Kind",
+        "GuideStepStateEnum": "labs.selectors.STEP_STATES",
     },
 }
 
