@@ -100,7 +100,11 @@ def exception_handler(exc, context):
             return Response({"detail": detail, "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
         return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, domain_errors.TooSoon):
-        exc = exceptions.Throttled(wait=exc.retry_after, detail=str(exc))
+        # DRF's Throttled sets Retry-After from ``wait``; its detail would add "Expected available
+        # in N seconds." to words that already say when, so the service's words stand alone.
+        words = str(exc)
+        exc = exceptions.Throttled(wait=exc.retry_after)
+        exc.detail = exceptions.ErrorDetail(words, code=exc.default_code)
     elif isinstance(exc, domain_errors.Conflict):
         exc = Conflict(str(exc) or None)
     if isinstance(exc, DjangoPermissionDenied):

@@ -226,7 +226,9 @@ def test_checking_too_often_is_429_with_retry_after(labs, settings):
     assert refused.status_code == 429
     wait = int(refused["Retry-After"])
     assert 1 <= wait <= 61
-    assert refused.json()["detail"].startswith(f"{lab.name} was checked 2 times in the last minute (at most 2)")
+    assert refused.json() == {
+        "detail": f"{lab.name} was checked 2 times in the last minute (at most 2): try again in {wait} s."
+    }
     assert Operation.objects.filter(kind=Operation.Kind.CHECK).count() == 2
     # Another lab has its own allowance.
     other = labs[1]
