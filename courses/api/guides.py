@@ -14,14 +14,17 @@ from functools import cached_property
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, viewsets
+from rest_framework import mixins, status, viewsets
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from core.api import errors
 from courses import guides, permissions, selectors
 from courses.api import serializers as s
 from courses.api.views import BuildsTemplates
-from courses.models import GuideCheck, GuideStep, GuideVariable, LabTemplate
+from courses.models import GUIDE_IMAGE_MAX_BYTES, GuideCheck, GuideImage, GuideStep, GuideVariable, LabTemplate
 
 READERS_WORDS = "Only the template's owners and admins can read and edit its guide."
 WHO = "The template's owners and admins (its checks carry their answers)."
@@ -213,3 +216,51 @@ class GuideVariableViewSet(_Crud):
 
     def perform_destroy(self, instance: GuideVariable) -> None:
         guides.guide_variable_remove(variable=instance, actor=self.request.user)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List a template's guide and manual images",
+        description=WHO,
+        responses={200: s.GuideImageSerializer(many=True), **errors(403, 404)},
+    ),
+    create=extend_schema(
+        summary="Upload an image for a template's guide and manual",
+        description=(
+            f"{WHO} PNG, JPEG, GIF or WebP (checked by its bytes; never SVG), at most 2 MB, 50 per template; "
+            "one of the same name is replaced. Markdown shows it by its name: `![Topology](topology.png)`."
+        ),
+        request={"multipart/form-data": s.GuideImageUploadSerializer},
+        responses={201: s.GuideImageSerializer, **errors(400, 403, 404)},
+    ),
+    destroy=extend_schema(
+        summary="Remove an image of a template's guide and manual",
+        description=f"{WHO} Refused (400) while a published version shows it.",
+        responses={204: None, **errors(400, 403, 404)},
+    ),
+)
+@extend_schema(tags=["templates"])
+class GuideImageViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, _GuidePart):
+    """A template's images, at templates/{template_id}/guide/images/."""
+
+    serializer_class = s.GuideImageSerializer
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        if _fake(self):
+            return GuideImage.objects.none()
+        return self.template.guide_images.defer("data").order_by("name")
+
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        upload = s.GuideImageUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        file = upload.validated_data["file"]
+        # One byte past the limit is enough for the service to say the image is too large.
+        data = file.read(GUIDE_IMAGE_MAX_BYTES + 1)
+        name = upload.validated_data.get("name") or file.name
+        image = guides.guide_image_add(template=self.template, actor=request.user, name=name, data=data)
+        fresh = self.get_queryset().get(pk=image.pk)
+        return Response(s.GuideImageSerializer(fresh).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance: GuideImage) -> None:
+        guides.guide_image_remove(image=instance, actor=self.request.user)

@@ -9,10 +9,12 @@ from rest_framework import serializers
 from core.api import ChoiceField
 from courses import guides, permissions, selectors, services
 from courses.models import (
+    GUIDE_IMAGE_MAX_BYTES,
     Course,
     CourseQuota,
     Enrollment,
     GuideCheck,
+    GuideImage,
     GuideStep,
     GuideVariable,
     LabTemplate,
@@ -507,3 +509,28 @@ class GuideVariableSerializer(serializers.ModelSerializer):
     class Meta:
         model = GuideVariable
         fields = ["id", *guides.VARIABLE_FIELDS]
+
+
+class GuideImageSerializer(serializers.ModelSerializer):
+    """An image of the template's guide and manual: Markdown shows it by its file name
+    (``![Topology](topology.png)``); it is served at ``url`` to whoever may read the guide."""
+
+    url = serializers.CharField(read_only=True, help_text="Where the portal serves it.")
+
+    class Meta:
+        model = GuideImage
+        fields = ["id", "name", "url", "content_type", "size", "created_at"]
+        read_only_fields = fields
+
+
+class GuideImageUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        help_text=f"A PNG, JPEG, GIF or WebP image (known by its bytes; never SVG), at most "
+        f"{GUIDE_IMAGE_MAX_BYTES // (1024 * 1024)} MB."
+    )
+    name = serializers.CharField(
+        required=False,
+        max_length=90,
+        help_text="The name Markdown uses, e.g. topology.png (default: the file's name); an image of the "
+        "same name is replaced.",
+    )

@@ -66,6 +66,16 @@ urlpatterns = [
         guides.GuideVariableViewSet.as_view(DETAIL),
         name="guide-variable-detail",
     ),
+    path(
+        "templates/<int:template_id>/guide/images/",
+        guides.GuideImageViewSet.as_view(LIST),
+        name="guide-image-list",
+    ),
+    path(
+        "templates/<int:template_id>/guide/images/<int:pk>/",
+        guides.GuideImageViewSet.as_view({"delete": "destroy"}),
+        name="guide-image-detail",
+    ),
     path("courses/<int:course_id>/enrollments/", views.EnrollmentViewSet.as_view(LIST), name="enrollment-list"),
     path(
         "courses/<int:course_id>/enrollments/<int:pk>/",

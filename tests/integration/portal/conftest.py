@@ -25,6 +25,10 @@ DEMO_ESXI = "/DC0/vm/Nestlab Templates/Nested vSphere 8 Lab/esxi-01"
 # A template source no lab row claims: the labs here pretend their VMs are DEMO_ESXI, which the
 # picker therefore refuses as a lab VM (docs/security.md, finding 2).
 DEMO_SOURCE = "/DC0/vm/Nestlab Templates/Nested vSphere 8 Lab/vcsa"
+PNG_1X1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d4944415478da63f8cfc0f01f0005000201a0b1f0b60000000049454e44ae426082"
+)
 
 
 @dataclass
@@ -53,6 +57,7 @@ class World:
     guide_step: object
     guide_check: object
     guide_variable: object
+    guide_image: object
     plain_step_key: str
     checked_step_key: str
 
@@ -106,6 +111,7 @@ def _build(vcsim) -> World:
         step=guide_step, actor=instructor, kind="question", label="Address", prompt="Which?", answer="10.0.0.1"
     )
     guide_variable = course_guides.guide_variable_add(template=template, actor=instructor, name="code")
+    guide_image = course_guides.guide_image_add(template=template, actor=instructor, name="map.png", data=PNG_1X1)
     version = course.template_version
     version.guide = course_guides.guide_freeze(template)
     version.save(update_fields=["guide"])
@@ -140,6 +146,7 @@ def _build(vcsim) -> World:
         guide_step=guide_step,
         guide_check=guide_check,
         guide_variable=guide_variable,
+        guide_image=guide_image,
         plain_step_key=str(plain_step.pk),
         checked_step_key=str(guide_step.pk),
     )

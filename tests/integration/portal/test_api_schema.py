@@ -119,6 +119,7 @@ def real_ids(world):
             "step_id": [world.guide_step.pk],
             "checks": [world.guide_check.pk],
             "variables": [world.guide_variable.pk],
+            "images": [world.guide_image.pk],
             "step_key": [world.plain_step_key, world.checked_step_key],
         }
     )

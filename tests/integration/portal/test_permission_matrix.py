@@ -36,7 +36,7 @@ from rest_framework.test import APIClient
 
 from labs.models import Lab, Operation
 from tests.factories import DEFAULT_PASSWORD
-from tests.integration.portal.conftest import World
+from tests.integration.portal.conftest import PNG_1X1, World
 
 pytestmark = pytest.mark.integration
 
@@ -145,6 +145,11 @@ TARGETS = {
     "api/v1/templates/{template_id}/guide/variables/{pk}/": lambda w, role: {
         "template_id": w.template.pk,
         "pk": w.guide_variable.pk,
+    },
+    "api/v1/templates/{template_id}/guide/images/": lambda w, role: {"template_id": w.template.pk},
+    "api/v1/templates/{template_id}/guide/images/{pk}/": lambda w, role: {
+        "template_id": w.template.pk,
+        "pk": w.guide_image.pk,
     },
     "api/v1/courses/": lambda w, role: {},
     "api/v1/courses/join/": lambda w, role: {},
@@ -359,7 +364,12 @@ BODIES.update(
         },
     }
 )
-MULTIPART = {("post", "api/v1/courses/{pk}/roster/"): _roster}
+MULTIPART = {
+    ("post", "api/v1/courses/{pk}/roster/"): _roster,
+    ("post", "api/v1/templates/{template_id}/guide/images/"): lambda w, role: {
+        "file": SimpleUploadedFile("topology.png", PNG_1X1, "image/png")
+    },
+}
 
 
 # The table: per route and method, the status each role gets.
@@ -424,6 +434,9 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("put", "api/v1/templates/{template_id}/guide/variables/{pk}/"): (N, N, N, N, N, Y,   N,   Y),
     ("patch", "api/v1/templates/{template_id}/guide/variables/{pk}/"): (N, N, N, N, N, Y,  N,   Y),
     ("delete", "api/v1/templates/{template_id}/guide/variables/{pk}/"): (N, N, N, N, N, 204, N, 204),
+    ("get", "api/v1/templates/{template_id}/guide/images/"): (N, N, N, N,  N,   Y,   N,   Y),
+    ("post", "api/v1/templates/{template_id}/guide/images/"): (N, N, N, N,  N,   201, N,   201),
+    ("delete", "api/v1/templates/{template_id}/guide/images/{pk}/"): (N, N, N, N, N, 204, N,   204),
     # Courses: hidden from those not in them; seen but not changed by their students
     ("get", "api/v1/courses/"):                          (N,   Y,   Y,   Y,   Y,   Y,   Y,   Y),
     ("post", "api/v1/courses/"):                         (N,   N,   N,   N,   N,   201, 201, 201),

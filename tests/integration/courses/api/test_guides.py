@@ -5,11 +5,12 @@ whose password is write-only."""
 from __future__ import annotations
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from core import crypto
-from courses.models import GuideCheck, GuideStep, GuideVariable, LabTemplate
+from courses.models import GuideCheck, GuideImage, GuideStep, GuideVariable, LabTemplate
 from tests.factories import AdminFactory, InstructorFactory, StudentFactory
-from tests.integration.courses.api.conftest import client_for, make_template
+from tests.integration.courses.api.conftest import client_for, make_published_version, make_template
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -328,3 +329,79 @@ def test_another_instructor_cannot_set_a_guest_account(owner, template):
     assert response.status_code == 403
     vm.refresh_from_db()
     assert not vm.has_guest_account
+
+
+# Images of the guide and the manual
+
+PNG_1X1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000002"
+    "000154a24f5d0000000049454e44ae426082"
+)
+
+
+def _upload(client, template, data=PNG_1X1, filename="Topology.PNG", **fields):
+    return client.post(
+        f"/api/v1/templates/{template.pk}/guide/images/",
+        {"file": SimpleUploadedFile(filename, data, "image/png"), **fields},
+        format="multipart",
+    )
+
+
+def test_owners_upload_list_use_and_remove_images(owner, template):
+    client = client_for(owner)
+    made = _upload(client, template)
+    assert made.status_code == 201, made.json()
+    image = made.json()
+    assert (image["name"], image["content_type"], image["size"]) == ("topology.png", "image/png", len(PNG_1X1))
+    assert image["url"] == f"/templates/{template.pk}/images/topology.png"
+    renamed = _upload(client, template, name="lab-map.png")
+    assert renamed.json()["name"] == "lab-map.png"
+    listed = client.get(f"/api/v1/templates/{template.pk}/guide/images/").json()["results"]
+    assert [row["name"] for row in listed] == ["lab-map.png", "topology.png"]
+    step = _add_step(client, template, body="![The lab](topology.png)")
+    assert f'src="/templates/{template.pk}/images/topology.png"' in step["body_html"]
+    assert bytes(GuideImage.objects.get(template=template, name="topology.png").data) == PNG_1X1
+    assert client.delete(f"/api/v1/templates/{template.pk}/guide/images/{renamed.json()['id']}/").status_code == 204
+    assert client.delete(f"/api/v1/templates/{template.pk}/guide/images/{renamed.json()['id']}/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "fields", "errors"),
+    [
+        (b"<svg onload=alert(1)>", "x.png", {}, {"data": ["That is not a PNG, JPEG, GIF or WebP image."]}),
+        (PNG_1X1, "topology.jpg", {}, {"name": ["The file is a PNG image: name it .png."]}),
+        (
+            PNG_1X1,
+            "x.png",
+            {"name": "../etc.png"},
+            {"name": ["Name it like topology.png: small letters, digits, - and _, then .png, .jpg, .gif or .webp."]},
+        ),
+        (b"", "x.png", {}, {"file": ["The submitted file is empty."]}),
+    ],
+)
+def test_a_bad_image_is_400_in_words(owner, template, data, filename, fields, errors):
+    response = _upload(client_for(owner), template, data=data, filename=filename, **fields)
+    assert response.status_code == 400
+    assert response.json()["errors"] == errors
+
+
+def test_images_are_for_the_templates_owners_and_admins(owner, template):
+    _upload(client_for(owner), template)
+    url = f"/api/v1/templates/{template.pk}/guide/images/"
+    for who in (StudentFactory(), InstructorFactory()):
+        assert client_for(who).get(url).status_code == 403
+        assert _upload(client_for(who), template, name="mine.png").status_code == 403
+    assert client_for(AdminFactory()).get(url).status_code == 200
+
+
+def test_an_image_a_published_version_shows_is_not_removed(owner, template):
+    client = client_for(owner)
+    image = _upload(client, template).json()
+    _add_step(client, template, body="![The lab](topology.png)")
+    version = make_published_version(owner, template)
+    response = client.delete(f"/api/v1/templates/{template.pk}/guide/images/{image['id']}/")
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        f"topology.png is shown by published version(s) v{version.number}: courses on them still need it."
+    )
+    assert GuideImage.objects.filter(pk=image["id"]).exists()
