@@ -16,6 +16,7 @@ from courses.models import Course, LabTemplate, VCenterEndpoint
 from labs import template_sources, vsphere
 from labs.endpoints import endpoint_client
 from labs.models import CheckResult, ConsoleSession, Lab, LabSnapshot, LabVM, Operation, StepResult
+from lti.models import CourseLink
 
 
 def _taught_courses(user: AbstractBaseUser) -> QuerySet[Course]:
@@ -415,3 +416,8 @@ def course_guide_grid(*, course: Course, user: AbstractBaseUser) -> dict[str, An
             }
         )
     return {"steps": steps, "rows": rows, "max_score": guides.guide_points(guide)}
+
+
+def course_has_grade_book(course: Course) -> bool:
+    """Whether an LMS linked to the course offers a grade book (scores can be sent to it)."""
+    return CourseLink.objects.filter(course=course).exclude(lineitems_url="").exists()

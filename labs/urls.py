@@ -1,6 +1,6 @@
 from django.urls import path
 
-from labs import usage_views, views
+from labs import guide_views, usage_views, views
 
 app_name = "labs"
 
@@ -26,6 +26,9 @@ urlpatterns = [
     path("<int:lab_id>/power/", views.lab_power, name="lab-power"),
     path("<int:lab_id>/delete/", views.lab_delete, name="lab-delete"),
     path("<int:lab_id>/cancel/", views.lab_cancel, name="lab-cancel"),
+    path("<int:lab_id>/guide/check/", guide_views.lab_guide_check, name="lab-guide-check"),
+    path("<int:lab_id>/guide/done/", guide_views.lab_guide_step_complete, name="lab-guide-done"),
+    path("<int:lab_id>/guide/position/", guide_views.lab_guide_position, name="lab-guide-position"),
     path("<int:lab_id>/vms/<int:vm_id>/power/", views.lab_vm_power, name="lab-vm-power"),
     path("<int:lab_id>/vms/<int:vm_id>/console/", views.lab_vm_console, name="lab-vm-console"),
     # The instructor's class table
@@ -34,6 +37,12 @@ urlpatterns = [
     path("courses/<int:course_id>/consoles/", views.class_consoles, name="class-consoles"),
     path("courses/<int:course_id>/provision/", views.class_provision, name="class-provision"),
     path("courses/<int:course_id>/actions/", views.class_action, name="class-action"),
+    # The instructor's progress grid of the lab guide
+    path("courses/<int:course_id>/progress/", guide_views.course_progress, name="course-progress"),
+    path("courses/<int:course_id>/fragments/progress/", guide_views.course_progress_grid, name="course-progress-grid"),
+    path("courses/<int:course_id>/progress.csv", guide_views.course_progress_csv, name="course-progress-csv"),
+    path("courses/<int:course_id>/progress/check/", guide_views.course_check, name="course-check"),
+    path("courses/<int:course_id>/progress/scores/", guide_views.course_scores_send, name="course-scores-send"),
     # Usage reports
     path("courses/<int:course_id>/usage/", usage_views.course_usage, name="course-usage"),
     path("courses/<int:course_id>/usage.csv", usage_views.course_usage_csv, name="course-usage-csv"),

@@ -325,6 +325,7 @@ def _lab_page(request: HttpRequest, lab: Lab, *, snapshot_form: forms.SnapshotFo
         "manual_html": lab.template_version.manual_markup,
         "bars": bars,
         "own_labs": list(own_labs),
+        **guide_context(request, lab),
     }
     return render(request, "labs/lab_detail.html", context)
 
@@ -335,7 +336,11 @@ def lab_detail(request: HttpRequest, lab_id: int) -> HttpResponse:
     return _lab_page(request, _lab_or_404(request, lab_id))
 
 
-LAB_FRAGMENTS = {"snapshots": "labs/_snapshot_box.html", "history": "labs/_operation_history.html"}
+LAB_FRAGMENTS = {
+    "snapshots": "labs/_snapshot_box.html",
+    "history": "labs/_operation_history.html",
+    "guide": "labs/_guide_panel.html",
+}
 
 
 @login_required
@@ -345,7 +350,50 @@ def lab_fragment(request: HttpRequest, lab_id: int, fragment: str) -> HttpRespon
     if fragment not in LAB_FRAGMENTS:
         raise Http404("No such part of the page.")
     lab = _lab_or_404(request, lab_id)
+    if fragment == "guide":
+        return render(request, LAB_FRAGMENTS[fragment], guide_context(request, lab))
     return render(request, LAB_FRAGMENTS[fragment], _lab_context(request, lab))
+
+
+def _shown_step(request: HttpRequest, steps: list) -> int | None:
+    """``?step=N``: the step someone other than the lab's student reads (their place is not kept)."""
+    try:
+        number = int(request.GET.get("step", ""))
+    except ValueError:
+        return None
+    return number if 1 <= number <= len(steps) else None
+
+
+def guide_context(request: HttpRequest, lab: Lab, **extra) -> dict:
+    """What the guide panel needs (templates/labs/_guide_panel.html): the student's view of the
+    guide (labs.selectors.lab_guide: never an answer or a command), the step shown, whether this
+    person works the lab (answers questions, moves the kept place) and the operation running."""
+    if not (lab.template_version.guide or {}).get("steps"):
+        return {"lab": lab, "guide": None, **extra}
+    guide = selectors.lab_guide(lab)
+    is_own = lab.student_id == request.user.pk
+    typed = extra.pop("typed_answers", {})
+    for item in guide["steps"]:
+        for check in item["checks"]:
+            # What the question's box shows: what was just typed (kept on a refusal), else the last answer.
+            check["value"] = typed.get(check["key"], (check["result"] or {}).get("answer", ""))
+    # The step a form just acted on stays in view (its result or refusal is about it).
+    step_key = extra.pop("step_key", None)
+    acted_on = next((item["number"] for item in guide["steps"] if item["key"] == step_key), None)
+    shown = acted_on or (None if is_own else _shown_step(request, guide["steps"])) or guide["position"]
+    fragment_url = reverse("labs:lab-fragment", args=[lab.pk, "guide"])
+    return {
+        "lab": lab,
+        "guide": guide,
+        "step": guide["steps"][shown - 1],
+        "shown": shown,
+        "step_count": len(guide["steps"]),
+        "guide_is_own": is_own,
+        "guide_actionable": lab.state not in FINISHED_STATES and not permissions.is_removed_owner(request.user, lab),
+        "guide_fragment_url": fragment_url if is_own else f"{fragment_url}?step={shown}",
+        "running": lab.active_operation,
+        **extra,
+    }
 
 
 @login_required
@@ -599,6 +647,7 @@ def lab_vm_console(request: HttpRequest, lab_id: int, vm_id: int) -> HttpRespons
             "can_power_on": may_control and permissions.can_power_on_lab(request.user, lab),
             "type_text_limit": TYPE_TEXT_LIMIT,
             "console_presence": console.presence_words(console.console_presence(lab)),
+            **guide_context(request, lab),
         },
     )
 

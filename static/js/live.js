@@ -45,11 +45,13 @@
  *   [data-snapshots-taken="7"]    how many snapshots lab 7 keeps (the baseline not counted).
  *   [data-snapshot-tree="7"]      lab 7's tree: li[data-snapshot-id], li.current for "you are
  *                                 here"; re-fetched when the ids or the current one differ.
- *   [data-fragment="snapshots|history|labs"][data-fragment-url]  re-fetched (GET, same
- *                                 origin) and swapped in when what it shows changed: the
+ *   [data-fragment="snapshots|history|labs|guide|grid"][data-fragment-url]  re-fetched (GET,
+ *                                 same origin) and swapped in when what it shows changed: the
  *                                 snapshot tree, the recent operations (an operation started or
- *                                 ended), the class table (labs came or went). Checkboxes keep
- *                                 their ticks across a swap (matched by name and value).
+ *                                 ended), the class table (labs came or went), a lab's guide
+ *                                 panel and the class's progress grid (a "lab.guide" message).
+ *                                 Checkboxes keep their ticks and text inputs what is being
+ *                                 typed across a swap (matched by name).
  *   [data-summary="labs|running|busy|without_lab"]  the class table's heading, in words
  *                                 ("2 labs", "1 running", "0 busy", " · 1 without a lab", the
  *                                 last hidden at 0; counted from the data and the table rows).
@@ -203,17 +205,27 @@
     return `${input.name}=${input.value}`;
   }
 
-  /** Swap in new markup, keeping ticked checkboxes and the focus, then apply what we know. */
+  /** Swap in new markup, keeping ticked checkboxes, text being typed (a guide's answers) and
+   *  the focus, then apply what we know. */
   function swap(el, html) {
     const ticks = new Map(all("input[type=checkbox]", el).map((input) => [checkboxKey(input), input.checked]));
+    const typed = new Map(all("input[type=text]", el)
+      .filter((input) => input.name && input.value !== input.defaultValue)
+      .map((input) => [input.name, input.value]));
     const focused = el.contains(document.activeElement) ? document.activeElement : null;
-    const focusKey = focused && focused.matches("input[type=checkbox]") ? checkboxKey(focused) : null;
+    const focusKey = focused && focused.matches("input[type=checkbox]") ? checkboxKey(focused)
+      : focused && focused.matches("input[type=text]") ? focused.name : null;
     el.innerHTML = html;
     all("input[type=checkbox]", el).forEach((input) => {
       const ticked = ticks.get(checkboxKey(input));
       if (ticked !== undefined) input.checked = ticked;
       if (focusKey && checkboxKey(input) === focusKey) input.focus();
     });
+    all("input[type=text]", el).forEach((input) => {
+      if (typed.has(input.name)) input.value = typed.get(input.name);
+      if (focusKey && input.name === focusKey) input.focus();
+    });
+    if (window.htmx) window.htmx.process(el);
     renderAll();
   }
 
@@ -595,7 +607,7 @@
         if (message.type === "lab.full") labFull(message);
         else courseFull(message);
         // After a reconnect or a resync, operations may have come and gone unseen.
-        if (connection.fullStates++ > 0) refreshFragments("history");
+        if (connection.fullStates++ > 0) ["history", "guide", "grid"].forEach(refreshFragments);
         renderAll();
         break;
       case "lab.state": {
@@ -632,6 +644,14 @@
       case "snapshot.changed":
         if (fresh(`lab:${message.lab}`, message.seq, connection)) {
           snapshotsChanged(key(message.lab), message.current, message.snapshots);
+        }
+        break;
+      case "lab.guide":
+        // A lab's guide progress changed (a check ended, a step was marked done): the guide panel
+        // and the class's progress grid are rendered again by the server (labs/guide_views.py).
+        if (fresh(`lab:${message.guide.lab}`, message.seq, connection)) {
+          refreshFragments("guide");
+          refreshFragments("grid");
         }
         break;
       case "notice":
