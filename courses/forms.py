@@ -9,7 +9,20 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 
 from courses import selectors
-from courses.models import MANUAL_MAX_CHARACTERS, Course, CourseQuota, LabTemplate, TemplateVM, VCenterEndpoint
+from courses.models import (
+    CHECK_COMMAND_MAX_CHARACTERS,
+    CHECK_TIMEOUT_MAX_SECONDS,
+    GUIDE_POINTS_MAX,
+    GUIDE_STEP_MAX_CHARACTERS,
+    MANUAL_MAX_CHARACTERS,
+    Course,
+    CourseQuota,
+    GuideCheck,
+    GuideVariable,
+    LabTemplate,
+    TemplateVM,
+    VCenterEndpoint,
+)
 from courses.services import ENDPOINT_FIELDS, ROSTER_COLUMNS, ROSTER_MAX_BYTES
 
 CLONE_MODES = [
@@ -331,3 +344,167 @@ class TopUpForm(forms.Form):
 def _person(user: AbstractBaseUser) -> str:
     full = user.get_full_name()
     return f"{full} ({user.username})" if full else user.username
+
+
+# The template's lab guide (courses.guides decides; these forms only parse).
+
+
+class GuideStepForm(forms.Form):
+    title = forms.CharField(max_length=120)
+    points = forms.IntegerField(
+        min_value=0, max_value=GUIDE_POINTS_MAX, initial=0, help_text="What passing the step's checks is worth."
+    )
+    body = forms.CharField(
+        required=False,
+        max_length=GUIDE_STEP_MAX_CHARACTERS,
+        widget=forms.Textarea(attrs={"rows": 8}),
+        label="What to do (Markdown)",
+        help_text="{{ name }} shows the lab's value of a variable; images by their file name.",
+    )
+
+
+class GuideCheckForm(forms.Form):
+    """Every kind's fields; the page shows those of the chosen kind, the model's clean() says
+    which are missing."""
+
+    kind = forms.ChoiceField(choices=GuideCheck.Kind.choices)
+    label = forms.CharField(max_length=200, help_text="What is checked, as the student reads it.")
+    vm_role = forms.ChoiceField(
+        required=False, label="VM", help_text="The template VM the command runs in, or whose state is read."
+    )
+    command = forms.CharField(
+        required=False,
+        max_length=CHECK_COMMAND_MAX_CHARACTERS,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text="A shell script run in the VM (/bin/sh) with its guest account; {{ name }} is the lab's value.",
+    )
+    exit_code = forms.IntegerField(min_value=0, max_value=255, initial=0, label="Exit code that passes")
+    output_pattern = forms.CharField(
+        required=False, max_length=500, help_text="A regular expression the output must contain."
+    )
+    timeout_seconds = forms.IntegerField(min_value=1, max_value=CHECK_TIMEOUT_MAX_SECONDS, initial=30)
+    prompt = forms.CharField(required=False, max_length=500, label="Question")
+    answer_mode = forms.ChoiceField(choices=GuideCheck.AnswerMode.choices, initial=GuideCheck.AnswerMode.EXACT)
+    answer = forms.CharField(required=False, max_length=500, help_text="Never shown to students.")
+    case_sensitive = forms.BooleanField(required=False)
+    vm_property = forms.ChoiceField(
+        required=False, choices=[("", "—"), *GuideCheck.VMProperty.choices], label="What to read"
+    )
+    expected = forms.CharField(required=False, max_length=200, help_text="The value that passes (on, 4, a name).")
+
+    def __init__(self, *args, template: LabTemplate, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        roles = list(template.vms.values_list("role", flat=True))
+        self.fields["vm_role"].choices = [("", "—"), *((role, role) for role in roles)]
+
+
+class GuideVariableForm(forms.Form):
+    name = forms.CharField(max_length=40, help_text="Used as {{ name }}: lower-case letters, digits and _.")
+    kind = forms.ChoiceField(choices=GuideVariable.Kind.choices, initial=GuideVariable.Kind.STRING)
+    length = forms.IntegerField(min_value=4, max_value=64, initial=8, help_text="Characters of a random string.")
+    minimum = forms.IntegerField(initial=1)
+    maximum = forms.IntegerField(initial=100)
+    choices = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}), help_text="For a choice: one value a line."
+    )
+
+    def clean_choices(self) -> list[str]:
+        return [line.strip() for line in self.cleaned_data["choices"].splitlines() if line.strip()]
+
+
+def guide_variable_form(variable: GuideVariable, data=None) -> GuideVariableForm:
+    initial = {name: getattr(variable, name) for name in ("name", "kind", "length", "minimum", "maximum")}
+    initial["choices"] = "\n".join(variable.choices or [])
+    return GuideVariableForm(data, initial=initial, auto_id=f"var{variable.pk}_%s")
+
+
+class GuestAccountForm(forms.Form):
+    """A VM's guest account for command checks; the password is write-only (never shown again)."""
+
+    guest_username = forms.CharField(
+        required=False, max_length=64, label="Guest user name", help_text="Empty forgets the account."
+    )
+    guest_password = forms.CharField(
+        required=False,
+        max_length=256,
+        label="Guest password",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Empty keeps the stored one.",
+    )
+
+
+def guide_editor_forms(template: LabTemplate, bound_key: str | None = None, bound_form=None) -> dict:
+    """Every form of the template page's guide editor, filled from the draft; the one that was
+    posted and refused (``bound_key``: "new-step", "step-<id>", "check-<id>", "new-check-<step id>",
+    "variable-<id>", "new-variable", "guest-<vm id>") keeps what was typed and its errors."""
+
+    def pick(key: str, make):
+        return bound_form if key == bound_key else make()
+
+    steps = []
+    for step in template.guide_steps.prefetch_related("checks").order_by("position"):
+        checks = [
+            {
+                "check": check,
+                "form": pick(
+                    f"check-{check.pk}",
+                    lambda check=check: GuideCheckForm(
+                        initial={name: getattr(check, name) for name in GuideCheckForm.base_fields},
+                        template=template,
+                        auto_id=f"check{check.pk}_%s",
+                    ),
+                ),
+            }
+            for check in step.checks.all()
+        ]
+        own_keys = {f"step-{step.pk}", f"new-check-{step.pk}", *(f"check-{entry['check'].pk}" for entry in checks)}
+        for entry in checks:
+            entry["open"] = bound_key == f"check-{entry['check'].pk}"
+        steps.append(
+            {
+                "step": step,
+                # Open where a refused form is, so its errors show.
+                "open": bound_key in own_keys,
+                "new_check_open": bound_key == f"new-check-{step.pk}",
+                "form": pick(
+                    f"step-{step.pk}",
+                    lambda step=step: GuideStepForm(
+                        initial={"title": step.title, "points": step.points, "body": step.body},
+                        auto_id=f"step{step.pk}_%s",
+                    ),
+                ),
+                "checks": checks,
+                "new_check_form": pick(
+                    f"new-check-{step.pk}",
+                    lambda step=step: GuideCheckForm(template=template, auto_id=f"newcheck{step.pk}_%s"),
+                ),
+            }
+        )
+    variables = [
+        {
+            "variable": variable,
+            "form": pick(f"variable-{variable.pk}", lambda variable=variable: guide_variable_form(variable)),
+            "open": bound_key == f"variable-{variable.pk}",
+        }
+        for variable in template.guide_variables.all()
+    ]
+    guests = [
+        {
+            "vm": vm,
+            "form": pick(
+                f"guest-{vm.pk}",
+                lambda vm=vm: GuestAccountForm(
+                    initial={"guest_username": vm.guest_username}, auto_id=f"guest{vm.pk}_%s"
+                ),
+            ),
+        }
+        for vm in template.vms.all()
+    ]
+    return {
+        "guide_steps": steps,
+        "guide_variables": variables,
+        "guest_accounts": guests,
+        "new_step_form": pick("new-step", lambda: GuideStepForm(auto_id="newstep_%s")),
+        "new_variable_form": pick("new-variable", lambda: GuideVariableForm(auto_id="newvar_%s")),
+        "guide_bound": bound_key,
+    }

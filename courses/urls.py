@@ -1,6 +1,6 @@
 from django.urls import path
 
-from courses import views
+from courses import guide_views, views
 
 app_name = "courses"
 
@@ -22,6 +22,46 @@ urlpatterns = [
     path("templates/<int:template_id>/vms/", views.template_vm_add, name="template-vm-add"),
     path("templates/<int:template_id>/vms/<int:vm_id>/", views.template_vm_edit, name="template-vm-edit"),
     path("templates/<int:template_id>/vms/<int:vm_id>/remove/", views.template_vm_remove, name="template-vm-remove"),
+    path("templates/<int:template_id>/vms/<int:vm_id>/guest/", guide_views.template_vm_guest, name="template-vm-guest"),
+    # The template's lab guide
+    path("templates/<int:template_id>/guide/steps/", guide_views.guide_step_add, name="guide-step-add"),
+    path("templates/<int:template_id>/guide/steps/<int:step_id>/", guide_views.guide_step_edit, name="guide-step-edit"),
+    path(
+        "templates/<int:template_id>/guide/steps/<int:step_id>/move/",
+        guide_views.guide_step_move,
+        name="guide-step-move",
+    ),
+    path(
+        "templates/<int:template_id>/guide/steps/<int:step_id>/remove/",
+        guide_views.guide_step_remove,
+        name="guide-step-remove",
+    ),
+    path(
+        "templates/<int:template_id>/guide/steps/<int:step_id>/checks/",
+        guide_views.guide_check_add,
+        name="guide-check-add",
+    ),
+    path(
+        "templates/<int:template_id>/guide/checks/<int:check_id>/",
+        guide_views.guide_check_edit,
+        name="guide-check-edit",
+    ),
+    path(
+        "templates/<int:template_id>/guide/checks/<int:check_id>/remove/",
+        guide_views.guide_check_remove,
+        name="guide-check-remove",
+    ),
+    path("templates/<int:template_id>/guide/variables/", guide_views.guide_variable_add, name="guide-variable-add"),
+    path(
+        "templates/<int:template_id>/guide/variables/<int:variable_id>/",
+        guide_views.guide_variable_edit,
+        name="guide-variable-edit",
+    ),
+    path(
+        "templates/<int:template_id>/guide/variables/<int:variable_id>/remove/",
+        guide_views.guide_variable_remove,
+        name="guide-variable-remove",
+    ),
     path("courses/", views.course_list, name="course-list"),
     path("courses/new/", views.course_create, name="course-create"),
     path("courses/join/", views.course_join, name="course-join"),

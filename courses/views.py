@@ -145,6 +145,7 @@ def _template_page(request: HttpRequest, template: LabTemplate, *, status: int =
     vms = list(template.vms.all())
     versions = list(template.versions.all())
     bound_vm_form = overrides.pop("vm_form", None)
+    guide_forms = forms.guide_editor_forms(template, *overrides.pop("guide_bound", (None, None)))
     vm_rows = []
     for vm in vms:
         form = bound_vm_form if bound_vm_form is not None and bound_vm_form.vm_id == vm.pk else forms.vm_edit_form(vm)
@@ -165,6 +166,7 @@ def _template_page(request: HttpRequest, template: LabTemplate, *, status: int =
         "details_form": forms.TemplateForm.for_template(template),
         "network_form": forms.NetworkForm(),
         "add_vm_form": forms.TemplateVMAddForm(template=template),
+        **guide_forms,
         **overrides,
     }
     return render(request, "courses/template_detail.html", context, status=status)
@@ -286,8 +288,9 @@ def markdown_preview(request: HttpRequest) -> HttpResponse:
     """The manual editor's live preview: the same rendering students will see."""
     if not permissions.can_create_templates(request.user):
         return HttpResponse("Only instructors and admins write manuals.", status=403, content_type="text/plain")
-    # "manual": the editor's own field, as htmx sends it; "text": a caller naming it so.
-    text = request.POST.get("manual", request.POST.get("text", ""))
+    # "manual": the manual editor's own field, "body": a guide step's, as htmx sends them;
+    # "text": a caller naming it so.
+    text = next((request.POST[name] for name in ("manual", "body", "text") if name in request.POST), "")
     if len(text) > MANUAL_MAX_CHARACTERS:
         return HttpResponse(
             f"The manual is {len(text):,} characters long; at most {MANUAL_MAX_CHARACTERS:,} are allowed.",
