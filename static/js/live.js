@@ -50,8 +50,8 @@
  *                                 snapshot tree, the recent operations (an operation started or
  *                                 ended), the class table (labs came or went), a lab's guide
  *                                 panel and the class's progress grid (a "lab.guide" message).
- *                                 Checkboxes keep their ticks and text inputs what is being
- *                                 typed across a swap (matched by name).
+ *                                 Checkboxes keep their ticks, text inputs what is being
+ *                                 typed (matched by name) and details[id] stay open across a swap.
  *   [data-summary="labs|running|busy|without_lab"]  the class table's heading, in words
  *                                 ("2 labs", "1 running", "0 busy", " · 1 without a lab", the
  *                                 last hidden at 0; counted from the data and the table rows).
@@ -212,6 +212,7 @@
     const typed = new Map(all("input[type=text]", el)
       .filter((input) => input.name && input.value !== input.defaultValue)
       .map((input) => [input.name, input.value]));
+    const opened = new Set(all("details[id][open]", el).map((details) => details.id));
     const focused = el.contains(document.activeElement) ? document.activeElement : null;
     const focusKey = focused && focused.matches("input[type=checkbox]") ? checkboxKey(focused)
       : focused && focused.matches("input[type=text]") ? focused.name : null;
@@ -224,6 +225,10 @@
     all("input[type=text]", el).forEach((input) => {
       if (typed.has(input.name)) input.value = typed.get(input.name);
       if (focusKey && input.name === focusKey) input.focus();
+    });
+    opened.forEach((id) => {
+      const details = document.getElementById(id);
+      if (details && el.contains(details)) details.open = true;
     });
     if (window.htmx) window.htmx.process(el);
     renderAll();

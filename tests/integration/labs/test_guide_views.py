@@ -13,7 +13,8 @@ from django.urls import reverse
 
 from labs import guides, services
 from labs.models import Lab, Operation, StepResult
-from tests.factories import InstructorFactory, lab_row, open_course
+from lti.models import CourseLink
+from tests.factories import InstructorFactory, LtiPlatformFactory, lab_row, open_course
 from tests.integration.labs.test_guides import GUIDE
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -235,3 +236,21 @@ def test_check_the_whole_class_says_how_many_started_and_why_not(client, course,
     [words] = [str(message) for message in again.context["messages"]]
     assert words.startswith(f"Not checked for {labs[0].student.username}: ")
     assert Operation.objects.count() == 1
+
+
+def test_send_scores_to_the_lms_shows_with_a_grade_book_and_says_how_many(client, course, labs, monkeypatch):
+    client.force_login(course.instructors.get())
+    CourseLink.objects.create(
+        platform=LtiPlatformFactory(),
+        deployment_id="1",
+        context_id="course-1",
+        course=course,
+        lineitems_url="https://lms.example/lineitems",
+    )
+    page = client.get(reverse("labs:course-progress", args=[course.pk])).content.decode()
+    assert "Send scores to the LMS" in page
+    sent = []
+    monkeypatch.setattr(guides, "course_scores_send", lambda *, course, actor: sent.append(actor) or 2)
+    response = client.post(reverse("labs:course-scores-send", args=[course.pk]), follow=True)
+    assert sent == [course.instructors.get()]
+    assert [str(message) for message in response.context["messages"]] == ["Sent the scores of 2 students to the LMS."]
