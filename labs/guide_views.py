@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from core.errors import refusal_status, refusal_words
 from core.web import forbidden, refusal_message
 from courses.models import Course
-from labs import guides, selectors, usage_csv
+from labs import guide_csv, guides, selectors, usage_csv
 from labs.models import Lab
 from labs.views import REFUSALS, _class_course_or_404, _lab_or_404, _next_url, guide_context
 
@@ -137,30 +137,17 @@ def course_progress_grid(request: HttpRequest, course_id: int) -> HttpResponse:
     return render(request, "labs/_progress_grid.html", context)
 
 
-def _grid_columns(grid: dict) -> list[usage_csv.Column]:
-    columns: list[usage_csv.Column] = [
-        ("student", lambda row: row["student"].get_username()),
-        ("name", lambda row: row["student"].get_full_name()),
-        ("lab", lambda row: row["lab"].name if row["lab"] else ""),
-    ]
-    for index, step in enumerate(grid["steps"]):
-        columns.append((f"{step['number']}. {step['title']}", lambda row, index=index: row["cells"][index]))
-    columns += [("score", lambda row: row["score"]), ("max_score", lambda row: grid["max_score"])]
-    return columns
-
-
 @login_required
 @require_GET
 def course_progress_csv(request: HttpRequest, course_id: int) -> HttpResponse:
-    """The grid as a CSV file: a row per enrolled student, a column per step (done, failed,
-    untried), the score; cells that would read as formulas are kept as text (labs.usage_csv)."""
+    """The grid as a CSV file, the same as the API's (labs.guide_csv): a row per enrolled student,
+    the score, a column per step (done, failed, untried); formula-like cells kept as text."""
     try:
         course = _class_course_or_404(request, course_id)
         grid = selectors.course_guide_grid(course=course, user=request.user)
     except PermissionDenied as refusal:
         return forbidden(request, refusal)
-    content = usage_csv.write_csv(_grid_columns(grid), grid["rows"])
-    return usage_csv.csv_response(content, f"progress-{course.code}.csv")
+    return usage_csv.csv_response(guide_csv.grid_csv(grid), guide_csv.grid_filename(course))
 
 
 def _progress_url(course: Course) -> str:

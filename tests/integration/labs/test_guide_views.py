@@ -216,14 +216,17 @@ def test_the_csv_has_a_row_per_student_and_keeps_formulas_as_text(client, course
     client.force_login(course.instructors.get())
     response = client.get(reverse("labs:course-progress-csv", args=[course.pk]))
     assert response["Content-Type"].startswith("text/csv")
-    assert f"progress-{course.code}.csv" in response["Content-Disposition"]
+    assert f"guide-progress-{course.code}.csv" in response["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.content.decode())))
-    assert rows[0] == ["student", "name", "lab", "1. Read", "2. Sign", "score", "max_score"]
+    assert rows[0] == ["student", "name", "lab", "score", "max_score", "1. Read", "2. Sign"]
     by_student = {row[0]: row for row in rows[1:]}
     assert len(rows) == 3
-    assert by_student[first.student.username][3:] == ["untried", "done", "10", "10"]
+    assert by_student[first.student.username][2:] == [str(first.pk), "10", "10", "untried", "done"]
     assert by_student[second.student.username][1].startswith("'=HYPERLINK")
-    assert by_student[second.student.username][3:] == ["untried", "untried", "0", "10"]
+    assert by_student[second.student.username][3:] == ["0", "10", "untried", "untried"]
+    # The page's file is the API's.
+    api = client.get(f"/api/v1/courses/{course.pk}/guide/progress.csv")
+    assert api.status_code == 200 and api.content == response.content
 
 
 def test_check_the_whole_class_says_how_many_started_and_why_not(client, course, labs):
