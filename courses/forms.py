@@ -418,6 +418,18 @@ def guide_variable_form(variable: GuideVariable, data=None) -> GuideVariableForm
     return GuideVariableForm(data, initial=initial, auto_id=f"var{variable.pk}_%s")
 
 
+class GuideImageForm(forms.Form):
+    """An image for the guide and the manual; courses.guides checks its bytes, name and size."""
+
+    image = forms.FileField(
+        label="Image",
+        help_text="PNG, JPEG, GIF or WebP, at most 2 MB. Show it in a step or the manual as ![words](its-name.png).",
+    )
+    name = forms.CharField(
+        required=False, max_length=90, label="Name", help_text="Empty: the file's own name (small letters)."
+    )
+
+
 class GuestAccountForm(forms.Form):
     """A VM's guest account for command checks; the password is write-only (never shown again)."""
 
@@ -506,5 +518,7 @@ def guide_editor_forms(template: LabTemplate, bound_key: str | None = None, boun
         "guest_accounts": guests,
         "new_step_form": pick("new-step", lambda: GuideStepForm(auto_id="newstep_%s")),
         "new_variable_form": pick("new-variable", lambda: GuideVariableForm(auto_id="newvar_%s")),
+        "guide_images": list(template.guide_images.defer("data")),
+        "guide_image_form": pick("new-image", lambda: GuideImageForm(auto_id="newimage_%s")),
         "guide_bound": bound_key,
     }

@@ -19,7 +19,15 @@ from django.views.decorators.http import require_POST
 
 from core.web import add_errors, refusal_message
 from courses import forms, guides, services
-from courses.models import GuideCheck, GuideStep, GuideVariable, LabTemplate, TemplateVM
+from courses.models import (
+    GUIDE_IMAGE_MAX_BYTES,
+    GuideCheck,
+    GuideImage,
+    GuideStep,
+    GuideVariable,
+    LabTemplate,
+    TemplateVM,
+)
 from courses.views import _back, _template_or_404, _template_page
 
 GUIDE_ANCHOR = "guide"
@@ -229,6 +237,46 @@ def guide_variable_remove(request: HttpRequest, template_id: int, variable_id: i
         lambda: guides.guide_variable_remove(variable=variable, actor=request.user),
         f"The variable {variable.name} is removed.",
         "The variable was not removed.",
+    )
+
+
+# Images (of the guide and the manual)
+
+
+@login_required
+@require_POST
+def guide_image_add(request: HttpRequest, template_id: int) -> HttpResponse:
+    template = _template_or_404(request, template_id)
+
+    def write(data: dict[str, Any]):
+        upload = data["image"]
+        if upload.size > GUIDE_IMAGE_MAX_BYTES:  # refused before reading it into memory
+            raise ValidationError({"image": f"The image is {upload.size:,} bytes; at most {GUIDE_IMAGE_MAX_BYTES:,}."})
+        name = data["name"] or upload.name
+        return guides.guide_image_add(template=template, actor=request.user, name=name, data=upload.read())
+
+    return _submit(
+        request,
+        template,
+        form=forms.GuideImageForm(request.POST, request.FILES, auto_id="newimage_%s"),
+        key="new-image",
+        write=write,
+        said=lambda image: f"The image {image.name} is added: write ![words]({image.name}) to show it.",
+        anchor="guide-images",
+    )
+
+
+@login_required
+@require_POST
+def guide_image_remove(request: HttpRequest, template_id: int, image_id: int) -> HttpResponse:
+    template = _template_or_404(request, template_id)
+    image = get_object_or_404(GuideImage.objects.defer("data"), pk=image_id, template=template)
+    return _act(
+        request,
+        template,
+        lambda: guides.guide_image_remove(image=image, actor=request.user),
+        f"The image {image.name} is removed.",
+        "The image was not removed.",
     )
 
 

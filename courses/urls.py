@@ -51,6 +51,12 @@ urlpatterns = [
         guide_views.guide_check_remove,
         name="guide-check-remove",
     ),
+    path("templates/<int:template_id>/guide/images/", guide_views.guide_image_add, name="guide-image-add"),
+    path(
+        "templates/<int:template_id>/guide/images/<int:image_id>/remove/",
+        guide_views.guide_image_remove,
+        name="guide-image-remove",
+    ),
     path("templates/<int:template_id>/guide/variables/", guide_views.guide_variable_add, name="guide-variable-add"),
     path(
         "templates/<int:template_id>/guide/variables/<int:variable_id>/",

@@ -173,3 +173,41 @@ def test_a_step_body_is_previewed_like_students_see_it(client, owner):
         and b"<strong>bold</strong>" in response.content
         and b"<script" not in response.content
     )
+
+
+def test_an_owner_uploads_an_image_sees_it_listed_and_removes_it(client, owner, template):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.integration.courses.test_guides import PNG_1X1
+
+    client.force_login(owner)
+    response = client.post(
+        url("guide-image-add", template), {"image": SimpleUploadedFile("Topology.png", PNG_1X1, "image/png")}
+    )
+    assert response.status_code == 302
+    image = template.guide_images.get()
+    assert image.name == "topology.png"
+    page = client.get(url("template-detail", template)).content.decode()
+    assert f'src="{image.url}"' in page  # listed, shown from its address
+    assert client.get(image.url).content == PNG_1X1
+
+    refused = client.post(
+        url("guide-image-add", template),
+        {"image": SimpleUploadedFile("evil.png", b"<svg onload=alert(1)>", "image/png")},
+    )
+    assert refused.status_code == 400
+    assert "not a PNG, JPEG, GIF or WebP image" in refused.content.decode()
+    assert template.guide_images.count() == 1
+
+    assert client.post(url("guide-image-remove", template, image.pk)).status_code == 302
+    assert not template.guide_images.exists()
+
+
+def test_another_instructor_cannot_upload_an_image(client, template):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.integration.courses.test_guides import PNG_1X1
+
+    client.force_login(InstructorFactory())
+    client.post(url("guide-image-add", template), {"image": SimpleUploadedFile("x.png", PNG_1X1, "image/png")})
+    assert not template.guide_images.exists()
