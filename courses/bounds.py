@@ -36,6 +36,12 @@ LATEST_YEARS_AHEAD = 10
 # vCenter endpoints.
 MAX_CONCURRENCY_LIMIT = 256
 
+# Class sessions (ClassSession): a meeting lasts at most a day, and its labs are made ready at
+# most a day ahead (labs waiting longer than that only burn lab hours).
+MAX_SESSION_MINUTES = 24 * 60
+MAX_READY_MINUTES_BEFORE = 24 * 60
+DEFAULT_READY_MINUTES_BEFORE = 10
+
 
 def upto(maximum: int, minimum: int = 0) -> list:
     """Validators for a count or duration from ``minimum`` to ``maximum``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -841,3 +842,102 @@ class QuotaTopUp(models.Model):
 
     def __str__(self) -> str:
         return f"Top-up for {self.student} in {self.course.code}"
+
+
+def validate_time_zone(value: str) -> None:
+    """An IANA time zone name that this machine's zone database knows (Europe/Paris, not CET+1)."""
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            "%(value)s is not a time zone Nestlab knows: give an IANA name such as Europe/Paris or America/New_York.",
+            code="time_zone",
+            params={"value": value},
+        ) from None
+
+
+class ClassSession(models.Model):
+    """When a course meets: once (a date) or weekly (weekdays from a first to a last date), at a local
+    start time in its own time zone, for a duration.
+
+    Times are kept local with their IANA zone, not in UTC, so a weekly 09:00 class stays 09:00 on
+    the wall clock across a daylight-saving change (``courses.selectors.session_occurrences``
+    expands them). Labs of the enrolled students are made ready ``ready_minutes_before`` the start
+    (``labs.sessions``).
+    """
+
+    class Repeat(models.TextChoices):
+        ONCE = "once", "Once"
+        WEEKLY = "weekly", "Weekly"
+
+    # ISO weekdays, as ``date.isoweekday()`` counts them.
+    WEEKDAYS = {1: "Monday", 2: "Tuesday", 3: "Wednesday", 4: "Thursday", 5: "Friday", 6: "Saturday", 7: "Sunday"}
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="sessions")
+    title = models.CharField(max_length=200, blank=True, help_text="Optional, e.g. Lab 3: vMotion.")
+    repeat = models.CharField(max_length=8, choices=Repeat.choices, default=Repeat.ONCE)
+    first_date = models.DateField(
+        validators=[bounds.validate_date_in_range], help_text="The day it meets (once), or the first day (weekly)."
+    )
+    last_date = models.DateField(
+        null=True,
+        blank=True,
+        validators=[bounds.validate_date_in_range],
+        help_text="Weekly: the last day it may meet. Empty for a session that meets once.",
+    )
+    weekdays = models.JSONField(
+        default=list, blank=True, help_text="Weekly: ISO weekdays it meets on, 1 (Monday) to 7 (Sunday)."
+    )
+    start_time = models.TimeField(help_text="Local start time, in the session's time zone.")
+    duration_minutes = models.PositiveIntegerField(
+        validators=bounds.upto(bounds.MAX_SESSION_MINUTES, minimum=1),
+        help_text=f"How long it lasts, 1 to {bounds.MAX_SESSION_MINUTES} minutes.",
+    )
+    time_zone = models.CharField(
+        max_length=64, validators=[validate_time_zone], help_text="IANA time zone, e.g. Europe/Paris."
+    )
+    ready_minutes_before = models.PositiveIntegerField(
+        default=bounds.DEFAULT_READY_MINUTES_BEFORE,
+        validators=bounds.upto(bounds.MAX_READY_MINUTES_BEFORE),
+        help_text=f"Labs are ready this many minutes before the start (0 to {bounds.MAX_READY_MINUTES_BEFORE}).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["first_date", "start_time", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.course.code}: {self.title or self.describe()}"
+
+    def describe(self) -> str:
+        """When it meets, in words (for pages and logs)."""
+        at = f"{self.start_time:%H:%M} {self.time_zone}, {self.duration_minutes} min"
+        if self.repeat == self.Repeat.ONCE:
+            return f"{self.first_date:%a %d %b %Y} at {at}"
+        days = ", ".join(self.WEEKDAYS[day] for day in sorted(self.weekdays or []) if day in self.WEEKDAYS)
+        return f"Every {days} at {at}, {self.first_date:%d %b %Y} to {self.last_date:%d %b %Y}"
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+    def clean(self) -> None:
+        if self.repeat == self.Repeat.WEEKLY:
+            days = self.weekdays
+            if (
+                not isinstance(days, list)
+                or not days
+                or not all(isinstance(day, int) and not isinstance(day, bool) and 1 <= day <= 7 for day in days)
+                or len(set(days)) != len(days)
+            ):
+                raise ValidationError({"weekdays": "Pick the days it meets: 1 (Monday) to 7 (Sunday), each once."})
+            self.weekdays = sorted(days)
+            if self.last_date is None:
+                raise ValidationError({"last_date": "A weekly session needs its last date."})
+            if self.first_date and self.last_date < self.first_date:
+                raise ValidationError({"last_date": "The last date is before the first: the session would never meet."})
+        else:
+            if self.weekdays:
+                raise ValidationError({"weekdays": "A session that meets once has no weekdays; pick weekly instead."})
+            self.last_date = None

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import datetime
+import heapq
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from core import roles
 from courses import permissions
 from courses.models import (
+    ClassSession,
     Course,
     CourseQuota,
     Enrollment,
@@ -84,6 +92,84 @@ def course_quota(course: Course) -> CourseQuota:
     """The course's quota as it is, or an unsaved one with no limits when none was ever set: pages
     read it without writing (a GET once created the row)."""
     return CourseQuota.objects.filter(course=course).first() or CourseQuota(course=course)
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One meeting of a class session: its start and end (aware, UTC) and when its labs are due
+    ready. ``local_start`` is the start on the session's own wall clock, for pages."""
+
+    session: ClassSession
+    starts_at: datetime.datetime
+    ends_at: datetime.datetime
+
+    @property
+    def ready_at(self) -> datetime.datetime:
+        return self.starts_at - datetime.timedelta(minutes=self.session.ready_minutes_before)
+
+    @property
+    def local_start(self) -> datetime.datetime:
+        return self.starts_at.astimezone(self.session.zone)
+
+
+def _session_starts(session: ClassSession, from_day: datetime.date) -> Iterator[datetime.datetime]:
+    """The session's starts from ``from_day`` on (its own calendar), in order, as UTC.
+
+    Each start is the local date and time in the session's zone, converted on its own day: a 09:00
+    class is 09:00 on the wall clock before and after a daylight-saving change, so its UTC start
+    moves by an hour. A local time that does not exist that day (inside a spring-forward gap) is
+    read with the offset before the change, an hour later on the wall clock; one that exists twice
+    is the first.
+    """
+    zone = session.zone
+
+    def at(day: datetime.date) -> datetime.datetime:
+        return datetime.datetime.combine(day, session.start_time, tzinfo=zone).astimezone(datetime.UTC)
+
+    if session.repeat == ClassSession.Repeat.ONCE:
+        if session.first_date >= from_day:
+            yield at(session.first_date)
+        return
+    day, weekdays = max(session.first_date, from_day), set(session.weekdays or [])
+    while weekdays and session.last_date is not None and day <= session.last_date:
+        if day.isoweekday() in weekdays:
+            yield at(day)
+        day += datetime.timedelta(days=1)
+
+
+def session_occurrences(
+    *,
+    sessions: Iterable[ClassSession],
+    after: datetime.datetime,
+    until: datetime.datetime | None = None,
+    limit: int | None = None,
+) -> list[Occurrence]:
+    """Meetings of the sessions that end after ``after`` (the one going on included) and start
+    before ``until``, earliest first, at most ``limit``."""
+
+    def occurrences(session: ClassSession) -> Iterator[Occurrence]:
+        # A day early: a meeting that began yesterday (in its zone) may still be going on.
+        from_day = after.astimezone(session.zone).date() - datetime.timedelta(days=1)
+        length = datetime.timedelta(minutes=session.duration_minutes)
+        for start in _session_starts(session, from_day):
+            if until is not None and start >= until:
+                return
+            if start + length > after:
+                yield Occurrence(session=session, starts_at=start, ends_at=start + length)
+
+    merged = heapq.merge(*(occurrences(session) for session in sessions), key=lambda item: item.starts_at)
+    return list(itertools.islice(merged, limit))
+
+
+def course_sessions(*, course: Course) -> QuerySet[ClassSession]:
+    return course.sessions.all()
+
+
+def course_next_occurrences(
+    *, course: Course, now: datetime.datetime | None = None, limit: int = 5
+) -> list[Occurrence]:
+    """The course's next meetings (the one going on first), for its page and the API."""
+    return session_occurrences(sessions=course_sessions(course=course), after=now or timezone.now(), limit=limit)
 
 
 def guide_image(*, template_id: int, name: str, user: AbstractBaseUser) -> GuideImage:

@@ -23,6 +23,7 @@ from accounts import services as accounts_services
 from core import audit, realtime, roles
 from courses import guides, permissions
 from courses.models import (
+    ClassSession,
     Course,
     CourseQuota,
     Enrollment,
@@ -796,3 +797,54 @@ def top_up_grant(
     )
     _save(top_up)
     return top_up
+
+
+# Class sessions
+
+SESSION_FIELDS = (
+    "title",
+    "repeat",
+    "first_date",
+    "last_date",
+    "weekdays",
+    "start_time",
+    "duration_minutes",
+    "time_zone",
+    "ready_minutes_before",
+)
+SESSIONS_WORDS = "Only this course's instructors and admins can change its sessions."
+
+
+def _session_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(fields) - set(SESSION_FIELDS)
+    if unknown:
+        raise ValidationError({name: "Not a field of a class session." for name in sorted(unknown)})
+    return fields
+
+
+@transaction.atomic
+def class_session_create(*, course: Course, actor: AbstractBaseUser, **fields: Any) -> ClassSession:
+    """A meeting time of the course (once or weekly); its labs are made ready before each start
+    (labs.sessions). Validated by the model, so the page, the API and the admin refuse alike."""
+    _require(permissions.can_manage_course(actor, course), SESSIONS_WORDS)
+    session = ClassSession(course=course, **_session_fields(fields))
+    _save(session)
+    return session
+
+
+@transaction.atomic
+def class_session_update(*, session: ClassSession, actor: AbstractBaseUser, **fields: Any) -> ClassSession:
+    """Change a meeting time. Occurrences already prepared stay prepared; the new times are
+    prepared when they come."""
+    _require(permissions.can_manage_course(actor, session.course), SESSIONS_WORDS)
+    for name, value in _session_fields(fields).items():
+        setattr(session, name, value)
+    _save(session)
+    return session
+
+
+@transaction.atomic
+def class_session_delete(*, session: ClassSession, actor: AbstractBaseUser) -> None:
+    """Remove a meeting time; labs already made ready for it stay (their idle rules apply)."""
+    _require(permissions.can_manage_course(actor, session.course), SESSIONS_WORDS)
+    session.delete()

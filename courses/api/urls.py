@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from courses.api import guides, views
+from courses.api import guides, sessions, views
 
 router = SimpleRouter()
 router.register("endpoints", views.EndpointViewSet, basename="endpoint")
@@ -83,5 +83,18 @@ urlpatterns = [
         name="enrollment-detail",
     ),
     path("courses/<int:course_id>/quota/", views.CourseQuotaView.as_view(), name="course-quota"),
+    path("courses/<int:course_id>/sessions/", sessions.ClassSessionViewSet.as_view(LIST), name="class-session-list"),
+    path(
+        "courses/<int:course_id>/sessions/upcoming/",
+        sessions.ClassSessionViewSet.as_view({"get": "upcoming"}),
+        name="class-session-upcoming",
+    ),
+    path(
+        "courses/<int:course_id>/sessions/<int:pk>/",
+        sessions.ClassSessionViewSet.as_view(
+            {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}
+        ),
+        name="class-session-detail",
+    ),
     *router.urls,
 ]

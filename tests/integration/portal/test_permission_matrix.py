@@ -519,6 +519,45 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
 }  # fmt: skip
 
 
+# Class sessions (courses/api/sessions.py): read by whoever sees the course, changed by its staff.
+SESSION = {"first_date": "2026-03-10", "start_time": "09:00", "duration_minutes": 60, "time_zone": "Europe/Paris"}
+
+
+def _session_target(w: World, role: str) -> dict:
+    from courses.models import ClassSession
+
+    session, _ = ClassSession.objects.get_or_create(course=w.course, defaults=SESSION)
+    return {"course_id": w.course.pk, "pk": session.pk}
+
+
+TARGETS.update(
+    {
+        "api/v1/courses/{course_id}/sessions/": lambda w, role: {"course_id": w.course.pk},
+        "api/v1/courses/{course_id}/sessions/upcoming/": lambda w, role: {"course_id": w.course.pk},
+        "api/v1/courses/{course_id}/sessions/{pk}/": _session_target,
+    }
+)
+BODIES.update(
+    {
+        ("post", "api/v1/courses/{course_id}/sessions/"): lambda w, role: SESSION,
+        ("put", "api/v1/courses/{course_id}/sessions/{pk}/"): lambda w, role: SESSION,
+        ("patch", "api/v1/courses/{course_id}/sessions/{pk}/"): lambda w, role: {"ready_minutes_before": 20},
+    }
+)
+EXPECTED.update(
+    {
+        #                                                       anon owner mate out rmvd inst oinst admin
+        ("get", "api/v1/courses/{course_id}/sessions/"):          (N, Y, Y, H, H, Y, H, Y),
+        ("post", "api/v1/courses/{course_id}/sessions/"):         (N, N, N, H, H, 201, H, 201),
+        ("get", "api/v1/courses/{course_id}/sessions/upcoming/"): (N, Y, Y, H, H, Y, H, Y),
+        ("get", "api/v1/courses/{course_id}/sessions/{pk}/"):     (N, Y, Y, H, H, Y, H, Y),
+        ("put", "api/v1/courses/{course_id}/sessions/{pk}/"):     (N, N, N, H, H, Y, H, Y),
+        ("patch", "api/v1/courses/{course_id}/sessions/{pk}/"):   (N, N, N, H, H, Y, H, Y),
+        ("delete", "api/v1/courses/{course_id}/sessions/{pk}/"):  (N, N, N, H, H, 204, H, 204),
+    }
+)  # fmt: skip
+
+
 def _ask(w: World, role: str, method: str, route: str) -> int:
     client = APIClient()
     if role != "anonymous":
