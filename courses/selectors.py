@@ -145,14 +145,14 @@ def session_occurrences(
     limit: int | None = None,
 ) -> list[Occurrence]:
     """Meetings of the sessions that end after ``after`` (the one going on included) and start
-    before ``until``, earliest first, at most ``limit``."""
+    by ``until`` (at it included), earliest first, at most ``limit``."""
 
     def occurrences(session: ClassSession) -> Iterator[Occurrence]:
         # A day early: a meeting that began yesterday (in its zone) may still be going on.
         from_day = after.astimezone(session.zone).date() - datetime.timedelta(days=1)
         length = datetime.timedelta(minutes=session.duration_minutes)
         for start in _session_starts(session, from_day):
-            if until is not None and start >= until:
+            if until is not None and start > until:
                 return
             if start + length > after:
                 yield Occurrence(session=session, starts_at=start, ends_at=start + length)

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from courses import bounds
 from courses.models import Course, CourseQuota
-from labs import realtime, services
+from labs import realtime, services, sessions
 from labs.models import Lab
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ def tick(now: datetime | None = None) -> Tick:
     today = timezone.localdate(now)
     result = Tick()
     quotas = _quotas()
+    held = sessions.held_labs(now)
     # Ready labs and labs in error (a failed revert can leave VMs on) that run; busy ones are
     # looked at again next minute.
     running = Lab.objects.filter(state__in=services.SETTLED_STATES, running_since__isnull=False).select_related(
@@ -70,7 +71,8 @@ def tick(now: datetime | None = None) -> Tick:
                 )
             continue
         if quota is not None and quota.idle_minutes is not None:
-            last = max(filter(None, [lab.last_activity_at, lab.running_since]))
+            # A lab made ready for a class session is not idle before the session starts.
+            last = max(filter(None, [lab.last_activity_at, lab.running_since, held.get(lab.pk)]))
             idle = last <= now - bounds.idle_period(quota.idle_minutes)
             if idle and _system_power_off(lab, "idle", now):
                 result.idle.append(lab.pk)

@@ -533,3 +533,38 @@ class CheckResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lab_id}: check {self.check_key} {'passed' if self.passed else 'failed'}"
+
+
+class SessionPreparation(models.Model):
+    """One occurrence of a class session that the portal made its labs ready for (``labs.sessions``).
+
+    The row is the idempotence: the every-minute tick takes an occurrence once (unique on the
+    session and the occurrence's start), starts or powers on the labs of the enrolled students,
+    and sets ``prepared_at`` when every student is handled; a tick that died half-way leaves it
+    empty, and the next one goes on (starting a lab where there is none and powering on one that is
+    off are both harmless to repeat). ``labs`` are the labs it started or powered on: their idle
+    clock waits for the start, and those nobody used are powered off after the end
+    (``closed_at``).
+    """
+
+    session = models.ForeignKey("courses.ClassSession", on_delete=models.CASCADE, related_name="preparations")
+    occurrence_start = models.DateTimeField()
+    occurrence_end = models.DateTimeField()
+    build_minutes = models.PositiveIntegerField(help_text="The build time it allowed for (measured, or the default).")
+    started_at = models.DateTimeField(default=timezone.now, help_text="When the builds and power-ons began.")
+    prepared_at = models.DateTimeField(null=True, blank=True, help_text="When every student was handled.")
+    closed_at = models.DateTimeField(null=True, blank=True, help_text="When unused labs were powered off.")
+    labs = models.ManyToManyField(Lab, blank=True, related_name="session_preparations")
+    outcome = models.JSONField(
+        default=dict, blank=True, help_text="Per student (username): what was done, or why nothing was, in words."
+    )
+
+    class Meta:
+        ordering = ["-occurrence_start", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "occurrence_start"], name="session_preparation_once"),
+        ]
+        indexes = [models.Index(fields=["occurrence_end"])]
+
+    def __str__(self) -> str:
+        return f"Session {self.session_id} at {self.occurrence_start:%Y-%m-%d %H:%M}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -12,7 +14,7 @@ from django.db.models import Count, Max, OuterRef, Prefetch, Q, QuerySet, Subque
 from core import roles
 from core.etags import fingerprint
 from courses import guides, permissions
-from courses.models import Course, LabTemplate, VCenterEndpoint
+from courses.models import Course, LabTemplate, TemplateVersion, VCenterEndpoint
 from labs import template_sources, vsphere
 from labs.endpoints import endpoint_client
 from labs.models import CheckResult, ConsoleSession, Lab, LabSnapshot, LabVM, Operation, StepResult
@@ -158,6 +160,35 @@ def lab_busy_with(lab: Lab) -> Operation | None:
     if operation is not None and operation.lab_id == lab.pk:
         operation.lab = lab  # the caller's lab: its permission checks must not read it again
     return operation
+
+
+# A lab build's time when none of the template's was measured yet: the demo lab takes two to
+# five minutes on a real vCenter, and a late lab is worse than an early one.
+DEFAULT_BUILD_TIME = timedelta(minutes=10)
+BUILD_TIME_SAMPLE = 50  # the most recent builds measured
+BUILD_TIME_PERCENTILE = 0.9
+
+
+def template_build_time(version: TemplateVersion) -> timedelta:
+    """How long a lab of this template version takes from the click to ready: the 90th percentile
+    of its most recent successful builds (those of the template's other versions when this one has
+    none; ``DEFAULT_BUILD_TIME`` when the template has none).
+
+    Measured from the row's creation, not its start: a lab built with its whole class waits in the
+    queue and for vCenter capacity (labs.capacity), and that wait is part of when it is ready.
+    """
+    done = Operation.objects.filter(
+        kind=Operation.Kind.PROVISION, state=Operation.State.SUCCEEDED, finished_at__isnull=False
+    ).order_by("-finished_at")
+    for builds in (
+        done.filter(lab__template_version=version),
+        done.filter(lab__template_version__template_id=version.template_id),
+    ):
+        recent = builds.values_list("created_at", "finished_at")[:BUILD_TIME_SAMPLE]
+        times = sorted(finished - created for created, finished in recent)
+        if times:
+            return times[min(len(times) - 1, math.ceil(BUILD_TIME_PERCENTILE * len(times)) - 1)]
+    return DEFAULT_BUILD_TIME
 
 
 def snapshot_tree(lab: Lab) -> list[LabSnapshot]:

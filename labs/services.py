@@ -334,6 +334,18 @@ def lab_start(
         raise PermissionDenied("You are not enrolled in this course.")
     if not own and not permissions.can_provision_class(actor, course):
         raise PermissionDenied("Only this course's instructors can start labs for students.")
+    return _lab_start_checked(course=course, student=student, actor=actor, only_if_none=only_if_none)
+
+
+def _lab_start_checked(
+    *,
+    course: Course,
+    student: AbstractBaseUser,
+    actor: AbstractBaseUser | None,
+    only_if_none: bool,
+    params: dict[str, Any] | None = None,
+) -> Operation:
+    """The start itself, once the actor's right to it is checked (or the portal starts it)."""
     if not course.enrollments.filter(student=student).exists():
         raise ValidationError(f"{student.username} is not enrolled in {course.code}.")
     with transaction.atomic():
@@ -347,7 +359,7 @@ def lab_start(
         quotas.check_running_slot(quota, course)
         quotas.check_hours(quota, course, student)
         lab = _new_lab(course=course, student=student)
-        return lab_operation(lab, Operation.Kind.PROVISION, actor)
+        return lab_operation(lab, Operation.Kind.PROVISION, actor, params)
 
 
 @dataclass
@@ -673,6 +685,30 @@ def lab_system_power_off(*, lab: Lab, reason: str, now: datetime | None = None) 
             return lab_operation(locked, Operation.Kind.POWER, None, {"action": "off", "vm": None, "reason": reason})
     except (Conflict, ValidationError):
         return None
+
+
+def lab_system_start(*, course: Course, student: AbstractBaseUser, reason: str) -> Operation:
+    """The portal itself starts an enrolled student's lab (a class session is coming), under the
+    same rules and quota checks as a click; raises ``AlreadyHasLab`` when they have one, and the
+    click's refusals (a quota's ``QuotaExceeded``, a closed course's ValidationError) in words."""
+    return _lab_start_checked(course=course, student=student, actor=None, only_if_none=True, params={"reason": reason})
+
+
+def lab_system_power_on(*, lab: Lab, reason: str) -> Operation:
+    """The portal itself powers a ready lab on (a class session is coming), under the click's
+    quota checks (running labs, lab hours). Refusals as a click's: Conflict when busy, a
+    ValidationError when not ready or the course ended, ``QuotaExceeded``."""
+    if lab.course.has_ended:
+        raise ValidationError(f"{lab.course.title} has ended: its labs are not powered on.")
+    with transaction.atomic():
+        quota = quotas.lock_quota(lab.course)  # the quota before the lab
+        locked = lock_lab(lab)
+        if locked.state != Lab.State.READY:
+            raise ValidationError(f"{locked.name} is {locked.state}; only a ready lab is powered on.")
+        if not locked.is_running:
+            quotas.check_running_slot(quota, locked.course)
+            quotas.check_hours(quota, locked.course, locked.student)
+        return lab_operation(locked, Operation.Kind.POWER, None, {"action": "on", "vm": None, "reason": reason})
 
 
 def lab_system_delete(*, lab: Lab, reason: str) -> Operation | None:

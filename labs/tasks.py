@@ -9,7 +9,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from labs import jobs, lifecycle, services
+from labs import jobs, lifecycle, services, sessions
 from labs.dispatch import RUN_OPERATION
 from labs.reaper import reap
 
@@ -49,3 +49,8 @@ def reconcile_endpoints() -> int:
 @shared_task(name="labs.lifecycle_tick", ignore_result=True)
 def lifecycle_tick() -> dict:
     return vars(lifecycle.tick())
+
+
+@shared_task(name="labs.sessions_tick", ignore_result=True)
+def sessions_tick() -> dict:
+    return vars(sessions.tick())

@@ -298,6 +298,8 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-endpoints": {"task": "labs.reconcile_endpoints", "schedule": 15 * 60.0},
     # Leases, idle labs, course ends and deletions after the course (labs/lifecycle.py).
     "lab-lifecycle": {"task": "labs.lifecycle_tick", "schedule": 60.0},
+    # Labs of class sessions made ready before each start, unused ones off after (labs/sessions.py).
+    "class-sessions": {"task": "labs.sessions_tick", "schedule": 60.0},
     # Audit entries older than AUDIT_RETENTION_DAYS are removed.
     "prune-audit-log": {"task": "core.prune_audit_log", "schedule": 3600.0},
     # Rosters of LMS-linked courses follow the LMS (LTI Names and Role Provisioning).
