@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import zoneinfo
+
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -15,6 +18,7 @@ from courses.models import (
     GUIDE_POINTS_MAX,
     GUIDE_STEP_MAX_CHARACTERS,
     MANUAL_MAX_CHARACTERS,
+    ClassSession,
     Course,
     CourseQuota,
     GuideCheck,
@@ -23,7 +27,7 @@ from courses.models import (
     TemplateVM,
     VCenterEndpoint,
 )
-from courses.services import ENDPOINT_FIELDS, ROSTER_COLUMNS, ROSTER_MAX_BYTES
+from courses.services import ENDPOINT_FIELDS, ROSTER_COLUMNS, ROSTER_MAX_BYTES, SESSION_FIELDS
 
 CLONE_MODES = [
     ("linked", "Linked clones: start in seconds from the baseline snapshot, share its disks"),
@@ -522,3 +526,44 @@ def guide_editor_forms(template: LabTemplate, bound_key: str | None = None, boun
         "guide_image_form": pick("new-image", lambda: GuideImageForm(auto_id="newimage_%s")),
         "guide_bound": bound_key,
     }
+
+
+def _time_zones() -> list[tuple[str, str]]:
+    return [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+class ClassSessionForm(forms.ModelForm):
+    """A meeting time of the course. The model's validators and ``clean`` decide, as for the API."""
+
+    weekdays = forms.TypedMultipleChoiceField(
+        choices=sorted(ClassSession.WEEKDAYS.items()),
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Weekdays (weekly)",
+    )
+    time_zone = forms.ChoiceField(choices=_time_zones, label="Time zone")
+
+    class Meta:
+        model = ClassSession
+        fields = list(SESSION_FIELDS)
+        labels = {
+            "first_date": "Date (or first date, weekly)",
+            "last_date": "Last date (weekly)",
+            "start_time": "Starts at (local time)",
+            "duration_minutes": "Minutes",
+            "ready_minutes_before": "Labs ready this many minutes before",
+        }
+        widgets = {
+            "first_date": forms.DateInput(attrs={"type": "date"}),
+            "last_date": forms.DateInput(attrs={"type": "date"}),
+            "start_time": forms.TimeInput(attrs={"type": "time"}),
+            "repeat": forms.RadioSelect,
+        }
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("initial", {"time_zone": settings.TIME_ZONE})
+        super().__init__(*args, **kwargs)
+
+    def service_fields(self) -> dict:
+        return {name: self.cleaned_data[name] for name in SESSION_FIELDS if name in self.cleaned_data}

@@ -86,4 +86,10 @@ urlpatterns = [
     path("courses/<int:course_id>/roster/<int:enrollment_id>/remove/", views.roster_remove, name="roster-remove"),
     path("courses/<int:course_id>/quota/", views.quota_edit, name="quota-edit"),
     path("courses/<int:course_id>/top-ups/", views.top_up_grant, name="top-up-grant"),
+    path("courses/<int:course_id>/sessions/", views.class_session_add, name="class-session-add"),
+    path(
+        "courses/<int:course_id>/sessions/<int:session_id>/remove/",
+        views.class_session_remove,
+        name="class-session-remove",
+    ),
 ]

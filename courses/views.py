@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core import crypto
@@ -331,9 +332,13 @@ def _course_page(request: HttpRequest, course: Course, *, status: int = 200, **o
         "manual_html": course.template_version.manual_markup if course.template_version else "",
         "template": template,
     }
+    now = timezone.now()
+    context.update(sessions=list(selectors.course_sessions(course=course)), next_meetings=_next_meetings(course, now))
+    context["now"] = now
     if manage:
         quota = selectors.course_quota(course)
         context.update(
+            session_form=forms.ClassSessionForm(),
             summary=usage.class_summary(course),
             state_actions=STATE_ACTIONS.get(course.state, []),
             roster=list(selectors.course_roster(course=course)),
@@ -663,3 +668,43 @@ def guide_image(request: HttpRequest, template_id: int, name: str) -> HttpRespon
     response["Cache-Control"] = "private, max-age=300"
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+# Class sessions (issue 13): when the course meets; its labs are made ready before each meeting
+
+
+def _next_meetings(course: Course, now) -> list:
+    return selectors.course_next_occurrences(course=course, now=now, limit=5)
+
+
+@login_required
+@require_POST
+def class_session_add(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = _course_or_404(request, course_id)
+    form = forms.ClassSessionForm(request.POST)
+    if form.is_valid():
+        try:
+            session = services.class_session_create(course=course, actor=request.user, **form.service_fields())
+        except PermissionDenied as refusal:
+            messages.error(request, refusal_message(request, refusal))
+            return redirect("courses:course-detail", course.pk)
+        except ValidationError as error:
+            add_errors(form, error)
+        else:
+            messages.success(request, f"Session added: {session.describe()}.")
+            return _back(reverse("courses:course-detail", args=[course.pk]), "sessions")
+    return _course_page(request, course, session_form=form, sessions_open=True)
+
+
+@login_required
+@require_POST
+def class_session_remove(request: HttpRequest, course_id: int, session_id: int) -> HttpResponse:
+    course = _course_or_404(request, course_id)
+    session = get_object_or_404(course.sessions, pk=session_id)
+    try:
+        services.class_session_delete(session=session, actor=request.user)
+    except PermissionDenied as refusal:
+        messages.error(request, refusal_message(request, refusal))
+    else:
+        messages.success(request, f"Session removed: {session.describe()}.")
+    return _back(reverse("courses:course-detail", args=[course.pk]), "sessions")
