@@ -86,7 +86,7 @@ urlpatterns = [
     path("courses/<int:course_id>/sessions/", sessions.ClassSessionViewSet.as_view(LIST), name="class-session-list"),
     path(
         "courses/<int:course_id>/sessions/upcoming/",
-        sessions.ClassSessionViewSet.as_view({"get": "upcoming"}),
+        sessions.ClassSessionViewSet.as_view({"get": "upcoming"}, pagination_class=None),
         name="class-session-upcoming",
     ),
     path(
