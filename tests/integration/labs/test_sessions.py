@@ -18,8 +18,8 @@ pytestmark = pytest.mark.django_db
 UTC = datetime.UTC
 DAY = datetime.date.today() + timedelta(days=1)
 START = datetime.datetime.combine(DAY, datetime.time(9, 0), tzinfo=UTC)
-# ready 10 minutes before, plus the default build time of 10 minutes: builds begin at 08:40.
-BUILDS_BEGIN = START - timedelta(minutes=20)
+# ready 10 minutes before, the default build time of 10 minutes and the tick's minute: from 08:39.
+BUILDS_BEGIN = START - timedelta(minutes=21)
 
 
 @pytest.fixture(autouse=True)
@@ -155,8 +155,8 @@ def test_the_measured_build_time_opens_the_window_earlier():
             finished_at=START - timedelta(days=7) + timedelta(minutes=minutes),
         )
     assert selectors.template_build_time(version) == timedelta(minutes=38)
-    assert sessions.tick(now=START - timedelta(minutes=49)).started == []
-    assert len(sessions.tick(now=START - timedelta(minutes=47)).started) == 1
+    assert sessions.tick(now=START - timedelta(minutes=50)).started == []
+    assert len(sessions.tick(now=START - timedelta(minutes=48)).started) == 1
     assert SessionPreparation.objects.get().build_minutes == 38
 
 
@@ -242,7 +242,8 @@ def test_in_vcenter_every_students_lab_is_built_or_powered_on_before_the_session
         time_zone="UTC",
         ready_minutes_before=10,
     )
-    lead = timedelta(minutes=10) + selectors.template_build_time(course.template_version)
+    session = course.sessions.get()
+    lead = sessions.lead_time(session, selectors.template_build_time(course.template_version))
     assert sessions.tick(now=start - lead - timedelta(minutes=1)).prepared == []
     result = sessions.tick(now=start - lead)
     assert result.powered_on == [lab.pk] and len(result.started) == len(others)
