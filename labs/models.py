@@ -568,3 +568,20 @@ class SessionPreparation(models.Model):
 
     def __str__(self) -> str:
         return f"Session {self.session_id} at {self.occurrence_start:%Y-%m-%d %H:%M}"
+
+    # The outcome words of labs.sessions that count as done for the student; anything else is why not.
+    DONE_WORDS = ("lab started", "powered on", "already running", "being built already", "already has a lab")
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many students each outcome had, for the class page."""
+        counts: dict[str, int] = {}
+        for words in self.outcome.values():
+            key = words if words in self.DONE_WORDS else "not made ready"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    @property
+    def refusals(self) -> list[tuple[str, str]]:
+        """(username, why) of the students whose lab was not made ready."""
+        return sorted((name, words) for name, words in self.outcome.items() if words not in self.DONE_WORDS)

@@ -29,7 +29,7 @@ from core.web import add_errors, forbidden, refusal_message
 from courses import permissions as course_permissions
 from courses import usage
 from courses.models import Course, LabTemplate, VCenterEndpoint
-from labs import console, forms, permissions, selectors, services, vsphere
+from labs import console, forms, permissions, selectors, services, sessions, vsphere
 from labs.models import ConsoleSession, Lab, LabSnapshot, LabVM, Operation
 
 logger = logging.getLogger(__name__)
@@ -723,6 +723,7 @@ def class_labs(request: HttpRequest, course_id: int) -> HttpResponse:
             "student_count": len({row["student"].pk for row in rows if not row.get("unenrolled")}),
             "bars": usage.usage_bars(course),
             "actions": forms.CLASS_ACTIONS,
+            "preparations": sessions.course_preparations(course=course),
         }
     )
     return render(request, "labs/class_labs.html", context)

@@ -139,6 +139,18 @@ def test_a_quota_refusal_is_the_students_outcome_in_words_and_audited():
     assert SessionPreparation.objects.get().prepared_at is not None, "a refusal is an answer, not a retry"
 
 
+def test_the_class_labs_page_shows_what_the_tick_did_and_why_not(client):
+    from django.urls import reverse
+
+    course, _ = _course_with_session(students=2, quota={"running_labs": 1})
+    sessions.tick(now=BUILDS_BEGIN)
+    client.force_login(course.instructors.get())
+    page = client.get(reverse("labs:class-labs", args=[course.pk])).content.decode()
+    assert "Class sessions: labs made ready" in page
+    assert "1 lab started · 1 not made ready" in page
+    assert "not made ready: No more labs can run at once in this class" in page
+
+
 def test_the_measured_build_time_opens_the_window_earlier():
     course, _ = _course_with_session(students=1)
     version = course.template_version
