@@ -63,6 +63,23 @@ def test_the_autumn_change_keeps_the_wall_clock_too():
     assert [m.starts_at.hour for m in meetings] == [7, 7, 8, 8, 8]
 
 
+def test_a_start_inside_the_spring_forward_gap_is_an_hour_later_on_the_wall_clock():
+    course = open_course(students=0)
+    session = _weekly(
+        course, first_date=datetime.date(2026, 3, 1), weekdays=[7], start_time=datetime.time(2, 30), duration_minutes=60
+    )
+    # Sunday 8 March 2026 in New York has no 02:30: clocks go from 02:00 to 03:00.
+    [before, gap, after] = selectors.session_occurrences(
+        sessions=[session], after=datetime.datetime(2026, 3, 1, tzinfo=UTC), limit=3
+    )
+    assert [m.local_start.strftime("%d %H:%M %Z") for m in (before, gap, after)] == [
+        "01 02:30 EST",
+        "08 03:30 EDT",
+        "15 02:30 EDT",
+    ]
+    assert gap.ends_at - gap.starts_at == datetime.timedelta(minutes=60)
+
+
 def test_meetings_merge_several_sessions_skip_the_past_and_keep_the_one_going_on():
     course = open_course(students=0)
     _weekly(course, weekdays=[1, 3], time_zone="UTC")
