@@ -15,7 +15,8 @@ ESXi hosts and a vCenter appliance take minutes to boot after vCenter reports th
 minutes between a power-on and the start are not wasted; they cost lab hours, which the quota
 counts as any run.
 
-A ``SessionPreparation`` row per meeting makes it once: the next tick does nothing for it, and a
+Beat's task calls ``tick_alone``: one tick at a time across workers (a Redis lock). A
+``SessionPreparation`` row per meeting makes it once: the next tick does nothing for it, and a
 tick that died half-way is resumed (both steps are harmless to repeat). A lab busy with an
 operation is tried again every minute until the start. A refusal (a quota, a course that cannot
 run labs) is the student's outcome in words on the row, in the log, and for a quota in the audit
@@ -36,13 +37,18 @@ that began are not prepared.
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 
+import redis
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from redis.exceptions import LockError
 
 from core import audit as portal_audit
 from core.errors import Conflict
@@ -116,6 +122,31 @@ def tick(now: datetime | None = None) -> SessionTick:
             _prepare(occurrence, build, now, result)
     _close_ended(now, result)
     return result
+
+
+# One tick at a time across workers: one that runs past the next minute (a very large class) must
+# not meet the next on the same meeting, where both would answer each student and the outcome
+# written last would win. The lock expires on its own if a worker dies holding it.
+TICK_LOCK = "nestlab:labs.sessions.tick"
+TICK_LOCK_TIMEOUT = 15 * 60
+
+
+@cache
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def tick_alone(now: datetime | None = None) -> SessionTick | None:
+    """``tick``, unless another is running (None): what beat's task calls."""
+    lock = _redis().lock(TICK_LOCK, timeout=TICK_LOCK_TIMEOUT)
+    if not lock.acquire(blocking=False):
+        logger.info("A class-session tick is still running; this one is skipped.")
+        return None
+    try:
+        return tick(now)
+    finally:
+        with suppress(LockError):  # it expired: the tick ran longer than the timeout
+            lock.release()
 
 
 def _preparation(occurrence: course_selectors.Occurrence, build: timedelta, now: datetime) -> SessionPreparation | None:

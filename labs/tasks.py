@@ -53,4 +53,5 @@ def lifecycle_tick() -> dict:
 
 @shared_task(name="labs.sessions_tick", ignore_result=True)
 def sessions_tick() -> dict:
-    return vars(sessions.tick())
+    result = sessions.tick_alone()
+    return vars(result) if result is not None else {"skipped": True}

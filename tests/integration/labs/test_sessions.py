@@ -151,6 +151,18 @@ def test_the_class_labs_page_shows_what_the_tick_did_and_why_not(client):
     assert "not made ready: No more labs can run at once in this class" in page
 
 
+def test_one_tick_at_a_time_across_workers():
+    course, _ = _course_with_session(students=1)
+    held = sessions._redis().lock(sessions.TICK_LOCK, timeout=30)
+    assert held.acquire(blocking=False)
+    try:
+        assert sessions.tick_alone(now=BUILDS_BEGIN) is None
+        assert not _builds(course).exists()
+    finally:
+        held.release()
+    assert len(sessions.tick_alone(now=BUILDS_BEGIN).started) == 1
+
+
 def test_the_measured_build_time_opens_the_window_earlier():
     course, _ = _course_with_session(students=1)
     version = course.template_version
