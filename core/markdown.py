@@ -53,7 +53,12 @@ def _parser() -> MarkdownIt:
 def render_markdown(text: str) -> SafeString:
     """Markdown to sanitised HTML. Seconds for the largest manuals: call it when a text is saved,
     not on every page view."""
-    html = _parser().render(text or "")
+    return sanitize_html(_parser().render(text or ""))
+
+
+def sanitize_html(html: str) -> SafeString:
+    """HTML cut down to the allow-lists (tags, attributes, URL schemes): what render_markdown
+    gives, and what a stored page becomes again after values were filled into it."""
     cleaned = nh3.clean(
         html,
         tags=ALLOWED_TAGS,

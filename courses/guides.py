@@ -17,12 +17,13 @@ import re
 import secrets
 from typing import Any
 
+import regex
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Max
 
-from core.markdown import stored_html
+from core.markdown import sanitize_html, stored_html
 from courses import permissions
 from courses.models import (
     GUIDE_CHECKS_PER_STEP_MAX,
@@ -281,6 +282,11 @@ def guide_image_add(*, template: LabTemplate, actor: AbstractBaseUser, name: str
         wanted = next(ending for ending, known in _FORMAT_OF_SUFFIX.items() if known == image_format)
         raise ValidationError({"name": f"The file is a {label} image: name it .{wanted}."})
     image = locked.guide_images.filter(name=name).first()
+    if image is not None and (shown_in := _versions_showing(image)):
+        # A published version is frozen: the image it shows must not change under its students.
+        raise ValidationError(
+            {"name": f"{name} is shown by published version(s) {shown_in}: upload the new one under another name."}
+        )
     if image is None:
         if locked.guide_images.count() >= GUIDE_IMAGES_MAX:
             raise ValidationError(f"A template has at most {GUIDE_IMAGES_MAX} images.")
@@ -292,20 +298,24 @@ def guide_image_add(*, template: LabTemplate, actor: AbstractBaseUser, name: str
     return image
 
 
+def _versions_showing(image: GuideImage) -> str:
+    """The published versions whose guide or manual shows the image, as "v1, v3" ("" for none)."""
+    versions = image.template.versions.filter(state=TemplateVersion.State.PUBLISHED).order_by("number")
+    return ", ".join(
+        f"v{version.number}"
+        for version in versions
+        if image.url in version.manual_html or image.url in json.dumps(version.guide)
+    )
+
+
 @transaction.atomic
 def guide_image_remove(*, image: GuideImage, actor: AbstractBaseUser) -> None:
     """Remove an image, unless a published version shows it (its students would see a hole)."""
     template = image.template
     _require_editor(actor, template)
-    shown_in = [
-        version.number
-        for version in template.versions.filter(state=TemplateVersion.State.PUBLISHED)
-        if image.url in version.manual_html or image.url in json.dumps(version.guide)
-    ]
-    if shown_in:
+    if shown_in := _versions_showing(image):
         raise ValidationError(
-            f"{image.name} is shown by published version(s) {', '.join(f'v{n}' for n in shown_in)}: "
-            "courses on them still need it."
+            f"{image.name} is shown by published version(s) {shown_in}: courses on them still need it."
         )
     image.delete()
     _touch(template)
@@ -400,16 +410,43 @@ def fill(text: str, values: dict[str, str]) -> str:
 
 
 def fill_html(stored: str, values: dict[str, str]):
-    """A step's stored (sanitised) HTML with the lab's values, escaped, filled in."""
-    return stored_html(
-        PLACEHOLDER.sub(lambda match: html.escape(values.get(match.group(1), match.group(0))), stored or "")
-    )
+    """A step's stored (sanitised) HTML with the lab's values, escaped, filled in. Sanitised again
+    when a value went in: a value inside an attribute (``<a href="{{ site }}">``) could otherwise
+    make a ``javascript:`` link, which escaping does not stop."""
+    if not PLACEHOLDER.search(stored or ""):
+        return stored_html(stored or "")
+    filled = PLACEHOLDER.sub(lambda match: html.escape(values.get(match.group(1), match.group(0))), stored)
+    return sanitize_html(filled)
 
 
 def guestinfo(values: dict[str, str]) -> dict[str, str]:
     """The ExtraConfig keys a lab's VMs carry (readable in the guest: ``vmtoolsd --cmd "info-get
     guestinfo.nestlab.<name>"``)."""
     return {f"{GUESTINFO_PREFIX}{name}": value for name, value in values.items()}
+
+
+# Patterns (an output pattern, a question's pattern answer) run on text a student shapes: the
+# `regex` engine with a time limit, so a pattern prone to catastrophic backtracking, e.g.
+# ([a-z0-9]+\.?)+ for a host name, cannot hold a worker for minutes on a crafted answer. It lets
+# other threads run meanwhile (concurrent=True): the operation's heartbeat keeps beating.
+PATTERN_TIMEOUT_SECONDS = 1.0
+
+
+class PatternTooSlow(Exception):
+    """A check's pattern did not finish on the text within PATTERN_TIMEOUT_SECONDS."""
+
+
+def pattern_found(pattern: str, text: str, *, ignore_case: bool = False, whole: bool = False) -> bool:
+    """Whether ``pattern`` matches all of ``text`` (``whole``) or is found in it (multi-line);
+    an invalid pattern matches nothing; one too slow on this text raises PatternTooSlow."""
+    flags = (regex.IGNORECASE if ignore_case else 0) | (0 if whole else regex.MULTILINE)
+    find = regex.fullmatch if whole else regex.search
+    try:
+        return find(pattern, text, flags, timeout=PATTERN_TIMEOUT_SECONDS, concurrent=True) is not None
+    except regex.error:
+        return False
+    except TimeoutError as error:
+        raise PatternTooSlow(pattern) from error
 
 
 def answer_matches(check: dict[str, Any], given: str, values: dict[str, str]) -> bool:
@@ -419,11 +456,7 @@ def answer_matches(check: dict[str, Any], given: str, values: dict[str, str]) ->
     folded = (lambda text: text) if check["case_sensitive"] else str.casefold
     mode = check["answer_mode"]
     if mode == GuideCheck.AnswerMode.PATTERN:
-        flags = 0 if check["case_sensitive"] else re.IGNORECASE
-        try:
-            return re.fullmatch(expected, given, flags) is not None
-        except re.error:
-            return False
+        return pattern_found(expected, given, ignore_case=not check["case_sensitive"], whole=True)
     if mode == GuideCheck.AnswerMode.SET:
         items = lambda text: {folded(item.strip()) for item in re.split(r"[,\n;]", text) if item.strip()}  # noqa: E731
         return bool(items(expected)) and items(expected) == items(given)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib.auth.models import AbstractBaseUser
 
 from core import roles
-from courses.models import Course, LabTemplate
+from courses.models import Course, GuideImage, LabTemplate, TemplateVersion
 
 
 def can_manage_endpoints(user: AbstractBaseUser) -> bool:
@@ -27,15 +29,18 @@ def can_view_template(user: AbstractBaseUser, template: LabTemplate) -> bool:
     return roles.is_admin(user) or roles.is_instructor(user)
 
 
-def can_view_guide_images(user: AbstractBaseUser, template: LabTemplate) -> bool:
-    """A template's guide and manual images: whoever may read the template, and the students of
-    the courses built from it (their lab page shows the guide)."""
-    if can_view_template(user, template):
+def can_view_guide_image(user: AbstractBaseUser, image: GuideImage) -> bool:
+    """An image of a template's guide or manual: whoever may read the template, and the students
+    of a course whose version shows it (not an image only a draft uses yet: it may be the next
+    step's answer)."""
+    if can_view_template(user, image.template):
         return True
-    return (
-        user.is_authenticated
-        and Course.objects.filter(template_version__template=template, enrollments__student=user).exists()
+    if not user.is_authenticated:
+        return False
+    versions = TemplateVersion.objects.filter(template_id=image.template_id, courses__enrollments__student=user).only(
+        "manual_html", "guide"
     )
+    return any(image.url in version.manual_html or image.url in json.dumps(version.guide) for version in versions)
 
 
 def can_create_courses(user: AbstractBaseUser) -> bool:

@@ -176,6 +176,6 @@ def guide_image(*, template_id: int, name: str, user: AbstractBaseUser) -> Guide
     """An image of a template's guide or manual, for someone who may read them; for anyone else it
     does not exist (GuideImage.DoesNotExist), as a page of a course they are not in."""
     image = GuideImage.objects.select_related("template").filter(template_id=template_id, name=name).first()
-    if image is None or not permissions.can_view_guide_images(user, image.template):
+    if image is None or not permissions.can_view_guide_image(user, image):
         raise GuideImage.DoesNotExist("No such image.")
     return image

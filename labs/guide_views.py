@@ -8,6 +8,7 @@ The panel's forms post with htmx and get the panel back (a refusal in words, wit
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 from django.contrib import messages
@@ -90,7 +91,9 @@ def lab_guide_position(request: HttpRequest, lab_id: int) -> HttpResponse:
     raw = request.POST.get("position", "")
     try:
         # A number that is not one is passed on as given: the service refuses it in words.
-        position = int(raw) if raw.strip().lstrip("-").isdigit() else raw
+        # ASCII digits only: "²".isdigit() is true but int() refuses it; anything else goes to the
+        # service as typed, which refuses it in words.
+        position = int(raw) if re.fullmatch(r"-?[0-9]{1,6}", raw.strip()) else raw
         guides.lab_guide_position_set(lab=lab, actor=request.user, position=position)
     except REFUSALS as refusal:
         return _panel_answer(request, lab, said="The guide did not move.", refusal=refusal)

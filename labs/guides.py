@@ -52,31 +52,52 @@ def _clean_answers(step: dict[str, Any], answers: Any) -> dict[str, str]:
     cleaned = {}
     for key, answer in answers.items():
         if str(key) not in questions:
-            raise ValidationError({"answers": f"This step has no question {key}."})
+            # Not echoed: a key may hold characters no answer can be written with (a lone surrogate).
+            raise ValidationError({"answers": "This step has no such question."})
         if not isinstance(answer, str):
             raise ValidationError({"answers": "An answer is text."})
         if "\x00" in answer:  # PostgreSQL's JSON refuses it: a 400, not a 500
             raise ValidationError({"answers": "An answer cannot contain a NUL character."})
+        if not _is_utf8(answer):
+            raise ValidationError({"answers": "An answer holds characters that are not text (a lone surrogate)."})
         if len(answer) > ANSWER_MAX_CHARACTERS:
             raise ValidationError({"answers": f"Keep an answer under {ANSWER_MAX_CHARACTERS} characters."})
         cleaned[str(key)] = answer
     return cleaned
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _refuse_too_many(lab: Lab) -> None:
-    """At most NESTLAB_GUIDE_CHECKS_PER_MINUTE checks of a lab a minute: guest operations cost the
-    vCenter (and the guest) something, and a script clicking Check in a loop must not."""
+    """At most NESTLAB_GUIDE_CHECKS_PER_MINUTE checks a minute by a student in a course, all their
+    labs together (a clone holds the same values: a budget per lab would double the guesses):
+    guest operations cost the vCenter (and the guest) something, and a script clicking Check in a
+    loop must not. Checks the course's staff start (the class-wide check) are not counted: they
+    neither use up the student's minute nor wait for it."""
     limit = settings.NESTLAB_GUIDE_CHECKS_PER_MINUTE
     since = timezone.now() - timedelta(minutes=1)
     recent = list(
-        Operation.objects.filter(lab=lab, kind=Operation.Kind.CHECK, created_at__gte=since)
+        Operation.objects.filter(
+            kind=Operation.Kind.CHECK,
+            lab__course_id=lab.course_id,
+            lab__student_id=lab.student_id,
+            actor_id=lab.student_id,
+            created_at__gte=since,
+        )
         .order_by("created_at")
         .values_list("created_at", flat=True)
     )
     if len(recent) >= limit:
         wait = max(1, int((recent[0] + timedelta(minutes=1) - timezone.now()).total_seconds()) + 1)
         raise TooSoon(
-            f"{lab.name} was checked {len(recent)} times in the last minute (at most {limit}): try again in {wait} s.",
+            f"Your labs in {lab.course.code} were checked {len(recent)} times in the last minute (at most {limit}): "
+            f"try again in {wait} s.",
             retry_after=wait,
         )
 
@@ -97,7 +118,8 @@ def lab_check_start(
         locked = lab_services.lock_lab(lab)
         if locked.state != Lab.State.READY:
             raise ValidationError(f"Checks run on a ready lab; {locked.name} is {locked.get_state_display().lower()}.")
-        _refuse_too_many(locked)
+        if by_student:
+            _refuse_too_many(locked)
         return lab_services.lab_operation(
             locked,
             Operation.Kind.CHECK,
@@ -153,6 +175,10 @@ class StepChecked:
     total: int
 
 
+def _storable(text: str) -> str:
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
 def check_results_record(*, lab: Lab, step: dict[str, Any], outcomes: list[CheckOutcome], operation: Operation):
     """Keep what a check operation found (each check's last result) and complete the step when all
     its checks now pass; a newly completed step's points go to the LMS grade book (after commit)."""
@@ -167,8 +193,10 @@ def check_results_record(*, lab: Lab, step: dict[str, Any], outcomes: list[Check
                 defaults={
                     "step_key": step["key"],
                     "passed": outcome.passed,
-                    "words": outcome.words[:500],
-                    "output": outcome.output[-CHECK_OUTPUT_MAX_CHARACTERS:],
+                    "words": _storable(outcome.words)[:500],
+                    # What a guest printed is the student's to shape: a NUL byte (which PostgreSQL
+                    # refuses in text) or a lone surrogate must not turn the check into an error.
+                    "output": _storable(outcome.output)[-CHECK_OUTPUT_MAX_CHARACTERS:],
                     "answer": outcome.answer[:ANSWER_MAX_CHARACTERS],
                     "checked_at": now,
                     "operation": operation,

@@ -10,7 +10,6 @@ that cannot be reached fails the operation.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from core import crypto
@@ -86,7 +85,11 @@ class CheckStep(LabJob):
             answer = params.get("answers", {}).get(check["key"], "")
             if not answer.strip():
                 return lab_guides.CheckOutcome(check["key"], words="No answer given.")
-            passed = guides.answer_matches(check, answer, self.lab.variables)
+            try:
+                passed = guides.answer_matches(check, answer, self.lab.variables)
+            except guides.PatternTooSlow:
+                words = "Your answer could not be compared in time (the question's pattern is too slow for it)."
+                return lab_guides.CheckOutcome(check["key"], words=words, answer=answer)
             words = "Correct." if passed else "That is not the expected answer."
             return lab_guides.CheckOutcome(check["key"], passed=passed, words=words, answer=answer)
         vm = self.lab.vms.filter(role=check["vm_role"]).exclude(moref="").first()
@@ -188,7 +191,12 @@ class CheckStep(LabJob):
             words = f"Not yet: the check ended with exit code {result.exit_code} (it passes with {check['exit_code']})."
             return lab_guides.CheckOutcome(check["key"], words=words, output=output)
         pattern = guides.fill(check["output_pattern"], values)
-        if pattern and not re.search(pattern, output, re.MULTILINE):
+        try:
+            found = not pattern or guides.pattern_found(pattern, output)
+        except guides.PatternTooSlow:
+            words = f"The check's pattern took too long on what {vm.role} printed: tell your instructor."
+            return lab_guides.CheckOutcome(check["key"], words=words, output=output)
+        if not found:
             words = "Not yet: the check's output does not show what it looks for."
             return lab_guides.CheckOutcome(check["key"], words=words, output=output)
         return lab_guides.CheckOutcome(check["key"], passed=True, words=PASSED, output=output)

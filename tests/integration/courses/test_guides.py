@@ -241,6 +241,8 @@ def test_an_image_a_published_version_shows_cannot_be_removed(template, owner):
     services.template_version_publish_succeeded(version=version, spec=spec)
     with pytest.raises(ValidationError, match="shown by published version"):
         guides.guide_image_remove(image=image, actor=owner)
+    with pytest.raises(ValidationError, match="upload the new one under another name"):
+        guides.guide_image_add(template=template, actor=owner, name="topology.png", data=PNG_1X1)
     unused = guides.guide_image_add(template=template, actor=owner, name="unused.png", data=PNG_1X1)
     guides.guide_image_remove(image=unused, actor=owner)
     assert list(template.guide_images.values_list("name", flat=True)) == ["topology.png"]
@@ -260,6 +262,10 @@ def test_images_are_served_to_the_guides_readers_only(template, owner, client):
     course.enrollments.filter(student=outsider).delete()
 
     client.force_login(insider)
+    # An image no published version shows yet (a draft's next step, its answer perhaps): hidden.
+    assert client.get(image.url).status_code == 404
+    course.template_version.manual_html = f'<p><img src="{image.url}" alt="The lab"></p>'
+    course.template_version.save(update_fields=["manual_html"])
     response = client.get(image.url)
     assert response.status_code == 200 and response.content == PNG_1X1
     assert response["Content-Type"] == "image/png" and response["X-Content-Type-Options"] == "nosniff"

@@ -141,6 +141,11 @@ def test_mark_as_done_and_the_kept_place(client, labs):
     assert Lab.objects.get(pk=lab.pk).guide_position == 2
     wrong = client.post(reverse("labs:lab-guide-position", args=[lab.pk]), {"position": "9"}, HTTP_HX_REQUEST="true")
     assert wrong.status_code == 400 and "from 1 to 2" in wrong.content.decode()
+    for odd in ("²", "1" * 50, "-"):  # "²".isdigit() is true, int() refuses it: a 400, not a 500
+        refused = client.post(
+            reverse("labs:lab-guide-position", args=[lab.pk]), {"position": odd}, HTTP_HX_REQUEST="true"
+        )
+        assert refused.status_code == 400, odd
     plain = client.post(reverse("labs:lab-guide-position", args=[lab.pk]), {"position": "1"})
     assert plain.status_code == 302 and Lab.objects.get(pk=lab.pk).guide_position == 1
 

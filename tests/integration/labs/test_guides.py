@@ -99,9 +99,11 @@ def test_a_student_cannot_check_another_students_lab(labs):
         ("99", None, "no such step"),
         ("10", None, "has no checks"),
         ("11", ["a"], "Give the answers as"),
-        ("11", {"21": "x"}, "no question 21"),
+        ("11", {"21": "x"}, "no such question"),
         ("11", {"22": 5}, "An answer is text"),
         ("11", {"22": "x" * 501}, "under 500 characters"),
+        ("11", {"22": "\ud800"}, "not text"),
+        ("11", {"\ud800": "a"}, "no such question"),
     ],
 )
 def test_bad_input_is_refused_in_words_and_starts_nothing(labs, step, answers, words):
@@ -132,7 +134,13 @@ def test_checks_are_rate_limited_per_lab_and_say_when_to_try_again(labs, setting
     with pytest.raises(TooSoon, match="checked 2 times in the last minute") as refused:
         guides.lab_check_start(lab=lab, actor=lab.student, step_key="11")
     assert 1 <= refused.value.retry_after <= 61
-    guides.lab_check_start(lab=labs[1], actor=labs[1].student, step_key="11")  # another lab is not limited
+    guides.lab_check_start(lab=labs[1], actor=labs[1].student, step_key="11")  # another student is not limited
+    # A second lab of the same student (a clone holds the same values) shares the minute.
+    clone = lab_row(lab.course, lab.student, number=2)
+    with pytest.raises(TooSoon):
+        guides.lab_check_start(lab=clone, actor=lab.student, step_key="11")
+    # The course's staff are not held by the student's minute, nor count in it.
+    guides.lab_check_start(lab=clone, actor=lab.course.instructors.get(), step_key="11")
 
 
 def test_an_instructors_check_carries_no_answers(labs, course):
@@ -160,6 +168,12 @@ def test_a_step_is_done_when_all_its_checks_pass_and_stays_done(labs):
     assert checked.result.is_completed and selectors.lab_score(lab) == (10, 10)
     assert StepResult.objects.get(lab=lab, step_key="11").attempts == 3
     assert CheckResult.objects.get(lab=lab, check_key="21").words == "Not yet"
+
+
+def test_output_a_student_shaped_with_nul_or_surrogates_is_stored_not_an_error(labs):
+    lab = labs[0]
+    record(lab, [guides.CheckOutcome("21", output="a\x00b\ud800c")])
+    assert CheckResult.objects.get(lab=lab, check_key="21").output == "a\ufffdb?c"
 
 
 def test_output_is_kept_trimmed_to_its_end(labs):

@@ -147,3 +147,18 @@ def test_a_students_guide_never_carries_an_answer_a_command_or_an_expected_value
     for secret in ("SECRETCMD", "SECRETPAT", "SECRETANSWER", "SECRETSTATE"):
         assert secret not in shown
     assert "Which abc?" in shown and "Code abc" in shown
+
+
+def test_fill_html_never_makes_a_javascript_link_from_a_value_in_an_attribute():
+    html = guides.fill_html('<p><a href="{{ site }}">the site</a></p>', {"site": "javascript:alert(1)"})
+    assert "javascript:" not in html
+    assert "the site" in html
+
+
+def test_a_pattern_too_slow_on_a_crafted_answer_is_stopped_not_run_for_minutes():
+    check = question(r"(a|aa)+", GuideCheck.AnswerMode.PATTERN)
+    with pytest.raises(guides.PatternTooSlow):
+        guides.answer_matches(check, "a" * 499 + "!", {})  # an answer within its 500 characters
+    with pytest.raises(guides.PatternTooSlow):
+        guides.pattern_found(r"(\w+\s?)*$", "word " * 2000 + "!")
+    assert guides.pattern_found(r"^ntp 10\.0\.0\.1$", "server\nntp 10.0.0.1\n")  # output: any line

@@ -143,11 +143,11 @@ def test_owners_add_each_kind_of_check_and_read_its_answer(owner, template):
         ),
         (
             {**COMMAND, "output_pattern": "([a-z"},
-            {"output_pattern": ["That is not a valid regular expression: unterminated character set at position 1."]},
+            {"output_pattern": ["That is not a valid regular expression: unterminated character set at position 5."]},
         ),
         (
             {**QUESTION, "answer_mode": "pattern", "answer": "(10"},
-            {"answer": ["That is not a valid regular expression: missing ), unterminated subpattern at position 0."]},
+            {"answer": ["That is not a valid regular expression: missing ) at position 3."]},
         ),
         ({**COMMAND, "vm_role": "gateway"}, {"vm_role": ["The template has no VM called gateway (its VMs: esxi-01)."]}),
         (

@@ -181,7 +181,7 @@ def test_an_instructors_check_keeps_no_answers(labs, course):
         ({"step": "10"}, "step", "This step has no checks: mark it done when you have done it."),
         ({"step": "11", "answers": ["code0"]}, "answers", "Give the answers as {check key: answer}."),
         ({"step": "11", "answers": "code0"}, "answers", "Give the answers as {check key: answer}."),
-        ({"step": "11", "answers": {"21": "x"}}, "answers", "This step has no question 21."),
+        ({"step": "11", "answers": {"21": "x"}}, "answers", "This step has no such question."),
         ({"step": "11", "answers": {"22": 5}}, "answers", "An answer is text."),
         ({"step": "11", "answers": {"22": "a\x00b"}}, "answers", "An answer cannot contain a NUL character."),
         ({"step": "11", "answers": {"22": "x" * 501}}, "answers", "Keep an answer under 500 characters."),
@@ -227,7 +227,8 @@ def test_checking_too_often_is_429_with_retry_after(labs, settings):
     wait = int(refused["Retry-After"])
     assert 1 <= wait <= 61
     assert refused.json() == {
-        "detail": f"{lab.name} was checked 2 times in the last minute (at most 2): try again in {wait} s."
+        "detail": f"Your labs in {lab.course.code} were checked 2 times in the last minute (at most 2): "
+        f"try again in {wait} s."
     }
     assert Operation.objects.filter(kind=Operation.Kind.CHECK).count() == 2
     # Another lab has its own allowance.

@@ -175,3 +175,18 @@ def test_an_instructors_check_keeps_the_students_answers(course):
     result = results(lab, "Know your network")[0]
     assert result.passed and result.answer == "192.168.10.1"
     assert step_titled(lab, "Know your network")["checks"][0]["kind"] == GuideCheck.Kind.QUESTION
+
+
+def test_a_question_pattern_too_slow_on_a_crafted_answer_fails_the_check_in_words(course):
+    lab = lab_of(course)
+    version = lab.template_version
+    step = step_titled(lab, "Know your network")
+    index = [s["key"] for s in version.guide["steps"]].index(step["key"])
+    version.guide["steps"][index]["checks"][0].update(answer_mode="pattern", answer="(a|aa)+")
+    version.save(update_fields=["guide"])
+    lab.refresh_from_db()
+    key = step["checks"][0]["key"]
+    operation = check(lab, "Know your network", {key: "a" * 499 + "!"})
+    assert operation.state == Operation.State.SUCCEEDED, operation.error
+    [result] = results(lab, "Know your network")
+    assert not result.passed and "could not be compared in time" in result.words
