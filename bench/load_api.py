@@ -744,6 +744,14 @@ class Portal:
             except Exception as error:  # noqa: BLE001
                 say(f"Could not flush {self.redis_url}: {error}")
         if self.sim is not None:
+            # Its clients only see "connection refused" when it dies (issue 16): say how it
+            # ended and where its log is (kept when it died by itself).
+            from portal.simulator import SimulatorError
+
+            try:
+                self.sim.check()
+            except SimulatorError as error:
+                say(str(error))
             self.sim.stop()
         if self._redis_context is not None:
             self._redis_context.__exit__(None, None, None)

@@ -58,6 +58,12 @@ WEBMKS_PATH = "/_nestlab/webmks"
 RESET_PATH = "/_nestlab/reset"
 GUEST_PATH = "/_nestlab/guest"
 OUTPUT_LINES_KEPT = 2000
+# The launcher's whole output also goes to a log file (issue 16: a launcher that died under load
+# left no trace, its output was only in the memory of the process that started it). Under load
+# the simulator writes several MB a minute (a line per PropertyCollector batch), so the file is
+# rotated once at this size: the newest LOG_MAX_BYTES..2*LOG_MAX_BYTES survive, the crash included.
+LOG_DIR = REPO_ROOT / "var" / "vcsim"
+LOG_MAX_BYTES = 16 * 1024 * 1024
 
 # A duration for the rules API: seconds (int or float) or a Go duration string ("500ms").
 Duration = float | int | str
@@ -177,6 +183,10 @@ class Simulator:
     # A second account, as an endpoint's console-only account would be on a real vCenter.
     console_username: str = CONSOLE_USERNAME
     console_password: str = CONSOLE_PASSWORD
+    # Where the launcher's output is written ($NESTLAB_VCSIM_LOG_DIR or var/vcsim/<port>.log when
+    # not given). Removed by stop() unless the launcher had died on its own or keep_log is set.
+    log_path: Path | None = None
+    keep_log: bool = False
 
     @property
     def url(self) -> str:
@@ -201,27 +211,49 @@ class Simulator:
             *self.args,
         ]
         self.output = []
+        if self.log_path is None:
+            self.log_path = Path(os.environ.get("NESTLAB_VCSIM_LOG_DIR") or LOG_DIR) / f"{self.port}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
+            # A byte that is not UTF-8 (a rule or a name echoed in a log line) must not stop the
+            # reader: with nobody reading, the pipe fills and every goroutine that logs blocks,
+            # which stops the simulator answering at all (issue 16).
+            encoding="utf-8",
+            errors="replace",
             start_new_session=True,
         )
         ready = threading.Event()
         process = self.process
+        log_path = self.log_path
 
         def pump() -> None:
             assert process.stdout is not None
-            for line in process.stdout:
-                line = line.rstrip("\n")
-                self.output.append(line)
-                if len(self.output) > OUTPUT_LINES_KEPT + 500:
-                    del self.output[:500]
-                if self.echo:
-                    print(line, flush=True)
-                if line.startswith(URL_MARKER):
-                    ready.set()
+            log = log_path.open("w", encoding="utf-8")
+            try:
+                for line in process.stdout:
+                    # Read to the end whatever happens to the copies: the launcher blocks when
+                    # its output is not read.
+                    with contextlib.suppress(Exception):
+                        log.write(line)
+                        log.flush()
+                        if log.tell() > LOG_MAX_BYTES:
+                            log.close()
+                            log_path.replace(log_path.with_suffix(".log.1"))
+                            log = log_path.open("w", encoding="utf-8")
+                    line = line.rstrip("\n")
+                    self.output.append(line)
+                    if len(self.output) > OUTPUT_LINES_KEPT + 500:
+                        del self.output[:500]
+                    if self.echo:
+                        with contextlib.suppress(Exception):
+                            print(line, flush=True)
+                    if line.startswith(URL_MARKER):
+                        ready.set()
+            finally:
+                log.close()
 
         threading.Thread(target=pump, daemon=True, name="vcsim-output").start()
         deadline = time.monotonic() + timeout
@@ -231,15 +263,41 @@ class Simulator:
                 raise SimulatorError("The vCenter simulator did not start:\n" + "\n".join(self.output[-20:]))
         return self
 
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
+    @property
+    def alive(self) -> bool:
+        """Whether the launcher process is still running."""
+        return self.process is not None and self.process.poll() is None
+
+    def check(self) -> None:
+        """Raise SimulatorError saying how the launcher ended if it is no longer running.
+
+        A launcher that dies (a Go runtime fatal error, a panic outside a request, a kill)
+        leaves only "connection refused" to its clients; this names the exit status, the
+        last lines it wrote and its log file.
+        """
+        if self.process is None or self.alive:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        code = self.process.returncode
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        raise SimulatorError(
+            f"The vCenter simulator {how}; its log is {self.log_path}. Last lines:\n" + "\n".join(self.output[-40:])
+        )
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        died = self.process.poll() is not None
+        if not died:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        # A launcher that died by itself keeps its log: it is the evidence.
+        if not died and not self.keep_log and self.log_path is not None:
+            for path in (self.log_path, self.log_path.with_suffix(".log.1")):
+                path.unlink(missing_ok=True)
 
     def restart(self) -> None:
         """Stop and start again on the same port: the 'vCenter restarted' fault.
@@ -391,6 +449,8 @@ def start(
     password: str = "nestlab",
     args: Iterable[str] = (),
     echo: bool = False,
+    log_path: Path | None = None,
+    keep_log: bool = False,
 ) -> Simulator:
     """Build if needed and start a simulator; the caller stops it."""
     return Simulator(
@@ -400,6 +460,8 @@ def start(
         password=password,
         args=list(args),
         echo=echo,
+        log_path=log_path,
+        keep_log=keep_log,
     ).start()
 
 
