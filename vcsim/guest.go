@@ -180,7 +180,10 @@ const toolsSettle = 250 * time.Millisecond
 
 func (t *toolsWatch) PutObject(obj mo.Reference) {
 	if ref := obj.Reference(); ref.Type == "VirtualMachine" {
-		time.AfterFunc(toolsSettle, func() { t.store.syncTools(ref) })
+		time.AfterFunc(toolsSettle, func() {
+			defer guard("Tools of " + ref.Value)
+			t.store.syncTools(ref)
+		})
 	}
 }
 
@@ -206,6 +209,7 @@ func (t *toolsWatch) RemoveObject(ref types.ManagedObjectReference) {
 }
 
 func (g *guestStore) powerChanged(ref types.ManagedObjectReference, state types.VirtualMachinePowerState) {
+	defer guard("Tools of " + ref.Value)
 	g.mu.Lock()
 	if vm := g.vms[ref]; vm != nil && state != types.VirtualMachinePowerStatePoweredOn {
 		// The guest stopped: its programs are gone, and a new boot starts a new process table.
@@ -223,6 +227,7 @@ func (g *guestStore) powerChanged(ref types.ManagedObjectReference, state types.
 }
 
 func (g *guestStore) forget(ref types.ManagedObjectReference) {
+	defer guard("removing the guest of " + ref.Value)
 	g.mu.Lock()
 	vm := g.vms[ref]
 	delete(g.vms, ref)
@@ -368,7 +373,7 @@ func (m *guestProcessManager) StartProgramInGuest(ctx *simulator.Context, req *t
 	m.store.mu.Unlock()
 	sh := &shell{fs: fs, cwd: path.Clean(cwd), env: env, ctx: runCtx, name: "sh"}
 	go func() {
-		status := sh.run(script, io.Discard, io.Discard)
+		status := runGuarded(sh, script, io.Discard, io.Discard)
 		if runCtx.Err() != nil {
 			status = statusTerminated
 		}
@@ -698,6 +703,18 @@ type console struct {
 	cancel context.CancelFunc // of the line running now
 }
 
+// runGuarded runs a script in the scripted shell; a panic in it ends that program (exit
+// status 70, EX_SOFTWARE) rather than the launcher, and is logged (guard.go).
+func runGuarded(sh *shell, script string, stdout, stderr io.Writer) (status int) {
+	defer func() {
+		if r := recover(); r != nil {
+			guardLog("the guest shell", r)
+			status = 70
+		}
+	}()
+	return sh.run(script, stdout, stderr)
+}
+
 func (g *guestStore) consoleFor(ref types.ManagedObjectReference, output func(string)) *console {
 	c := &console{lines: make(chan string, 64)}
 	g.mu.Lock()
@@ -715,7 +732,7 @@ func (g *guestStore) consoleFor(ref types.ManagedObjectReference, output func(st
 			c.mu.Unlock()
 			sh.ctx = ctx
 			var out strings.Builder
-			sh.run(line, &out, &out)
+			runGuarded(sh, line, &out, &out)
 			cancel()
 			if out.Len() > 0 {
 				output(out.String())

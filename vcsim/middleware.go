@@ -65,6 +65,8 @@ type launcher struct {
 	mu    sync.Mutex
 	tasks map[types.ManagedObjectReference]*trackedTask
 
+	collectors collectorGates // one wait at a time per PropertyCollector (guard.go)
+
 	webmks *webmks     // the console host (webmks.go)
 	guest  *guestStore // guest operations (guest.go)
 }
@@ -192,6 +194,13 @@ func (l *launcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			l.slowDown(w, r, d)
 			return
 		}
+	}
+	if collectorWaits[call.Method] && call.This.Type == "PropertyCollector" {
+		release := l.collectors.enter(r, call.This.Value, l.shutdown)
+		if release == nil {
+			return // the client is gone, or the launcher is stopping
+		}
+		defer release()
 	}
 	l.next.ServeHTTP(w, r)
 }
@@ -387,6 +396,7 @@ func update(task *simulator.Task, changes []types.PropertyChange) {
 // drive moves a running task's progress up every progressInterval and, after
 // d, applies final.
 func (l *launcher) drive(task *simulator.Task, tracked *trackedTask, d time.Duration, final []types.PropertyChange) {
+	defer guard("the task " + task.Self.Value)
 	start := time.Now()
 	ticker := time.NewTicker(progressInterval)
 	defer ticker.Stop()

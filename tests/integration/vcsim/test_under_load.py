@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import urllib.request
 
 import pytest
+from pyVim.connect import Disconnect, SmartConnect
+from pyVmomi import vim, vmodl
 
 from portal import simulator
 
 pytestmark = pytest.mark.integration
+
+PC = vmodl.query.PropertyCollector
+ROUTER = "DC0/vm/Nestlab Templates/Nested vSphere 8 Lab/router"
 
 
 @pytest.fixture
@@ -22,6 +28,10 @@ def own_vcsim(tmp_path):
     server = simulator.start(args=["-demo"], log_path=tmp_path / "vcsim.log")
     yield server
     server.stop()
+
+
+def connect(sim: simulator.Simulator):
+    return SmartConnect(protocol="http", host=sim.host, port=sim.port, user=sim.username, pwd=sim.password)
 
 
 def test_a_line_that_is_not_utf8_does_not_stop_the_simulator(own_vcsim):
@@ -62,3 +72,75 @@ def test_a_clean_stop_removes_the_log(tmp_path):
     assert (tmp_path / "vcsim.log").exists()
     server.stop()
     assert not (tmp_path / "vcsim.log").exists()
+
+
+def test_waits_on_one_collector_while_vms_come_and_go(own_vcsim):
+    """Several WaitForUpdatesEx on one PropertyCollector at once, as a client that gave up on a
+    wait and sent another makes, while VMs enter and leave the watched view. 0.24.2 writes the
+    collector's filter maps without a lock (a "concurrent map writes" ends the whole process);
+    the launcher runs one wait per collector at a time. The simulator must still answer."""
+    si = connect(own_vcsim)
+    try:
+        content = si.RetrieveContent()
+        folder = content.searchIndex.FindByInventoryPath("DC0/vm").CreateFolder("load")
+        source = content.searchIndex.FindByInventoryPath(ROUTER)
+        view = content.viewManager.CreateContainerView(folder, [vim.VirtualMachine], True)
+        collector = content.propertyCollector.CreatePropertyCollector()
+        traversal = PC.TraversalSpec(name="view", type=vim.view.ContainerView, path="view", skip=False)
+        collector.CreateFilter(
+            PC.FilterSpec(
+                objectSet=[PC.ObjectSpec(obj=view, skip=True, selectSet=[traversal])],
+                propSet=[PC.PropertySpec(type=vim.VirtualMachine, pathSet=["name", "runtime.powerState"])],
+            ),
+            partialUpdates=True,
+        )
+        version = collector.WaitForUpdatesEx("", PC.WaitOptions(maxWaitSeconds=0)).version
+        done = threading.Event()
+        errors: list[BaseException] = []
+        updates = [0]
+
+        def waiter() -> None:
+            try:
+                while not done.is_set():
+                    update = collector.WaitForUpdatesEx(version, PC.WaitOptions(maxWaitSeconds=1))
+                    updates[0] += update is not None
+            except BaseException as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+
+        def churn(prefix: str) -> None:
+            try:
+                for number in range(25):
+                    task = source.CloneVM_Task(
+                        folder=folder, name=f"{prefix}-{number}", spec=vim.vm.CloneSpec(location=vim.vm.RelocateSpec())
+                    )
+                    vm = task_result(si, task)
+                    vm.Destroy_Task()
+            except BaseException as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+
+        waiters = [threading.Thread(target=waiter) for _ in range(6)]
+        churners = [threading.Thread(target=churn, args=(f"vm{n}",)) for n in range(2)]
+        for thread in waiters + churners:
+            thread.start()
+        for thread in churners:
+            thread.join(60)
+        done.set()
+        for thread in waiters:
+            thread.join(30)
+        assert not errors, errors
+        assert updates[0] > 0
+        assert own_vcsim.alive, own_vcsim.output[-40:]
+        assert si.CurrentTime() is not None
+        collector.DestroyPropertyCollector()
+    finally:
+        Disconnect(si)
+
+
+def task_result(si, task):
+    """The task's result (tasks without a duration rule have finished when the call returns)."""
+    spec = PC.FilterSpec(
+        objectSet=[PC.ObjectSpec(obj=task)],
+        propSet=[PC.PropertySpec(type=vim.Task, pathSet=["info.result"])],
+    )
+    contents = si.content.propertyCollector.RetrieveContents([spec])
+    return contents[0].propSet[0].val
