@@ -13,8 +13,8 @@ the product is changed on disk: in each worker process this wraps, by assignment
 - every realtime push (core.realtime._send): count and seconds.
 
 and writes OUTDIR/worker-<pid>.json after every task. Experiments, from the environment:
-NESTLAB_BENCH_POLL_SECONDS sets labs.capacity.POLL_SECONDS (how often a waiting clone
-asks for a slot); NESTLAB_BENCH_PROGRESS_INTERVAL sets labs.jobs.runner.PROGRESS_WRITE_INTERVAL.
+NESTLAB_BENCH_POLL_SECONDS sets labs.capacity.WAKE_TIMEOUT_SECONDS (how long a waiting clone
+sleeps when no release wakes it); NESTLAB_BENCH_PROGRESS_INTERVAL sets labs.jobs.runner.PROGRESS_WRITE_INTERVAL.
 """
 
 from __future__ import annotations
@@ -81,11 +81,11 @@ def _install() -> None:
     from labs.jobs import runner
 
     if os.environ.get("NESTLAB_BENCH_POLL_SECONDS"):
-        capacity.POLL_SECONDS = float(os.environ["NESTLAB_BENCH_POLL_SECONDS"])
+        capacity.WAKE_TIMEOUT_SECONDS = float(os.environ["NESTLAB_BENCH_POLL_SECONDS"])
     if os.environ.get("NESTLAB_BENCH_PROGRESS_INTERVAL"):
         runner.PROGRESS_WRITE_INTERVAL = float(os.environ["NESTLAB_BENCH_PROGRESS_INTERVAL"])
     _stats["settings"] = {
-        "POLL_SECONDS": capacity.POLL_SECONDS,
+        "WAKE_TIMEOUT_SECONDS": capacity.WAKE_TIMEOUT_SECONDS,
         "PROGRESS_WRITE_INTERVAL": runner.PROGRESS_WRITE_INTERVAL,
     }
 

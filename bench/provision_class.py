@@ -831,7 +831,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--poll-seconds",
         type=float,
-        help="experiment: labs.capacity.POLL_SECONDS in the worker (profiled worker; product default 0.1)",
+        help="experiment: labs.capacity.WAKE_TIMEOUT_SECONDS in the worker (profiled worker; product default 2)",
     )
     parser.add_argument(
         "--progress-interval",

@@ -24,7 +24,9 @@ def endpoint_id():
     endpoint_id = next(_endpoint_ids)
     yield endpoint_id
     redis.Redis.from_url(settings.REDIS_URL).delete(
-        *capacity._keys(endpoint_id), *capacity._keys(endpoint_id, capacity.GUEST_OPERATIONS)
+        *capacity._keys(endpoint_id),
+        *capacity._keys(endpoint_id, capacity.GUEST_OPERATIONS),
+        *capacity._build_keys(endpoint_id),
     )
 
 
@@ -186,3 +188,71 @@ def _wait_until(predicate, timeout: float = 10) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+class _CountingRedis(redis.Redis):
+    """A client that counts the commands it sends (a waiter's cost in Redis)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.commands: list[str] = []
+
+    def execute_command(self, *args, **options):
+        self.commands.append(str(args[0]))
+        return super().execute_command(*args, **options)
+
+
+def test_a_waiter_sleeps_until_a_holder_leaves_and_is_woken_by_it(endpoint_id, monkeypatch):
+    """No polling: while the slot is held the waiter sends nothing; the release wakes it."""
+    # With no safety timeout to fall back on, only the release's push can wake the waiter.
+    monkeypatch.setattr(capacity, "WAKE_TIMEOUT_SECONDS", 0)
+    release = threading.Event()
+    holding = threading.Thread(target=lambda: _hold(endpoint_id, release))
+    holding.start()
+    _wait_until(lambda: capacity.in_use(endpoint_id) == (1, 0))
+    client = _CountingRedis.from_url(settings.REDIS_URL)
+    got = threading.Event()
+
+    def waiter() -> None:
+        with capacity.vcenter_slot(endpoint_id=endpoint_id, limit=1, client=client):
+            got.set()
+
+    waiting = threading.Thread(target=waiter, daemon=True)
+    waiting.start()
+    _wait_until(lambda: capacity.in_use(endpoint_id) == (1, 1))
+    asleep = list(client.commands)
+    time.sleep(1)  # ten polls' worth at the old 100 ms
+    assert client.commands == asleep, "the waiter asked Redis again while nothing changed"
+    assert not got.is_set()
+
+    release.set()
+    assert got.wait(10), "the release did not wake the waiter"
+    waiting.join(timeout=10)
+    holding.join(timeout=10)
+    # It slept once, in Redis, for the whole second and more, and the push ended the sleep.
+    assert client.commands.count("BLPOP") == 1
+    assert capacity.in_use(endpoint_id) == (0, 0)
+
+
+def test_a_slot_freed_by_a_lease_running_out_wakes_the_next_waiter(endpoint_id, monkeypatch):
+    """The sweep of a dead holder's lease, run by whoever asks next, wakes those it lets through."""
+    monkeypatch.setattr(capacity, "WAKE_TIMEOUT_SECONDS", 0)
+    connection = redis.Redis.from_url(settings.REDIS_URL)
+    holders = capacity._keys(endpoint_id)[0]
+    connection.zadd(holders, {"killed-worker": time.time() + 1})
+    got = threading.Event()
+
+    def waiter() -> None:
+        with capacity.vcenter_slot(endpoint_id=endpoint_id, limit=1):
+            got.set()
+
+    first = threading.Thread(target=waiter, daemon=True)
+    first.start()
+    _wait_until(lambda: capacity.in_use(endpoint_id) == (1, 1))
+    time.sleep(1.2)  # the dead holder's lease runs out; nobody has released anything
+    # A second waiter's arrival sweeps the lease and wakes the first, who is ahead of it.
+    second = threading.Thread(target=waiter, daemon=True)
+    second.start()
+    first.join(timeout=10)
+    second.join(timeout=10)
+    assert not first.is_alive() and not second.is_alive()
