@@ -12,7 +12,7 @@ class LabsConfig(AppConfig):
         from core.audit import register_object_kind
         from courses.services import register_template_source_check
         from courses.usage import register_usage_source
-        from labs import jobs, quotas, selectors, template_sources  # noqa: F401
+        from labs import capacity, dispatch, jobs, quotas, selectors, template_sources  # noqa: F401
 
         register_usage_source(
             quotas.course_usage,
@@ -20,6 +20,8 @@ class LabsConfig(AppConfig):
             class_summary=lambda course: selectors.class_summaries([course.pk])[course.pk],
         )
         register_template_source_check(template_sources.source_refusal)
+        # Builds admitted by a slot given back or a build done go to a builder (labs.dispatch).
+        capacity.on_builds_admitted(dispatch.builds_admitted)
         register_object_kind("labs.Lab", kind="lab", words="lab", url_kwarg="lab_id")
         register_object_kind("labs.Operation", kind="operation", words="operation", url_kwarg="operation_id")
         register_object_kind("labs.LabSnapshot", kind="snapshot", words="snapshot")

@@ -3,14 +3,27 @@
 The message names the Celery task (``labs.run_operation``) instead of importing it, so the
 request side (services) and the reaper hand work to workers without importing the Celery
 entry points (labs.tasks), which import them: no import cycle, none dodged inside a function.
+
+A build (an operation that clones VMs) first waits its turn in its endpoint's build line
+(``labs.capacity``) and is sent to a builder only once the endpoint has room for its clones:
+waiting holds no worker, and the operation's step says its place in line, kept up to date
+as the line moves.
 """
 
 from __future__ import annotations
 
+import logging
+
+import redis
 from celery import current_app
 from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
 
-from labs.models import Operation
+from labs import capacity, realtime
+from labs.models import LabVM, Operation
+
+logger = logging.getLogger(__name__)
 
 RUN_OPERATION = "labs.run_operation"
 
@@ -35,8 +48,141 @@ def queue_for(kind: str, *, reverts: bool = False) -> str:
     return f"{default}-build" if builds else default
 
 
+def waits_in_line(kind: str, params: dict | None) -> bool:
+    """Whether an operation of this kind clones VMs, and so waits for its endpoint's room
+    before it goes to a builder (a publish only snapshots the template's VMs)."""
+    reverts = bool((params or {}).get(RESET_REVERTS))
+    return kind in BUILD_KINDS and kind != Operation.Kind.PUBLISH and not (kind == Operation.Kind.RESET and reverts)
+
+
 def send_operation(operation_id: int, *, task_id: str | None = None, **kwargs) -> None:
-    """Hand an operation to a worker on the queue it belongs to."""
-    kind, params = Operation.objects.values_list("kind", "params").get(pk=operation_id)
+    """Hand an operation to a worker on the queue it belongs to; a queued build joins its
+    endpoint's build line instead, and goes to a builder when its turn comes.
+
+    Sending a build again (the reaper's safety net) keeps its place in line, and one already
+    admitted is sent to a builder again: the runner's claim makes a duplicate a no-op.
+    """
+    row = Operation.objects.values("kind", "params", "state", "lab_id", "endpoint_id").get(pk=operation_id)
+    if kwargs or row["state"] != Operation.State.QUEUED or not waits_in_line(row["kind"], row["params"]):
+        _send(operation_id, row["kind"], row["params"], task_id=task_id, **kwargs)
+        return
+    operation = Operation.objects.select_related("endpoint", "lab").get(pk=operation_id)
+    vms = LabVM.objects.filter(lab_id=row["lab_id"]).count() if row["lab_id"] else 1
+    ahead = capacity.build_enqueue(
+        endpoint_id=operation.endpoint_id,
+        operation_id=operation_id,
+        vms=vms,
+        limit=operation.endpoint.concurrency_limit,
+    )
+    if ahead >= 0:
+        _say(operation, line_words(operation, ahead))
+    elif ahead == capacity.ALREADY_ADMITTED:
+        _send(operation_id, row["kind"], row["params"], task_id=task_id)
+
+
+def _send(operation_id: int, kind: str, params: dict | None, *, task_id: str | None = None, **kwargs) -> None:
     queue = queue_for(kind, reverts=bool((params or {}).get(RESET_REVERTS)))
     current_app.send_task(RUN_OPERATION, args=[operation_id], kwargs=kwargs, task_id=task_id, queue=queue)
+
+
+def line_words(operation: Operation, ahead: int) -> str:
+    """Why a build waits, and its place in line, in words."""
+    endpoint = operation.endpoint
+    place = "yours is next" if ahead == 0 else f"{ahead} build{'s' if ahead != 1 else ''} ahead of yours"
+    return (
+        f"Waiting for vCenter capacity: {place} "
+        f"(at most {endpoint.concurrency_limit} clones at once on {endpoint.name})."
+    )
+
+
+ADMITTED_WORDS = "vCenter has room for it: starting on the next free builder."
+
+
+def _say(operation: Operation, words: str) -> bool:
+    """Write a queued operation's step words and push them; False if it is queued no more
+    (or already says so). The heartbeat field (unused while queued) records when, so the
+    reaper's resend of a lost message counts its grace from here."""
+    if operation.step == words:
+        return False
+    now = timezone.now()
+    changed = Operation.objects.filter(pk=operation.pk, state=Operation.State.QUEUED).update(
+        step=words, heartbeat_at=now, seq=F("seq") + 1
+    )
+    if not changed:
+        return False
+    operation.step, operation.heartbeat_at = words, now
+    operation.seq = Operation.objects.values_list("seq", flat=True).get(pk=operation.pk)
+    realtime.operation_changed(operation)
+    return True
+
+
+def builds_admitted(endpoint_id: int, operation_ids: list[int]) -> None:
+    """Send the builds ``labs.capacity`` just admitted to a builder, and tell the rest of the
+    line their new places (registered with capacity at start-up: labs.apps)."""
+    admitted = Operation.objects.filter(pk__in=operation_ids).select_related("endpoint", "lab")
+    # In the line's order, so that builders take them first come, first served too.
+    for operation in sorted(admitted, key=lambda operation: operation_ids.index(operation.pk)):
+        if operation.state != Operation.State.QUEUED:
+            # Cancelled (or run) meanwhile: its room goes to the next in line.
+            capacity.build_withdraw(
+                endpoint_id=endpoint_id, operation_id=operation.pk, limit=operation.endpoint.concurrency_limit
+            )
+            continue
+        _send(operation.pk, operation.kind, operation.params, task_id=operation.celery_task_id or None)
+        _say(operation, ADMITTED_WORDS)
+    line_tell(endpoint_id)
+
+
+# At most one update of a line's words per endpoint in this long: in a class of 100 builds
+# being admitted one after another, each waiting operation is written about once a second,
+# not once per admission. The reaper tells every line once a minute regardless.
+LINE_WORDS_INTERVAL_MS = 1000
+
+
+def line_tell(endpoint_id: int, *, force: bool = False) -> int:
+    """Write each waiting build's place in line where it changed; return how many changed."""
+    connection = capacity._redis()
+    throttle = f"nestlab:capacity:endpoint:{endpoint_id}:told"
+    try:
+        if not force and not connection.set(throttle, "1", nx=True, px=LINE_WORDS_INTERVAL_MS):
+            return 0
+        line = capacity.build_line(endpoint_id, client=connection)
+    except redis.RedisError:
+        logger.warning("Cannot read the build line of endpoint %s from Redis", endpoint_id, exc_info=True)
+        return 0
+    places = {operation_id: ahead for ahead, operation_id in enumerate(line)}
+    waiting = Operation.objects.filter(pk__in=places, state=Operation.State.QUEUED).select_related("endpoint", "lab")
+    return sum(_say(operation, line_words(operation, places[operation.pk])) for operation in waiting)
+
+
+def build_lines_tick() -> None:
+    """The reaper's minute: admit builds whose room a dead build's lease gave back, and write
+    every line's places (a throttled update may have skipped the last move)."""
+    endpoints = (
+        Operation.objects.filter(state=Operation.State.QUEUED, kind__in=BUILD_KINDS)
+        .values_list("endpoint_id", "endpoint__concurrency_limit")
+        .order_by()
+        .distinct()
+    )
+    for endpoint_id, limit in endpoints:
+        try:
+            capacity.builds_admit(endpoint_id=endpoint_id, limit=limit)
+        except Exception:
+            logger.warning("Cannot admit builds of endpoint %s", endpoint_id, exc_info=True)
+            continue
+        line_tell(endpoint_id, force=True)
+
+
+def build_withdrawn(operation: Operation) -> None:
+    """A queued build was cancelled: out of its line, and its room (if admitted) to the next."""
+    if not waits_in_line(operation.kind, operation.params):
+        return
+    try:
+        capacity.build_withdraw(
+            endpoint_id=operation.endpoint_id, operation_id=operation.pk, limit=operation.endpoint.concurrency_limit
+        )
+    except Exception:
+        # The admitted lease runs out on its own; the reaper admits the next then.
+        logger.warning("Cannot take operation %s out of its build line", operation.pk, exc_info=True)
+        return
+    line_tell(operation.endpoint_id)

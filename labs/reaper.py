@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from labs.dispatch import send_operation
+from labs.dispatch import build_lines_tick, send_operation
 from labs.models import Operation
 
 logger = logging.getLogger(__name__)
@@ -60,8 +60,12 @@ def reap() -> Reaped:
     lost = Operation.objects.filter(state=Operation.State.QUEUED, created_at__lt=now - QUEUED_GRACE).filter(
         Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - QUEUED_GRACE)
     )
-    for operation in lost.only("pk"):
+    # A build waiting in its endpoint's line is sent again too: that keeps its place (and
+    # sends it to a builder if it was admitted and its message lost). Oldest first, so that a
+    # line Redis lost is made again in the order of the clicks.
+    for operation in lost.only("pk").order_by("created_at", "pk"):
         send_operation(operation.pk)
         Operation.objects.filter(pk=operation.pk, state=Operation.State.QUEUED).update(heartbeat_at=now)
         reaped.resent.append(operation.pk)
+    build_lines_tick()
     return reaped

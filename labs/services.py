@@ -104,6 +104,9 @@ def operation_cancel(*, operation: Operation, actor: AbstractBaseUser) -> Operat
         realtime.operation_changed(locked)
         if discarded is not None:
             realtime.lab_changed(discarded)
+        if locked.state == Operation.State.CANCELLED:
+            # A build waiting its turn leaves the line; if it was admitted, the next goes.
+            transaction.on_commit(lambda: dispatch.build_withdrawn(locked), robust=True)
     return locked
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.utils import timezone
 
-from labs import realtime
+from labs import capacity, realtime
 from labs.dispatch import RESET_REVERTS
 from labs.jobs.lab_build import (
     BASELINE_NAME,
@@ -130,11 +130,21 @@ def build_lab(job: LabJob, sources: list[CloneSource]) -> None:
     """Folder, pool, networks, clones, configuration, baseline, power-on: a whole lab."""
     builder = job.builder
     n = len(sources)
-    job.step(
-        "Making the lab's folder and resource pool", 4, lambda tick: (builder.ensure_folder(), builder.ensure_pool())
-    )
-    job.step("Making the lab's isolated network", 4, lambda tick: builder.ensure_networks())
-    job.step(f"Cloning {n} VMs", 52, lambda tick: builder.clone_all(sources, tick))
+    # The build's turn on its endpoint (labs.capacity): counted from here to the end of its
+    # clones, so the next build in line is sent to a builder once these clones are done.
+    with capacity.build_turn(
+        endpoint_id=builder.endpoint.pk,
+        operation_id=job.context.operation.pk,
+        vms=n,
+        limit=builder.endpoint.concurrency_limit,
+    ):
+        job.step(
+            "Making the lab's folder and resource pool",
+            4,
+            lambda tick: (builder.ensure_folder(), builder.ensure_pool()),
+        )
+        job.step("Making the lab's isolated network", 4, lambda tick: builder.ensure_networks())
+        job.step(f"Cloning {n} VMs", 52, lambda tick: builder.clone_all(sources, tick))
     job.step("Configuring CPUs, memory, nested virtualization and networks", 14, builder.configure_all)
     baseline = job.step(
         "Taking the lab's baseline snapshot",

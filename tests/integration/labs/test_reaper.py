@@ -1,12 +1,13 @@
 """labs/reaper.py: operations whose worker died are resumed, then abandoned; lost queue
 messages are sent again; healthy operations are left alone."""
 
+import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from labs import reaper
+from labs import capacity, dispatch, reaper
 from labs.jobs import execute, runner
 from labs.jobs.runner import Job
 from labs.models import Operation
@@ -23,9 +24,8 @@ def sent(monkeypatch):
 
 
 def _op(**fields) -> Operation:
-    return Operation.objects.create(
-        kind=Operation.Kind.ENDPOINT_CHECK, endpoint=EndpointFactory(), actor=AdminFactory(), **fields
-    )
+    fields = {"kind": Operation.Kind.ENDPOINT_CHECK, "endpoint": EndpointFactory(), **fields}
+    return Operation.objects.create(actor=AdminFactory(), **fields)
 
 
 def _stale(settings):
@@ -89,3 +89,50 @@ def test_a_queued_operation_is_not_sent_again_every_minute(sent):
     assert reaper.reap().resent == [], "sent again only after another grace period"
     Operation.objects.filter(pk=old.pk).update(heartbeat_at=timezone.now() - reaper.QUEUED_GRACE - timedelta(seconds=1))
     assert reaper.reap().resent == [old.pk]
+
+
+@pytest.fixture
+def messages(monkeypatch):
+    """The operations sent to a worker (the broker is not asked)."""
+    calls: list[int] = []
+    monkeypatch.setattr(dispatch.current_app, "send_task", lambda name, args, **kwargs: calls.append(args[0]))
+    return calls
+
+
+def test_builds_waiting_in_line_are_not_lost_and_sending_them_again_keeps_their_place(messages):
+    """The reaper's resend of a build waiting its turn keeps it in line and wakes no worker;
+    one admitted whose message was lost goes to a builder; a dead build's room comes back."""
+    endpoint = EndpointFactory(concurrency_limit=1)
+    connection = capacity._redis()
+    holders = capacity._keys(endpoint.pk)[0]
+    connection.delete(*capacity._keys(endpoint.pk), *capacity._build_keys(endpoint.pk))
+    # Someone else's clones: the slot and a place in its line, two rounds of the limit.
+    connection.zadd(holders, {"other-worker": time.time() + 3600, "another-worker": time.time() + 3600})
+    old = timezone.now() - reaper.QUEUED_GRACE - timedelta(minutes=1)
+    waiting = [_op(kind=Operation.Kind.PROVISION, endpoint=endpoint, created_at=old) for _ in range(2)]
+    for operation in waiting:
+        dispatch.send_operation(operation.pk)
+    assert capacity.build_line(endpoint.pk) == [operation.pk for operation in waiting]
+    assert messages == []
+
+    # Five minutes on, the reaper sends them again: same places, still no worker taken.
+    Operation.objects.filter(pk__in=[operation.pk for operation in waiting]).update(heartbeat_at=old)
+    result = reaper.reap()
+    assert result.resent == sorted(operation.pk for operation in waiting)
+    assert capacity.build_line(endpoint.pk) == [operation.pk for operation in waiting]
+    assert messages == []
+    steps = [Operation.objects.get(pk=operation.pk).step_label for operation in waiting]
+    assert steps[0].startswith("Waiting for vCenter capacity: yours is next")
+    assert steps[1].startswith("Waiting for vCenter capacity: 1 build ahead of yours")
+
+    # The other clones' worker died: their leases run out, and the reaper's minute admits
+    # the first build (and the second: one round running, one waiting in a builder).
+    connection.zadd(holders, {"other-worker": time.time() - 1, "another-worker": time.time() - 1})
+    reaper.reap()
+    assert messages == [operation.pk for operation in waiting]
+    assert capacity.build_line(endpoint.pk) == []
+
+    # The first one's message is lost: five minutes later the reaper sends it to a builder again.
+    Operation.objects.filter(pk=waiting[0].pk).update(heartbeat_at=old)
+    assert reaper.reap().resent == [waiting[0].pk]
+    assert messages[-1] == waiting[0].pk
