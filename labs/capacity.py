@@ -465,6 +465,11 @@ def build_line(endpoint_id: int, client: redis.Redis | None = None) -> list[int]
     return [_operation_id(build) for build in connection.zrange(_build_keys(endpoint_id)[0], 0, -1)]
 
 
+def build_line_length(endpoint_id: int, client: redis.Redis | None = None) -> int:
+    """How many builds wait in an endpoint's line."""
+    return (client or _redis()).zcard(_build_keys(endpoint_id)[0])
+
+
 def release_owner(endpoint_id: int, owner: str, client: redis.Redis | None = None, line: str = CLONES) -> int:
     """Free the slots (and places in line) held under ``owner``; return how many slots.
 

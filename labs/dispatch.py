@@ -17,7 +17,7 @@ import logging
 import redis
 from celery import current_app
 from django.conf import settings
-from django.db.models import F
+from django.db.models import Case, CharField, F, Value, When
 from django.utils import timezone
 
 from labs import capacity, realtime
@@ -62,12 +62,11 @@ def send_operation(operation_id: int, *, task_id: str | None = None, **kwargs) -
     Sending a build again (the reaper's safety net) keeps its place in line, and one already
     admitted is sent to a builder again: the runner's claim makes a duplicate a no-op.
     """
-    row = Operation.objects.values("kind", "params", "state", "lab_id", "endpoint_id").get(pk=operation_id)
-    if kwargs or row["state"] != Operation.State.QUEUED or not waits_in_line(row["kind"], row["params"]):
-        _send(operation_id, row["kind"], row["params"], task_id=task_id, **kwargs)
+    operation = Operation.objects.select_related("endpoint").get(pk=operation_id)
+    if kwargs or operation.state != Operation.State.QUEUED or not waits_in_line(operation.kind, operation.params):
+        _send(operation_id, operation.kind, operation.params, task_id=task_id, **kwargs)
         return
-    operation = Operation.objects.select_related("endpoint", "lab").get(pk=operation_id)
-    vms = LabVM.objects.filter(lab_id=row["lab_id"]).count() if row["lab_id"] else 1
+    vms = LabVM.objects.filter(lab_id=operation.lab_id).count() if operation.lab_id else 1
     ahead = capacity.build_enqueue(
         endpoint_id=operation.endpoint_id,
         operation_id=operation_id,
@@ -75,9 +74,9 @@ def send_operation(operation_id: int, *, task_id: str | None = None, **kwargs) -
         limit=operation.endpoint.concurrency_limit,
     )
     if ahead >= 0:
-        _say(operation, line_words(operation, ahead))
+        line_changed(operation.endpoint_id)
     elif ahead == capacity.ALREADY_ADMITTED:
-        _send(operation_id, row["kind"], row["params"], task_id=task_id)
+        _send(operation_id, operation.kind, operation.params, task_id=task_id)
 
 
 def _send(operation_id: int, kind: str, params: dict | None, *, task_id: str | None = None, **kwargs) -> None:
@@ -117,8 +116,8 @@ def _say(operation: Operation, words: str) -> bool:
 
 
 def builds_admitted(endpoint_id: int, operation_ids: list[int]) -> None:
-    """Send the builds ``labs.capacity`` just admitted to a builder, and tell the rest of the
-    line their new places (registered with capacity at start-up: labs.apps)."""
+    """Send the builds ``labs.capacity`` just admitted to a builder, and have the rest of the
+    line told their new places (registered with capacity at start-up: labs.apps)."""
     admitted = Operation.objects.filter(pk__in=operation_ids).select_related("endpoint", "lab")
     # In the line's order, so that builders take them first come, first served too.
     for operation in sorted(admitted, key=lambda operation: operation_ids.index(operation.pk)):
@@ -130,29 +129,66 @@ def builds_admitted(endpoint_id: int, operation_ids: list[int]) -> None:
             continue
         _send(operation.pk, operation.kind, operation.params, task_id=operation.celery_task_id or None)
         _say(operation, ADMITTED_WORDS)
-    line_tell(endpoint_id)
+    line_changed(endpoint_id)
 
 
-# At most one update of a line's words per endpoint in this long: in a class of 100 builds
-# being admitted one after another, each waiting operation is written about once a second,
-# not once per admission. The reaper tells every line once a minute regardless.
-LINE_WORDS_INTERVAL_MS = 1000
+TELL_BUILD_LINE = "labs.tell_build_line"
+# A line's places are written at most once in this long per endpoint, by a quick worker, this
+# long after the first move (so every move of the window is in it): a class of 100 builds,
+# admitted one after another, costs one bulk UPDATE and one push per waiting operation a
+# second, not one per admission, and no builder spends its time on it. The reaper writes
+# every line once a minute as well.
+LINE_WORDS_INTERVAL = 1.0
 
 
-def line_tell(endpoint_id: int, *, force: bool = False) -> int:
-    """Write each waiting build's place in line where it changed; return how many changed."""
-    connection = capacity._redis()
-    throttle = f"nestlab:capacity:endpoint:{endpoint_id}:told"
+def line_changed(endpoint_id: int) -> None:
+    """An endpoint's build line moved: have its places written within ``LINE_WORDS_INTERVAL``."""
+    pending = f"nestlab:capacity:endpoint:{endpoint_id}:told"
     try:
-        if not force and not connection.set(throttle, "1", nx=True, px=LINE_WORDS_INTERVAL_MS):
-            return 0
-        line = capacity.build_line(endpoint_id, client=connection)
+        if not capacity.build_line_length(endpoint_id):
+            return  # nobody waits: the builds admitted have their words already
+        if not capacity._redis().set(pending, "1", nx=True, px=int(LINE_WORDS_INTERVAL * 1000)):
+            return  # a write is due already, and it will see this move
+    except redis.RedisError:
+        logger.warning("Cannot reach Redis to have the build line of endpoint %s told", endpoint_id)
+        return
+    current_app.send_task(
+        TELL_BUILD_LINE, args=[endpoint_id], countdown=LINE_WORDS_INTERVAL, queue=settings.CELERY_TASK_DEFAULT_QUEUE
+    )
+
+
+def line_tell(endpoint_id: int) -> int:
+    """Write each waiting build's place in line where it changed (one UPDATE), push those;
+    return how many changed."""
+    try:
+        line = capacity.build_line(endpoint_id)
     except redis.RedisError:
         logger.warning("Cannot read the build line of endpoint %s from Redis", endpoint_id, exc_info=True)
         return 0
     places = {operation_id: ahead for ahead, operation_id in enumerate(line)}
     waiting = Operation.objects.filter(pk__in=places, state=Operation.State.QUEUED).select_related("endpoint", "lab")
-    return sum(_say(operation, line_words(operation, places[operation.pk])) for operation in waiting)
+    words = {operation.pk: line_words(operation, places[operation.pk]) for operation in waiting}
+    changed = {operation.pk: operation for operation in waiting if operation.step != words[operation.pk]}
+    if not changed:
+        return 0
+    now = timezone.now()
+    Operation.objects.filter(pk__in=changed, state=Operation.State.QUEUED).update(
+        step=Case(*(When(pk=pk, then=Value(words[pk])) for pk in changed), output_field=CharField()),
+        heartbeat_at=now,
+        seq=F("seq") + 1,
+    )
+    # Pushed only for those still queued (one may have been admitted or cancelled meanwhile),
+    # with the number each row holds now.
+    still = Operation.objects.filter(pk__in=changed, state=Operation.State.QUEUED)
+    told = 0
+    for pk, step, seq in still.values_list("pk", "step", "seq"):
+        if step != words[pk]:
+            continue
+        operation = changed[pk]
+        operation.step, operation.seq, operation.heartbeat_at = step, seq, now
+        realtime.operation_changed(operation)
+        told += 1
+    return told
 
 
 def build_lines_tick() -> None:
@@ -170,7 +206,7 @@ def build_lines_tick() -> None:
         except Exception:
             logger.warning("Cannot admit builds of endpoint %s", endpoint_id, exc_info=True)
             continue
-        line_tell(endpoint_id, force=True)
+        line_tell(endpoint_id)
 
 
 def build_withdrawn(operation: Operation) -> None:
@@ -185,4 +221,4 @@ def build_withdrawn(operation: Operation) -> None:
         # The admitted lease runs out on its own; the reaper admits the next then.
         logger.warning("Cannot take operation %s out of its build line", operation.pk, exc_info=True)
         return
-    line_tell(operation.endpoint_id)
+    line_changed(operation.endpoint_id)

@@ -9,14 +9,19 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from labs import jobs, lifecycle, services, sessions
-from labs.dispatch import RUN_OPERATION
+from labs import dispatch, jobs, lifecycle, services, sessions
+from labs.dispatch import RUN_OPERATION, TELL_BUILD_LINE
 from labs.reaper import reap
 
 
 @shared_task(name=RUN_OPERATION, ignore_result=True)
 def run_operation(operation_id: int, abandon_reason: str | None = None) -> None:
     jobs.execute(operation_id, abandon_reason=abandon_reason)
+
+
+@shared_task(name=TELL_BUILD_LINE, ignore_result=True)
+def tell_build_line(endpoint_id: int) -> int:
+    return dispatch.line_tell(endpoint_id)
 
 
 @shared_task(name="labs.reap_operations", ignore_result=True)

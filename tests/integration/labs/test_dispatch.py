@@ -102,6 +102,20 @@ def _student(course, name):
     return course.enrollments.get(student__username=name).student
 
 
+def _says(operation, words, timeout=30):
+    """Wait until the operation's step shows ``words`` (the live push carries the same)."""
+    from tests.support.processes import wait_for
+
+    def said():
+        operation.refresh_from_db()
+        return operation.step_label == words
+
+    try:
+        wait_for(said, timeout=timeout, interval=0.1, message=f"operation #{operation.pk} to say {words!r}")
+    except AssertionError:
+        raise AssertionError(f"operation #{operation.pk} says {operation.step_label!r}, not {words!r}") from None
+
+
 def _final(operation, timeout=120):
     from tests.support.processes import wait_for
 
@@ -128,14 +142,11 @@ def test_builds_waiting_for_capacity_hold_no_worker_and_go_when_slots_free(demo_
             services.lab_start(course=course, student=_student(course, name), actor=_student(course, name))
             for name in ("student1", "student2")
         )
-        first.refresh_from_db()
-        second.refresh_from_db()
         assert capacity.build_line(endpoint.pk) == [first.pk, second.pk]
+        # Each says its place and why, written by a quick worker within a second.
         on = endpoint.name
-        assert first.step_label == f"Waiting for vCenter capacity: yours is next (at most 2 clones at once on {on})."
-        assert second.step_label == (
-            f"Waiting for vCenter capacity: 1 build ahead of yours (at most 2 clones at once on {on})."
-        )
+        _says(first, f"Waiting for vCenter capacity: yours is next (at most 2 clones at once on {on}).")
+        _says(second, f"Waiting for vCenter capacity: 1 build ahead of yours (at most 2 clones at once on {on}).")
 
         # The one worker process is free: a publish (a build-queue operation that clones
         # nothing) and an endpoint check run to success while both builds wait.
@@ -173,6 +184,5 @@ def test_a_build_cancelled_while_waiting_leaves_the_line_and_the_next_moves_up(d
         assert first.state == Operation.State.CANCELLED
         assert Lab.objects.get(pk=first.lab_id).state == Lab.State.DELETED  # nothing was built for it
         assert capacity.build_line(endpoint.pk) == [second.pk]
-        second.refresh_from_db()
-        assert "yours is next" in second.step_label
+        _says(second, f"Waiting for vCenter capacity: yours is next (at most 2 clones at once on {endpoint.name}).")
     assert _final(second).state == Operation.State.SUCCEEDED, second.error

@@ -95,7 +95,12 @@ def test_a_queued_operation_is_not_sent_again_every_minute(sent):
 def messages(monkeypatch):
     """The operations sent to a worker (the broker is not asked)."""
     calls: list[int] = []
-    monkeypatch.setattr(dispatch.current_app, "send_task", lambda name, args, **kwargs: calls.append(args[0]))
+
+    def send_task(name, args, **kwargs):
+        if name == dispatch.RUN_OPERATION:
+            calls.append(args[0])
+
+    monkeypatch.setattr(dispatch.current_app, "send_task", send_task)
     return calls
 
 
@@ -136,3 +141,4 @@ def test_builds_waiting_in_line_are_not_lost_and_sending_them_again_keeps_their_
     Operation.objects.filter(pk=waiting[0].pk).update(heartbeat_at=old)
     assert reaper.reap().resent == [waiting[0].pk]
     assert messages[-1] == waiting[0].pk
+    connection.delete(*capacity._keys(endpoint.pk), *capacity._build_keys(endpoint.pk))
