@@ -8,7 +8,8 @@ build leaves no orphans behind.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -118,21 +119,27 @@ class LabBuilder:
                     f"(at most {self.endpoint.concurrency_limit} at once on {self.endpoint.name})",
                 )
 
-            with capacity.vcenter_slot(
-                endpoint_id=self.endpoint.pk, limit=self.endpoint.concurrency_limit, on_wait=waiting, owner=owner
-            ):
-                reporter.progress_of(index)(0)
-                return self.client.clone_vm(
-                    source.source_moref,
-                    name=source.vm.name,
-                    folder=self.lab.folder_moref,
-                    pool=self.lab.pool_moref,
-                    datastore=f"/{self.endpoint.datacenter}/datastore/{self.endpoint.datastore}",
-                    snapshot=source.snapshot,
-                    linked=source.linked,
-                    on_progress=reporter.progress_of(index),
-                    deadline=self.deadline,
-                )
+            @contextmanager
+            def slot() -> Iterator[None]:
+                with capacity.vcenter_slot(
+                    endpoint_id=self.endpoint.pk, limit=self.endpoint.concurrency_limit, on_wait=waiting, owner=owner
+                ):
+                    reporter.progress_of(index)(0)
+                    yield
+
+            # The driver takes the slot once its look-ups are done: the slot is spent cloning.
+            return self.client.clone_vm(
+                source.source_moref,
+                name=source.vm.name,
+                folder=self.lab.folder_moref,
+                pool=self.lab.pool_moref,
+                datastore=f"/{self.endpoint.datacenter}/datastore/{self.endpoint.datastore}",
+                snapshot=source.snapshot,
+                linked=source.linked,
+                on_progress=reporter.progress_of(index),
+                deadline=self.deadline,
+                hold=slot,
+            )
 
         morefs = run_parallel(sources, clone, on_tick=progress)
         for source, moref in zip(sources, morefs, strict=True):

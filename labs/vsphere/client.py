@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import TypeVar
 
 from . import (
@@ -269,6 +270,7 @@ class VSphereClient:
         linked: bool = False,
         on_progress: ProgressCallback | None = None,
         deadline: float | None = None,
+        hold: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> str:
         return self._call(
             f"clone {source} as '{name}'",
@@ -282,6 +284,7 @@ class VSphereClient:
             linked=linked,
             on_progress=on_progress,
             deadline=deadline,
+            hold=hold,
         )
 
     def reconfigure_vm(

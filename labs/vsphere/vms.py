@@ -8,7 +8,8 @@ cloning), and duplicate VM names in a folder are allowed (so ``clone_vm`` refuse
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from pyVmomi import vim
@@ -33,13 +34,16 @@ def clone_vm(
     linked: bool = False,
     on_progress: ProgressCallback | None = None,
     deadline: float | None = None,
+    hold: Callable[[], AbstractContextManager[object]] | None = None,
 ) -> str:
     """Clone ``source`` as ``name`` into ``folder`` and ``pool``; return the new VM's moref.
 
     ``snapshot`` (moref or name) clones the VM as it was in that snapshot; ``linked`` makes
     a linked clone (child disks on that snapshot), which needs a snapshot. ``pool`` may be a
     cluster (its root pool) or a resource pool. A VM called ``name`` already in ``folder``
-    raises AlreadyExists: use ``find_vm`` first when retrying a step.
+    raises AlreadyExists: use ``find_vm`` first when retrying a step. ``hold()`` (the caller's
+    capacity slot) is entered once the look-ups are done and held until vCenter's task ends,
+    so a slot of a busy vCenter is spent cloning, not looking things up.
     """
     name = folders.check_name(name, "VM")
     if linked and not snapshot:
@@ -60,11 +64,12 @@ def clone_vm(
     if linked:
         location.diskMoveType = LINKED
     spec = vim.vm.CloneSpec(location=location, powerOn=False, template=False, snapshot=snap)
-    task = vm.CloneVM_Task(folder=target_folder, name=name, spec=spec)
     kind = "linked clone" if linked else "clone"
-    moref = wait_for_task(
-        session, task, action=f"make {kind} '{name}' of {source}", on_progress=on_progress, deadline=deadline
-    )
+    with hold() if hold is not None else nullcontext():
+        task = vm.CloneVM_Task(folder=target_folder, name=name, spec=spec)
+        moref = wait_for_task(
+            session, task, action=f"make {kind} '{name}' of {source}", on_progress=on_progress, deadline=deadline
+        )
     if moref is None:
         raise NotFound(f"vCenter did not say which VM the clone '{name}' became.")
     return moref

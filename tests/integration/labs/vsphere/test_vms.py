@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 from labs.vsphere import AlreadyExists, InvalidArgument, NotFound, PortGroupSpec
@@ -152,3 +154,26 @@ def test_destroy_a_running_vm(workspace, client, vc):
     assert vc.child_names(workspace.folder) == []
     with pytest.raises(NotFound):
         client.destroy_vm(moref)
+
+
+def test_a_clone_holds_what_it_is_given_only_around_vcenters_task(workspace):
+    """The caller's capacity slot (``hold``) is taken after the look-ups and given back when the
+    task ended; a clone that fails in its look-ups never takes it."""
+    events: list[str] = []
+
+    @contextmanager
+    def hold():
+        events.append("taken")
+        yield
+        events.append("given back")
+
+    moref = workspace.clone(name=unique("held"), hold=hold)
+    assert events == ["taken", "given back"]
+    assert workspace.client.vm_info(moref).name.startswith("held")
+
+    events.clear()
+    with pytest.raises(NotFound):
+        workspace.clone(source=f"/{DATACENTER}/vm/no-such-vm", hold=hold)
+    with pytest.raises(AlreadyExists):
+        workspace.clone(name=workspace.client.vm_info(moref).name, hold=hold)
+    assert events == []
