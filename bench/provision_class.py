@@ -813,7 +813,7 @@ def _run_child(options: argparse.Namespace, students: int, out: Path) -> RunResu
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--students", type=int, nargs="+", default=[30, 100], help="class sizes, run in turn")
-    parser.add_argument("--concurrency", type=int, default=4, help="Celery worker concurrency (default 4)")
+    parser.add_argument("--concurrency", type=int, default=3, help="builder concurrency (default 3)")
     parser.add_argument("--pool", default="prefork", help="Celery worker pool: prefork (default) or threads")
     parser.add_argument("--limit", type=int, default=8, help="the endpoint's concurrency limit (default 8)")
     parser.add_argument("--clone-seconds", type=float, default=2.0, help="how long a clone task runs (default 2)")

@@ -41,7 +41,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--builders",
             type=int,
-            default=int(os.environ.get("NESTLAB_BUILDER_CONCURRENCY", "4")),
+            default=int(os.environ.get("NESTLAB_BUILDER_CONCURRENCY", "3")),
             help="Celery worker processes for lab builds (provision, clone, reset, publish).",
         )
         parser.add_argument(
