@@ -36,6 +36,21 @@ def page_routes() -> list[str]:
     return sorted({route for route, _ in _walk(get_resolver().url_patterns) if not route.startswith(SKIPPED)})
 
 
+def _class_session(w: World):
+    from courses.models import ClassSession
+
+    session, _ = ClassSession.objects.get_or_create(
+        course=w.course,
+        defaults={
+            "first_date": "2026-03-10",
+            "start_time": "09:00",
+            "duration_minutes": 60,
+            "time_zone": "Europe/Paris",
+        },
+    )
+    return session
+
+
 def _path(w: World, role: str, route: str) -> str:
     lab = w.removed_lab if role == "removed" else w.lab
     values = {
@@ -55,6 +70,12 @@ def _path(w: World, role: str, route: str) -> str:
         "link_id": w.lti_link.pk,
         "uidb64": "MQ",
         "token": "set-password",
+        "step_id": w.guide_step.pk,
+        "check_id": w.guide_check.pk,
+        "variable_id": w.guide_variable.pk,
+        "image_id": w.guide_image.pk,
+        "name": w.guide_image.name,
+        "session_id": _class_session(w).pk,
     }
     path = "/" + route
     for name, value in values.items():
