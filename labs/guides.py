@@ -251,6 +251,14 @@ def course_scores_send(*, course: Course, actor: AbstractBaseUser) -> int:
     return sum(1 for student in students if scores_send_to_lms(course=course, student=student, actor=actor))
 
 
+def class_check_allowed(*, course: Course, actor: AbstractBaseUser) -> None:
+    """Refuse (``PermissionDenied``, in words) anyone but the course's instructors and admins the
+    class-wide check: the rule ``class_check_start`` applies, for the API to answer a refusal before
+    it reads the request's body."""
+    if not course_permissions.can_manage_course(actor, course):
+        raise PermissionDenied("Only this course's instructors can check the whole class.")
+
+
 def class_check_start(
     *, course: Course, actor: AbstractBaseUser, step_key: str, lab_ids: list[int] | None = None
 ) -> list[lab_services.LabOutcome]:
@@ -259,8 +267,7 @@ def class_check_start(
     clicked (one busy lab does not stop the others). Questions keep the students' own answers.
     Asked by id, a lab that is not ready is refused in its own route's words and one not in the
     course is "not there" (``Lab.DoesNotExist``), as in ``labs.services.class_labs_apply``."""
-    if not course_permissions.can_manage_course(actor, course):
-        raise PermissionDenied("Only this course's instructors can check the whole class.")
+    class_check_allowed(course=course, actor=actor)
     labs = Lab.objects.filter(course=course).select_related("course", "student", "template_version")
     if lab_ids is None:
         chosen = [(lab.pk, lab) for lab in labs.filter(state=Lab.State.READY).order_by("student__username", "number")]

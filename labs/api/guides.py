@@ -9,7 +9,6 @@ guide is ``labs.selectors.lab_guide``, which leaves them out for everyone.
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
@@ -20,7 +19,6 @@ from rest_framework.response import Response
 
 from core.api import ChoiceField, ErrorSerializer, errors
 from core.errors import refusal_status, refusal_words
-from courses import permissions as course_permissions
 from courses import selectors as course_selectors
 from courses.models import Course, GuideCheck
 from labs import guide_csv, guides, selectors
@@ -332,8 +330,7 @@ def course_guide_progress_csv(request: Request, course_id: int) -> HttpResponse:
 @api_view(["POST"])
 def course_guide_check(request: Request, course_id: int) -> Response:
     course = _course(request, course_id)
-    if not course_permissions.can_manage_course(request.user, course):
-        raise PermissionDenied("Only this course's instructors can check the whole class.")
+    guides.class_check_allowed(course=course, actor=request.user)  # a refusal before the body is read
     serializer = ClassCheckSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     outcomes = guides.class_check_start(
