@@ -6,6 +6,7 @@ errors in words; a PermissionDenied is a message."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms as django_forms
@@ -77,7 +78,60 @@ def _step(template: LabTemplate, step_id: int) -> GuideStep:
     return get_object_or_404(GuideStep, pk=step_id, template=template)
 
 
+@dataclass(frozen=True)
+class _Part:
+    """A kind of guide part (step, check, variable) as its edit and remove buttons need it: the
+    three kinds are edited and removed the same way, only their form, services and words differ."""
+
+    key: str  # the service's keyword for the part, and the start of its form's key on the page
+    auto_id: str  # the start of its form's field ids
+    find: Callable[[LabTemplate, int], Any]  # the template's part by id, else 404
+    form: Callable[..., django_forms.Form]  # (data, template=..., auto_id=...)
+    update: Callable[..., Any]
+    remove: Callable[..., Any]
+    saved: Callable[[Any], str]
+    removed: Callable[[Any], str]
+    not_removed: str
+
+
+def _edit(request: HttpRequest, template_id: int, part_id: int, part: _Part) -> HttpResponse:
+    template = _template_or_404(request, template_id)
+    item = part.find(template, part_id)
+    return _submit(
+        request,
+        template,
+        form=part.form(request.POST, template=template, auto_id=f"{part.auto_id}{item.pk}_%s"),
+        key=f"{part.key}-{item.pk}",
+        write=lambda data: part.update(**{part.key: item}, actor=request.user, **data),
+        said=part.saved,
+    )
+
+
+def _remove(request: HttpRequest, template_id: int, part_id: int, part: _Part) -> HttpResponse:
+    template = _template_or_404(request, template_id)
+    item = part.find(template, part_id)
+    return _act(
+        request,
+        template,
+        lambda: part.remove(**{part.key: item}, actor=request.user),
+        part.removed(item),
+        part.not_removed,
+    )
+
+
 # Steps
+
+STEP = _Part(
+    key="step",
+    auto_id="step",
+    find=_step,
+    form=lambda data, template, auto_id: forms.GuideStepForm(data, auto_id=auto_id),
+    update=guides.guide_step_update,
+    remove=guides.guide_step_remove,
+    saved=lambda step: f"Step {step.position}, {step.title}, is saved.",
+    removed=lambda step: f"Step {step.title} is removed, with its checks.",
+    not_removed="The step was not removed.",
+)
 
 
 @login_required
@@ -97,16 +151,7 @@ def guide_step_add(request: HttpRequest, template_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def guide_step_edit(request: HttpRequest, template_id: int, step_id: int) -> HttpResponse:
-    template = _template_or_404(request, template_id)
-    step = _step(template, step_id)
-    return _submit(
-        request,
-        template,
-        form=forms.GuideStepForm(request.POST, auto_id=f"step{step.pk}_%s"),
-        key=f"step-{step.pk}",
-        write=lambda data: guides.guide_step_update(step=step, actor=request.user, **data),
-        said=lambda step: f"Step {step.position}, {step.title}, is saved.",
-    )
+    return _edit(request, template_id, step_id, STEP)
 
 
 @login_required
@@ -128,18 +173,27 @@ def guide_step_move(request: HttpRequest, template_id: int, step_id: int) -> Htt
 @login_required
 @require_POST
 def guide_step_remove(request: HttpRequest, template_id: int, step_id: int) -> HttpResponse:
-    template = _template_or_404(request, template_id)
-    step = _step(template, step_id)
-    return _act(
-        request,
-        template,
-        lambda: guides.guide_step_remove(step=step, actor=request.user),
-        f"Step {step.title} is removed, with its checks.",
-        "The step was not removed.",
-    )
+    return _remove(request, template_id, step_id, STEP)
 
 
 # Checks
+
+
+def _check(template: LabTemplate, check_id: int) -> GuideCheck:
+    return get_object_or_404(GuideCheck.objects.select_related("step__template"), pk=check_id, step__template=template)
+
+
+CHECK = _Part(
+    key="check",
+    auto_id="check",
+    find=_check,
+    form=forms.GuideCheckForm,
+    update=guides.guide_check_update,
+    remove=guides.guide_check_remove,
+    saved=lambda check: f"The check “{check.label}” is saved.",
+    removed=lambda check: f"The check “{check.label}” is removed.",
+    not_removed="The check was not removed.",
+)
 
 
 @login_required
@@ -157,40 +211,36 @@ def guide_check_add(request: HttpRequest, template_id: int, step_id: int) -> Htt
     )
 
 
-def _check(template: LabTemplate, check_id: int) -> GuideCheck:
-    return get_object_or_404(GuideCheck.objects.select_related("step__template"), pk=check_id, step__template=template)
-
-
 @login_required
 @require_POST
 def guide_check_edit(request: HttpRequest, template_id: int, check_id: int) -> HttpResponse:
-    template = _template_or_404(request, template_id)
-    check = _check(template, check_id)
-    return _submit(
-        request,
-        template,
-        form=forms.GuideCheckForm(request.POST, template=template, auto_id=f"check{check.pk}_%s"),
-        key=f"check-{check.pk}",
-        write=lambda data: guides.guide_check_update(check=check, actor=request.user, **data),
-        said=lambda check: f"The check “{check.label}” is saved.",
-    )
+    return _edit(request, template_id, check_id, CHECK)
 
 
 @login_required
 @require_POST
 def guide_check_remove(request: HttpRequest, template_id: int, check_id: int) -> HttpResponse:
-    template = _template_or_404(request, template_id)
-    check = _check(template, check_id)
-    return _act(
-        request,
-        template,
-        lambda: guides.guide_check_remove(check=check, actor=request.user),
-        f"The check “{check.label}” is removed.",
-        "The check was not removed.",
-    )
+    return _remove(request, template_id, check_id, CHECK)
 
 
 # Variables
+
+
+def _variable(template: LabTemplate, variable_id: int) -> GuideVariable:
+    return get_object_or_404(GuideVariable, pk=variable_id, template=template)
+
+
+VARIABLE = _Part(
+    key="variable",
+    auto_id="var",
+    find=_variable,
+    form=lambda data, template, auto_id: forms.GuideVariableForm(data, auto_id=auto_id),
+    update=guides.guide_variable_update,
+    remove=guides.guide_variable_remove,
+    saved=lambda variable: f"The variable {variable.name} is saved.",
+    removed=lambda variable: f"The variable {variable.name} is removed.",
+    not_removed="The variable was not removed.",
+)
 
 
 @login_required
@@ -207,37 +257,16 @@ def guide_variable_add(request: HttpRequest, template_id: int) -> HttpResponse:
     )
 
 
-def _variable(template: LabTemplate, variable_id: int) -> GuideVariable:
-    return get_object_or_404(GuideVariable, pk=variable_id, template=template)
-
-
 @login_required
 @require_POST
 def guide_variable_edit(request: HttpRequest, template_id: int, variable_id: int) -> HttpResponse:
-    template = _template_or_404(request, template_id)
-    variable = _variable(template, variable_id)
-    return _submit(
-        request,
-        template,
-        form=forms.GuideVariableForm(request.POST, auto_id=f"var{variable.pk}_%s"),
-        key=f"variable-{variable.pk}",
-        write=lambda data: guides.guide_variable_update(variable=variable, actor=request.user, **data),
-        said=lambda variable: f"The variable {variable.name} is saved.",
-    )
+    return _edit(request, template_id, variable_id, VARIABLE)
 
 
 @login_required
 @require_POST
 def guide_variable_remove(request: HttpRequest, template_id: int, variable_id: int) -> HttpResponse:
-    template = _template_or_404(request, template_id)
-    variable = _variable(template, variable_id)
-    return _act(
-        request,
-        template,
-        lambda: guides.guide_variable_remove(variable=variable, actor=request.user),
-        f"The variable {variable.name} is removed.",
-        "The variable was not removed.",
-    )
+    return _remove(request, template_id, variable_id, VARIABLE)
 
 
 # Images (of the guide and the manual)
