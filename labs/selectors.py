@@ -328,20 +328,23 @@ def lab_score(lab: Lab) -> tuple[int, int]:
     return earned or 0, guides.guide_points(guide)
 
 
-def lab_guide_progress(lab: Lab) -> dict[str, Any]:
-    """A lab's progress as the live push and the API give it: score, each step's state, each
-    check's last result (words and time; the output only in ``lab_guide``)."""
-    guide = lab.template_version.guide or {}
+def _lab_guide_rows(lab: Lab) -> tuple[list[CheckResult], dict[str, int]]:
+    """The lab's check results (oldest first) and its completed steps' points by step key: the
+    one read of each that a lab's progress and its guide are made from."""
     results = list(CheckResult.objects.filter(lab=lab).order_by("id"))
-    done = set(StepResult.objects.filter(lab=lab, completed_at__isnull=False).values_list("step_key", flat=True))
-    score, maximum = lab_score(lab)
+    completed = dict(StepResult.objects.filter(lab=lab, completed_at__isnull=False).values_list("step_key", "points"))
+    return results, completed
+
+
+def _progress(lab: Lab, results: list[CheckResult], completed: dict[str, int]) -> dict[str, Any]:
+    guide = lab.template_version.guide or {}
     return {
         "lab": lab.pk,
         "course": lab.course_id,
         "student": lab.student_id,
-        "score": score,
-        "max_score": maximum,
-        "steps": _step_states(guide, results, done),
+        "score": sum(completed.values()),
+        "max_score": guides.guide_points(guide),
+        "steps": _step_states(guide, results, set(completed)),
         "checks": {
             result.check_key: {
                 "step": result.step_key,
@@ -354,19 +357,26 @@ def lab_guide_progress(lab: Lab) -> dict[str, Any]:
     }
 
 
+def lab_guide_progress(lab: Lab) -> dict[str, Any]:
+    """A lab's progress as the live push and the API give it: score, each step's state, each
+    check's last result (words and time; the output only in ``lab_guide``)."""
+    return _progress(lab, *_lab_guide_rows(lab))
+
+
 def lab_guide(lab: Lab) -> dict[str, Any]:
     """A lab's guide for its page and the API: the steps as a student may see them (their lab's
     values filled in; no answer, command or pattern), where they are, what is done, each check's
     last result with its output, the score. The caller has checked the person may see the lab."""
     guide = lab.template_version.guide or {}
-    progress = lab_guide_progress(lab)
-    results = {result.check_key: result for result in CheckResult.objects.filter(lab=lab)}
+    results, completed = _lab_guide_rows(lab)
+    progress = _progress(lab, results, completed)
+    last_results = {result.check_key: result for result in results}
     steps = guides.student_guide(guide, lab.variables)
     for number, step in enumerate(steps, start=1):
         step["number"] = number
         step["state"] = progress["steps"].get(step["key"], STEP_UNTRIED)
         for check in step["checks"]:
-            result = results.get(check["key"])
+            result = last_results.get(check["key"])
             check["result"] = (
                 None
                 if result is None
