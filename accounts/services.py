@@ -19,6 +19,7 @@ from rest_framework.authtoken.models import Token
 from accounts import permissions
 from accounts.models import API_KEY_PREFIX, API_KEYS_PER_PERSON, ApiKey, api_key_digest
 from core import audit, roles
+from core.validation import save_valid
 
 User = get_user_model()
 
@@ -116,8 +117,7 @@ def api_key_create(*, user: AbstractBaseUser, name: str, request=None) -> tuple[
         raise ValidationError({"name": f"You have a key called {name} already: give this one another name."})
     secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(user=user, name=name, prefix=secret[: len(API_KEY_PREFIX) + 6], digest=api_key_digest(secret))
-    key.full_clean()
-    key.save()
+    save_valid(key)
     audit.audit_record(
         category=audit.Category.TOKEN,
         action="api_key.create",

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from core.markdown import sanitize_html, stored_html
+from core.validation import save_valid
 from courses import permissions
 from courses.models import (
     GUIDE_CHECKS_PER_STEP_MAX,
@@ -69,11 +70,6 @@ def _require_editor(actor: AbstractBaseUser, template: LabTemplate) -> None:
         raise PermissionDenied("Only the template's owners and admins can edit its guide.")
 
 
-def _save(instance) -> None:
-    instance.full_clean()
-    instance.save()
-
-
 def _touch(template: LabTemplate) -> None:
     """A guide edit is a draft edit: a new revision, so the next publish makes a new version."""
     template.mark_edited()
@@ -100,7 +96,7 @@ def guide_step_add(*, template: LabTemplate, actor: AbstractBaseUser, **fields: 
         raise ValidationError(f"A guide has at most {GUIDE_STEPS_MAX} steps.")
     step = GuideStep(template=locked, position=last + 1)
     _set(step, fields, STEP_FIELDS)
-    _save(step)
+    save_valid(step)
     _touch(locked)
     return step
 
@@ -110,7 +106,7 @@ def guide_step_update(*, step: GuideStep, actor: AbstractBaseUser, **fields: Any
     _require_editor(actor, step.template)
     position = fields.pop("position", None)
     _set(step, fields, STEP_FIELDS)
-    _save(step)
+    save_valid(step)
     if position is not None and position != step.position:
         _move(step, position)
     _touch(step.template)
@@ -159,7 +155,7 @@ def guide_check_add(*, step: GuideStep, actor: AbstractBaseUser, **fields: Any) 
     check = GuideCheck(step=step, position=count + 1)
     _set(check, fields, CHECK_FIELDS)
     _check_vm_role(check)
-    _save(check)
+    save_valid(check)
     _touch(step.template)
     return check
 
@@ -169,7 +165,7 @@ def guide_check_update(*, check: GuideCheck, actor: AbstractBaseUser, **fields: 
     _require_editor(actor, check.step.template)
     _set(check, fields, CHECK_FIELDS)
     _check_vm_role(check)
-    _save(check)
+    save_valid(check)
     _touch(check.step.template)
     return check
 
@@ -207,7 +203,7 @@ def guide_variable_add(*, template: LabTemplate, actor: AbstractBaseUser, **fiel
         raise ValidationError({"name": f"The template already has a variable called {fields.get('name')}."})
     variable = GuideVariable(template=locked)
     _set(variable, fields, VARIABLE_FIELDS)
-    _save(variable)
+    save_valid(variable)
     _touch(locked)
     return variable
 
@@ -219,7 +215,7 @@ def guide_variable_update(*, variable: GuideVariable, actor: AbstractBaseUser, *
     if name and variable.template.guide_variables.exclude(pk=variable.pk).filter(name=name).exists():
         raise ValidationError({"name": f"The template already has a variable called {name}."})
     _set(variable, fields, VARIABLE_FIELDS)
-    _save(variable)
+    save_valid(variable)
     _touch(variable.template)
     return variable
 
@@ -293,7 +289,7 @@ def guide_image_add(*, template: LabTemplate, actor: AbstractBaseUser, name: str
         image = GuideImage(template=locked, name=name)
     image.data, image.content_type, image.size = data, image_format, len(data)
     image.sha256 = hashlib.sha256(data).hexdigest()
-    _save(image)
+    save_valid(image)
     _touch(locked)
     return image
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from accounts import services as accounts_services
 from core import audit, realtime, roles
+from core.validation import save_valid
 from courses import guides, permissions
 from courses.models import (
     ClassSession,
@@ -65,11 +66,6 @@ def _require(allowed: bool, message: str) -> None:
         raise PermissionDenied(message)
 
 
-def _save(instance) -> None:
-    instance.full_clean()
-    instance.save()
-
-
 # vCenter endpoints (admins)
 
 
@@ -86,7 +82,7 @@ def endpoint_create(
     if console_password:
         endpoint.set_console_password(console_password)
     _check_console_account(endpoint)
-    _save(endpoint)
+    save_valid(endpoint)
     return endpoint
 
 
@@ -111,7 +107,7 @@ def endpoint_update(
     if not endpoint.console_username:
         endpoint.console_password_ciphertext = ""
     _check_console_account(endpoint)
-    _save(endpoint)
+    save_valid(endpoint)
     return endpoint
 
 
@@ -164,10 +160,10 @@ def template_create(
     template = LabTemplate(
         endpoint=endpoint, name=name, description=description, manual=manual, linked_clones=linked_clones
     )
-    _save(template)
+    save_valid(template)
     template.owners.add(actor)
     for network in networks:
-        _save(TemplateNetwork(template=template, name=network))
+        save_valid(TemplateNetwork(template=template, name=network))
     return template
 
 
@@ -180,7 +176,7 @@ def template_update(*, template: LabTemplate, actor: AbstractBaseUser, **fields:
     for name in ("name", "description", "manual", "linked_clones", "endpoint"):
         if name in fields:
             setattr(template, name, fields[name])
-    _save(template)
+    save_valid(template)
     _touch(template)
     return template
 
@@ -193,7 +189,7 @@ def template_network_add(
     if template.networks.filter(name=name).exists():
         raise ValidationError({"name": f"The template already has a network called {name}."})
     network = TemplateNetwork(template=template, name=name, description=description)
-    _save(network)
+    save_valid(network)
     _touch(template)
     return network
 
@@ -271,7 +267,7 @@ def template_vm_add(
         memory_mb_override=memory_mb_override,
         nested_hv_required=nested_hv_required,
     )
-    _save(vm)
+    save_valid(vm)
     _set_nics(vm, nic_networks if nic_networks is not None else [])
     _touch(template)
     return vm
@@ -294,7 +290,7 @@ def template_vm_update(*, vm: TemplateVM, actor: AbstractBaseUser, **fields: Any
         vm.set_guest_password("")
     if vm.guest_password_ciphertext and not vm.guest_username:
         raise ValidationError({"guest_username": "Give the guest account's user name with its password."})
-    _save(vm)
+    save_valid(vm)
     if "nic_networks" in fields:
         _set_nics(vm, fields["nic_networks"])
     _touch(template)
@@ -385,7 +381,7 @@ def template_version_create(
         guide=guide,
         guest_accounts=guides.guest_accounts_freeze(locked),
     )
-    _save(version)
+    save_valid(version)
     return version
 
 
@@ -398,7 +394,7 @@ def template_version_publish_succeeded(*, version: TemplateVersion, spec: dict[s
     version.state = TemplateVersion.State.PUBLISHED
     version.published_at = timezone.now()
     version.error = ""
-    _save(version)
+    save_valid(version)
     LabTemplate.objects.filter(pk=version.template_id).update(last_publish_failure=[])
     return version
 
@@ -445,7 +441,7 @@ def course_create(
         description=description,
         join_code=_new_join_code(),
     )
-    _save(course)
+    save_valid(course)
     if roles.is_instructor(actor) or roles.is_admin(actor):
         course.instructors.add(actor)
     defaults = QuotaDefaults.current()  # the admins' limits for new courses, if they set any
@@ -461,7 +457,7 @@ def course_update(*, course: Course, actor: AbstractBaseUser, **fields: Any) -> 
     for name in ("title", "code", "description", "starts_on", "ends_on", "template_version", "state"):
         if name in fields:
             setattr(course, name, fields[name])
-    _save(course)
+    save_valid(course)
     return course
 
 
@@ -769,7 +765,7 @@ def quota_update(*, course: Course, actor: AbstractBaseUser, **limits: int | Non
             raise ValidationError({name: "Not a quota limit."})
         setattr(quota, name, value)
     quota.updated_by = actor
-    _save(quota)
+    save_valid(quota)
     return quota
 
 
@@ -795,7 +791,7 @@ def top_up_grant(
         reason=reason,
         granted_by=actor,
     )
-    _save(top_up)
+    save_valid(top_up)
     return top_up
 
 
@@ -828,7 +824,7 @@ def class_session_create(*, course: Course, actor: AbstractBaseUser, **fields: A
     (labs.sessions). Validated by the model, so the page, the API and the admin refuse alike."""
     _require(permissions.can_manage_course(actor, course), SESSIONS_WORDS)
     session = ClassSession(course=course, **_session_fields(fields))
-    _save(session)
+    save_valid(session)
     return session
 
 
@@ -839,7 +835,7 @@ def class_session_update(*, session: ClassSession, actor: AbstractBaseUser, **fi
     _require(permissions.can_manage_course(actor, session.course), SESSIONS_WORDS)
     for name, value in _session_fields(fields).items():
         setattr(session, name, value)
-    _save(session)
+    save_valid(session)
     return session
 
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 from core import audit as portal_audit
 from core import roles
 from core.errors import Conflict, QuotaExceeded
+from core.validation import save_valid
 from courses import bounds, guides
 from courses import permissions as course_permissions
 from courses import services as course_services
@@ -66,8 +67,7 @@ def operation_start(
             celery_task_id=str(uuid.uuid4()),
             **targets,
         )
-        operation.full_clean()
-        operation.save()
+        save_valid(operation)
         audit.operation_accepted(operation)
         realtime.operation_changed(operation)  # open pages see it queued (pushed on commit)
         transaction.on_commit(lambda: _enqueue_after_commit(operation.pk, operation.celery_task_id), robust=True)

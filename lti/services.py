@@ -27,6 +27,7 @@ from requests import RequestException
 from accounts import selectors as accounts_selectors
 from accounts import services as accounts_services
 from core import audit, rate_limit, realtime, roles
+from core.validation import save_valid
 from courses import permissions as course_permissions
 from courses.models import Course, Enrollment
 from lti import claims, keys
@@ -83,11 +84,6 @@ def _require(allowed: bool, message: str) -> None:
         raise PermissionDenied(message)
 
 
-def _save(instance) -> None:
-    instance.full_clean()
-    instance.save()
-
-
 def _recorded(
     action: str,
     *,
@@ -118,7 +114,7 @@ def platform_create(*, actor: AbstractBaseUser, **fields: Any) -> Platform:
     """Register an LMS with the values it shows when Nestlab is added to it."""
     _require(roles.is_admin(actor), ADMINS_ONLY)
     platform = Platform(**{name: value for name, value in fields.items() if name in PLATFORM_FIELDS})
-    _save(platform)
+    save_valid(platform)
     _recorded(
         "lti.platform_create",
         actor=actor,
@@ -134,7 +130,7 @@ def platform_update(*, platform: Platform, actor: AbstractBaseUser, **fields: An
     for name, value in fields.items():
         if name in PLATFORM_FIELDS:
             setattr(platform, name, value)
-    _save(platform)
+    save_valid(platform)
     _recorded("lti.platform_update", actor=actor, target=audit.describe(platform))
     return platform
 
@@ -152,7 +148,7 @@ def platform_delete(*, platform: Platform, actor: AbstractBaseUser) -> None:
 def identity_link(*, identity: Identity, actor: AbstractBaseUser) -> Identity:
     """An admin links a platform's user to a Nestlab account (recorded)."""
     _require(roles.is_admin(actor), "Only admins can link LMS accounts.")
-    _save(identity)
+    save_valid(identity)
     _recorded(
         "lti.identity_link",
         actor=actor,
@@ -404,7 +400,7 @@ def _link_refresh(link: CourseLink, data: dict[str, Any]) -> None:
     link.context_title = (claims.text(context.get("title")) or claims.text(context.get("label")) or link.context_title)[
         :255
     ]
-    _save(link)
+    save_valid(link)
 
 
 def _course_join(*, link: CourseLink, user: AbstractBaseUser, role: roles.Role) -> None:

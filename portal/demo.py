@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import roles
+from core.validation import save_valid
 from courses import guides
 from courses import services as course_services
 from courses.models import (
@@ -143,8 +144,7 @@ def _endpoint(
     if console_user:
         endpoint.console_username = console_user
         endpoint.set_console_password(console_password)
-    endpoint.full_clean()
-    endpoint.save()
+    save_valid(endpoint)
     return endpoint
 
 
