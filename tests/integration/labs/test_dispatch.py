@@ -60,19 +60,12 @@ def test_a_reset_planned_as_a_revert_is_quick_and_one_that_rebuilds_goes_to_the_
 
 
 @pytest.fixture
-def sim():
-    from portal import simulator
-
-    server = simulator.start(args=["-demo"])
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def demo_course(sim, transactional_db):
+def demo_course(demo_vcsim, transactional_db):
     from portal import demo
 
-    course = demo.seed_demo(vcenter_url=sim.url, vcenter_user=sim.username, vcenter_password=sim.password)
+    course = demo.seed_demo(
+        vcenter_url=demo_vcsim.url, vcenter_user=demo_vcsim.username, vcenter_password=demo_vcsim.password
+    )
     endpoint = course.template_version.template.endpoint
     endpoint.concurrency_limit = 2
     endpoint.save(update_fields=["concurrency_limit"])

@@ -22,7 +22,7 @@ from core import realtime as groups
 from labs import realtime, services
 from labs.jobs import execute
 from labs.models import Lab, LabSnapshot, Operation
-from portal import demo, simulator
+from portal import demo
 from tests.support.websocket_schema import check_message
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
@@ -179,16 +179,11 @@ def _fresh_class(course_id: int) -> dict:
     return ClassTable(realtime.course_full_state(course_id)).picture()
 
 
-@pytest.fixture
-def sim():
-    server = simulator.start(args=["-demo"])
-    yield server
-    server.stop()
-
-
-def test_the_deltas_of_a_labs_life_rebuild_what_a_fresh_full_state_says(sim, monkeypatch):
+def test_the_deltas_of_a_labs_life_rebuild_what_a_fresh_full_state_says(demo_vcsim, monkeypatch):
     monkeypatch.setattr(services.dispatch, "send_operation", lambda *args, **kwargs: None)
-    course = demo.seed_demo(vcenter_url=sim.url, vcenter_user=sim.username, vcenter_password=sim.password)
+    course = demo.seed_demo(
+        vcenter_url=demo_vcsim.url, vcenter_user=demo_vcsim.username, vcenter_password=demo_vcsim.password
+    )
     student = course.enrollments.get(student__username="student1").student
     listener = Listener([groups.course_group(course.pk)])
     try:

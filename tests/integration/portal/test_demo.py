@@ -5,16 +5,9 @@ import pytest
 from core.roles import Role, primary_role
 from courses.models import Course, TemplateVersion
 from labs import services
-from portal import demo, simulator
+from portal import demo
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
-
-
-@pytest.fixture
-def sim():
-    server = simulator.start(args=["-demo"])
-    yield server
-    server.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -22,12 +15,14 @@ def no_queue(monkeypatch):
     monkeypatch.setattr(services.dispatch, "send_operation", lambda *args, **kwargs: None)
 
 
-def _seed(sim):
-    return demo.seed_demo(vcenter_url=sim.url, vcenter_user=sim.username, vcenter_password=sim.password)
+def _seed(demo_vcsim):
+    return demo.seed_demo(
+        vcenter_url=demo_vcsim.url, vcenter_user=demo_vcsim.username, vcenter_password=demo_vcsim.password
+    )
 
 
-def test_demo_has_an_open_course_on_a_published_template_with_students_and_a_quota(sim, django_user_model):
-    course = _seed(sim)
+def test_demo_has_an_open_course_on_a_published_template_with_students_and_a_quota(demo_vcsim, django_user_model):
+    course = _seed(demo_vcsim)
     assert course.state == Course.State.OPEN
     version = course.template_version
     assert version.state == TemplateVersion.State.PUBLISHED
@@ -45,18 +40,18 @@ def test_demo_has_an_open_course_on_a_published_template_with_students_and_a_quo
         assert primary_role(user) == Role(account.role)
 
 
-def test_seeding_again_changes_nothing(sim):
-    first = _seed(sim)
-    second = _seed(sim)
+def test_seeding_again_changes_nothing(demo_vcsim):
+    first = _seed(demo_vcsim)
+    second = _seed(demo_vcsim)
     assert second.pk == first.pk
     assert second.template_version_id == first.template_version_id
     assert TemplateVersion.objects.count() == 1
 
 
-def test_after_a_simulator_restart_the_template_is_published_again(sim):
-    first = _seed(sim)
-    sim.restart()  # the baseline snapshots are gone with the old process
-    second = _seed(sim)
+def test_after_a_simulator_restart_the_template_is_published_again(demo_vcsim):
+    first = _seed(demo_vcsim)
+    demo_vcsim.restart()  # the baseline snapshots are gone with the old process
+    second = _seed(demo_vcsim)
     assert second.template_version.number == first.template_version.number + 1
     assert second.template_version.state == TemplateVersion.State.PUBLISHED
 

@@ -17,18 +17,13 @@ from portal import demo, simulator
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
 
-@pytest.fixture(scope="module")
-def sim():
-    server = simulator.start(args=["-demo"])
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def course(sim, monkeypatch):
+def course(demo_vcsim, monkeypatch):
     monkeypatch.setattr(services.dispatch, "send_operation", lambda *args, **kwargs: None)
-    sim.reset_guests()
-    return demo.seed_demo(vcenter_url=sim.url, vcenter_user=sim.username, vcenter_password=sim.password)
+    demo_vcsim.reset_guests()
+    return demo.seed_demo(
+        vcenter_url=demo_vcsim.url, vcenter_user=demo_vcsim.username, vcenter_password=demo_vcsim.password
+    )
 
 
 def run(operation: Operation) -> Operation:
@@ -59,7 +54,7 @@ def results(lab: Lab, title: str) -> list[CheckResult]:
     return list(CheckResult.objects.filter(lab=lab, step_key=step_titled(lab, title)["key"]))
 
 
-def guest_shell(sim, lab: Lab, role: str, line: str) -> None:
+def guest_shell(demo_vcsim, lab: Lab, role: str, line: str) -> None:
     """What a student types on the VM's console: the simulated guest runs it (vcsim/shell.go)."""
     vm = lab.vms.get(role=role)
     result = endpoint_client(lab.endpoint).run_guest_script(
@@ -68,7 +63,7 @@ def guest_shell(sim, lab: Lab, role: str, line: str) -> None:
     assert result.exit_code == 0, result.output
 
 
-def test_a_command_check_fails_in_words_then_passes_once_the_student_did_the_step(course, sim):
+def test_a_command_check_fails_in_words_then_passes_once_the_student_did_the_step(course, demo_vcsim):
     lab = lab_of(course)
     first = check(lab, "Sign your router")
     assert first.state == Operation.State.SUCCEEDED, first.error
@@ -77,7 +72,7 @@ def test_a_command_check_fails_in_words_then_passes_once_the_student_did_the_ste
     assert "Not yet: the check ended with exit code" in result.words
     assert "not done yet" in first.step
 
-    guest_shell(sim, lab, "router", f"echo {lab.variables['lab_code']} > /lab-code")
+    guest_shell(demo_vcsim, lab, "router", f"echo {lab.variables['lab_code']} > /lab-code")
     second = check(lab, "Sign your router")
     [result] = results(lab, "Sign your router")
     assert result.passed, result.words
@@ -86,7 +81,7 @@ def test_a_command_check_fails_in_words_then_passes_once_the_student_did_the_ste
     assert selectors.lab_score(lab) == (10, 25)
 
 
-def test_variables_differ_per_lab_and_are_in_the_vms_guestinfo(course, sim):
+def test_variables_differ_per_lab_and_are_in_the_vms_guestinfo(course, demo_vcsim):
     first, second = lab_of(course, "student1"), lab_of(course, "student2")
     assert set(first.variables) == {"lab_code"}
     assert first.variables["lab_code"] != second.variables["lab_code"]
@@ -99,7 +94,7 @@ def test_variables_differ_per_lab_and_are_in_the_vms_guestinfo(course, sim):
     read = client.run_guest_script(router.moref, credentials, 'vmtoolsd --cmd "info-get guestinfo.nestlab.lab_code"')
     assert (read.exit_code, read.output) == (0, first.variables["lab_code"] + "\n")
     # Another student's code does not pass the first student's check.
-    guest_shell(sim, first, "router", f"echo {second.variables['lab_code']} > /lab-code")
+    guest_shell(demo_vcsim, first, "router", f"echo {second.variables['lab_code']} > /lab-code")
     check(first, "Sign your router")
     assert not results(first, "Sign your router")[0].passed
 
@@ -124,25 +119,25 @@ def test_a_question_passes_on_the_right_answer_only_and_keeps_the_answer(course)
     assert results(lab, "Know your network")[0].passed
 
 
-def test_the_guests_failures_fail_the_check_in_words_not_the_operation(course, sim):
+def test_the_guests_failures_fail_the_check_in_words_not_the_operation(course, demo_vcsim):
     lab = lab_of(course)
     router = lab.vms.get(role="router")
-    sim.set_guest(router.moref, password="something-else")
+    demo_vcsim.set_guest(router.moref, password="something-else")
     operation = check(lab, "Sign your router")
     assert operation.state == Operation.State.SUCCEEDED
     assert "refused the check's guest account" in results(lab, "Sign your router")[0].words
 
-    sim.set_guest(router.moref, password=simulator.GUEST_PASSWORD, tools_running=False)
+    demo_vcsim.set_guest(router.moref, password=simulator.GUEST_PASSWORD, tools_running=False)
     check(lab, "Sign your router")
     assert "VMware Tools are not running in router" in results(lab, "Sign your router")[0].words
 
-    sim.set_guest(router.moref, tools_running=True)
+    demo_vcsim.set_guest(router.moref, tools_running=True)
     run(services.lab_power(lab=lab, actor=lab.student, action="off", vm=router))
     check(lab, "Sign your router")
     assert "router is powered off" in results(lab, "Sign your router")[0].words
 
 
-def test_a_check_past_its_time_limit_is_stopped_and_says_so(course, sim):
+def test_a_check_past_its_time_limit_is_stopped_and_says_so(course, demo_vcsim):
     lab = lab_of(course)
     step = step_titled(lab, "Sign your router")
     version = lab.template_version
@@ -155,9 +150,9 @@ def test_a_check_past_its_time_limit_is_stopped_and_says_so(course, sim):
     assert "did not finish within 1 s" in results(lab, "Sign your router")[0].words
 
 
-def test_a_revert_keeps_the_students_progress(course, sim):
+def test_a_revert_keeps_the_students_progress(course, demo_vcsim):
     lab = lab_of(course)
-    guest_shell(sim, lab, "router", f"echo {lab.variables['lab_code']} > /lab-code")
+    guest_shell(demo_vcsim, lab, "router", f"echo {lab.variables['lab_code']} > /lab-code")
     check(lab, "Sign your router")
     baseline = lab.snapshots.get(is_baseline=True)
     assert run(services.lab_revert(lab=lab, actor=lab.student, snapshot=baseline)).state == "succeeded"

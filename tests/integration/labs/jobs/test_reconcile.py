@@ -15,6 +15,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
 @pytest.fixture
 def sim():
+    """A simulator per test, not the shared demo_vcsim: reconciling reads the whole inventory, and
+    the labs an earlier test left there would be orphans to it."""
     server = simulator.start(args=["-demo"])
     yield server
     server.stop()
