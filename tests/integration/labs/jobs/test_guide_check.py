@@ -1,5 +1,5 @@
-"""'Check my work' (labs/jobs/guide_check.py) on the demo lab, run in-process against a simulator
-of its own, whose guests run the checks' commands (vcsim/guest.go): every check kind passing and
+"""'Check my work' (labs/jobs/guide_check.py) on the demo lab, run in-process against the session's
+demo simulator (demo_vcsim), whose guests run the checks' commands (vcsim/guest.go): every check kind passing and
 failing in words, the guest's failures, variables in guestinfo, progress surviving a revert."""
 
 from __future__ import annotations
