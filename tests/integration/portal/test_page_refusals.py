@@ -6,6 +6,9 @@ the WebSockets' matrices are in test_permission_matrix.py and test_websocket_per
 
 from __future__ import annotations
 
+import re
+from dataclasses import fields
+
 import pytest
 from django.contrib.messages import get_messages
 from django.core.exceptions import PermissionDenied
@@ -51,37 +54,49 @@ def _class_session(w: World):
     return session
 
 
-def _path(w: World, role: str, route: str) -> str:
+# A route parameter `<thing_id>` is found in the World (_world_pk); these are the rest: values
+# that are no World field's, or that depend on the route.
+def _special(w: World, role: str, route: str) -> dict[str, object]:
     lab = w.removed_lab if role == "removed" else w.lab
-    values = {
-        "lab_id": lab.pk,
-        "course_id": w.course.pk,
-        "template_id": w.template.pk,
-        "endpoint_id": w.endpoint.pk,
-        "operation_id": (w.removed_operation if role == "removed" else w.operation).pk,
-        "snapshot_id": lab.snapshots.get(is_baseline=False).pk,
-        "vm_id": (w.template_vm if route.startswith("templates/") else lab.vms.get(role="esxi-01")).pk,
-        "network_id": w.spare_network.pk,
-        "user_id": w.course.instructors.get().pk,
-        "enrollment_id": w.classmate_enrollment.pk,
-        "moref": w.source_moref,
-        "fragment": "snapshots",
-        "key_id": w.owner_key.pk,
-        "link_id": w.lti_link.pk,
-        "uidb64": "MQ",
-        "token": "set-password",
-        "step_id": w.guide_step.pk,
-        "check_id": w.guide_check.pk,
-        "variable_id": w.guide_variable.pk,
-        "image_id": w.guide_image.pk,
-        "name": w.guide_image.name,
-        "session_id": _class_session(w).pk,
+    return {
+        "snapshot_id": lambda: lab.snapshots.get(is_baseline=False).pk,
+        "vm_id": lambda: (w.template_vm if route.startswith("templates/") else lab.vms.get(role="esxi-01")).pk,
+        "user_id": lambda: w.course.instructors.get().pk,
+        "session_id": lambda: _class_session(w).pk,  # a class session (w.console_session is a console's)
+        "moref": lambda: w.source_moref,
+        "fragment": lambda: "snapshots",
+        "uidb64": lambda: "MQ",
+        "token": lambda: "set-password",
+        "name": lambda: w.guide_image.name,
     }
+
+
+def _world_pk(w: World, role: str, parameter: str) -> int | None:
+    """`<thing_id>` from the World the permission matrix builds: the role's own (`removed_lab` for
+    the removed student), else the field `thing`, else the one object field ending in `_thing`
+    (`guide_step`, `spare_network`, `lti_link`); None when there is none, or more than one."""
+    if not parameter.endswith("_id"):
+        return None
+    thing = parameter.removesuffix("_id")
+    objects = {field.name: getattr(w, field.name) for field in fields(World)}
+    objects = {name: value for name, value in objects.items() if hasattr(value, "pk")}
+    for name in (f"{role}_{thing}", thing):
+        if name in objects:
+            return objects[name].pk
+    endings = [value for name, value in objects.items() if name.endswith(f"_{thing}")]
+    return endings[0].pk if len(endings) == 1 else None
+
+
+def _path(w: World, role: str, route: str) -> str:
+    special = _special(w, role, route)
     path = "/" + route
-    for name, value in values.items():
-        for parameter in (f"<int:{name}>", f"<str:{name}>", f"<{name}>"):
-            path = path.replace(parameter, str(value))
-    assert "<" not in path, f"no value for a parameter of /{route}"
+    for parameter in re.findall(r"<(?:\w+:)?(\w+)>", route):
+        value = special[parameter]() if parameter in special else _world_pk(w, role, parameter)
+        assert value is not None, (
+            f"no value for <{parameter}> of /{route}: give the World (tests/integration/portal/conftest.py) "
+            f"a field named after it, or add it to _special"
+        )
+        path = re.sub(rf"<(?:\w+:)?{parameter}>", str(value), path)
     return path
 
 
@@ -142,3 +157,12 @@ def test_the_walk_sees_refusals_of_each_kind(world, monkeypatch):
     assert _ask(world, "owner", "get", "people/", raised) == (403, 1, False)
     assert _ask(world, "classmate", "get", "labs/<int:lab_id>/", raised) == (404, 1, False)
     assert _ask(world, "removed", "post", "labs/<int:lab_id>/reset/", raised) == (302, 1, True)
+
+
+@pytest.mark.django_db
+def test_a_new_routes_parameter_is_found_in_the_world_or_fails_the_walk_in_words(world):
+    assert _path(world, "removed", "labs/<int:lab_id>/links/<int:link_id>/") == (
+        f"/labs/{world.removed_lab.pk}/links/{world.lti_link.pk}/"
+    )
+    with pytest.raises(AssertionError, match="no value for <widget_id> of /widgets/<int:widget_id>/"):
+        _path(world, "owner", "widgets/<int:widget_id>/")
