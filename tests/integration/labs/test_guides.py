@@ -221,9 +221,9 @@ def test_the_class_check_runs_on_every_ready_lab_and_says_why_one_was_not(labs, 
     assert [(outcome.lab_id, outcome.operation is not None) for outcome in outcomes] == [(labs[0].pk, True)]
     again = guides.class_check_start(course=course, actor=instructor, step_key="11")
     assert isinstance(again[0].refusal, Conflict)  # the first check is still queued
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(PermissionDenied, match="Only this course's instructors can check the whole class"):
         guides.class_check_start(course=course, actor=InstructorFactory(), step_key="11")
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(PermissionDenied, match="Only this course's instructors can check the whole class"):
         guides.class_check_start(course=course, actor=labs[0].student, step_key="11")
 
 
