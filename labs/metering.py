@@ -25,7 +25,7 @@ def select_lab_for_update(lab: Lab) -> Lab:
     """
     return (
         Lab.objects.select_for_update(of=("self",))
-        .select_related("course", "student", "template_version")
+        .select_related("course", "student", "template_version", "endpoint")
         .get(pk=lab.pk)
     )
 

@@ -14,6 +14,11 @@ from labs.models import Lab, LabSnapshot, LabVM, Operation
 
 
 def lock_quota(course: Course) -> CourseQuota:
+    """The course's quota row, locked for this transaction (made first if the course has none):
+    one query when it exists, as it does for every course once its quota was read."""
+    quota = CourseQuota.objects.select_for_update().filter(course=course).first()
+    if quota is not None:
+        return quota
     quota, _ = CourseQuota.objects.get_or_create(course=course)
     return CourseQuota.objects.select_for_update().get(pk=quota.pk)
 
@@ -22,9 +27,17 @@ def _active_labs(course: Course):
     return Lab.objects.filter(course=course, state__in=Lab.ACTIVE_STATES)
 
 
-def _top_ups(course: Course, student: AbstractBaseUser) -> tuple[int, int]:
+def _top_ups(course: Course, student: AbstractBaseUser, quota: CourseQuota | None = None) -> tuple[int, int]:
+    """A student's extra labs and hours. Kept on the locked ``quota`` row for the transaction
+    that holds it, so a start's checks (labs, then hours) read them once."""
+    kept = getattr(quota, "_top_ups_read", None)
+    if kept is not None and student.pk in kept:
+        return kept[student.pk]
     extra = course.top_ups.filter(student=student).aggregate(labs=Sum("extra_labs"), hours=Sum("extra_lab_hours"))
-    return extra["labs"] or 0, extra["hours"] or 0
+    found = extra["labs"] or 0, extra["hours"] or 0
+    if quota is not None:
+        quota._top_ups_read = {**(kept or {}), student.pk: found}
+    return found
 
 
 # Operations that may leave a powered-off lab powered on (``_powers_on`` decides).
@@ -85,7 +98,7 @@ def check_running_slot(quota: CourseQuota, course: Course, *, exclude: Lab | Non
 def check_hours(quota: CourseQuota, course: Course, student: AbstractBaseUser) -> None:
     if quota.lab_hours_per_student is None:
         return
-    _, extra_hours = _top_ups(course, student)
+    _, extra_hours = _top_ups(course, student, quota)
     limit = quota.lab_hours_per_student + extra_hours
     used = round(student_hours(course, student), 1)
     if used >= limit:
@@ -94,14 +107,16 @@ def check_hours(quota: CourseQuota, course: Course, student: AbstractBaseUser) -
 
 def check_new_lab(quota: CourseQuota, course: Course, student: AbstractBaseUser, version: TemplateVersion) -> None:
     """A new lab (start or clone): labs per student, vCPU, memory and storage of the class."""
-    active = _active_labs(course)
+    # The student's labs and the class's totals in one query.
+    totals = _active_labs(course).aggregate(
+        mine=Count("pk", filter=Q(student=student)), vcpu=Sum("vcpu"), memory=Sum("memory_mb"), disk=Sum("disk_gb")
+    )
     if quota.labs_per_student is not None:
-        extra_labs, _ = _top_ups(course, student)
+        extra_labs, _ = _top_ups(course, student, quota)
         limit = quota.labs_per_student + extra_labs
-        mine = active.filter(student=student).count()
+        mine = totals["mine"]
         if mine + 1 > limit:
             _refuse("You cannot have another lab in this course", limit, mine)
-    totals = active.aggregate(vcpu=Sum("vcpu"), memory=Sum("memory_mb"), disk=Sum("disk_gb"))
     vcpu, memory_gb, disk_gb = totals["vcpu"] or 0, (totals["memory"] or 0) / 1024, totals["disk"] or 0
     if quota.vcpu_total is not None and vcpu + version.vcpu_total > quota.vcpu_total:
         _refuse(
@@ -127,10 +142,12 @@ def check_new_lab(quota: CourseQuota, course: Course, student: AbstractBaseUser,
         )
 
 
-def check_snapshot(quota: CourseQuota, lab: Lab) -> None:
+def check_snapshot(quota: CourseQuota, lab: Lab, *, taken: int | None = None) -> None:
+    """``taken``: the lab's snapshots (the baseline aside) when the caller counted them already."""
     if quota.snapshots_per_lab is None:
         return
-    taken = lab.snapshots.filter(is_baseline=False).count()
+    if taken is None:
+        taken = lab.snapshots.filter(is_baseline=False).count()
     if taken + 1 > quota.snapshots_per_lab:
         _refuse("This lab cannot keep another snapshot; delete one first", quota.snapshots_per_lab, taken)
 

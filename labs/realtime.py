@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from django.db.models import F, Model
+from django.db import connections, router
+from django.db.models import Model
 
 from core import realtime
 from core.notices import notice_send
@@ -12,15 +14,33 @@ from labs import selectors
 from labs.models import Lab, LabVM, Operation
 
 
-def next_seq(instance: Model) -> int:
+def next_seq(instance: Model, **columns: Any) -> int:
     """Bump an object's message sequence number atomically and return the new value.
 
-    The worker and the watcher both push changes of the same lab and VMs: an UPDATE with
-    F() keeps their numbers distinct and increasing, so a client can trust a gap.
+    The worker and the watcher both push changes of the same lab and VMs: one UPDATE that adds
+    one in the database keeps their numbers distinct and increasing, so a client can trust a gap.
+    ``columns``: other fields of the row to write in the same statement.
     """
     model = type(instance)
-    model.objects.filter(pk=instance.pk).update(seq=F("seq") + 1)
-    instance.seq = model.objects.values_list("seq", flat=True).get(pk=instance.pk)
+    connection = connections[router.db_for_write(model)]
+    quote = connection.ops.quote_name
+    # One statement, not an UPDATE and a SELECT: every push pays it (PostgreSQL, and SQLite
+    # since 3.35, answer UPDATE ... RETURNING).
+    fields = [model._meta.get_field(name) for name in columns]
+    also = "".join(f", {quote(field.column)} = %s" for field in fields)
+    values = [field.get_db_prep_save(columns[field.name], connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(model._meta.db_table)} SET {quote('seq')} = {quote('seq')} + 1{also} "
+            f"WHERE {quote(model._meta.pk.column)} = %s RETURNING {quote('seq')}",
+            [*values, instance.pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise model.DoesNotExist(f"No {model._meta.verbose_name} with id {instance.pk}.")
+    instance.seq = row[0]
+    for name, value in columns.items():
+        setattr(instance, name, value)
     return instance.seq
 
 
@@ -57,7 +77,11 @@ def operation_groups(operation: Operation) -> list[str]:
     listens on the operation's group only.
     """
     if operation.lab_id:
-        course_id = Lab.objects.values_list("course_id", flat=True).get(pk=operation.lab_id)
+        # A lab never changes course: the lab the caller already holds says which, without a query.
+        if Operation.lab.is_cached(operation):
+            course_id = operation.lab.course_id
+        else:
+            course_id = Lab.objects.values_list("course_id", flat=True).get(pk=operation.lab_id)
         groups = [realtime.lab_group(operation.lab_id), realtime.course_group(course_id)]
         source = (operation.params or {}).get("source_lab")
         if operation.kind == Operation.Kind.CLONE and source:
@@ -85,11 +109,15 @@ def lab_payload(lab: Lab) -> dict[str, Any]:
     }
 
 
-def lab_changed(lab: Lab) -> None:
-    """Push the lab's state to its own group and its course's (schema: docs/websocket.md)."""
+def lab_changed(lab: Lab, *, activity_at: datetime | None = None) -> None:
+    """Push the lab's state to its own group and its course's (schema: docs/websocket.md).
+
+    ``activity_at``: its student used it then (``labs.services.lab_operation``), written in the
+    same statement as the sequence number."""
+    seq = next_seq(lab, last_activity_at=activity_at) if activity_at is not None else next_seq(lab)
     realtime.publish(
         [realtime.lab_group(lab.pk), realtime.course_group(lab.course_id)],
-        {"type": "lab.state", "seq": next_seq(lab), "lab": lab_payload(lab)},
+        {"type": "lab.state", "seq": seq, "lab": lab_payload(lab)},
     )
 
 

@@ -90,17 +90,25 @@ def lab_detail(*, lab_id: int, user: AbstractBaseUser) -> Lab:
 
 def lab_active_operations(labs: Iterable[Lab]) -> dict[int, Operation]:
     """The operation keeping each lab busy, by lab id: one running on it, or a clone being made
-    from it (as the services' busy check sees it). Two queries whatever the number of labs."""
-    ids = [lab.pk for lab in labs]
+    from it (as the services' busy check sees it). One query whatever the number of labs."""
+    ids = {lab.pk for lab in labs}
     if not ids:
         return {}
-    active = Operation.objects.filter(state__in=Operation.ACTIVE_STATES).select_related("actor").order_by("created_at")
-    busy: dict[int, Operation] = {}
-    for operation in active.filter(kind=Operation.Kind.CLONE, params__source_lab__in=ids):
-        busy.setdefault(operation.params["source_lab"], operation)
-    for operation in active.filter(lab_id__in=ids):
-        busy[operation.lab_id] = operation  # the lab's own operation wins over a clone made from it
-    return busy
+    active = (
+        Operation.objects.filter(state__in=Operation.ACTIVE_STATES)
+        .filter(Q(lab_id__in=sorted(ids)) | Q(kind=Operation.Kind.CLONE, params__source_lab__in=sorted(ids)))
+        .select_related("actor")
+        .order_by("created_at")
+    )
+    own: dict[int, Operation] = {}
+    cloned_from: dict[int, Operation] = {}
+    for operation in active:
+        if operation.lab_id in ids:
+            own[operation.lab_id] = operation
+        source = (operation.params or {}).get("source_lab") if operation.kind == Operation.Kind.CLONE else None
+        if source in ids:
+            cloned_from.setdefault(source, operation)
+    return {**cloned_from, **own}  # the lab's own operation wins over a clone made from it
 
 
 LAB_COLUMNS = [field.attname for field in Lab._meta.concrete_fields]

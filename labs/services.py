@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from core import audit as portal_audit
@@ -45,6 +46,9 @@ def _enqueue_after_commit(operation_id: int, task_id: str) -> None:
         )
 
 
+OPERATION_TARGETS = ["actor", "endpoint", "lab", "template_version"]
+
+
 def operation_start(
     *,
     kind: str,
@@ -58,7 +62,9 @@ def operation_start(
     Callers check permission and quota first, inside the same transaction, so a refused
     request leaves no row and an accepted one is never lost between the row and the queue.
     """
-    with transaction.atomic():
+    # No savepoint of its own: a failure here fails the caller's whole transaction, which is
+    # what every caller wants (the checks it made and the row go together).
+    with transaction.atomic(savepoint=False):
         operation = Operation(
             kind=kind,
             endpoint=endpoint,
@@ -67,7 +73,9 @@ def operation_start(
             celery_task_id=str(uuid.uuid4()),
             **targets,
         )
-        save_valid(operation)
+        # A new row's progress is 0 (its one constraint holds), and its related rows are ones the
+        # caller holds: the queries that would test and look them up again are skipped.
+        save_valid(operation, trusted=OPERATION_TARGETS, validate_constraints=False)
         audit.operation_accepted(operation)
         realtime.operation_changed(operation)  # open pages see it queued (pushed on commit)
         transaction.on_commit(lambda: _enqueue_after_commit(operation.pk, operation.celery_task_id), robust=True)
@@ -228,19 +236,21 @@ def _refuse_power_on_after_course(actor: AbstractBaseUser, lab: Lab) -> None:
 
 def lab_operation(lab: Lab, kind: str, actor: AbstractBaseUser, params: dict[str, Any] | None = None) -> Operation:
     operation = operation_start(kind=kind, endpoint=lab.endpoint, actor=actor, params=params or {}, lab=lab)
-    if actor is not None:
-        lab_touch(lab=lab, user=actor)
-        if actor.pk != lab.student_id:
-            # Someone else (an instructor, an admin) acts on the student's lab: the student is told
-            # who, on any page they have open and on their next one (issue 10: a reset by an
-            # instructor did not say who did it).
-            who = actor.get_full_name() or actor.get_username()
-            realtime.notify_user(
-                lab.student_id,
-                f"{who} started “{operation.get_kind_display().lower()}” on your lab {lab.name}.",
-                level="info",
-            )
-    realtime.lab_changed(lab)
+    # The student used their lab (what lab_touch records): every caller has checked that they may
+    # act on it (require_act, or an enrolled student's own start), so it is written with the push
+    # below, in one statement, without asking again.
+    used_by_student = actor is not None and actor.pk == lab.student_id
+    if actor is not None and not used_by_student:
+        # Someone else (an instructor, an admin) acts on the student's lab: the student is told
+        # who, on any page they have open and on their next one (issue 10: a reset by an
+        # instructor did not say who did it).
+        who = actor.get_full_name() or actor.get_username()
+        realtime.notify_user(
+            lab.student_id,
+            f"{who} started “{operation.get_kind_display().lower()}” on your lab {lab.name}.",
+            level="info",
+        )
+    realtime.lab_changed(lab, activity_at=timezone.now() if used_by_student else None)
     return operation
 
 
@@ -253,6 +263,7 @@ def _allocate_vlans(lab: Lab, names: list[str]) -> None:
     endpoint = VCenterEndpoint.objects.select_for_update().get(pk=lab.endpoint_id)
     taken = set(LabNetwork.objects.filter(endpoint=endpoint, released=False).values_list("vlan_id", flat=True))
     free = (vlan for vlan in range(endpoint.vlan_min, endpoint.vlan_max + 1) if vlan not in taken)
+    networks = []
     for name in names:
         vlan = next(free, None)
         if vlan is None:
@@ -260,9 +271,11 @@ def _allocate_vlans(lab: Lab, names: list[str]) -> None:
                 f"{endpoint.name} has no free VLAN left in {endpoint.vlan_min}-{endpoint.vlan_max}; "
                 "an admin must widen the range or delete old labs."
             )
-        LabNetwork.objects.create(
-            lab=lab, endpoint=endpoint, name=name, vlan_id=vlan, port_group=f"nestlab-lab{lab.pk}-{name}"
+        networks.append(
+            LabNetwork(lab=lab, endpoint=endpoint, name=name, vlan_id=vlan, port_group=f"nestlab-lab{lab.pk}-{name}")
         )
+    LabNetwork.objects.bulk_create(networks)
+    lab.endpoint = endpoint  # the operation's endpoint: read once
 
 
 def _new_lab(*, course: Course, student: AbstractBaseUser, source_lab: Lab | None = None) -> Lab:
@@ -286,8 +299,8 @@ def _new_lab(*, course: Course, student: AbstractBaseUser, source_lab: Lab | Non
         # A clone's VMs are copies of its source's, guestinfo included: it keeps the source's values.
         variables=dict(source_lab.variables) if source_lab is not None else guides.variables_draw(version.guide),
     )
-    for vm in version.spec["vms"]:
-        LabVM.objects.create(
+    LabVM.objects.bulk_create(
+        LabVM(
             lab=lab,
             role=vm["role"],
             name=f"{lab.name}-{vm['role']}",
@@ -295,6 +308,8 @@ def _new_lab(*, course: Course, student: AbstractBaseUser, source_lab: Lab | Non
             num_cpu=vm["num_cpu"],
             memory_mb=vm["memory_mb"],
         )
+        for vm in version.spec["vms"]
+    )
     _allocate_vlans(lab, [network["name"] for network in version.spec["networks"]])
     return lab
 
@@ -337,7 +352,7 @@ def lab_start(
         raise PermissionDenied("You are not enrolled in this course.")
     if not own and not permissions.can_provision_class(actor, course):
         raise PermissionDenied("Only this course's instructors can start labs for students.")
-    return _lab_start_checked(course=course, student=student, actor=actor, only_if_none=only_if_none)
+    return _lab_start_checked(course=course, student=student, actor=actor, only_if_none=only_if_none, enrolled=own)
 
 
 def _lab_start_checked(
@@ -347,13 +362,16 @@ def _lab_start_checked(
     actor: AbstractBaseUser | None,
     only_if_none: bool,
     params: dict[str, Any] | None = None,
+    enrolled: bool = False,
 ) -> Operation:
-    """The start itself, once the actor's right to it is checked (or the portal starts it)."""
-    if not course.enrollments.filter(student=student).exists():
+    """The start itself, once the actor's right to it is checked (or the portal starts it);
+    ``enrolled`` when that check found the student enrolled already."""
+    if not enrolled and not course.enrollments.filter(student=student).exists():
         raise ValidationError(f"{student.username} is not enrolled in {course.code}.")
     with transaction.atomic():
         quota = quotas.lock_quota(course)
-        course.refresh_from_db()
+        # Read again under the quota lock (it may have closed meanwhile), with its version.
+        course = Course.objects.select_related("template_version").get(pk=course.pk)
         _check_course_runs_labs(course)
         if only_if_none and Lab.objects.filter(course=course, student=student, state__in=Lab.ACTIVE_STATES).exists():
             # Checked under the quota lock: two "provision the class" clicks give one lab each.
@@ -409,9 +427,13 @@ def lab_snapshot_create(*, lab: Lab, actor: AbstractBaseUser, name: str, descrip
     with transaction.atomic():
         quota = quotas.lock_quota(lab.course)
         locked = lock_lab(lab)
-        if locked.snapshots.filter(name=name).exists():
+        # Whether the name is taken and how many the quota counts, in one query.
+        kept = locked.snapshots.aggregate(
+            same_name=Count("pk", filter=Q(name=name)), taken=Count("pk", filter=Q(is_baseline=False))
+        )
+        if kept["same_name"]:
             raise ValidationError({"name": f"This lab already has a snapshot called {name}."})
-        quotas.check_snapshot(quota, locked)
+        quotas.check_snapshot(quota, locked, taken=kept["taken"])
         return lab_operation(locked, Operation.Kind.SNAPSHOT, actor, {"name": name, "description": description})
 
 

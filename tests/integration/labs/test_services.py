@@ -484,9 +484,9 @@ def pushed_labs(monkeypatch):
     pushed: list[tuple[int, str]] = []
     original = lab_realtime.lab_changed
 
-    def recorded(lab):
+    def recorded(lab, **activity):
         pushed.append((lab.pk, lab.state))
-        original(lab)
+        original(lab, **activity)
 
     monkeypatch.setattr(lab_realtime, "lab_changed", recorded)
     return pushed
@@ -540,7 +540,7 @@ def test_the_watcher_marks_vanished_vms_of_a_lab_in_error_missing_once_and_stops
     """A full resync without the lab's VMs (vCenter lost them) while the lab is in error
     after a failed operation: the rows say missing, the hours stop, the lab says why."""
     pushed: list[str] = []
-    monkeypatch.setattr(services.realtime, "lab_changed", lambda lab: pushed.append(lab.error))
+    monkeypatch.setattr(services.realtime, "lab_changed", lambda lab, **activity: pushed.append(lab.error))
     course = open_course()
     student = _student(course)
     lab = _ready(services.lab_start(course=course, student=student, actor=student).lab)

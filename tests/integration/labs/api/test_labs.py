@@ -132,15 +132,15 @@ def test_an_idle_lab_has_no_operation_and_reads_in_the_same_few_queries_whatever
     for index in range(5):
         parent = _snapshot(lab, f"step {index}", parent=parent, created_by=lab.student)
     client = client_for(lab.student)
-    # Roles, the lab, VMs, networks, snapshots, two busy checks; with an ETag sent back and nothing
-    # changed, roles and the version (the lab's row, two busy checks) only.
-    with django_assert_max_num_queries(7):
+    # Roles, the lab, VMs, networks, snapshots, the busy check; with an ETag sent back and nothing
+    # changed, roles and the version (the lab's row, the busy check) only.
+    with django_assert_max_num_queries(6):
         answer = client.get(f"/api/v1/labs/{lab.pk}/")
     body = answer.json()
     assert body["operation"] is None and len(body["snapshots"]) == 1
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(3):
         assert client.get(f"/api/v1/labs/{lab.pk}/", HTTP_IF_NONE_MATCH=answer["ETag"]).status_code == 304
-    with django_assert_max_num_queries(7):  # roles, count, page, two busy checks
+    with django_assert_max_num_queries(6):  # roles, count, page, the busy check
         assert client_for(course.instructors.get()).get("/api/v1/labs/").json()["count"] == 3
 
 
@@ -565,11 +565,11 @@ def test_an_operation_read_again_unchanged_is_a_304_until_it_moves():
 
 HOT_ROUTE_QUERIES = {
     # Session look-ups aside (the client is authenticated directly): what the route itself asks.
-    "lab": 7,
-    "lab_unchanged": 3,  # only what the ETag is made of (labs.selectors.lab_detail_version)
+    "lab": 6,  # the lab, VMs, networks, snapshots, roles, the busy check (one for clones and its own)
+    "lab_unchanged": 2,  # only what the ETag is made of (labs.selectors.lab_detail_version)
     "operation": 1,
     "operation_unchanged": 1,
-    "class_labs": 5,
+    "class_labs": 4,
 }
 
 
