@@ -13,11 +13,12 @@ as the line moves.
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 
 import redis
 from celery import current_app
 from django.conf import settings
-from django.db.models import Case, CharField, F, Value, When
+from django.db.models import Case, CharField, Count, F, OuterRef, Subquery, Value, When
 from django.utils import timezone
 
 from labs import capacity, realtime
@@ -55,6 +56,11 @@ def waits_in_line(kind: str, params: dict | None) -> bool:
     return kind in BUILD_KINDS and kind != Operation.Kind.PUBLISH and not (kind == Operation.Kind.RESET and reverts)
 
 
+# The operation send_operation has just read, for the admission it may cause at once (the
+# usual case of a build when vCenter has room): builds_admitted need not read it again.
+_just_read: ContextVar[dict[int, Operation]] = ContextVar("nestlab_dispatch_just_read", default={})  # noqa: B039
+
+
 def send_operation(operation_id: int, *, task_id: str | None = None, **kwargs) -> None:
     """Hand an operation to a worker on the queue it belongs to; a queued build joins its
     endpoint's build line instead, and goes to a builder when its turn comes.
@@ -62,17 +68,29 @@ def send_operation(operation_id: int, *, task_id: str | None = None, **kwargs) -
     Sending a build again (the reaper's safety net) keeps its place in line, and one already
     admitted is sent to a builder again: the runner's claim makes a duplicate a no-op.
     """
-    operation = Operation.objects.select_related("endpoint").get(pk=operation_id)
+    operation = (
+        Operation.objects.select_related("endpoint", "lab")
+        .annotate(
+            lab_vms=Subquery(
+                LabVM.objects.filter(lab=OuterRef("lab")).values("lab").annotate(n=Count("pk")).values("n")
+            )
+        )
+        .get(pk=operation_id)
+    )
     if kwargs or operation.state != Operation.State.QUEUED or not waits_in_line(operation.kind, operation.params):
         _send(operation_id, operation.kind, operation.params, task_id=task_id, **kwargs)
         return
-    vms = LabVM.objects.filter(lab_id=operation.lab_id).count() if operation.lab_id else 1
-    ahead = capacity.build_enqueue(
-        endpoint_id=operation.endpoint_id,
-        operation_id=operation_id,
-        vms=vms,
-        limit=operation.endpoint.concurrency_limit,
-    )
+    vms = (operation.lab_vms or 0) if operation.lab_id else 1
+    just_read = _just_read.set({operation.pk: operation})
+    try:
+        ahead = capacity.build_enqueue(
+            endpoint_id=operation.endpoint_id,
+            operation_id=operation_id,
+            vms=vms,
+            limit=operation.endpoint.concurrency_limit,
+        )
+    finally:
+        _just_read.reset(just_read)
     if ahead >= 0:
         line_changed(operation.endpoint_id)
     elif ahead == capacity.ALREADY_ADMITTED:
@@ -103,14 +121,9 @@ def _say(operation: Operation, words: str) -> bool:
     reaper's resend of a lost message counts its grace from here."""
     if operation.step == words:
         return False
-    now = timezone.now()
-    changed = Operation.objects.filter(pk=operation.pk, state=Operation.State.QUEUED).update(
-        step=words, heartbeat_at=now, seq=F("seq") + 1
-    )
-    if not changed:
+    seq = realtime.next_seq_if(operation, {"state": Operation.State.QUEUED}, step=words, heartbeat_at=timezone.now())
+    if seq is None:
         return False
-    operation.step, operation.heartbeat_at = words, now
-    operation.seq = Operation.objects.values_list("seq", flat=True).get(pk=operation.pk)
     realtime.operation_changed(operation)
     return True
 
@@ -118,7 +131,10 @@ def _say(operation: Operation, words: str) -> bool:
 def builds_admitted(endpoint_id: int, operation_ids: list[int]) -> None:
     """Send the builds ``labs.capacity`` just admitted to a builder, and have the rest of the
     line told their new places (registered with capacity at start-up: labs.apps)."""
-    admitted = Operation.objects.filter(pk__in=operation_ids).select_related("endpoint", "lab")
+    known = _just_read.get()
+    admitted = [known[pk] for pk in operation_ids if pk in known]
+    if len(admitted) < len(operation_ids):
+        admitted += Operation.objects.filter(pk__in=set(operation_ids) - set(known)).select_related("endpoint", "lab")
     # In the line's order, so that builders take them first come, first served too.
     for operation in sorted(admitted, key=lambda operation: operation_ids.index(operation.pk)):
         if operation.state != Operation.State.QUEUED:

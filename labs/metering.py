@@ -6,6 +6,8 @@ error, in words). The request-side services, the watcher's updates and the jobs 
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from courses import bounds
@@ -14,7 +16,7 @@ from labs import realtime
 from labs.models import Lab, LabRun, LabVM
 
 
-def select_lab_for_update(lab: Lab) -> Lab:
+def select_lab_for_update(lab: Lab, *, power_counts: bool = False) -> Lab:
     """Lock the lab row, and only it, for this transaction.
 
     Lock order, everywhere: the course's quota row first (``quotas.lock_quota``), then the lab.
@@ -22,12 +24,22 @@ def select_lab_for_update(lab: Lab) -> Lab:
     rows would be locked FOR UPDATE too, and every new lab (``lab_start``, under the quota lock)
     needs a key-share lock on its course row: a snapshot click waiting for the quota while a
     start waits for the course row was a deadlock.
+
+    ``power_counts``: with its VMs' count and how many are on (what ``Lab.power_summary`` reads
+    for the lab's words), in the same query, for a caller that changes no VM in its transaction.
     """
-    return (
-        Lab.objects.select_for_update(of=("self",))
-        .select_related("course", "student", "template_version", "endpoint")
-        .get(pk=lab.pk)
+    locked = Lab.objects.select_for_update(of=("self",)).select_related(
+        "course", "student", "template_version", "endpoint"
     )
+    if power_counts:
+        vms = LabVM.objects.filter(lab=OuterRef("pk")).values("lab")
+        locked = locked.annotate(
+            vm_count=Coalesce(Subquery(vms.annotate(n=Count("pk")).values("n")), 0),
+            vms_on=Coalesce(
+                Subquery(vms.filter(power_state=LabVM.PowerState.ON).annotate(n=Count("pk")).values("n")), 0
+            ),
+        )
+    return locked.get(pk=lab.pk)
 
 
 def lab_power_changed(*, lab: Lab) -> Lab:

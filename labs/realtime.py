@@ -21,6 +21,15 @@ def next_seq(instance: Model, **columns: Any) -> int:
     one in the database keeps their numbers distinct and increasing, so a client can trust a gap.
     ``columns``: other fields of the row to write in the same statement.
     """
+    seq = next_seq_if(instance, {}, **columns)
+    if seq is None:
+        raise type(instance).DoesNotExist(f"No {type(instance)._meta.verbose_name} with id {instance.pk}.")
+    return seq
+
+
+def next_seq_if(instance: Model, when: dict[str, Any], **columns: Any) -> int | None:
+    """``next_seq`` for a row that still has the field values ``when`` says (the state it was
+    read in): None, and nothing written, when it does not."""
     model = type(instance)
     connection = connections[router.db_for_write(model)]
     quote = connection.ops.quote_name
@@ -29,15 +38,18 @@ def next_seq(instance: Model, **columns: Any) -> int:
     fields = [model._meta.get_field(name) for name in columns]
     also = "".join(f", {quote(field.column)} = %s" for field in fields)
     values = [field.get_db_prep_save(columns[field.name], connection) for field in fields]
+    conditions = [model._meta.get_field(name) for name in when]
+    where = "".join(f" AND {quote(field.column)} = %s" for field in conditions)
+    expected = [field.get_db_prep_value(when[field.name], connection) for field in conditions]
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {quote(model._meta.db_table)} SET {quote('seq')} = {quote('seq')} + 1{also} "
-            f"WHERE {quote(model._meta.pk.column)} = %s RETURNING {quote('seq')}",
-            [*values, instance.pk],
+            f"WHERE {quote(model._meta.pk.column)} = %s{where} RETURNING {quote('seq')}",
+            [*values, instance.pk, *expected],
         )
         row = cursor.fetchone()
     if row is None:
-        raise model.DoesNotExist(f"No {model._meta.verbose_name} with id {instance.pk}.")
+        return None
     instance.seq = row[0]
     for name, value in columns.items():
         setattr(instance, name, value)

@@ -209,7 +209,7 @@ def lock_lab(lab: Lab) -> Lab:
 
     Callers that check the quota lock it before calling this (see ``_select_lab_for_update``).
     """
-    locked = _select_lab_for_update(lab)
+    locked = _select_lab_for_update(lab, power_counts=True)  # an action changes no VM here
     _refuse_if_busy(locked)
     if locked.state in (Lab.State.DELETING, Lab.State.DELETED, Lab.State.EXPIRED):
         raise ValidationError(f"{locked.name} is {locked.get_state_display().lower()}.")
