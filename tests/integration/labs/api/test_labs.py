@@ -601,3 +601,62 @@ def test_the_hot_routes_cost_a_pinned_number_of_queries(students):
     listed, got["class_labs"] = _queries(client_for(course.instructors.get()), f"/api/v1/labs/?course={course.pk}")
     assert listed.status_code == 200 and listed.json()["count"] == students
     assert got == HOT_ROUTE_QUERIES
+
+
+# The actions a class sends (bench/load_api.py), with every quota limit set so each check runs.
+# Authentication aside (the client is authenticated directly) and the "go" message aside (it is
+# sent after the commit, which a test's transaction never reaches): bench/request_cost.py counts
+# those too (docs/benchmarks.md).
+ACTION_QUERIES = {
+    # Roles, course, enrollment; the quota locked, the course again under it, top-ups, the class's
+    # totals, running labs (two), the student's hours, the lab's number; the lab, its VMs and its
+    # networks inserted (the endpoint locked, its VLANs read); the operation, its audit entry
+    # (with a savepoint of its own), the lab's push; the transaction's savepoint and its release.
+    "start": 23,
+    # The student's roles are read by their first request only (the client keeps the user).
+    "snapshot": 14,  # roles, the lab, enrollment; quota, lab locked, busy, its snapshots; the rest as above
+    "revert": 13,  # the lab, the snapshot, enrollment; quota, lab locked, busy; the rest as above
+    "reset": 13,  # the lab, enrollment; quota, lab locked, busy, its baseline; the rest as above
+}
+
+
+def test_the_lab_actions_cost_a_pinned_number_of_queries():
+    from courses.models import CourseQuota
+
+    course = open_course(students=2)
+    version = course.template_version
+    CourseQuota.objects.filter(course=course).update(
+        running_labs=10,
+        labs_per_student=1,
+        snapshots_per_lab=5,
+        vcpu_total=10 * version.vcpu_total,
+        memory_gb_total=1000,
+        storage_gb_total=10_000,
+        lab_hours_per_student=10,
+    )
+    lab = ready_lab(course)
+    lab.vms.update(power_state=LabVM.PowerState.ON)
+    on = {str(vm.pk): LabVM.PowerState.ON for vm in lab.vms.all()}
+    baseline = _snapshot(lab, "Baseline", is_baseline=True, power_states=on)
+    student = client_for(lab.student)
+    got = {}
+    answer, got["snapshot"] = _posted(student, f"/api/v1/labs/{lab.pk}/snapshots/", {"name": "cluster built"})
+    assert answer.status_code == 202, answer.json()
+    idle(lab)
+    answer, got["revert"] = _posted(student, f"/api/v1/labs/{lab.pk}/revert/", {"snapshot": baseline.pk})
+    assert answer.status_code == 202, answer.json()
+    idle(lab)
+    answer, got["reset"] = _posted(student, f"/api/v1/labs/{lab.pk}/reset/", {})
+    assert answer.status_code == 202 and Operation.objects.get(pk=answer.json()["id"]).params["reverts"] is True
+    answer, got["start"] = _posted(client_for(student_of(course, 1)), "/api/v1/labs/", {"course": course.pk})
+    assert answer.status_code == 202, answer.json()
+    assert got == ACTION_QUERIES
+
+
+def _posted(client, url: str, data: dict) -> tuple[object, int]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post(url, data, format="json")
+    return response, len(captured)
