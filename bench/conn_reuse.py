@@ -87,11 +87,61 @@ async def _burst(url: str, token: str, clients: int, requests: int) -> tuple[lis
     return seconds, errors[0]
 
 
+def _start_pgbouncer(database: Database, workdir: Path, pool_size: int) -> tuple[Child, int]:
+    """Debian's pgbouncer in transaction mode in front of our database, as the postgres user
+    (it refuses to run as root), with trust authentication like the server here."""
+    import subprocess
+    from urllib.parse import urlsplit
+
+    server = urlsplit(database.url)
+    port = _free_port()
+    config = workdir / "pgbouncer.ini"
+    config.write_text(
+        "[databases]\n"
+        f"{database.name} = host={server.hostname} port={server.port or 5432} dbname={database.name}\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nauth_type = trust\n"
+        f"auth_file = {workdir / 'userlist.txt'}\npool_mode = transaction\n"
+        f"default_pool_size = {pool_size}\nmax_client_conn = 1000\n"
+        f"unix_socket_dir = \nlogfile = {workdir / 'pgbouncer.log'}\n"
+    )
+    (workdir / "userlist.txt").write_text(f'"{server.username or "postgres"}" ""\n')
+    subprocess.run(["chmod", "-R", "a+rwX", str(workdir)], check=True)
+    user = [] if os.geteuid() else ["runuser", "-u", "postgres", "--"]
+    bouncer = Child("pgbouncer", [*user, "pgbouncer", str(config)], dict(os.environ), workdir / "pgbouncer.out")
+
+    def listening() -> bool:
+        import socket
+
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    bouncer.start(listening, timeout=20)
+    return bouncer, port
+
+
+def _server_connections(database: Database) -> int:
+    try:
+        ports, _ = database.connections()
+    except Exception:  # noqa: BLE001 - the next sample counts
+        return 0
+    return len(ports) - 1  # our own look
+
+
 def run(options, database: Database, token: str, conn_max_age: int, workdir: Path) -> dict:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
+    bouncer = None
+    database_url = database.url
+    if options.pgbouncer:
+        from urllib.parse import urlsplit, urlunsplit
+
+        bouncer, bouncer_port = _start_pgbouncer(database, workdir, options.pgbouncer_pool)
+        parts = urlsplit(database.url)
+        database_url = urlunsplit(parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:{bouncer_port}"))
     env = {
         **os.environ,
+        "DATABASE_URL": database_url,
         # Both: before issue 16's fix daphne's requests used the first, since then the second.
         "DATABASE_CONN_MAX_AGE": str(conn_max_age),
         "NESTLAB_WEB_CONN_MAX_AGE": str(conn_max_age),
@@ -115,25 +165,37 @@ def run(options, database: Database, token: str, conn_max_age: int, workdir: Pat
         except OSError:
             return False
 
-    daphne.start(healthy, timeout=90)
     try:
+        daphne.start(healthy, timeout=90)
         # Warm up (imports, first queries), then let the statistics settle.
         asyncio.run(_burst(url, token, 4, 40))
         time.sleep(options.settle)
         sessions_before = _sessions(database)
         pid = daphne.process.pid
-        cpu = {
-            "daphne": _cpu_seconds([pid]),
-            "PostgreSQL (our backends)": _cpu_seconds(_pids_matching(f" {database.name} "), children=False),
-            "PostgreSQL (ended backends, any database)": _ended_backends_cpu(),
-        }
+        bouncer_pids = (
+            [bouncer.process.pid] + ([child.pid for child in _children(bouncer.process.pid)]) if bouncer else []
+        )
+
+        def cpu_now() -> dict[str, float]:
+            now = {
+                "daphne": _cpu_seconds([pid]),
+                "PostgreSQL (our backends)": _cpu_seconds(_pids_matching(f" {database.name} "), children=False),
+                "PostgreSQL (ended backends, any database)": _ended_backends_cpu(),
+            }
+            if bouncer:
+                now["pgbouncer"] = _cpu_seconds(bouncer_pids, children=False)
+            return now
+
+        cpu = cpu_now()
         machine = machine_cpu()
         peak = [0]
         done = threading.Event()
 
         def watch() -> None:
             while not done.is_set():
-                peak[0] = max(peak[0], _held_by(database, pid))
+                # Through PgBouncer daphne holds none of PostgreSQL's: count the server's instead.
+                held_now = _server_connections(database) if bouncer else _held_by(database, pid)
+                peak[0] = max(peak[0], held_now)
                 done.wait(0.05)
 
         watcher = threading.Thread(target=watch, daemon=True)
@@ -142,15 +204,11 @@ def run(options, database: Database, token: str, conn_max_age: int, workdir: Pat
         started = time.monotonic()
         seconds, errors = asyncio.run(_burst(url, token, options.clients, options.requests))
         wall = time.monotonic() - started
-        after = {
-            "daphne": _cpu_seconds([pid]),
-            "PostgreSQL (our backends)": _cpu_seconds(_pids_matching(f" {database.name} "), children=False),
-            "PostgreSQL (ended backends, any database)": _ended_backends_cpu(),
-        }
+        after = cpu_now()
         busy = cpu_busy_share(machine, machine_cpu(), wall)
         done.set()
         watcher.join()
-        held = _held_by(database, pid)
+        held = _server_connections(database) if bouncer else _held_by(database, pid)
         time.sleep(options.settle)
         opened = _sessions(database) - sessions_before
         ms = [s * 1000 for s in seconds]
@@ -170,6 +228,17 @@ def run(options, database: Database, token: str, conn_max_age: int, workdir: Pat
         }
     finally:
         daphne.stop()
+        if bouncer:
+            bouncer.stop()
+
+
+def _children(pid: int) -> list:
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,6 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--web-concurrency", type=int, help="NESTLAB_WEB_CONCURRENCY for daphne (product: 16)")
     parser.add_argument("--settle", type=float, default=11.0, help="seconds for PostgreSQL to flush its statistics")
+    parser.add_argument(
+        "--pgbouncer",
+        action="store_true",
+        help="daphne reaches PostgreSQL through Debian's pgbouncer (transaction mode), started here",
+    )
+    parser.add_argument("--pgbouncer-pool", type=int, default=16, help="pgbouncer's default_pool_size (16)")
     options = parser.parse_args(argv)
     sys.path.insert(0, str(REPO_ROOT))
     _install_signal_handlers()
@@ -216,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     say(
         f"{options.requests} x GET /api/v1/operations/ from {options.clients} keep-alive clients, one daphne"
         + (f", NESTLAB_WEB_CONCURRENCY={options.web_concurrency}" if options.web_concurrency else "")
+        + (
+            f"; through pgbouncer (transaction mode, pool {options.pgbouncer_pool}): 'held' counts PostgreSQL's "
+            "connections to the database (pgbouncer's)"
+            if options.pgbouncer
+            else ""
+        )
     )
     for r in results:
         cpu = ", ".join(f"{name} {value:.2f}" for name, value in r["cpu_ms"].items())
