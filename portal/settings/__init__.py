@@ -233,6 +233,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# Behind a pooler in transaction mode (PgBouncer; docs/deployment.md) a cursor cannot outlive its
+# transaction, so Django's server-side cursors must be off.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DATABASE_DISABLE_SERVER_SIDE_CURSORS", False)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that a test's Celery worker process sees the test database;
     # one per test run, so that two runs in one checkout do not share it.

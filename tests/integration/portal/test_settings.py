@@ -111,6 +111,23 @@ def test_production_profile_redirects_plain_http_to_https():
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("given", "off"), [(None, False), ("1", True)])
+def test_server_side_cursors_go_off_only_behind_a_transaction_pooler(given, off):
+    """DATABASE_DISABLE_SERVER_SIDE_CURSORS: what PgBouncer in transaction mode needs (docs/deployment.md)."""
+    env = _production_env()
+    env.pop("DATABASE_DISABLE_SERVER_SIDE_CURSORS", None)
+    if given is not None:
+        env["DATABASE_DISABLE_SERVER_SIDE_CURSORS"] = given
+    shown = _manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.DATABASES['default']['DISABLE_SERVER_SIDE_CURSORS'])",
+        env=env,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == str(off)
+
+
 def test_daphne_keeps_one_database_connection_for_requests_one_after_another():
     """Daphne runs HTTP requests on a fixed set of threads (portal/asgi_limit.py), so requests
     one after another reuse one connection, the middleware's queries after the view included;
