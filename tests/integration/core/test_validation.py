@@ -21,3 +21,15 @@ def test_a_row_past_a_bound_is_refused_in_words_and_not_saved():
     assert set(refused.value.message_dict) == {"level", "text"}
     assert "at most 500 characters" in " ".join(refused.value.message_dict["text"])
     assert not Notice.objects.exists()
+
+
+def test_a_trusted_relation_is_not_looked_up_but_every_other_bound_still_holds(django_assert_num_queries):
+    """``trusted``: a related row the caller holds is not read again (labs.services.operation_start)."""
+    student = StudentFactory()
+    with django_assert_num_queries(2):  # the existence check of the user, and the insert
+        save_valid(Notice(user=student, text="checked"))
+    with django_assert_num_queries(1):  # the insert only
+        save_valid(Notice(user=student, text="trusted"), trusted=["user"])
+    with pytest.raises(ValidationError) as refused:
+        save_valid(Notice(user=student, level="loud", text="trusted"), trusted=["user"])
+    assert set(refused.value.message_dict) == {"level"}
