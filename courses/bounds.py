@@ -28,6 +28,9 @@ MAX_LIFETIME_DAYS = 3_650  # labs kept at most ten years after a course ends
 MAX_LEASE_HOURS = 8_760  # a lease of a year
 MAX_LEASE_EXTENSIONS = 100
 MAX_IDLE_MINUTES = 525_600  # a year
+# Warm pools (labs.models.WarmPool, CourseQuota.pool_labs): labs built ahead for a class; more
+# than a large class's roster only holds vCenter resources nobody will take.
+MAX_POOL_LABS = 1_000
 
 # Course dates: from the first day of 2000 to ten years from today.
 EARLIEST_DATE = datetime.date(2000, 1, 1)

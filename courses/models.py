@@ -765,6 +765,11 @@ class QuotaLimits(models.Model):
         "Minutes without portal activity or console use before a running lab is powered off.", bounds.MAX_IDLE_MINUTES
     )
 
+    pool_labs = _limit(
+        "Labs built ahead in the class's warm pool, given to no one yet (they count in the other limits too).",
+        bounds.MAX_POOL_LABS,
+    )
+
     LIMIT_FIELDS = (
         "running_labs",
         "labs_per_student",
@@ -777,6 +782,7 @@ class QuotaLimits(models.Model):
         "lease_hours",
         "lease_extensions",
         "idle_minutes",
+        "pool_labs",
     )
 
     class Meta:

@@ -102,6 +102,18 @@ def _send(operation_id: int, kind: str, params: dict | None, *, task_id: str | N
     current_app.send_task(RUN_OPERATION, args=[operation_id], kwargs=kwargs, task_id=task_id, queue=queue)
 
 
+POOL_TICK = "labs.pool_tick"
+
+
+def pool_nudge(course_id: int) -> None:
+    """Have a quick worker refill a course's warm pool now (a Start just took a lab from it);
+    beat's minute does it anyway if this message is lost."""
+    try:
+        current_app.send_task(POOL_TICK, args=[course_id], queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+    except Exception:
+        logger.warning("Cannot nudge the warm pool of course %s; the next minute refills it", course_id, exc_info=True)
+
+
 def line_words(operation: Operation, ahead: int) -> str:
     """Why a build waits, and its place in line, in words."""
     endpoint = operation.endpoint

@@ -268,7 +268,9 @@ def class_check_start(
     Asked by id, a lab that is not ready is refused in its own route's words and one not in the
     course is "not there" (``Lab.DoesNotExist``), as in ``labs.services.class_labs_apply``."""
     class_check_allowed(course=course, actor=actor)
-    labs = Lab.objects.filter(course=course).select_related("course", "student", "template_version")
+    labs = Lab.objects.filter(course=course, student__isnull=False).select_related(
+        "course", "student", "template_version"
+    )
     if lab_ids is None:
         chosen = [(lab.pk, lab) for lab in labs.filter(state=Lab.State.READY).order_by("student__username", "number")]
     else:

@@ -51,9 +51,10 @@ def tick(now: datetime | None = None) -> Tick:
     held = sessions.held_labs(now)
     # Ready labs and labs in error (a failed revert can leave VMs on) that run; busy ones are
     # looked at again next minute.
-    running = Lab.objects.filter(state__in=services.SETTLED_STATES, running_since__isnull=False).select_related(
-        "course", "student"
-    )
+    # Warm-pool labs are the pool's to power (labs.pools): no lease, idle clock or student to tell.
+    running = Lab.objects.filter(
+        state__in=services.SETTLED_STATES, running_since__isnull=False, student__isnull=False
+    ).select_related("course", "student")
 
     for lab in running:
         course, quota = lab.course, quotas.get(lab.course_id)
@@ -89,7 +90,9 @@ def tick(now: datetime | None = None) -> Tick:
             continue
         delete_on = course.ends_on + bounds.lifetime_after_end(quota.lifetime_days_after_end) + timedelta(days=1)
         delete_at = timezone.make_aware(datetime.combine(delete_on, datetime.min.time()))
-        labs = Lab.objects.filter(course=course, state__in=Lab.ACTIVE_STATES).exclude(state=Lab.State.DELETING)
+        labs = Lab.objects.filter(course=course, state__in=Lab.ACTIVE_STATES, student__isnull=False).exclude(
+            state=Lab.State.DELETING
+        )
         for lab in labs.filter(Q(deletion_notice_at__isnull=True), ~Q(state=Lab.State.PROVISIONING)):
             if now >= delete_at - DELETION_WARNING:
                 Lab.objects.filter(pk=lab.pk).update(deletion_notice_at=now)

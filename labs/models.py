@@ -7,6 +7,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from courses import bounds
+
 # Custom attribute Nestlab writes on every VM it builds (labs.jobs.lab_build): how Reconcile finds
 # its VMs, and how a lab VM is told from a template source (labs.template_sources).
 LAB_ATTRIBUTE = "nestlab.lab_id"
@@ -16,7 +18,9 @@ class Lab(models.Model):
     """One student's private copy of a course's template version, on its own networks.
 
     ``number`` counts a student's labs in a course (1 is the lab they started, higher
-    numbers are clones). Hours are metered while any VM is powered on: ``hours_used``
+    numbers are clones). A lab without a student is a warm-pool lab (``labs.pools``): built
+    ahead for the course and given to no one yet; a Start hands it over (``given_at``).
+    Hours are metered while any VM is powered on: ``hours_used``
     holds the closed periods and ``running_since`` the open one.
     """
 
@@ -33,7 +37,14 @@ class Lab(models.Model):
     ACTIVE_STATES = frozenset({State.PROVISIONING, State.READY, State.BUSY, State.ERROR, State.DELETING})
 
     course = models.ForeignKey("courses.Course", on_delete=models.PROTECT, related_name="labs")
-    student = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="labs")
+    student = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="labs",
+        help_text="Whose lab it is; empty while it waits in the course's warm pool.",
+    )
     number = models.PositiveSmallIntegerField(default=1)
     template_version = models.ForeignKey("courses.TemplateVersion", on_delete=models.PROTECT, related_name="labs")
     endpoint = models.ForeignKey("courses.VCenterEndpoint", on_delete=models.PROTECT, related_name="labs")
@@ -77,6 +88,9 @@ class Lab(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     ready_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    given_at = models.DateTimeField(
+        null=True, blank=True, help_text="When this lab, built ahead in the warm pool, was handed to its student."
+    )
 
     class Meta:
         ordering = ["course", "student__username", "number"]
@@ -89,8 +103,16 @@ class Lab(models.Model):
 
     @property
     def name(self) -> str:
-        """Readable and unique in vCenter: course code, student, lab number."""
+        """Readable and unique in vCenter: course code, student, lab number (a pool lab: course
+        code and its id, until a Start renames it)."""
+        if self.student_id is None:
+            return f"{self.course.code}-pool-{self.pk}"
         return f"{self.course.code}-{self.student.username}-{self.number}"
+
+    @property
+    def in_pool(self) -> bool:
+        """Built ahead and given to no one yet (``labs.pools``)."""
+        return self.student_id is None
 
     @property
     def is_active(self) -> bool:
@@ -292,6 +314,7 @@ class Operation(models.Model):
         RECONCILE = "reconcile", "Reconcile with vCenter"
         PREPARE_SOURCES = "prepare_sources", "Prepare template VMs"
         CHECK = "check", "Check my work"
+        HAND_OVER = "hand_over", "Hand over a pool lab"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -585,3 +608,33 @@ class SessionPreparation(models.Model):
     def refusals(self) -> list[tuple[str, str]]:
         """(username, why) of the students whose lab was not made ready."""
         return sorted((name, words) for name, words in self.outcome.items() if words not in self.DONE_WORDS)
+
+
+class WarmPool(models.Model):
+    """A course's warm pool (``labs.pools``): labs of its current template version built ahead
+    and given to no one, so that a Start hands one over in a second instead of cloning.
+
+    ``size`` is how many the instructor wants ready at all times; with ``from_schedule`` the pool
+    also holds one for every enrolled student without a lab while a class session is near or on
+    (``labs.pools.target``). The course's quota caps it (``CourseQuota.pool_labs`` and the
+    class's vCPU, memory and storage); a pool lab holds no student's place.
+    """
+
+    class Sizing(models.TextChoices):
+        FIXED = "fixed", "A fixed number"
+        SCHEDULE = "schedule", "From the class schedule, plus the fixed number"
+
+    course = models.OneToOneField("courses.Course", on_delete=models.CASCADE, related_name="warm_pool")
+    size = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(bounds.MAX_POOL_LABS)],
+        help_text="Labs kept ready for students who have none yet (0: no pool).",
+    )
+    sizing = models.CharField(max_length=16, choices=Sizing.choices, default=Sizing.FIXED)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"Warm pool of {self.course.code}"

@@ -48,6 +48,7 @@ POWERING_ON_KINDS = frozenset(
         Operation.Kind.RESET,
         Operation.Kind.REVERT,
         Operation.Kind.POWER,
+        Operation.Kind.HAND_OVER,
     }
 )
 
@@ -56,6 +57,8 @@ def _powers_on(operation: Operation) -> bool:
     """Will this operation power its lab on? Builds and resets end with every VM on; a power
     action "on", or "reset" (which powers on a VM that is off); a revert to a snapshot taken
     with VMs on."""
+    if operation.kind == Operation.Kind.HAND_OVER:
+        return True  # a pool lab handed over ends powered on
     if operation.kind == Operation.Kind.POWER:
         return operation.params.get("action") in ("on", "reset")
     if operation.kind == Operation.Kind.REVERT:
@@ -77,6 +80,8 @@ def running_labs(course: Course) -> int:
 
 
 def student_hours(course: Course, student: AbstractBaseUser) -> float:
+    """Hours the student's labs ran (a lab handed over from the warm pool counts from then:
+    its hours in the pool are the course's, see ``labs.pools``)."""
     return sum(lab.hours_now() for lab in Lab.objects.filter(course=course, student=student))
 
 
@@ -105,18 +110,47 @@ def check_hours(quota: CourseQuota, course: Course, student: AbstractBaseUser) -
         _refuse("No lab hours are left", limit, used, " h")
 
 
+def check_student_lab(
+    quota: CourseQuota, course: Course, student: AbstractBaseUser, *, mine: int | None = None
+) -> None:
+    """One more lab for the student (a new one, or one handed over from the warm pool); ``mine``
+    when the caller counted the student's active labs already."""
+    if quota.labs_per_student is None:
+        return
+    extra_labs, _ = _top_ups(course, student, quota)
+    limit = quota.labs_per_student + extra_labs
+    if mine is None:
+        mine = _active_labs(course).filter(student=student).count()
+    if mine + 1 > limit:
+        _refuse("You cannot have another lab in this course", limit, mine)
+
+
 def check_new_lab(quota: CourseQuota, course: Course, student: AbstractBaseUser, version: TemplateVersion) -> None:
     """A new lab (start or clone): labs per student, vCPU, memory and storage of the class."""
     # The student's labs and the class's totals in one query.
     totals = _active_labs(course).aggregate(
         mine=Count("pk", filter=Q(student=student)), vcpu=Sum("vcpu"), memory=Sum("memory_mb"), disk=Sum("disk_gb")
     )
-    if quota.labs_per_student is not None:
-        extra_labs, _ = _top_ups(course, student, quota)
-        limit = quota.labs_per_student + extra_labs
-        mine = totals["mine"]
-        if mine + 1 > limit:
-            _refuse("You cannot have another lab in this course", limit, mine)
+    check_student_lab(quota, course, student, mine=totals["mine"])
+    _check_class_resources(quota, version, totals)
+
+
+def check_pool_lab(quota: CourseQuota, course: Course, version: TemplateVersion) -> None:
+    """One more lab in the course's warm pool: the pool's own line, then the class's resources
+    (a pool lab holds vCPU, memory and storage as any lab; no student's place)."""
+    totals = _active_labs(course).aggregate(
+        pooled=Count("pk", filter=Q(student__isnull=True)),
+        vcpu=Sum("vcpu"),
+        memory=Sum("memory_mb"),
+        disk=Sum("disk_gb"),
+    )
+    if quota.pool_labs is not None and totals["pooled"] + 1 > quota.pool_labs:
+        _refuse("The class's warm pool cannot hold another lab", quota.pool_labs, totals["pooled"])
+    _check_class_resources(quota, version, totals)
+
+
+def _check_class_resources(quota: CourseQuota, version: TemplateVersion, totals: dict) -> None:
+    """vCPU, memory and storage of all the class's labs (its pool's included) with one more."""
     vcpu, memory_gb, disk_gb = totals["vcpu"] or 0, (totals["memory"] or 0) / 1024, totals["disk"] or 0
     if quota.vcpu_total is not None and vcpu + version.vcpu_total > quota.vcpu_total:
         _refuse(
@@ -169,10 +203,12 @@ def course_usage(course: Course) -> Usage:
     active = list(_active_labs(course))
     per_student: dict[int, int] = {}
     for lab in active:
+        if lab.student_id is None:
+            continue  # a warm-pool lab holds no student's place
         per_student[lab.student_id] = per_student.get(lab.student_id, 0) + 1
     snapshot_counts = _snapshot_counts(active)
     hours: dict[int, float] = {}
-    for lab in Lab.objects.filter(course=course):
+    for lab in Lab.objects.filter(course=course, student__isnull=False):
         hours[lab.student_id] = hours.get(lab.student_id, 0) + lab.hours_now()
     return Usage(
         running_labs=running_labs(course),

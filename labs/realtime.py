@@ -90,11 +90,14 @@ def operation_groups(operation: Operation) -> list[str]:
     """
     if operation.lab_id:
         # A lab never changes course: the lab the caller already holds says which, without a query.
+        # Its student may change (a warm-pool lab handed over): read with it.
         if Operation.lab.is_cached(operation):
-            course_id = operation.lab.course_id
+            course_id, student_id = operation.lab.course_id, operation.lab.student_id
         else:
-            course_id = Lab.objects.values_list("course_id", flat=True).get(pk=operation.lab_id)
-        groups = [realtime.lab_group(operation.lab_id), realtime.course_group(course_id)]
+            course_id, student_id = Lab.objects.values_list("course_id", "student_id").get(pk=operation.lab_id)
+        groups = [realtime.lab_group(operation.lab_id)]
+        if student_id is not None:  # a warm-pool lab is no row of the class table (pool_changed)
+            groups.append(realtime.course_group(course_id))
         source = (operation.params or {}).get("source_lab")
         if operation.kind == Operation.Kind.CLONE and source:
             groups.append(realtime.lab_group(source))  # the source lab's page shows it busy
@@ -121,15 +124,44 @@ def lab_payload(lab: Lab) -> dict[str, Any]:
     }
 
 
+def lab_groups(lab: Lab) -> list[str]:
+    """A lab's own group and its course's; a warm-pool lab's own only: it is no row of the class
+    table, whose page learns of the pool from ``pool_changed`` (and of a lab handed over from
+    its first ``lab.state``)."""
+    if lab.student_id is None:
+        return [realtime.lab_group(lab.pk)]
+    return [realtime.lab_group(lab.pk), realtime.course_group(lab.course_id)]
+
+
 def lab_changed(lab: Lab, *, activity_at: datetime | None = None) -> None:
     """Push the lab's state to its own group and its course's (schema: docs/websocket.md).
 
     ``activity_at``: its student used it then (``labs.services.lab_operation``), written in the
     same statement as the sequence number."""
     seq = next_seq(lab, last_activity_at=activity_at) if activity_at is not None else next_seq(lab)
+    realtime.publish(lab_groups(lab), {"type": "lab.state", "seq": seq, "lab": lab_payload(lab)})
+    if lab.student_id is None:
+        pool_changed(lab.course_id)
+
+
+def pool_payload(course_id: int) -> dict[str, Any]:
+    status = selectors.pool_status(course_id)
+    return {
+        "course": course_id,
+        "size": status.size,
+        "sizing": status.sizing,
+        "target": status.target,
+        "ready": status.ready,
+        "building": status.building,
+        "given_today": status.given_today,
+        "words": status.words,
+    }
+
+
+def pool_changed(course_id: int) -> None:
+    """Push a course's warm pool (ready, building, given out today) to its class page."""
     realtime.publish(
-        [realtime.lab_group(lab.pk), realtime.course_group(lab.course_id)],
-        {"type": "lab.state", "seq": seq, "lab": lab_payload(lab)},
+        [realtime.course_group(course_id)], {"type": "pool.state", "seq": 0, "pool": pool_payload(course_id)}
     )
 
 
@@ -137,7 +169,7 @@ def guide_changed(lab: Lab) -> None:
     """Push a lab's guide progress (score, each step's state, each check's last result) to the
     lab's page and the class's progress grid (schema: docs/websocket.md)."""
     realtime.publish(
-        [realtime.lab_group(lab.pk), realtime.course_group(lab.course_id)],
+        lab_groups(lab),
         {"type": "lab.guide", "seq": next_seq(lab), "guide": selectors.lab_guide_progress(lab)},
     )
 
@@ -169,7 +201,7 @@ def vm_payload(vm: LabVM) -> dict[str, Any]:
 
 def vm_changed(vm: LabVM) -> None:
     realtime.publish(
-        [realtime.lab_group(vm.lab_id), realtime.course_group(vm.lab.course_id)],
+        lab_groups(vm.lab),
         # The lab's words change with its VMs' power ("Partly running"): they come along.
         {"type": "vm.state", "seq": next_seq(vm), "vm": vm_payload(vm), "lab_state_label": vm.lab.state_label},
     )
@@ -191,7 +223,7 @@ def snapshots_changed(lab: Lab) -> None:
     lab.refresh_from_db(fields=["current_snapshot"])
     realtime.publish(
         # The course group too: the lab's seq moves, and a class table must not see a gap.
-        [realtime.lab_group(lab.pk), realtime.course_group(lab.course_id)],
+        lab_groups(lab),
         {
             "type": "snapshot.changed",
             "seq": next_seq(lab),
@@ -203,7 +235,10 @@ def snapshots_changed(lab: Lab) -> None:
 
 
 def notify_user(user_id: int, text: str, level: str = "warning") -> None:
-    """A notice for one person: a toast on any page they have open, and on their next page."""
+    """A notice for one person: a toast on any page they have open, and on their next page
+    (nobody's for a warm-pool lab, which has no student)."""
+    if user_id is None:
+        return
     notice_send(user_id=user_id, text=text, level=level)
 
 
@@ -234,7 +269,7 @@ def lab_full_state(lab: Lab, *, can_act: bool) -> dict[str, Any]:
 def course_full_state(course_id: int) -> dict[str, Any]:
     """Every lab of a course for the instructor's class table."""
     labs = list(
-        Lab.objects.filter(course_id=course_id)
+        Lab.objects.filter(course_id=course_id, student__isnull=False)
         .exclude(state=Lab.State.DELETED)
         .select_related("student", "course")
         .prefetch_related("vms")

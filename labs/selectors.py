@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Max, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.utils import timezone
 
 from core import roles
 from core.etags import fingerprint
 from courses import guides, permissions
-from courses.models import Course, LabTemplate, TemplateVersion, VCenterEndpoint
+from courses import selectors as course_selectors
+from courses.models import ClassSession, Course, LabTemplate, TemplateVersion, VCenterEndpoint
 from labs import template_sources, vsphere
 from labs.endpoints import endpoint_client
-from labs.models import CheckResult, ConsoleSession, Lab, LabSnapshot, LabVM, Operation, StepResult
+from labs.models import CheckResult, ConsoleSession, Lab, LabSnapshot, LabVM, Operation, StepResult, WarmPool
 from lti.models import CourseLink
 
 
@@ -61,7 +64,8 @@ def lab_list(
     """Labs a user may see: admins all, instructors those of the courses they teach, students
     their own (the same people as ``labs.permissions.can_view_lab``). Deleted labs are left out
     unless asked for, by ``state="deleted"`` or ``include_deleted``."""
-    labs = Lab.objects.select_related("course", "student")
+    # Warm-pool labs are nobody's yet: the pool's own routes show them (``pool_status``).
+    labs = Lab.objects.filter(student__isnull=False).select_related("course", "student")
     if not roles.is_admin(user):
         if not user.is_authenticated:
             return labs.none()
@@ -132,7 +136,8 @@ def lab_detail_etag(lab: Lab) -> str:
         max((vm.pk for vm in vms), default=0),
         sum(1 for vm in vms if vm.power_state == LabVM.PowerState.ON),
     )
-    return _lab_etag(lab, lab.course.code, lab.student.username, summary, lab.active_operation)
+    username = lab.student.username if lab.student_id else ""
+    return _lab_etag(lab, lab.course.code, username, summary, lab.active_operation)
 
 
 def lab_detail_version(*, lab_id: int, user: AbstractBaseUser) -> str | None:
@@ -291,7 +296,7 @@ def class_summaries(course_ids) -> dict[int, dict[str, int]]:
     from a template tag)."""
     summaries = {course_id: {"labs": 0, "running": 0, "busy": 0, "errors": 0} for course_id in course_ids}
     rows = (
-        Lab.objects.filter(course_id__in=summaries, state__in=Lab.ACTIVE_STATES)
+        Lab.objects.filter(course_id__in=summaries, state__in=Lab.ACTIVE_STATES, student__isnull=False)
         .values("course_id")
         .annotate(
             labs=Count("pk"),
@@ -470,3 +475,114 @@ def course_guide_grid(*, course: Course, user: AbstractBaseUser) -> dict[str, An
 def course_has_grade_book(course: Course) -> bool:
     """Whether an LMS linked to the course offers a grade book (scores can be sent to it)."""
     return CourseLink.objects.filter(course=course).exclude(lineitems_url="").exists()
+
+
+# Warm pools (issue 13): labs built ahead for a course and given to no one yet (labs.pools).
+
+# How often beat runs the pool and session ticks: a window that opens just after one is seen up to
+# this late (labs.sessions.TICK_PERIOD is the same minute).
+POOL_TICK_PERIOD = timedelta(minutes=1)
+
+
+def session_lead_time(session: ClassSession, build_time: timedelta) -> timedelta:
+    """How long before a meeting's start its students' labs begin to be made ready
+    (labs.sessions): the instructor's lead, the measured build time and the tick's period."""
+    return timedelta(minutes=session.ready_minutes_before) + build_time + POOL_TICK_PERIOD
+
+
+@dataclass(frozen=True)
+class PoolWindow:
+    """Where a course stands against its class sessions, for its warm pool: ``filling`` from one
+    build before the sessions' own window (so pool labs are ready when the session tick hands them
+    out) to the meeting's end; ``warm`` (pool labs powered on, so a take is instant) from the
+    session tick's window to the end."""
+
+    filling: bool = False
+    warm: bool = False
+
+
+def pool_window(course: Course, now: datetime | None = None) -> PoolWindow:
+    now = now or timezone.now()
+    version = course.template_version
+    sessions = list(course.sessions.all())
+    if version is None or not sessions:
+        return PoolWindow()
+    build = template_build_time(version)
+    filling = warm = False
+    for session in sessions:
+        lead = session_lead_time(session, build)
+        until = now + lead + build + POOL_TICK_PERIOD
+        for occurrence in course_selectors.session_occurrences(sessions=[session], after=now, until=until):
+            filling = True
+            warm = warm or occurrence.starts_at - lead <= now
+    return PoolWindow(filling=filling, warm=warm)
+
+
+def pool_labs(course: Course) -> QuerySet[Lab]:
+    """The course's warm-pool labs that hold vCenter resources (any version; deleting ones too)."""
+    return Lab.objects.filter(course=course, student__isnull=True, state__in=Lab.ACTIVE_STATES)
+
+
+def students_without_lab(course: Course) -> int:
+    """Enrolled students who have no lab in the course (what a schedule-sized pool is for)."""
+    with_lab = Lab.objects.filter(course=course, state__in=Lab.ACTIVE_STATES, student__isnull=False)
+    return course.enrollments.exclude(student__in=with_lab.values("student")).count()
+
+
+def pool_target(course: Course, pool: WarmPool | None, window: PoolWindow) -> int:
+    """How many labs the course's pool should hold now, before its quota has its say: none for a
+    course that cannot start labs; the instructor's number, and with schedule sizing one for
+    every enrolled student without a lab while a session is near or on."""
+    if pool is None or course.state != Course.State.OPEN or course.has_ended:
+        return 0
+    if course.template_version is None or not course.template_version.is_published:
+        return 0
+    target = pool.size
+    if pool.sizing == WarmPool.Sizing.SCHEDULE and window.filling:
+        target += students_without_lab(course)
+    return target
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    """A course's warm pool as the class page and the API show it."""
+
+    size: int
+    sizing: str
+    target: int
+    cap: int | None
+    ready: int
+    building: int
+    given_today: int
+    words: str
+
+
+def pool_status(course_id: int, now: datetime | None = None) -> PoolStatus:
+    now = now or timezone.now()
+    course = Course.objects.select_related("template_version", "quota").get(pk=course_id)
+    pool = WarmPool.objects.filter(course=course).first()
+    target = pool_target(course, pool, pool_window(course, now))
+    current = pool_labs(course).filter(template_version=course.template_version)
+    ready = current.filter(state=Lab.State.READY).count()
+    building = current.filter(state=Lab.State.PROVISIONING).count()
+    midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    given_today = Lab.objects.filter(course=course, given_at__gte=midnight).count()
+    quota = getattr(course, "quota", None)
+    cap = quota.pool_labs if quota is not None else None
+    if pool is None or (target == 0 and pool.size == 0):
+        words = "No warm pool: every Start builds a new lab."
+    else:
+        words = f"{ready} ready and {building} being built of {target} wanted"
+        if cap is not None and cap < target:
+            words += f" (the quota caps the pool at {cap})"
+        words += f"; {given_today} given out today."
+    return PoolStatus(
+        size=pool.size if pool else 0,
+        sizing=pool.sizing if pool else WarmPool.Sizing.FIXED,
+        target=target,
+        cap=cap,
+        ready=ready,
+        building=building,
+        given_today=given_today,
+        words=words,
+    )

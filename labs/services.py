@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from core import audit as portal_audit
@@ -25,7 +25,7 @@ from courses.models import Course, CourseQuota, LabTemplate, TemplateVersion, VC
 from labs import audit, dispatch, permissions, quotas, realtime, selectors
 from labs.metering import lab_power_changed, lab_vms_vanished
 from labs.metering import select_lab_for_update as _select_lab_for_update
-from labs.models import Lab, LabNetwork, LabSnapshot, LabVM, Operation
+from labs.models import Lab, LabNetwork, LabRun, LabSnapshot, LabVM, Operation
 
 logger = logging.getLogger(__name__)
 
@@ -278,9 +278,10 @@ def _allocate_vlans(lab: Lab, names: list[str]) -> None:
     lab.endpoint = endpoint  # the operation's endpoint: read once
 
 
-def _new_lab(*, course: Course, student: AbstractBaseUser, source_lab: Lab | None = None) -> Lab:
+def _new_lab(*, course: Course, student: AbstractBaseUser | None, source_lab: Lab | None = None) -> Lab:
     """A lab of the course's version, or for a clone of its source's: the clone copies the
-    source's VMs, so it has their roles and sizes (and endpoint) whatever the course uses now."""
+    source's VMs, so it has their roles and sizes (and endpoint) whatever the course uses now.
+    Without a student: a warm-pool lab (``labs.pools``)."""
     version = source_lab.template_version if source_lab is not None else course.template_version
     number = (
         Lab.objects.filter(course=course, student=student).order_by("-number").values_list("number", flat=True).first()
@@ -376,11 +377,68 @@ def _lab_start_checked(
         if only_if_none and Lab.objects.filter(course=course, student=student, state__in=Lab.ACTIVE_STATES).exists():
             # Checked under the quota lock: two "provision the class" clicks give one lab each.
             raise AlreadyHasLab(f"{student.username} already has a lab.")
+        handed = _pool_lab_hand_over(quota=quota, course=course, student=student, actor=actor, params=params)
+        if handed is not None:
+            return handed
         quotas.check_new_lab(quota, course, student, course.template_version)
         quotas.check_running_slot(quota, course)
         quotas.check_hours(quota, course, student)
         lab = _new_lab(course=course, student=student)
         return lab_operation(lab, Operation.Kind.PROVISION, actor, params)
+
+
+def _pool_lab_hand_over(
+    *,
+    quota: CourseQuota,
+    course: Course,
+    student: AbstractBaseUser,
+    actor: AbstractBaseUser | None,
+    params: dict[str, Any] | None,
+) -> Operation | None:
+    """Give the student a ready lab of the course's warm pool (``labs.pools``), if it has one:
+    theirs in the database at once, renamed and powered on by a quick operation (no clone).
+    None when the pool has none ready: the caller builds a new lab.
+
+    The caller holds the course's quota row, so starts in one course take pool labs one after
+    the other; ``skip_locked`` also passes over a pool lab another transaction holds (the pool's
+    own tick deleting or powering it). A lab with an operation queued or running is not ready to
+    give. Its vCPU, memory and storage are counted already (a pool lab counts as any lab); the
+    student's place, running slot and hours are checked as for a new lab.
+    """
+    lab = (
+        Lab.objects.select_for_update(skip_locked=True)
+        .filter(course=course, student__isnull=True, state=Lab.State.READY, template_version=course.template_version)
+        .exclude(pk__in=Operation.objects.filter(state__in=Operation.ACTIVE_STATES, lab__isnull=False).values("lab_id"))
+        .order_by(F("running_since").asc(nulls_last=True), "created_at", "pk")  # a running one is ready soonest
+        .first()
+    )
+    if lab is None:
+        return None
+    quotas.check_student_lab(quota, course, student)
+    if not lab.is_running:
+        quotas.check_running_slot(quota, course)
+    quotas.check_hours(quota, course, student)
+    now = timezone.now()
+    # Its hours in the pool were the course's: the student's count from the hand-over.
+    if lab.running_since is not None:
+        LabRun.objects.create(lab=lab, started_at=lab.running_since, ended_at=now)
+        lab.running_since = now
+    lab.hours_used = 0
+    lab.student = student
+    lab.number = (
+        Lab.objects.filter(course=course, student=student).order_by("-number").values_list("number", flat=True).first()
+        or 0
+    ) + 1
+    lab.given_at = lab.last_activity_at = now
+    lab.save(update_fields=["student", "number", "given_at", "last_activity_at", "hours_used", "running_since"])
+    for vm in lab.vms.all():
+        vm.name = f"{lab.name}-{vm.role}"
+        vm.save(update_fields=["name"])
+    operation = lab_operation(lab, Operation.Kind.HAND_OVER, actor, params)
+    realtime.pool_changed(course.pk)
+    # The pool refills behind it now, not at the next minute's tick.
+    transaction.on_commit(lambda: dispatch.pool_nudge(course.pk), robust=True)
+    return operation
 
 
 @dataclass
@@ -595,7 +653,9 @@ def labs_out_of_hours_power_off() -> list[Operation]:
     Run every minute by Celery beat. A lab that is busy is looked at again next minute.
     """
     started = []
-    running = Lab.objects.filter(running_since__isnull=False, state__in=SETTLED_STATES).select_related("course")
+    running = Lab.objects.filter(
+        running_since__isnull=False, state__in=SETTLED_STATES, student__isnull=False
+    ).select_related("course")
     limits = {q.course_id: q.lab_hours_per_student for q in CourseQuota.objects.filter(course__labs__in=running)}
     checked: set[tuple[int, int]] = set()
     for lab in running:

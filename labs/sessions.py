@@ -87,8 +87,9 @@ TICK_PERIOD = timedelta(minutes=1)
 
 def lead_time(session: ClassSession, build_time: timedelta) -> timedelta:
     """How long before a meeting's start its labs begin to be made ready: the instructor's lead,
-    the measured build time and the tick's period."""
-    return timedelta(minutes=session.ready_minutes_before) + build_time + TICK_PERIOD
+    the measured build time and the tick's period (``selectors.session_lead_time``: the warm pool
+    fills ahead of it)."""
+    return selectors.session_lead_time(session, build_time)
 
 
 def _sessions_ahead(now: datetime):

@@ -9,8 +9,8 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from labs import dispatch, jobs, lifecycle, services, sessions
-from labs.dispatch import RUN_OPERATION, TELL_BUILD_LINE
+from labs import dispatch, jobs, lifecycle, pools, services, sessions
+from labs.dispatch import POOL_TICK, RUN_OPERATION, TELL_BUILD_LINE
 from labs.reaper import reap
 
 
@@ -60,3 +60,16 @@ def lifecycle_tick() -> dict:
 def sessions_tick() -> dict:
     result = sessions.tick_alone()
     return vars(result) if result is not None else {"skipped": True}
+
+
+@shared_task(name=POOL_TICK, ignore_result=True)
+def pool_tick(course_id: int) -> dict:
+    """One course's warm pool, right after a take (labs.dispatch.pool_nudge)."""
+    result = pools.course_pool_tick_alone(course_id)
+    return vars(result) if result is not None else {"skipped": True}
+
+
+@shared_task(name="labs.pools_tick", ignore_result=True)
+def pools_tick() -> int:
+    """Every course's warm pool: beat's minute."""
+    return len(pools.tick_alone())

@@ -799,7 +799,9 @@ def class_provision(request: HttpRequest, course_id: int) -> HttpResponse:
     if request.method == "POST" and request.POST.get("confirmed"):
         _provision(request, course, None)
         return redirect(_class_url(course))
-    with_lab = Lab.objects.filter(course=course, state__in=Lab.ACTIVE_STATES).values_list("student_id", flat=True)
+    with_lab = Lab.objects.filter(course=course, state__in=Lab.ACTIVE_STATES, student__isnull=False).values_list(
+        "student_id", flat=True
+    )
     waiting = [
         enrollment.student
         for enrollment in course.enrollments.select_related("student").exclude(student_id__in=with_lab)

@@ -26,6 +26,9 @@ from labs.vsphere import NotFound, PortGroupSpec, VSphereClient, VSphereError
 
 logger = logging.getLogger(__name__)
 
+# The custom attribute that names a lab's student: empty on a warm-pool lab, written when a Start
+# hands it over (labs.jobs.lab_ops.HandOverLab).
+OWNER_ATTRIBUTE = "nestlab.owner"
 LABS_FOLDER = LABS_FOLDER_NAME  # the one name, kept in courses.models (endpoint rules need it)
 BASELINE_NAME = "Baseline"
 
@@ -150,6 +153,8 @@ class LabBuilder:
         """CPU, memory, nested HV, NICs on the lab's port groups, owner and lab id."""
         port_groups = {network.name: network.port_group for network in self.lab.networks.all()}
         vms = list(self.lab.vms.all())
+        owner = self.lab.student.username if self.lab.student_id else ""
+        whose = f"for {owner}" if owner else "in its warm pool"
 
         def configure(vm: LabVM, reporter: Reporter, index: int) -> None:
             spec = self.vm_spec(vm.role)
@@ -159,8 +164,8 @@ class LabBuilder:
                 num_cpus=spec["num_cpu"],
                 memory_mb=spec["memory_mb"],
                 annotation=(
-                    f"Nestlab lab {self.lab.name}: {vm.role} of {self.lab.course.code} for "
-                    f"{self.lab.student.username}. Managed by Nestlab; changes here may be lost on Reset."
+                    f"Nestlab lab {self.lab.name}: {vm.role} of {self.lab.course.code} "
+                    f"{whose}. Managed by Nestlab; changes here may be lost on Reset."
                 ),
                 nic_networks=[port_groups[name] for name in spec["nic_networks"]],
                 extra_config=guides.guestinfo(self.lab.variables) or None,
@@ -171,7 +176,7 @@ class LabBuilder:
                 vm.moref,
                 {
                     LAB_ATTRIBUTE: str(self.lab.pk),
-                    "nestlab.owner": self.lab.student.username,
+                    OWNER_ATTRIBUTE: owner,
                     "nestlab.course": self.lab.course.code,
                 },
             )

@@ -13,6 +13,7 @@ from labs import capacity, realtime
 from labs.dispatch import RESET_REVERTS
 from labs.jobs.lab_build import (
     BASELINE_NAME,
+    OWNER_ATTRIBUTE,
     CloneSource,
     LabBuilder,
     mark_ready,
@@ -26,6 +27,8 @@ from labs.models import Lab, LabSnapshot, LabVM, Operation
 from labs.vsphere import NotFound, VSphereError
 
 GUEST_SHUTDOWN_TIMEOUT = 120
+# A provision's param: leave the lab powered off once built (a warm-pool lab nobody needs yet).
+STAY_OFF = "stay_off"
 
 
 class LabJob(Job):
@@ -156,6 +159,10 @@ def build_lab(job: LabJob, sources: list[CloneSource]) -> None:
     job.lab.save(update_fields=["current_snapshot"])
     # The page's snapshot tree learns of the baseline (it showed none while the lab was built).
     realtime.snapshots_changed(job.lab)
+    if job.context.operation.params.get(STAY_OFF):
+        # A warm-pool lab waits powered off when no class session is near (labs.pools).
+        builder.refresh_power()
+        return
     job.step("Powering on in boot order", 14, builder.power_on_in_boot_order)
 
 
@@ -195,6 +202,39 @@ class CloneLab(ProvisionLab):
                 raise OperationFailed(f"The source lab has no {vm.role} VM to clone.")
             sources.append(CloneSource(vm=vm, source_moref=origin.moref, snapshot=None, linked=False))
         build_lab(self, sources)
+        self.finish(Lab.State.READY)
+
+
+@register
+class HandOverLab(LabJob):
+    """A warm-pool lab becomes its student's (labs.services, on Start): its VMs and folder get the
+    student's lab names and the owner attribute, and it is powered on if it waited off. A quick
+    operation: renames and power-ons, no clone. The database says whose it is from the click;
+    when a rename fails the lab is still theirs and works (Nestlab finds VMs by moref and by the
+    lab-id attribute), and the operation says which name could not be given."""
+
+    kind = Operation.Kind.HAND_OVER
+
+    def perform(self) -> None:
+        lab, client = self.lab, self.context.client
+        deadline = settings.NESTLAB_VSPHERE_TASK_DEADLINE
+        vms = list(lab.vms.exclude(moref="").exclude(power_state=LabVM.PowerState.MISSING))
+        owner = lab.student.username if lab.student_id else ""
+
+        def rename(vm: LabVM, reporter: Reporter, index: int) -> None:
+            client.rename(vm.moref, vm.name, deadline=deadline)
+            client.set_custom_values(vm.moref, {OWNER_ATTRIBUTE: owner})
+
+        def rename_all(tick: Callable[[float, str | None], None]) -> None:
+            run_parallel(vms, rename, on_tick=tick)
+            if lab.folder_moref:
+                client.rename(lab.folder_moref, lab.name, deadline=deadline)
+
+        self.step(f"Giving the lab to {owner}: renaming its {len(vms)} VMs and folder", 40, rename_all)
+        if any(vm.power_state != LabVM.PowerState.ON for vm in vms):
+            self.step("Powering on in boot order", 60, self.builder.power_on_in_boot_order)
+        else:
+            self.builder.refresh_power()
         self.finish(Lab.State.READY)
 
 

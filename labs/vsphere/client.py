@@ -321,6 +321,14 @@ class VSphereClient:
     ) -> None:
         return self._call(f"delete {vm}", vms.destroy_vm, vm, on_progress=on_progress, deadline=deadline)
 
+    def rename(
+        self, ref: str, name: str, *, on_progress: ProgressCallback | None = None, deadline: float | None = None
+    ) -> bool:
+        """Rename a VM, folder or resource pool; False when it has that name already."""
+        return self._call(
+            f"rename {ref} to '{name}'", vms.rename_entity, ref, name, on_progress=on_progress, deadline=deadline
+        )
+
     def set_custom_values(self, vm: str, values: Mapping[str, str]) -> None:
         return self._call(f"set custom attributes on {vm}", attributes.set_custom_values, vm, values)
 

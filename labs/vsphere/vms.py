@@ -218,5 +218,27 @@ def destroy_vm(
     wait_for_task(session, task, action=f"delete {vm_ref}", on_progress=on_progress, deadline=_left(end))
 
 
+def rename_entity(
+    session: Any,
+    ref: str,
+    name: str,
+    *,
+    on_progress: ProgressCallback | None = None,
+    deadline: float | None = None,
+) -> bool:
+    """Give a VM, folder or resource pool a new name (``Rename_Task``); False if it has it already.
+
+    A warm-pool lab handed to its student is renamed in place (labs.jobs.lab_ops.HandOverLab):
+    no clone. vCenter refuses a name a sibling has (``InvalidArgument``).
+    """
+    folders.check_name(name, "name")
+    entity = refs.resolve(session, ref, vim.VirtualMachine, vim.Folder, vim.ResourcePool)
+    if str(props.read(session, entity, ["name"]).get("name")) == name:
+        return False
+    task = entity.Rename_Task(newName=name)
+    wait_for_task(session, task, action=f"rename {ref} to '{name}'", on_progress=on_progress, deadline=deadline)
+    return True
+
+
 def _left(end: float | None) -> float | None:
     return None if end is None else max(0.0, end - time.monotonic())

@@ -303,6 +303,7 @@ CELERY_BEAT_SCHEDULE = {
     "lab-lifecycle": {"task": "labs.lifecycle_tick", "schedule": 60.0},
     # Labs of class sessions made ready before each start, unused ones off after (labs/sessions.py).
     "class-sessions": {"task": "labs.sessions_tick", "schedule": 60.0},
+    "warm-pools": {"task": "labs.pools_tick", "schedule": 60.0},
     # Audit entries older than AUDIT_RETENTION_DAYS are removed.
     "prune-audit-log": {"task": "core.prune_audit_log", "schedule": 3600.0},
     # Rosters of LMS-linked courses follow the LMS (LTI Names and Role Provisioning).
