@@ -307,6 +307,7 @@ _LIMIT_LABELS = {
     "lease_hours": "Lease, hours per start",
     "lease_extensions": "Lease extensions per run",
     "idle_minutes": "Idle power-off, minutes",
+    "pool_labs": "Warm-pool labs (built ahead)",
 }
 
 

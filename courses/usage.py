@@ -31,6 +31,8 @@ class Usage:
     memory_gb: float = 0
     storage_gb: float = 0
     max_lab_hours_per_student: float = 0
+    pool_labs: int = 0
+    """Labs of the course's warm pool, built ahead and given to no one yet (in ``labs`` too)."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ def usage_bars(course: Course) -> list[UsageBar]:
             quota.lab_hours_per_student,
             "h",
         ),
+        UsageBar("pool_labs", "Warm-pool labs (built ahead)", usage.pool_labs, quota.pool_labs),
     ]
 
 

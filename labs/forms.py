@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from labs.models import WarmPool
 from labs.services import POWER_ACTIONS
 
 
@@ -64,3 +65,12 @@ class ClassActionForm(forms.Form):
         if not self.errors and not data.get("lab") and not data.get("student"):
             raise forms.ValidationError("Select the labs or students first (the boxes at the start of each row).")
         return data
+
+
+class PoolForm(forms.ModelForm):
+    """The size of a course's warm pool (bounds from the model: labs.models.WarmPool)."""
+
+    class Meta:
+        model = WarmPool
+        fields = ["size", "sizing"]
+        labels = {"size": "Labs kept ready", "sizing": "Sized"}

@@ -219,6 +219,7 @@ def course_usage(course: Course) -> Usage:
         memory_gb=round(sum(lab.memory_mb for lab in active) / 1024, 1),
         storage_gb=round(sum(lab.disk_gb for lab in active), 1),
         max_lab_hours_per_student=round(max(hours.values(), default=0), 1),
+        pool_labs=sum(1 for lab in active if lab.student_id is None),
     )
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from labs import guide_views, usage_views, views
+from labs import guide_views, pool_views, usage_views, views
 
 app_name = "labs"
 
@@ -37,6 +37,8 @@ urlpatterns = [
     path("courses/<int:course_id>/consoles/", views.class_consoles, name="class-consoles"),
     path("courses/<int:course_id>/provision/", views.class_provision, name="class-provision"),
     path("courses/<int:course_id>/actions/", views.class_action, name="class-action"),
+    path("courses/<int:course_id>/pool/", pool_views.class_pool_set, name="class-pool-set"),
+    path("courses/<int:course_id>/fragments/pool/", pool_views.class_pool, name="class-pool"),
     # The instructor's progress grid of the lab guide
     path("courses/<int:course_id>/progress/", guide_views.course_progress, name="course-progress"),
     path("courses/<int:course_id>/fragments/progress/", guide_views.course_progress_grid, name="course-progress-grid"),

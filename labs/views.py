@@ -29,8 +29,8 @@ from core.web import add_errors, forbidden, refusal_message
 from courses import permissions as course_permissions
 from courses import usage
 from courses.models import Course, LabTemplate, VCenterEndpoint
-from labs import console, forms, permissions, selectors, services, sessions, vsphere
-from labs.models import ConsoleSession, Lab, LabSnapshot, LabVM, Operation
+from labs import console, forms, permissions, pools, selectors, services, sessions, vsphere
+from labs.models import ConsoleSession, Lab, LabSnapshot, LabVM, Operation, WarmPool
 
 logger = logging.getLogger(__name__)
 
@@ -705,6 +705,17 @@ def _class_rows(request: HttpRequest, course: Course) -> dict:
     }
 
 
+def pool_context(request: HttpRequest, course: Course, *, form: forms.PoolForm | None = None, said: str = "") -> dict:
+    """The class page's warm-pool panel (labs/pool_views.py renders it alone)."""
+    pool = WarmPool.objects.filter(course=course).first()
+    return {
+        "course": course,
+        "pool": pools.pool_get(course=course, actor=request.user),
+        "pool_form": form or forms.PoolForm(instance=pool or WarmPool(course=course)),
+        "pool_said": said,
+    }
+
+
 @login_required
 @require_GET
 def class_labs(request: HttpRequest, course_id: int) -> HttpResponse:
@@ -726,6 +737,7 @@ def class_labs(request: HttpRequest, course_id: int) -> HttpResponse:
             "preparations": sessions.course_preparations(course=course),
         }
     )
+    context.update(pool_context(request, course))
     return render(request, "labs/class_labs.html", context)
 
 

@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from core.api import ChoiceField
 from labs import selectors, services, vsphere
-from labs.models import ConsoleSession, Lab, LabNetwork, LabSnapshot, LabVM, Operation
+from labs.models import ConsoleSession, Lab, LabNetwork, LabSnapshot, LabVM, Operation, WarmPool
 
 
 class OperationSerializer(serializers.ModelSerializer):
@@ -332,3 +332,25 @@ class ConsoleOpenedSerializer(ConsoleSessionSerializer):
         from django.conf import settings
 
         return settings.NESTLAB_CONSOLE_CONNECT_SECONDS
+
+
+class PoolSerializer(serializers.Serializer):
+    """A course's warm pool: what it holds now, and its size (labs.models.WarmPool)."""
+
+    size = serializers.IntegerField(
+        min_value=0, help_text="Labs kept ready at all times (0: no pool). At most 1000 (the model's bound)."
+    )
+    sizing = serializers.ChoiceField(
+        choices=WarmPool.Sizing.choices,
+        default=WarmPool.Sizing.FIXED,
+        help_text="fixed: the size; schedule: the size plus one per enrolled student without a lab before each "
+        "class session.",
+    )
+    target = serializers.IntegerField(read_only=True, help_text="How many the pool should hold now, before the cap.")
+    cap = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="The quota's pool_labs (null: no cap of its own)."
+    )
+    ready = serializers.IntegerField(read_only=True, help_text="Pool labs ready to hand over.")
+    building = serializers.IntegerField(read_only=True, help_text="Pool labs being built.")
+    given_today = serializers.IntegerField(read_only=True, help_text="Pool labs handed to students today.")
+    words = serializers.CharField(read_only=True, help_text="All of it in words, as the class page says it.")

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from labs.api import guides, usage, views
+from labs.api import guides, pools, usage, views
 
 router = SimpleRouter()
 router.register("operations", views.OperationViewSet, basename="operation")
@@ -19,6 +19,7 @@ urlpatterns = [
     # Course routes that need vCenter live here: courses never imports labs.
     path("courses/<int:course_id>/provision/", views.course_provision, name="course-provision"),
     path("courses/<int:course_id>/labs/bulk/", views.course_labs_bulk, name="course-labs-bulk"),
+    path("courses/<int:course_id>/pool/", pools.course_pool, name="course-pool"),
     path("courses/<int:course_id>/usage/report/", usage.course_usage_report, name="course-usage-report"),
     path("courses/<int:course_id>/usage/report.csv", usage.course_usage_report_csv, name="course-usage-report-csv"),
     path("courses/<int:course_id>/guide/progress/", guides.course_guide_progress, name="course-guide-progress"),

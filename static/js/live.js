@@ -659,6 +659,21 @@
           refreshFragments("grid");
         }
         break;
+      case "pool.state": {
+        // The course's warm pool (labs.pools): its numbers and words, in place.
+        const pool = message.pool;
+        all(`[data-pool="${pool.course}"]`).forEach((scope) => {
+          ["ready", "building", "given_today", "target"].forEach((name) => {
+            all(`[data-pool-field="${name}"]`, scope).forEach((el) => {
+              el.textContent = String(pool[name]);
+            });
+          });
+          all("[data-pool-words]", scope).forEach((el) => {
+            el.textContent = pool.words;
+          });
+        });
+        break;
+      }
       case "notice":
         toast(message.text, message.level);
         break;

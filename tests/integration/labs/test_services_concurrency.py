@@ -141,3 +141,54 @@ def test_ten_power_ons_at_once_against_three_free_running_slots_start_exactly_th
         [lambda lab=lab: services.lab_power(lab=lab, actor=lab.student, action="on") for lab in labs]
     )
     assert kinds(outcomes) == {"Operation": 3, "QuotaExceeded": 7}
+
+
+def _pool_lab(course):
+    version = course.template_version
+    return Lab.objects.create(
+        course=course,
+        student=None,
+        template_version=version,
+        endpoint=version.template.endpoint,
+        state=Lab.State.READY,
+        vcpu=version.vcpu_total,
+        memory_mb=version.memory_mb_total,
+        disk_gb=version.disk_gb_total,
+    )
+
+
+def test_two_students_racing_for_the_last_pool_lab_one_gets_it_the_other_a_new_build(monkeypatch):
+    monkeypatch.setattr(services.dispatch, "pool_nudge", lambda course_id: None)
+    course = open_course(students=2)
+    pool_lab = _pool_lab(course)
+    first, second = [enrollment.student for enrollment in course.enrollments.all()]
+
+    outcomes = all_at_once([lambda s=s: services.lab_start(course=course, student=s, actor=s) for s in (first, second)])
+    assert kinds(outcomes) == {"Operation": 2}
+    assert sorted(operation.kind for operation in outcomes) == [Operation.Kind.HAND_OVER, Operation.Kind.PROVISION]
+    handed = next(operation for operation in outcomes if operation.kind == Operation.Kind.HAND_OVER)
+    built = next(operation for operation in outcomes if operation.kind == Operation.Kind.PROVISION)
+    assert handed.lab_id == pool_lab.pk and built.lab_id != pool_lab.pk
+    pool_lab.refresh_from_db()
+    assert pool_lab.student_id in (first.pk, second.pk) and built.lab.student_id != pool_lab.student_id
+    assert Operation.objects.filter(lab=pool_lab, kind=Operation.Kind.HAND_OVER).count() == 1, "given once"
+
+
+def test_ten_starts_against_three_pool_labs_and_the_pools_own_tick_give_each_lab_once(monkeypatch):
+    from labs import pools
+
+    monkeypatch.setattr(services.dispatch, "pool_nudge", lambda course_id: None)
+    course = open_course(students=10)
+    pooled = {_pool_lab(course).pk for _ in range(3)}
+    pools.pool_set(course=course, actor=course.instructors.get(), size=3)
+    students = [enrollment.student for enrollment in course.enrollments.all()]
+
+    calls = [lambda s=s: services.lab_start(course=course, student=s, actor=s) for s in students]
+    outcomes = all_at_once([*calls, lambda: pools.course_pool_tick(course=course)])
+    starts = outcomes[:-1]
+    assert kinds(starts) == {"Operation": 10}
+    handed = [operation.lab_id for operation in starts if operation.kind == Operation.Kind.HAND_OVER]
+    assert sorted(handed) == sorted(pooled), "each pool lab given once"
+    owners = Lab.objects.filter(course=course, student__isnull=False).values_list("student_id", flat=True)
+    assert sorted(owners) == sorted(student.pk for student in students), "one lab per student"
+    assert Lab.objects.filter(course=course, student__isnull=True).count() <= 3, "the pool within its size"

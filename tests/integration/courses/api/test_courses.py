@@ -194,6 +194,7 @@ LIMITS = {
     "lease_hours": 4,
     "lease_extensions": 1,
     "idle_minutes": None,
+    "pool_labs": 4,
 }
 
 
