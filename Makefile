@@ -75,6 +75,13 @@ LOAD_ARGS ?=
 bench-load: vcsim
 	$(PY) bench/load_api.py $(LOAD_ARGS)
 
+# Warm start (docs/benchmarks.md): 30 students click Start within one second against a ready
+# warm pool; click to lab ready p50/p95/max and the load. WARM_ARGS passes options, e.g.
+# WARM_ARGS="--powered-on"; DATABASE_URL (PostgreSQL) makes the clicks truly concurrent.
+.PHONY: bench-warm
+bench-warm: vcsim
+	$(PY) bench/warm_start.py $(WARM_ARGS)
+
 # Lab guide checks (docs/benchmarks.md): 30 students click "Check my work", then the class of 30
 # labs x 10 checks is graded at once. GUIDE_ARGS passes options, e.g. GUIDE_ARGS="--limits 8 3".
 GUIDE_ARGS ?=

@@ -273,6 +273,7 @@ QUOTA = dict.fromkeys(
         "lease_hours",
         "lease_extensions",
         "idle_minutes",
+        "pool_labs",
     )
 )
 
@@ -635,3 +636,15 @@ def test_every_refusal_of_a_signed_in_person_is_recorded_once(world, method, rou
         if status in REFUSED and recorded != 1:
             wrong.append(f"{role}: {status} with {recorded} audit entries")
     assert not wrong, f"{method.upper()} /{route}: " + "; ".join(wrong)
+
+
+# The warm pool (issue 13): its course's instructors and admins; others of the course 403, outsiders 404.
+TARGETS["api/v1/courses/{course_id}/pool/"] = lambda w, role: {"course_id": w.course.pk}
+BODIES[("put", "api/v1/courses/{course_id}/pool/")] = lambda w, role: {"size": 0}
+EXPECTED.update(
+    {
+        #                                                anon owner mate out rmvd inst oinst admin
+        ("get", "api/v1/courses/{course_id}/pool/"):       (N, N, N, H, H, Y, H, Y),
+        ("put", "api/v1/courses/{course_id}/pool/"):       (N, N, N, H, H, Y, H, Y),
+    }
+)  # fmt: skip
