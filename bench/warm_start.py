@@ -207,13 +207,17 @@ def run(options: argparse.Namespace) -> dict:
             what="every Start to end",
         )
         load_after = os.getloadavg()
-        seconds = []
+        seconds, answers, waits, runs = [], [], [], []
         kinds: dict[str, int] = {}
         failed = 0
         for operation in handed:
             kinds[operation.kind] = kinds.get(operation.kind, 0) + 1
             failed += operation.state != Operation.State.SUCCEEDED
             seconds.append(operation.finished_at.timestamp() - clicks[operation.pk])
+            answers.append(operation.created_at.timestamp() - clicks[operation.pk])
+            if operation.started_at is not None:
+                waits.append((operation.started_at - operation.created_at).total_seconds())
+                runs.append((operation.finished_at - operation.started_at).total_seconds())
         return {
             "students": options.students,
             "powered_on": options.powered_on,
@@ -223,6 +227,11 @@ def run(options: argparse.Namespace) -> dict:
             "p50": statistics.median(seconds) if seconds else None,
             "p95": _percentile(seconds, 0.95) if seconds else None,
             "max": max(seconds) if seconds else None,
+            "answer_p50": statistics.median(answers) if answers else None,
+            "answer_max": max(answers) if answers else None,
+            "wait_p50": statistics.median(waits) if waits else None,
+            "run_p50": statistics.median(runs) if runs else None,
+            "run_max": max(runs) if runs else None,
             "load_before": load_before,
             "load_after": load_after,
             "cores": os.cpu_count(),
@@ -263,6 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"  refused: {words}")
     if r["p50"] is not None:
         _say(f"click to lab ready: p50 {r['p50']:.2f} s, p95 {r['p95']:.2f} s, max {r['max']:.2f} s (goal: p95 < 1 s)")
+        _say(
+            f"  of which the click's own answer (checks, the lab made theirs): p50 {r['answer_p50']:.2f} s, "
+            f"max {r['answer_max']:.2f} s; waiting for a quick worker: p50 {r['wait_p50']:.2f} s; "
+            f"the hand-over itself: p50 {r['run_p50']:.2f} s, max {r['run_max']:.2f} s"
+        )
     before, after = r["load_before"], r["load_after"]
     _say(
         f"load average before {before[0]:.2f} {before[1]:.2f} {before[2]:.2f}, "

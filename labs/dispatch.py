@@ -103,13 +103,22 @@ def _send(operation_id: int, kind: str, params: dict | None, *, task_id: str | N
 
 
 POOL_TICK = "labs.pool_tick"
+# The refill after a take waits this long, once per course: a class clicking Start together costs
+# one refill after the rush, not one per click competing with the hand-overs for the quick
+# workers and the course's quota lock (bench/warm_start.py).
+POOL_NUDGE_DELAY = 3.0
 
 
 def pool_nudge(course_id: int) -> None:
-    """Have a quick worker refill a course's warm pool now (a Start just took a lab from it);
+    """Have a quick worker refill a course's warm pool soon (a Start just took a lab from it);
     beat's minute does it anyway if this message is lost."""
+    pending = f"nestlab:pool:course:{course_id}:nudged"
     try:
-        current_app.send_task(POOL_TICK, args=[course_id], queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+        if not capacity._redis().set(pending, "1", nx=True, px=int(POOL_NUDGE_DELAY * 1000)):
+            return  # a refill is due already, and it will see this take
+        current_app.send_task(
+            POOL_TICK, args=[course_id], countdown=POOL_NUDGE_DELAY, queue=settings.CELERY_TASK_DEFAULT_QUEUE
+        )
     except Exception:
         logger.warning("Cannot nudge the warm pool of course %s; the next minute refills it", course_id, exc_info=True)
 

@@ -137,12 +137,16 @@ def _drain(course: Course, result: PoolTick) -> None:
 def _refill(course: Course, window: selectors.PoolWindow, result: PoolTick) -> None:
     pool = WarmPool.objects.filter(course=course).first()
     target = selectors.pool_target(course, pool, window)
-    with transaction.atomic():
-        quota = quotas.lock_quota(course)  # one refill (or take) at a time per course
-        current = selectors.pool_labs(course).filter(template_version=course.template_version)
-        current = current.exclude(state=Lab.State.DELETING)
-        have = current.count()
-        for _ in range(max(0, target - have)):
+    current = selectors.pool_labs(course).filter(template_version=course.template_version)
+    current = current.exclude(state=Lab.State.DELETING)
+    while True:
+        # One lab per transaction: the course's quota lock is held for one build's rows, not the
+        # whole refill, so students' Starts go on meanwhile.
+        with transaction.atomic():
+            quota = quotas.lock_quota(course)
+            have = current.count()
+            if have >= target:
+                break
             try:
                 quotas.check_pool_lab(quota, course, course.template_version)
                 lab = services._new_lab(course=course, student=None)
@@ -153,13 +157,12 @@ def _refill(course: Course, window: selectors.PoolWindow, result: PoolTick) -> N
             # It waits powered off unless a session is near (then the take is instant).
             services.lab_operation(lab, Operation.Kind.PROVISION, None, {"reason": "pool", STAY_OFF: not window.warm})
             result.built.append(lab.pk)
-            have += 1
-        extra = have - target
-        if extra > 0:
-            idle = current.filter(state=Lab.State.READY).order_by("-created_at", "-pk")[:extra]
-            for lab in idle:
-                if services.lab_system_delete(lab=lab, reason=SHRINK_REASON) is not None:
-                    result.drained.append(lab.pk)
+    extra = current.count() - target
+    if extra > 0:
+        idle = current.filter(state=Lab.State.READY).order_by("-created_at", "-pk")[:extra]
+        for lab in idle:
+            if services.lab_system_delete(lab=lab, reason=SHRINK_REASON) is not None:
+                result.drained.append(lab.pk)
 
 
 def _power(course: Course, window: selectors.PoolWindow, result: PoolTick) -> None:

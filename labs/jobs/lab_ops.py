@@ -231,10 +231,10 @@ class HandOverLab(LabJob):
                 client.rename(lab.folder_moref, lab.name, deadline=deadline)
 
         self.step(f"Giving the lab to {owner}: renaming its {len(vms)} VMs and folder", 40, rename_all)
+        # A pool lab waiting on (a session is near) needs nothing more: the watcher keeps its VM
+        # rows' power true, and reading it back from vCenter would double the hand-over's calls.
         if any(vm.power_state != LabVM.PowerState.ON for vm in vms):
             self.step("Powering on in boot order", 60, self.builder.power_on_in_boot_order)
-        else:
-            self.builder.refresh_power()
         self.finish(Lab.State.READY)
 
 
