@@ -221,14 +221,13 @@ class HandOverLab(LabJob):
         vms = list(lab.vms.exclude(moref="").exclude(power_state=LabVM.PowerState.MISSING))
         owner = lab.student.username if lab.student_id else ""
 
-        def rename(vm: LabVM, reporter: Reporter, index: int) -> None:
-            client.rename(vm.moref, vm.name, deadline=deadline)
-            client.set_custom_values(vm.moref, {OWNER_ATTRIBUTE: owner})
-
         def rename_all(tick: Callable[[float, str | None], None]) -> None:
-            run_parallel(vms, rename, on_tick=tick)
+            names = {vm.moref: vm.name for vm in vms}
             if lab.folder_moref:
-                client.rename(lab.folder_moref, lab.name, deadline=deadline)
+                names[lab.folder_moref] = lab.name
+            client.rename_many(names, deadline=deadline)
+            tick(80, None)
+            client.set_custom_value_on_vms([vm.moref for vm in vms], OWNER_ATTRIBUTE, owner)
 
         self.step(f"Giving the lab to {owner}: renaming its {len(vms)} VMs and folder", 40, rename_all)
         # A pool lab waiting on (a session is near) needs nothing more: the watcher keeps its VM

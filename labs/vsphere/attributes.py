@@ -52,6 +52,15 @@ def set_custom_values(session: Any, vm_ref: str, values: Mapping[str, str]) -> N
         manager.SetField(entity=vm, key=ensure_field(session, name), value=str(value))
 
 
+def set_custom_value_on_vms(session: Any, vm_refs: list[str], name: str, value: str) -> None:
+    """One custom attribute's value on several VMs: the attribute looked up (or defined) once,
+    then one ``SetField`` per VM, no look-up of each VM (a moref vCenter does not know fails)."""
+    key = ensure_field(session, name)
+    manager = _manager(session)
+    for vm_ref in vm_refs:
+        manager.SetField(entity=refs.mo(session, vim.VirtualMachine, vm_ref), key=key, value=str(value))
+
+
 def get_custom_values(session: Any, vm_ref: str) -> dict[str, str]:
     vm = refs.resolve(session, vm_ref, vim.VirtualMachine)
     return inventory.custom_values(session, props.read(session, vm, ["customValue"]).get("customValue"))

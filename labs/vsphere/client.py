@@ -321,12 +321,14 @@ class VSphereClient:
     ) -> None:
         return self._call(f"delete {vm}", vms.destroy_vm, vm, on_progress=on_progress, deadline=deadline)
 
-    def rename(
-        self, ref: str, name: str, *, on_progress: ProgressCallback | None = None, deadline: float | None = None
-    ) -> bool:
-        """Rename a VM, folder or resource pool; False when it has that name already."""
+    def rename_many(self, names: Mapping[str, str], *, deadline: float | None = None) -> int:
+        """Rename several VMs and folders together (``{moref: name}``); how many were renamed."""
+        return self._call(f"rename {len(names)} objects", vms.rename_entities, names, deadline=deadline)
+
+    def set_custom_value_on_vms(self, vms_: list[str], name: str, value: str) -> None:
+        """One custom attribute's value on several VMs."""
         return self._call(
-            f"rename {ref} to '{name}'", vms.rename_entity, ref, name, on_progress=on_progress, deadline=deadline
+            f"set custom attribute {name} on {len(vms_)} VMs", attributes.set_custom_value_on_vms, vms_, name, value
         )
 
     def set_custom_values(self, vm: str, values: Mapping[str, str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from pyVmomi import vim, vmodl
@@ -187,6 +188,53 @@ def _give_up(watch: _Watch, action: str, deadline: float) -> str | None:
     cancelled = watch.view.state == "error"
     detail = "it was cancelled" if cancelled else "cancellation was requested"
     raise DeadlineExceeded(f"Could not {action} within {deadline:g} s; {detail}.", task=task_id, cancelled=cancelled)
+
+
+def wait_for_tasks(session: Any, tasks: Sequence[Any], *, action: str, deadline: float | None = None) -> None:
+    """Wait until every one of ``tasks`` ends, through one PropertyCollector for all of them
+    (quick tasks started together: a warm-pool hand-over's renames); the first that failed
+    raises ``TaskFailed``; past ``deadline`` (seconds) ``DeadlineExceeded`` (nothing cancelled).
+    """
+    if not tasks:
+        return
+    end = None if deadline is None else time.monotonic() + max(0.0, deadline)
+    collector = session.content.propertyCollector.CreatePropertyCollector()
+    views = {task._moId: _TaskView() for task in tasks}
+    try:
+        collector.CreateFilter(
+            PC.FilterSpec(
+                objectSet=[PC.ObjectSpec(obj=task, skip=False) for task in tasks],
+                propSet=[PC.PropertySpec(type=vim.Task, pathSet=_PATHS, all=False)],
+            ),
+            partialUpdates=False,
+        )
+        version = ""
+        while any(view.state not in ("success", "error") for view in views.values()):
+            remaining = MAX_WAIT_SECONDS if end is None else end - time.monotonic()
+            if remaining <= 0:
+                raise DeadlineExceeded(f"Could not {action} within {deadline:g} s.")
+            wait = max(0, min(MAX_WAIT_SECONDS, math.ceil(remaining)))
+            update = collector.WaitForUpdatesEx(version, PC.WaitOptions(maxWaitSeconds=wait))
+            if update is None:
+                continue
+            version = update.version
+            for filter_update in update.filterSet or ():
+                for object_update in filter_update.objectSet or ():
+                    view = views.get(object_update.obj._moId)
+                    for change in object_update.changeSet or ():
+                        if view is not None:
+                            view.apply(change.name, change.val)
+        for task in tasks:
+            view = views[task._moId]
+            if view.state == "error":
+                raise _failure(task, action, view.error)
+    except vmodl.fault.ManagedObjectNotFound as fault:
+        raise Unreachable(
+            f"Could not {action}: vCenter lost track of the tasks while Nestlab waited for them."
+        ) from fault
+    finally:
+        with contextlib.suppress(Exception):
+            collector.DestroyPropertyCollector()
 
 
 def wait_for_value(session: Any, obj: Any, path: str, wanted: Any, *, timeout: float) -> bool:
