@@ -431,12 +431,14 @@ def _pool_lab_hand_over(
     ) + 1
     lab.given_at = lab.last_activity_at = now
     lab.save(update_fields=["student", "number", "given_at", "last_activity_at", "hours_used", "running_since"])
-    for vm in lab.vms.all():
+    vms = list(lab.vms.all())
+    for vm in vms:
         vm.name = f"{lab.name}-{vm.role}"
-        vm.save(update_fields=["name"])
+    LabVM.objects.bulk_update(vms, ["name"])
     operation = lab_operation(lab, Operation.Kind.HAND_OVER, actor, params)
-    realtime.pool_changed(course.pk)
-    # The pool refills behind it now, not at the next minute's tick.
+    # The pool refills behind it within seconds, not at the next minute's tick; the refill pushes
+    # the pool's new numbers to the class page (not here: they cost a dozen queries, under the
+    # course's quota lock that every other Start of the class waits for).
     transaction.on_commit(lambda: dispatch.pool_nudge(course.pk), robust=True)
     return operation
 
