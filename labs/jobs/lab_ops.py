@@ -22,7 +22,7 @@ from labs.jobs.lab_build import (
 )
 from labs.jobs.parallel import Reporter, run_parallel
 from labs.jobs.runner import Job, OperationFailed, register
-from labs.metering import vanished_words
+from labs.metering import lab_power_changed, vanished_words
 from labs.models import Lab, LabSnapshot, LabVM, Operation
 from labs.vsphere import NotFound, VSphereError
 
@@ -233,8 +233,23 @@ class HandOverLab(LabJob):
         # A pool lab waiting on (a session is near) needs nothing more: the watcher keeps its VM
         # rows' power true, and reading it back from vCenter would double the hand-over's calls.
         if any(vm.power_state != LabVM.PowerState.ON for vm in vms):
-            self.step("Powering on in boot order", 60, self.builder.power_on_in_boot_order)
+            self.step("Powering on in boot order", 60, lambda tick: self._power_on(vms, tick))
         self.finish(Lab.State.READY)
+
+    def _power_on(self, vms: list[LabVM], tick: Callable[[float, str | None], None]) -> None:
+        """Each boot-order group powered on together, one batch of tasks each (a quarter of the
+        calls of the build's power-on, VM by VM with a read back: bench/warm_start.py)."""
+        client, deadline = self.context.client, settings.NESTLAB_VSPHERE_TASK_DEADLINE
+        groups = sorted({vm.boot_order for vm in vms})
+        for number, order in enumerate(groups, start=1):
+            client.power_on_many([vm.moref for vm in vms if vm.boot_order == order], deadline=deadline)
+            tick(100 * number / len(groups), None)
+        for vm in vms:
+            vm.power_state = LabVM.PowerState.ON
+        LabVM.objects.bulk_update(vms, ["power_state"])
+        for vm in vms:
+            realtime.vm_changed(vm)
+        lab_power_changed(lab=self.lab)
 
 
 @register

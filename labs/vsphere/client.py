@@ -353,6 +353,10 @@ class VSphereClient:
     def power_on(self, vm: str, *, on_progress: ProgressCallback | None = None, deadline: float | None = None) -> None:
         return self._call(f"power on {vm}", power.power_on, vm, on_progress=on_progress, deadline=deadline)
 
+    def power_on_many(self, vms_: list[str], *, deadline: float | None = None) -> int:
+        """Power on several VMs together (one boot-order group); how many were off."""
+        return self._call(f"power on {len(vms_)} VMs", power.power_on_many, vms_, deadline=deadline)
+
     def power_off(self, vm: str, *, on_progress: ProgressCallback | None = None, deadline: float | None = None) -> None:
         return self._call(f"power off {vm}", power.power_off, vm, on_progress=on_progress, deadline=deadline)
 

@@ -8,8 +8,8 @@ from typing import Any
 from pyVmomi import vim, vmodl
 
 from . import props, refs
-from .errors import InvalidArgument, InvalidState, fault_words
-from .tasks import wait_for_task, wait_for_value
+from .errors import InvalidArgument, InvalidState, NotFound, fault_words
+from .tasks import wait_for_task, wait_for_tasks, wait_for_value
 from .types import ProgressCallback
 
 ON, OFF, SUSPENDED = "poweredOn", "poweredOff", "suspended"
@@ -46,6 +46,22 @@ def power_on(
         raise InvalidState(f"VM '{name}' is already powered on.")
     task = vm.PowerOnVM_Task()
     wait_for_task(session, task, action=f"power on '{name}'", on_progress=on_progress, deadline=deadline)
+
+
+def power_on_many(session: Any, vm_refs: list[str], *, deadline: float | None = None) -> int:
+    """Power on several VMs together (one boot-order group of a lab): their states read in one
+    call, the ``PowerOnVM_Task`` of those not on started together and waited for through one
+    collector. Answers how many were powered on; a VM vCenter does not know is ``NotFound``."""
+    vms = {vm_ref: refs.mo(session, vim.VirtualMachine, vm_ref) for vm_ref in vm_refs}
+    try:
+        states = props.read_many(session, vms.values(), ["runtime.powerState"])
+    except vmodl.fault.ManagedObjectNotFound as fault:
+        raise NotFound(f"Cannot power on: {fault.obj._moId if fault.obj else 'a VM'} is not in vCenter.") from fault
+    tasks = [
+        vm.PowerOnVM_Task() for vm_ref, vm in vms.items() if str(states.get(vm_ref, {}).get("runtime.powerState")) != ON
+    ]
+    wait_for_tasks(session, tasks, action=f"power on {len(tasks)} VMs", deadline=deadline)
+    return len(tasks)
 
 
 def power_off(
