@@ -6,7 +6,8 @@ class's provision, a class session's own start) takes a ready one when there is 
 theirs in the database at once and a quick operation renames it in vCenter and powers it on
 (``labs.jobs.lab_ops.HandOverLab``), no clone; then the pool refills behind it (``pool_nudge``).
 
-``tick`` runs every minute (Celery beat) and right after each take, per course, as the system:
+``course_pool_tick`` runs every minute (Celery beat, ``tick_alone``) and soon after each take, per course,
+as the system:
 
 - drains what no Start may take any more: pool labs of another version than the course's (a new
   version was published and the course moved to it), and every pool lab of a course that cannot
@@ -102,12 +103,6 @@ def _courses_with_pools():
     """Courses that have a pool or still hold pool labs (a pool set to 0 is drained too)."""
     with_labs = Lab.objects.filter(student__isnull=True, state__in=Lab.ACTIVE_STATES).values("course_id")
     return Course.objects.filter(Q(warm_pool__isnull=False) | Q(pk__in=with_labs)).select_related("template_version")
-
-
-def tick(now: datetime | None = None) -> dict[int, PoolTick]:
-    """Drain, refill and power every course's pool (beat's minute)."""
-    now = now or timezone.now()
-    return {course.pk: course_pool_tick(course=course, now=now) for course in _courses_with_pools()}
 
 
 def course_pool_tick(*, course: Course, now: datetime | None = None) -> PoolTick:
