@@ -105,9 +105,10 @@ class Lab(models.Model):
     def name(self) -> str:
         """Readable and unique in vCenter: course code, student, lab number (a pool lab: course
         code and its id, until a Start renames it)."""
-        if self.student_id is None:
+        student = self.student  # no query when there is none
+        if student is None:
             return f"{self.course.code}-pool-{self.pk}"
-        return f"{self.course.code}-{self.student.username}-{self.number}"
+        return f"{self.course.code}-{student.username}-{self.number}"
 
     @property
     def in_pool(self) -> bool:
