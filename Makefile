@@ -77,7 +77,8 @@ bench-load: vcsim
 
 # Warm start (docs/benchmarks.md): 30 students click Start within one second against a ready
 # warm pool; click to lab ready p50/p95/max and the load. WARM_ARGS passes options, e.g.
-# WARM_ARGS="--powered-on"; DATABASE_URL (PostgreSQL) makes the clicks truly concurrent.
+# WARM_ARGS="--powered-on"; the figures were measured with DATABASE_URL (PostgreSQL), whose row
+# locks make the clicks truly concurrent (SQLite serialises every write).
 .PHONY: bench-warm
 bench-warm: vcsim
 	$(PY) bench/warm_start.py $(WARM_ARGS)
