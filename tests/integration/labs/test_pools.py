@@ -15,7 +15,7 @@ from pyVmomi import vim, vmodl
 from core.errors import QuotaExceeded
 from courses import services as course_services
 from courses.models import Course
-from labs import dispatch, pools, quotas, selectors, services
+from labs import dispatch, pools, quotas, selectors, services, usage
 from labs.jobs import execute
 from labs.models import LAB_ATTRIBUTE, Lab, Operation, WarmPool
 from portal import demo, simulator
@@ -220,6 +220,10 @@ def test_the_hours_a_pool_lab_ran_are_the_courses_not_the_students(nudges):
     assert pool_lab.student == student and pool_lab.hours_used == 0
     assert quotas.student_hours(course, student) < 0.01
     assert pool_lab.runs.get().started_at == started
+    report = usage.course_usage_report(course=course, user=_instructor(course))
+    [row] = [row for row in report.students if row.student_id == student.pk]
+    assert row.lab_hours < 0.01 and row.lab_hours_total < 0.01, "the pool's two hours are not the student's"
+    assert sum(day.hours for day in report.days) == pytest.approx(2, abs=0.01), "they are the course's"
 
 
 def test_a_pool_is_drained_when_the_course_moves_to_a_new_version(nudges):
