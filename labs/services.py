@@ -372,7 +372,8 @@ def _lab_start_checked(
     with transaction.atomic():
         quota = quotas.lock_quota(course)
         # Read again under the quota lock (it may have closed meanwhile), with its version.
-        course = Course.objects.select_related("template_version").get(pk=course.pk)
+        # Its warm pool in the same query: a course without one costs a start no query for it.
+        course = Course.objects.select_related("template_version", "warm_pool").get(pk=course.pk)
         _check_course_runs_labs(course)
         if only_if_none and Lab.objects.filter(course=course, student=student, state__in=Lab.ACTIVE_STATES).exists():
             # Checked under the quota lock: two "provision the class" clicks give one lab each.
@@ -405,6 +406,8 @@ def _pool_lab_hand_over(
     give. Its vCPU, memory and storage are counted already (a pool lab counts as any lab); the
     student's place, running slot and hours are checked as for a new lab.
     """
+    if getattr(course, "warm_pool", None) is None:
+        return None  # never had a pool (labs.pools.pool_set makes the row): nothing to take
     lab = (
         Lab.objects.select_for_update(skip_locked=True)
         .filter(course=course, student__isnull=True, state=Lab.State.READY, template_version=course.template_version)

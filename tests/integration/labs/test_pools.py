@@ -121,6 +121,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _pool_lab(course, **fields):
+    WarmPool.objects.get_or_create(course=course)  # a course's pool labs come with its pool
     version = course.template_version
     return Lab.objects.create(
         course=course,

@@ -14,7 +14,7 @@ from django.db import connection, connections
 
 from core.errors import Conflict, QuotaExceeded
 from labs import services
-from labs.models import Lab, Operation
+from labs.models import Lab, Operation, WarmPool
 from tests.factories import open_course
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
@@ -144,6 +144,7 @@ def test_ten_power_ons_at_once_against_three_free_running_slots_start_exactly_th
 
 
 def _pool_lab(course):
+    WarmPool.objects.get_or_create(course=course)  # a course's pool labs come with its pool
     version = course.template_version
     return Lab.objects.create(
         course=course,
