@@ -38,6 +38,7 @@ LATEST_YEARS_AHEAD = 10
 
 # vCenter endpoints.
 MAX_CONCURRENCY_LIMIT = 256
+MAX_ENDPOINT_VMS = 1_000_000
 
 # Class sessions (ClassSession): a meeting lasts at most a day, and its labs are made ready at
 # most a day ahead (labs waiting longer than that only burn lab hours).

@@ -88,6 +88,30 @@ class VCenterEndpoint(models.Model):
         validators=bounds.upto(bounds.MAX_CONCURRENCY_LIMIT, minimum=1),
         help_text="How many clone-class tasks may run on this vCenter at once.",
     )
+    # Several vCenters per course (issue 13): placement (labs.placement) puts each new lab on
+    # the endpoint with the most room; these say when an endpoint has none. Blank: no limit.
+    in_maintenance = models.BooleanField(
+        default=False,
+        help_text="In maintenance: takes no new labs (the labs already on it keep running).",
+    )
+    max_running_vms = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=bounds.upto(bounds.MAX_ENDPOINT_VMS, minimum=1),
+        help_text="At most this many lab VMs on this vCenter at once; empty: no limit.",
+    )
+    max_memory_gb = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=bounds.upto(bounds.MAX_MEMORY_GB, minimum=1),
+        help_text="At most this much memory configured on its lab VMs, in GB; empty: no limit.",
+    )
+    max_storage_gb = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=bounds.upto(bounds.MAX_STORAGE_GB, minimum=1),
+        help_text="At most this much disk on its lab VMs, in GB; empty: no limit.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -201,6 +225,15 @@ class LabTemplate(models.Model):
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
     endpoint = models.ForeignKey(VCenterEndpoint, on_delete=models.PROTECT, related_name="templates")
+    extra_endpoints = models.ManyToManyField(
+        VCenterEndpoint,
+        blank=True,
+        related_name="extra_templates",
+        help_text=(
+            "Other vCenters this template is published to: each holds a copy of its VMs at the same inventory "
+            "path under its own datacenter (a subscribed content library, say), and gets a baseline of its own."
+        ),
+    )
     manual = models.TextField(
         blank=True,
         max_length=MANUAL_MAX_CHARACTERS,
@@ -400,6 +433,49 @@ class TemplateVersion(models.Model):
     @property
     def vm_count(self) -> int:
         return len(self.spec.get("vms", []))
+
+    def ready_endpoint_ids(self) -> list[int]:
+        """The endpoints whose baseline of this version exists: the only ones its labs are built on."""
+        return list(
+            self.baselines.filter(state=VersionBaseline.State.READY)
+            .order_by("endpoint_id")
+            .values_list("endpoint_id", flat=True)
+        )
+
+
+class VersionBaseline(models.Model):
+    """A template version on one endpoint: where each VM role's source is there and its baseline
+    snapshot, or why that endpoint could not be given one (in words).
+
+    A version serves an endpoint only where its baseline is ready (labs.placement); the
+    template's own endpoint is the first, its extra endpoints follow.
+    """
+
+    class State(models.TextChoices):
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    version = models.ForeignKey(TemplateVersion, on_delete=models.CASCADE, related_name="baselines")
+    endpoint = models.ForeignKey(VCenterEndpoint, on_delete=models.PROTECT, related_name="baselines")
+    state = models.CharField(max_length=16, choices=State.choices)
+    vms = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Role -> {"moref": source VM, "snapshot": baseline snapshot} on this endpoint.',
+    )
+    error = models.TextField(blank=True, help_text="Why this endpoint has no baseline, in words.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["version", "endpoint__name"]
+        constraints = [models.UniqueConstraint(fields=["version", "endpoint"], name="version_baseline_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.version} on {self.endpoint}"
+
+    @property
+    def is_ready(self) -> bool:
+        return self.state == self.State.READY
 
 
 # Lab guides (issue 15): ordered steps beside the console, with checks Nestlab runs.
@@ -690,6 +766,12 @@ class Course(models.Model):
     ends_on = models.DateField(validators=[bounds.validate_date_in_range])
     state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)
     join_code = models.CharField(max_length=16, unique=True, null=True, blank=True)
+    endpoints = models.ManyToManyField(
+        VCenterEndpoint,
+        blank=True,
+        related_name="courses",
+        help_text="The vCenters its labs may be built on; empty: every one its template version serves.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

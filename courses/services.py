@@ -36,6 +36,7 @@ from courses.models import (
     TemplateVersion,
     TemplateVM,
     VCenterEndpoint,
+    VersionBaseline,
 )
 
 User = get_user_model()
@@ -177,6 +178,9 @@ def template_update(*, template: LabTemplate, actor: AbstractBaseUser, **fields:
         if name in fields:
             setattr(template, name, fields[name])
     save_valid(template)
+    if "extra_endpoints" in fields:
+        # The template's own endpoint is always published to; naming it again changes nothing.
+        template.extra_endpoints.set([e for e in fields["extra_endpoints"] if e.pk != template.endpoint_id])
     _touch(template)
     return template
 
@@ -385,8 +389,33 @@ def template_version_create(
     return version
 
 
-def template_version_publish_succeeded(*, version: TemplateVersion, spec: dict[str, Any]) -> TemplateVersion:
-    """Record what vCenter said (sizes, baseline snapshots) and make the version usable."""
+def template_version_publish_succeeded(
+    *, version: TemplateVersion, spec: dict[str, Any], baselines: list[dict[str, Any]] | None = None
+) -> TemplateVersion:
+    """Record what vCenter said (sizes, baseline snapshots) and make the version usable.
+
+    ``baselines`` holds one entry per endpoint the version was published to (``endpoint_id``,
+    ``state``, ``vms``: role -> moref and snapshot, ``error`` in words); without it the version
+    has one baseline, on the spec's endpoint, from the spec's sources and snapshots.
+    """
+    if baselines is None:
+        baselines = [
+            {
+                "endpoint_id": spec["endpoint_id"],
+                "state": VersionBaseline.State.READY,
+                "vms": {
+                    vm["role"]: {"moref": vm["source_moref"], "snapshot": vm.get("baseline_snapshot")}
+                    for vm in spec["vms"]
+                },
+                "error": "",
+            }
+        ]
+    for baseline in baselines:
+        VersionBaseline.objects.update_or_create(
+            version=version,
+            endpoint_id=baseline["endpoint_id"],
+            defaults={"state": baseline["state"], "vms": baseline["vms"], "error": baseline.get("error", "")},
+        )
     version.spec = spec
     version.vcpu_total = sum(vm["num_cpu"] for vm in spec["vms"])
     version.memory_mb_total = sum(vm["memory_mb"] for vm in spec["vms"])
@@ -458,7 +487,26 @@ def course_update(*, course: Course, actor: AbstractBaseUser, **fields: Any) -> 
         if name in fields:
             setattr(course, name, fields[name])
     save_valid(course)
+    if "endpoints" in fields:
+        course_endpoints_set(course=course, endpoints=fields["endpoints"])
     return course
+
+
+def course_endpoints_set(*, course: Course, endpoints: list[VCenterEndpoint]) -> None:
+    """The vCenters a course's labs may be built on (empty: all its version serves). Each must
+    hold a baseline of the course's version, or no lab could ever be built there."""
+    version = course.template_version
+    if endpoints and version is not None:
+        served = set(version.ready_endpoint_ids())
+        unserved = sorted(endpoint.name for endpoint in endpoints if endpoint.pk not in served)
+        if unserved:
+            raise ValidationError(
+                {
+                    "endpoints": f"{version} is not published to {', '.join(unserved)}: publish the template "
+                    "there first (its extra vCenters), or leave them out."
+                }
+            )
+    course.endpoints.set(endpoints)
 
 
 def course_instructor_add(*, course: Course, actor: AbstractBaseUser, instructor: AbstractBaseUser) -> None:

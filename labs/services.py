@@ -22,7 +22,7 @@ from courses import bounds, guides
 from courses import permissions as course_permissions
 from courses import services as course_services
 from courses.models import Course, CourseQuota, LabTemplate, TemplateVersion, VCenterEndpoint
-from labs import audit, dispatch, permissions, quotas, realtime, selectors
+from labs import audit, dispatch, permissions, placement, quotas, realtime, selectors
 from labs.metering import lab_power_changed, lab_vms_vanished
 from labs.metering import select_lab_for_update as _select_lab_for_update
 from labs.models import Lab, LabNetwork, LabRun, LabSnapshot, LabVM, Operation
@@ -292,7 +292,9 @@ def _new_lab(*, course: Course, student: AbstractBaseUser | None, source_lab: La
         student=student,
         number=number,
         template_version=version,
-        endpoint_id=version.spec["endpoint_id"],
+        endpoint=(
+            source_lab.endpoint if source_lab is not None else placement.lab_endpoint(course=course, version=version)
+        ),
         source_lab=source_lab,
         vcpu=version.vcpu_total,
         memory_mb=version.memory_mb_total,

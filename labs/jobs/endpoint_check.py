@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from labs import placement
 from labs.jobs.runner import Job, OperationFailed, register
 from labs.models import Operation
 
@@ -15,6 +16,7 @@ class EndpointCheck(Job):
         with self.context.step(f"Logging in to {endpoint.url}", share=40):
             client = self.context.client
             server = client.server_info()
+        placement.endpoint_reachable_mark(endpoint_id=endpoint.pk)  # it answered: new labs may go there again
         self.context.result["vcenter"] = {"name": server.full_name, "api_version": server.api_version}
         with self.context.step("Looking up the datacenter, cluster, datastore and switch", share=60):
             report = client.check_placement(

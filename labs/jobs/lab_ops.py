@@ -9,6 +9,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.utils import timezone
 
+from courses.models import VersionBaseline
 from labs import capacity, realtime
 from labs.dispatch import RESET_REVERTS
 from labs.jobs.lab_build import (
@@ -116,13 +117,21 @@ class LabJob(Job):
 
 
 def _clone_sources(lab: Lab) -> list[CloneSource]:
+    """The version's sources and baseline snapshots on the lab's own endpoint."""
     spec = lab.template_version.spec
-    by_role = {vm["role"]: vm for vm in spec["vms"]}
+    baseline = VersionBaseline.objects.filter(
+        version=lab.template_version, endpoint=lab.endpoint, state=VersionBaseline.State.READY
+    ).first()
+    if baseline is None:
+        raise OperationFailed(
+            f"{lab.template_version} has no baseline on {lab.endpoint.name} (it was not published there): "
+            "the lab cannot be built there."
+        )
     return [
         CloneSource(
             vm=vm,
-            source_moref=by_role[vm.role]["source_moref"],
-            snapshot=by_role[vm.role]["baseline_snapshot"] if spec["linked_clones"] else None,
+            source_moref=baseline.vms[vm.role]["moref"],
+            snapshot=baseline.vms[vm.role]["snapshot"] if spec["linked_clones"] else None,
             linked=spec["linked_clones"],
         )
         for vm in lab.vms.all()

@@ -19,10 +19,10 @@ from django.utils import timezone
 
 from core.crypto import SecretUnreadable
 from core.errors import ServiceUnavailable
-from labs import audit, realtime
+from labs import audit, placement, realtime
 from labs.endpoints import endpoint_client
 from labs.models import Operation
-from labs.vsphere.errors import VSphereError
+from labs.vsphere.errors import Unreachable, VSphereError
 
 logger = logging.getLogger(__name__)
 
@@ -249,6 +249,9 @@ def execute(operation_id: int, *, abandon_reason: str | None = None) -> None:
     except OperationCancelled:
         _undo(job, context, "Cancelled on request.", Operation.State.CANCELLED)
     except (OperationFailed, VSphereError, SecretUnreadable, ServiceUnavailable) as failure:
+        if isinstance(failure, Unreachable):
+            # New labs go to the course's other vCenters for a while (labs.placement).
+            placement.endpoint_unreachable_mark(endpoint_id=operation.endpoint_id, reason=str(failure))
         _fail(job, context, str(failure))
     except Exception:
         logger.exception("Operation %s (%s) crashed", operation.pk, operation.kind)

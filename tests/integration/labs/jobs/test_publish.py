@@ -160,3 +160,64 @@ def test_a_retried_publish_finds_the_snapshot_it_already_took(sim, client):
     after = [s.moref for root in client.list_snapshots(router) for s in root.walk()]
     assert operation.state == Operation.State.SUCCEEDED
     assert after == before, "no second baseline snapshot"
+
+
+# Several vCenters (issue 13): the template's VMs copied to each, a baseline on each.
+
+
+@pytest.fixture(scope="module")
+def second_sim():
+    """A second vCenter with the same demo inventory (as a school's copy of its templates)."""
+    server = simulator.start(args=["-demo"])
+    yield server
+    server.stop()
+
+
+def test_publish_takes_a_baseline_on_each_extra_endpoint_and_one_failing_stops_no_other(sim, client, second_sim):
+    from courses.models import VersionBaseline
+    from labs.endpoints import endpoint_client
+
+    owner = InstructorFactory()
+    template = _template(sim, client, owner, [("esxi-02", f"{LAB_FOLDER}/esxi-02", True)])
+    second = simulator_endpoint(second_sim, name=f"second-{owner.pk}")
+    dead = simulator_endpoint(second_sim, name=f"dead-{owner.pk}", url=f"https://127.0.0.1:{simulator.free_port()}/sdk")
+    course_services.template_update(template=template, actor=owner, extra_endpoints=[second, dead])
+
+    operation = _publish(template, owner)
+
+    assert operation.state == Operation.State.SUCCEEDED, operation.error
+    version = operation.template_version
+    assert version.ready_endpoint_ids() == sorted([template.endpoint_id, second.pk]), "the version serves the two"
+    failed = version.baselines.get(endpoint=dead)
+    assert failed.state == VersionBaseline.State.FAILED
+    assert failed.error.startswith(f"Not published to {dead.name}: "), failed.error
+    assert operation.result["endpoint_problems"] == [failed.error]
+    on_second = version.baselines.get(endpoint=second).vms["esxi-02"]
+    second_client = endpoint_client(second)
+    assert on_second["moref"] == second_client.get(f"{LAB_FOLDER}/esxi-02").moref
+    snapshot = second_client.find_snapshot(on_second["moref"], baseline_snapshot_name(version))
+    assert snapshot is not None and snapshot.moref == on_second["snapshot"]
+
+
+def test_an_extra_endpoints_copy_that_differs_is_refused_in_words_and_left_untouched(sim, client, second_sim):
+    from courses.models import VersionBaseline
+    from labs.endpoints import endpoint_client
+
+    owner = InstructorFactory()
+    template = _template(sim, client, owner, [("router", f"{LAB_FOLDER}/router", False)])
+    second = simulator_endpoint(second_sim, name=f"second-{owner.pk}")
+    second_client = endpoint_client(second)
+    router = second_client.get(f"{LAB_FOLDER}/router").moref
+    cpus = client.vm_info(client.get(f"{LAB_FOLDER}/router").moref).num_cpu
+    second_client.reconfigure_vm(router, num_cpus=cpus + 1)
+    course_services.template_update(template=template, actor=owner, extra_endpoints=[second])
+    try:
+        operation = _publish(template, owner)
+    finally:
+        second_client.reconfigure_vm(router, num_cpus=cpus)
+
+    assert operation.state == Operation.State.SUCCEEDED, operation.error
+    baseline = operation.template_version.baselines.get(endpoint=second)
+    assert baseline.state == VersionBaseline.State.FAILED
+    assert f"router ({LAB_FOLDER}/router) has {cpus + 1} CPUs, the template's VM {cpus}" in baseline.error
+    assert second_client.find_snapshot(router, baseline_snapshot_name(operation.template_version)) is None
