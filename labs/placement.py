@@ -12,7 +12,8 @@ endpoint with the most room at that moment, among those that
 
 Room is the free clone slots: the concurrency limit less the slots held, the clones waiting
 for one and the builds waiting in the endpoint's build line (``labs.capacity``); between equals,
-the endpoint with fewer labs being built per slot of its limit, then the one named first.
+the endpoint with fewer labs being built per slot of its limit, then with fewer labs in all per
+slot, then the one named first.
 
 Clones of a lab stay on their source lab's endpoint (they copy its VMs), so they never come here.
 """
@@ -75,6 +76,8 @@ class EndpointLoad:
     endpoint: VCenterEndpoint
     labs_building: int = 0
     labs_running: int = 0
+    labs_held: int = 0
+    """Labs that hold vCenter resources there, whatever their state."""
     vms: int = 0
     """Lab VMs powered on, and those of labs being built (they are powered on at the end)."""
     memory_mb: int = 0
@@ -121,8 +124,9 @@ class EndpointLoad:
         return ""
 
     def rank(self) -> tuple:
-        """Sort key: most free slots first, then fewest builds per slot, then by name."""
-        return (-self.free_slots, self.labs_building / self.endpoint.concurrency_limit, self.endpoint.name)
+        """Sort key: most free slots first, then fewest builds per slot, fewest labs per slot, then by name."""
+        limit = self.endpoint.concurrency_limit
+        return (-self.free_slots, self.labs_building / limit, self.labs_held / limit, self.endpoint.name)
 
 
 def endpoint_loads(endpoints: list[VCenterEndpoint] | None = None) -> list[EndpointLoad]:
@@ -134,10 +138,11 @@ def endpoint_loads(endpoints: list[VCenterEndpoint] | None = None) -> list[Endpo
     loads = {endpoint.pk: EndpointLoad(endpoint=endpoint) for endpoint in endpoints}
     active = Lab.objects.filter(endpoint_id__in=ids, state__in=Lab.ACTIVE_STATES)
     for row in active.values("endpoint_id").annotate(
-        building=Count("pk", filter=Q(state=Lab.State.PROVISIONING)), storage=Sum("disk_gb")
+        building=Count("pk", filter=Q(state=Lab.State.PROVISIONING)), held=Count("pk"), storage=Sum("disk_gb")
     ):
         load = loads[row["endpoint_id"]]
-        load.labs_building, load.storage_gb = row["building"], float(row["storage"] or 0)
+        load.labs_building, load.labs_held = row["building"], row["held"]
+        load.storage_gb = float(row["storage"] or 0)
     counted = Q(power_state=LabVM.PowerState.ON) | Q(lab__state=Lab.State.PROVISIONING)
     vms = LabVM.objects.filter(counted, lab__endpoint_id__in=ids, lab__state__in=Lab.ACTIVE_STATES)
     for row in vms.values("lab__endpoint_id").annotate(

@@ -317,6 +317,34 @@ def _new_lab(*, course: Course, student: AbstractBaseUser | None, source_lab: La
     return lab
 
 
+def lab_build_move(*, lab: Lab, failed: Operation, reason: str) -> Operation | None:
+    """Build a lab on another of its course's endpoints, after its build found its own
+    unreachable before anything was made there (the caller checked): nothing is lost, the
+    student's lab only changes vCenter. None when no other endpoint can take it now."""
+    with transaction.atomic():
+        lab = _select_lab_for_update(lab)
+        try:
+            endpoint = placement.lab_endpoint(course=lab.course, version=lab.template_version)
+        except ValidationError:
+            return None
+        if endpoint.pk == lab.endpoint_id:
+            return None
+        moved_from = lab.endpoint
+        # Its VLANs were never made on the unreachable endpoint: give them back there.
+        LabNetwork.objects.filter(lab=lab).delete()
+        lab.endpoint = endpoint
+        lab.save(update_fields=["endpoint"])
+        _allocate_vlans(lab, [network["name"] for network in lab.template_version.spec["networks"]])
+        operation = lab_operation(lab, Operation.Kind.PROVISION, failed.actor, {"moved_from": moved_from.pk})
+    realtime.notify_user(
+        lab.student_id,
+        f"{moved_from.name} could not be reached ({reason}); your lab {lab.name} is being built on "
+        f"{endpoint.name} instead.",
+        level="info",
+    )
+    return operation
+
+
 class AlreadyHasLab(Exception):
     """The student has a lab already (for class provisioning, which gives each one lab)."""
 

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from courses.models import VersionBaseline
-from labs import capacity, realtime
+from labs import capacity, realtime, services
 from labs.dispatch import RESET_REVERTS
 from labs.jobs.lab_build import (
     BASELINE_NAME,
@@ -25,7 +25,7 @@ from labs.jobs.parallel import Reporter, run_parallel
 from labs.jobs.runner import Job, OperationFailed, register
 from labs.metering import lab_power_changed, vanished_words
 from labs.models import Lab, LabSnapshot, LabVM, Operation
-from labs.vsphere import NotFound, VSphereError
+from labs.vsphere import NotFound, Unreachable, VSphereError
 
 GUEST_SHUTDOWN_TIMEOUT = 120
 # A provision's param: leave the lab powered off once built (a warm-pool lab nobody needs yet).
@@ -181,14 +181,31 @@ class ProvisionLab(LabJob):
     busy_state = Lab.State.PROVISIONING
 
     def perform(self) -> None:
-        build_lab(self, _clone_sources(self.lab))
+        try:
+            build_lab(self, _clone_sources(self.lab))
+        except Unreachable:
+            self.unreachable = True
+            raise
         self.finish(Lab.State.READY)
 
+    def _nothing_made(self) -> bool:
+        lab = self.lab
+        lab.refresh_from_db(fields=["folder_moref", "pool_moref"])
+        return not lab.folder_moref and not lab.pool_moref and not lab.vms.exclude(moref="").exists()
+
     def on_failure(self, reason: str) -> None:
-        """No orphans: remove what was made; the lab stays, in error, saying why."""
+        """No orphans: remove what was made; the lab stays, in error, saying why.
+
+        A new lab whose endpoint could not be reached before anything was made there is built
+        on another endpoint of its course instead (labs.placement), when one can take it."""
         lab = self.context.operation.lab
         if lab is None:
             return
+        if self.kind == Operation.Kind.PROVISION and getattr(self, "unreachable", False) and self._nothing_made():
+            moved = services.lab_build_move(lab=lab, failed=self.context.operation, reason=reason)
+            if moved is not None:
+                self.context.result["moved_to"] = {"endpoint": moved.endpoint_id, "operation": moved.pk}
+                return
         problems = self.builder.tear_down()
         self.builder.refresh_power()
         leftover = f" Clean-up could not remove: {'; '.join(problems)}." if problems else ""
