@@ -109,9 +109,18 @@ class TemplateCreateForm(forms.Form):
         help_text="Lab networks, separated by commas (e.g. lab, storage). Each student lab gets its own copy.",
     )
 
+    extra_endpoints = forms.ModelMultipleChoiceField(
+        queryset=None,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Also publish to",
+        help_text="Other vCenters holding a copy of its VMs at the same inventory path (docs/deployment.md).",
+    )
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["endpoint"].queryset = selectors.endpoint_list()
+        self.fields["extra_endpoints"].queryset = selectors.endpoint_list()
 
     def clean_networks(self) -> tuple[str, ...]:
         names = [name.strip() for name in self.cleaned_data["networks"].split(",") if name.strip()]
@@ -141,6 +150,17 @@ class TemplateForm(forms.Form):
         label="Lab manual (Markdown)",
         help_text="Students read it on their course page. Headings with #, lists with -, code with `backticks`.",
     )
+    extra_endpoints = forms.ModelMultipleChoiceField(
+        queryset=None,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Also publish to",
+        help_text="Other vCenters holding a copy of its VMs at the same inventory path (docs/deployment.md).",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["extra_endpoints"].queryset = selectors.endpoint_list()
 
     @classmethod
     def for_template(cls, template: LabTemplate, data=None) -> TemplateForm:
@@ -149,6 +169,7 @@ class TemplateForm(forms.Form):
             "description": template.description,
             "clone_mode": "linked" if template.linked_clones else "full",
             "manual": template.manual,
+            "extra_endpoints": list(template.extra_endpoints.all()),
         }
         return cls(data, initial=initial)
 
@@ -237,10 +258,17 @@ class CourseForm(forms.ModelForm):
         empty_label="None yet (the course cannot open without one)",
         help_text="A published version; students' labs are built from it.",
     )
+    endpoints = forms.ModelMultipleChoiceField(
+        queryset=None,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="vCenters",
+        help_text="Where its labs may be built; none ticked: every vCenter its template version is published to.",
+    )
 
     class Meta:
         model = Course
-        fields = ["title", "code", "starts_on", "ends_on", "template_version", "description"]
+        fields = ["title", "code", "starts_on", "ends_on", "template_version", "endpoints", "description"]
         labels = {"starts_on": "Starts on", "ends_on": "Ends on"}
         widgets = {
             "starts_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
@@ -253,6 +281,7 @@ class CourseForm(forms.ModelForm):
         self.fields["template_version"].queryset = selectors.published_versions(user=user).order_by(
             "template__name", "-number"
         )
+        self.fields["endpoints"].queryset = selectors.endpoint_list()
 
     def service_fields(self) -> dict:
         return {name: self.cleaned_data[name] for name in self.Meta.fields}

@@ -55,6 +55,10 @@ ENDPOINT_FIELDS = (
     "concurrency_limit",
     "template_source_folders",
     "console_username",
+    "in_maintenance",
+    "max_running_vms",
+    "max_memory_gb",
+    "max_storage_gb",
 )
 ROSTER_MAX_BYTES = 1024 * 1024
 ROSTER_MAX_ROWS = 5000
@@ -155,8 +159,10 @@ def template_create(
     manual: str = "",
     linked_clones: bool = True,
     networks: tuple[str, ...] = ("lab",),
+    extra_endpoints: list[VCenterEndpoint] | None = None,
 ) -> LabTemplate:
-    """A new draft template owned by its creator, with its networks (default: one, "lab")."""
+    """A new draft template owned by its creator, with its networks (default: one, "lab"), and
+    the extra vCenters it is published to besides its own."""
     _require(permissions.can_create_templates(actor), "Only instructors and admins can build templates.")
     template = LabTemplate(
         endpoint=endpoint, name=name, description=description, manual=manual, linked_clones=linked_clones
@@ -165,6 +171,8 @@ def template_create(
     template.owners.add(actor)
     for network in networks:
         save_valid(TemplateNetwork(template=template, name=network))
+    if extra_endpoints:
+        template.extra_endpoints.set([e for e in extra_endpoints if e.pk != endpoint.pk])
     return template
 
 
@@ -458,6 +466,7 @@ def course_create(
     ends_on: date,
     template_version: TemplateVersion | None = None,
     description: str = "",
+    endpoints: list[VCenterEndpoint] | None = None,
 ) -> Course:
     """A draft course taught by its creator, with an empty quota (no limits) and a join code."""
     _require(permissions.can_create_courses(actor), "Only instructors and admins can create courses.")
@@ -471,6 +480,8 @@ def course_create(
         join_code=_new_join_code(),
     )
     save_valid(course)
+    if endpoints:
+        course_endpoints_set(course=course, endpoints=endpoints)
     if roles.is_instructor(actor) or roles.is_admin(actor):
         course.instructors.add(actor)
     defaults = QuotaDefaults.current()  # the admins' limits for new courses, if they set any

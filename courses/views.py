@@ -130,6 +130,7 @@ def template_create(request: HttpRequest) -> HttpResponse:
                 description=data["description"],
                 linked_clones=data["clone_mode"],
                 networks=data["networks"],
+                extra_endpoints=list(data["extra_endpoints"]),
             )
         except PermissionDenied as refusal:
             return forbidden(request, refusal)
@@ -144,7 +145,7 @@ def template_create(request: HttpRequest) -> HttpResponse:
 def _template_page(request: HttpRequest, template: LabTemplate, *, status: int = 200, **overrides) -> HttpResponse:
     user = request.user
     vms = list(template.vms.all())
-    versions = list(template.versions.all())
+    versions = list(template.versions.prefetch_related("baselines__endpoint"))
     bound_vm_form = overrides.pop("vm_form", None)
     guide_forms = forms.guide_editor_forms(template, *overrides.pop("guide_bound", (None, None)))
     vm_rows = []
@@ -331,6 +332,7 @@ def _course_page(request: HttpRequest, course: Course, *, status: int = 200, **o
         "instructors": course.instructors.order_by("last_name", "username"),
         "manual_html": course.template_version.manual_markup if course.template_version else "",
         "template": template,
+        "course_endpoints": [endpoint.name for endpoint in selectors.course_endpoints(course)],
     }
     now = timezone.now()
     context.update(sessions=list(selectors.course_sessions(course=course)), next_meetings=_next_meetings(course, now))

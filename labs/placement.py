@@ -27,7 +27,8 @@ import redis
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, Sum
 
-from courses.models import Course, TemplateVersion, VCenterEndpoint, VersionBaseline
+from courses import selectors as course_selectors
+from courses.models import Course, TemplateVersion, VCenterEndpoint
 from labs import capacity
 from labs.models import Lab, LabVM
 
@@ -164,20 +165,9 @@ def endpoint_loads(endpoints: list[VCenterEndpoint] | None = None) -> list[Endpo
     return [loads[endpoint_id] for endpoint_id in ids]
 
 
-def course_endpoints(course: Course, version: TemplateVersion | None = None) -> list[VCenterEndpoint]:
-    """The endpoints a course's new labs may go to: those its version serves, narrowed to the
-    course's choice when it made one."""
-    version = version or course.template_version
-    served = VCenterEndpoint.objects.filter(
-        baselines__version=version, baselines__state=VersionBaseline.State.READY
-    ).order_by("name")
-    chosen = set(course.endpoints.values_list("pk", flat=True))
-    return [endpoint for endpoint in served if not chosen or endpoint.pk in chosen]
-
-
 def lab_endpoint(*, course: Course, version: TemplateVersion) -> VCenterEndpoint:
     """The endpoint a new lab of the course is built on now, or a refusal in words."""
-    candidates = course_endpoints(course, version)
+    candidates = course_selectors.course_endpoints(course, version)
     if not candidates:
         raise ValidationError(
             f"{version} is not published to any vCenter {course.code} may use: publish it again, "

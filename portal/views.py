@@ -18,7 +18,7 @@ from core.models import AuditEntry
 from core.web import forbidden
 from courses import selectors as course_selectors
 from courses.forms import JoinForm
-from labs.selectors import class_summaries, operation_list
+from labs.selectors import class_summaries, endpoint_load_list, operation_list
 from portal.forms import AuditFilterForm
 
 
@@ -31,7 +31,7 @@ def home(request: HttpRequest) -> HttpResponse:
             request,
             "portal/home_admin.html",
             {
-                "endpoints": course_selectors.endpoint_list(),
+                "endpoint_loads": endpoint_load_list(),
                 "courses": course_selectors.course_list(user=request.user).exclude(state="archived")[:20],
                 "people": people_counts(),
                 "operations": _recent_operations(request),

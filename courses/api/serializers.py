@@ -23,6 +23,7 @@ from courses.models import (
     TemplateVersion,
     TemplateVM,
     VCenterEndpoint,
+    VersionBaseline,
 )
 
 User = get_user_model()
@@ -70,6 +71,10 @@ class EndpointSerializer(serializers.ModelSerializer):
             "template_source_folders",
             "console_username",
             "console_password",
+            "in_maintenance",
+            "max_running_vms",
+            "max_memory_gb",
+            "max_storage_gb",
             "created_at",
             "updated_at",
         ]
@@ -176,10 +181,22 @@ class TemplateVMUpdateSerializer(TemplateVMSerializer):
         read_only_fields = ["source_moref", "source_name", "source_path"]
 
 
+class VersionBaselineSerializer(serializers.ModelSerializer):
+    """A version on one vCenter: labs are built only where its baseline is ready."""
+
+    endpoint_name = serializers.CharField(source="endpoint.name", read_only=True)
+
+    class Meta:
+        model = VersionBaseline
+        fields = ["endpoint", "endpoint_name", "state", "error"]
+        read_only_fields = fields
+
+
 class TemplateVersionSerializer(serializers.ModelSerializer):
     """A published (or publishing, or failed) frozen copy of a template; courses pin one by id."""
 
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    baselines = VersionBaselineSerializer(many=True, read_only=True)
 
     class Meta:
         model = TemplateVersion
@@ -188,6 +205,7 @@ class TemplateVersionSerializer(serializers.ModelSerializer):
             "number",
             "revision",
             "state",
+            "baselines",
             "vcpu_total",
             "memory_mb_total",
             "disk_gb_total",
@@ -218,6 +236,7 @@ class TemplateSerializer(serializers.ModelSerializer):
             "description",
             "endpoint",
             "endpoint_name",
+            "extra_endpoints",
             "linked_clones",
             "owners",
             "revision",
@@ -251,7 +270,8 @@ class TemplateUpdateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = LabTemplate
-        fields = ["name", "description", "endpoint", "manual", "linked_clones"]
+        fields = ["name", "description", "endpoint", "extra_endpoints", "manual", "linked_clones"]
+        extra_kwargs = {"extra_endpoints": {"required": False}}
 
 
 class TemplateCreateSerializer(TemplateUpdateSerializer):
@@ -287,6 +307,15 @@ class CourseSerializer(serializers.ModelSerializer):
     join_code = serializers.SerializerMethodField(
         help_text="The code students join with; null when disabled or when you do not run the course."
     )
+    endpoints = serializers.PrimaryKeyRelatedField(
+        queryset=VCenterEndpoint.objects.all(),
+        many=True,
+        required=False,
+        help_text="The vCenters its labs may be built on; empty: every one its template version serves.",
+    )
+    endpoints_in_use = serializers.SerializerMethodField(
+        help_text="The names of the vCenters its new labs may go to now (its choice, or all its version serves)."
+    )
 
     class Meta:
         model = Course
@@ -303,9 +332,14 @@ class CourseSerializer(serializers.ModelSerializer):
             "instructors",
             "student_count",
             "join_code",
+            "endpoints",
+            "endpoints_in_use",
             "created_at",
             "updated_at",
         ]
+
+    def get_endpoints_in_use(self, course: Course) -> list[str]:
+        return [endpoint.name for endpoint in selectors.course_endpoints(course)]
 
     def get_join_code(self, course: Course) -> str | None:
         request = self.context.get("request")

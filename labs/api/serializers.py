@@ -354,3 +354,30 @@ class PoolSerializer(serializers.Serializer):
     building = serializers.IntegerField(read_only=True, help_text="Pool labs being built.")
     given_today = serializers.IntegerField(read_only=True, help_text="Pool labs handed to students today.")
     words = serializers.CharField(read_only=True, help_text="All of it in words, as the class page says it.")
+
+
+class EndpointLoadSerializer(serializers.Serializer):
+    """One vCenter's load now: what placement weighs when it puts a new lab somewhere."""
+
+    id = serializers.IntegerField(source="endpoint.pk")
+    name = serializers.CharField(source="endpoint.name")
+    labs_building = serializers.IntegerField()
+    labs_running = serializers.IntegerField()
+    vms = serializers.IntegerField(help_text="Lab VMs powered on, and those of labs being built.")
+    memory_mb = serializers.IntegerField(help_text="Memory configured on those VMs.")
+    storage_gb = serializers.FloatField(help_text="Disk of every lab that holds vCenter resources there.")
+    concurrency_limit = serializers.IntegerField(source="endpoint.concurrency_limit")
+    slots_in_use = serializers.IntegerField(help_text="Clone slots held now.")
+    clones_waiting = serializers.IntegerField()
+    builds_in_line = serializers.IntegerField()
+    free_slots = serializers.IntegerField(help_text="Slots left once the waiting clones and builds have theirs.")
+    max_running_vms = serializers.IntegerField(source="endpoint.max_running_vms", allow_null=True)
+    max_memory_gb = serializers.IntegerField(source="endpoint.max_memory_gb", allow_null=True)
+    max_storage_gb = serializers.IntegerField(source="endpoint.max_storage_gb", allow_null=True)
+    in_maintenance = serializers.BooleanField()
+    unreachable = serializers.CharField(help_text='Why it could not be reached lately, in words; "" when it could.')
+    takes_new_labs = serializers.SerializerMethodField()
+    refusal = serializers.CharField(help_text='Why it takes no new labs, in words; "" when it does.')
+
+    def get_takes_new_labs(self, load) -> bool:
+        return not load.refusal

@@ -10,6 +10,7 @@ router.register("labs", guides.LabGuideViewSet, basename="lab-guide")
 router.register("console-sessions", views.ConsoleSessionViewSet, basename="console-session")
 
 urlpatterns = [
+    path("endpoint-loads/", views.endpoint_loads, name="endpoint-loads"),
     path("endpoints/<int:endpoint_id>/check/", views.endpoint_check, name="endpoint-check"),
     path("endpoints/<int:endpoint_id>/reconcile/", views.endpoint_reconcile, name="endpoint-reconcile"),
     path("endpoints/<int:endpoint_id>/inventory/", views.endpoint_inventory, name="endpoint-inventory"),

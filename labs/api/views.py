@@ -33,6 +33,7 @@ from labs.api.serializers import (
     ConsoleOpenedSerializer,
     ConsoleOpenSerializer,
     ConsoleSessionSerializer,
+    EndpointLoadSerializer,
     InventoryItemSerializer,
     LabDetailSerializer,
     LabFilterSerializer,
@@ -78,6 +79,7 @@ def _only(allowed, message: str) -> type[BasePermission]:
 
 
 ADMINS_CHECK = _only(course_permissions.can_manage_endpoints, "Only admins can check vCenter connections.")
+ADMINS_LOAD = _only(course_permissions.can_manage_endpoints, "Only admins can see the vCenters' load.")
 ADMINS_RECONCILE = _only(course_permissions.can_manage_endpoints, "Only admins can reconcile vCenter with Nestlab.")
 PICKER = _only(course_permissions.can_create_templates, selectors.PICKER_WORDS)
 
@@ -132,6 +134,21 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         operation = services.operation_cancel(operation=self.get_object(), actor=request.user)
         return Response(OperationSerializer(operation).data)
+
+
+@extend_schema(
+    responses={200: EndpointLoadSerializer(many=True), **errors(403)},
+    summary="Every vCenter's load",
+    description=(
+        "Admins. Per endpoint: labs building and running, VMs, memory, storage, clone slots in use and "
+        "waiting, maintenance and reachability: what placement weighs when it puts a new lab on one."
+    ),
+    tags=["endpoints"],
+)
+@api_view(["GET"])
+@permission_classes([IsAuthenticated, ADMINS_LOAD])
+def endpoint_loads(request: Request) -> Response:
+    return Response(EndpointLoadSerializer(selectors.endpoint_load_list(), many=True).data)
 
 
 @extend_schema(

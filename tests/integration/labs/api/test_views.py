@@ -353,3 +353,38 @@ def test_a_student_removed_from_the_course_cannot_cancel_work_on_their_lab():
         f"You are no longer enrolled in {course.code}: you can see {lab.name} but not use it."
     )
     assert _client(lab.student).get(f"/api/v1/operations/{power.pk}/").json()["state"] == "queued"
+
+
+def test_admins_see_each_vcenters_load_and_a_course_shows_and_sets_its_vcenters():
+    from labs import placement
+
+    course = open_course(students=2)
+    home = course.template_version.template.endpoint
+    spare = EndpointFactory(in_maintenance=True, max_running_vms=10)
+    ready_lab(course, 0)
+    placement.endpoint_reachable_mark(endpoint_id=home.pk)
+    placement.endpoint_reachable_mark(endpoint_id=spare.pk)
+
+    response = _client(AdminFactory()).get("/api/v1/endpoint-loads/")
+    assert response.status_code == 200
+    loads = {row["id"]: row for row in response.json()}
+    assert (
+        loads[home.pk]["takes_new_labs"] is True
+        and loads[home.pk]["labs_running"] + loads[home.pk]["labs_building"] <= 1
+    )
+    assert loads[spare.pk]["refusal"] == f"{spare.name} is in maintenance"
+    assert loads[spare.pk]["max_running_vms"] == 10
+    refused = _client(InstructorFactory()).get("/api/v1/endpoint-loads/")
+    assert refused.status_code == 403 and "Only admins can see the vCenters' load." in refused.json()["detail"]
+
+    instructor = course.instructors.get()
+    shown = _client(instructor).get(f"/api/v1/courses/{course.pk}/").json()
+    assert (shown["endpoints"], shown["endpoints_in_use"]) == ([], [home.name])
+    refused = _client(instructor).patch(f"/api/v1/courses/{course.pk}/", {"endpoints": [spare.pk]}, format="json")
+    assert refused.status_code == 400
+    assert f"is not published to {spare.name}" in str(refused.json())
+    kept = _client(instructor).patch(f"/api/v1/courses/{course.pk}/", {"endpoints": [home.pk]}, format="json")
+    assert kept.status_code == 200 and kept.json()["endpoints"] == [home.pk]
+
+    bad = _client(AdminFactory()).patch(f"/api/v1/endpoints/{spare.pk}/", {"max_memory_gb": 0}, format="json")
+    assert bad.status_code == 400 and "max_memory_gb" in bad.json()["errors"]
