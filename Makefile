@@ -52,6 +52,13 @@ BENCH_ARGS ?=
 bench: vcsim
 	$(PY) bench/provision_class.py $(BENCH_ARGS)
 
+# One class over two vCenters against the same class on one (docs/benchmarks.md);
+# TWO_VC_ARGS passes options, e.g. TWO_VC_ARGS="--students 100".
+TWO_VC_ARGS ?=
+.PHONY: bench-two-vcenters
+bench-two-vcenters: vcsim
+	$(PY) bench/two_vcenters.py $(TWO_VC_ARGS)
+
 # Live status (docs/benchmarks.md): a power change made in vCenter to the browser, then one
 # event to 500 class-table clients. LATENCY_ARGS and FANOUT_ARGS pass options to each, e.g.
 # FANOUT_ARGS="--event power --rounds 20".
