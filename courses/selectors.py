@@ -73,10 +73,8 @@ def published_versions(*, user: AbstractBaseUser) -> QuerySet[TemplateVersion]:
 
 def course_list(*, user: AbstractBaseUser) -> QuerySet[Course]:
     """Admins: every course; instructors: those they teach; students: those they are enrolled in."""
-    courses = (
-        Course.objects.select_related("template_version__template")
-        .prefetch_related("endpoints", "template_version__baselines__endpoint")
-        .annotate(student_count=Count("enrollments", distinct=True))
+    courses = Course.objects.select_related("template_version__template").annotate(
+        student_count=Count("enrollments", distinct=True)
     )
     if roles.is_admin(user):
         return courses
@@ -184,13 +182,17 @@ def guide_image(*, template_id: int, name: str, user: AbstractBaseUser) -> Guide
     return image
 
 
+# What ``course_endpoints`` reads, for querysets of courses shown with their vCenters.
+COURSE_ENDPOINTS = ("endpoints", "template_version__baselines__endpoint")
+
+
 def course_endpoints(course: Course, version: TemplateVersion | None = None) -> list[VCenterEndpoint]:
     """The vCenters a course's new labs may go to: those its version (or the given one) serves,
     narrowed to the course's own choice when it made one (labs.placement picks among them)."""
     version = version or course.template_version
     if version is None:
         return []
-    # Python over .all(): lists prefetch both (course_list), so a page of courses is not N+1.
+    # Python over .all(): the course API prefetches both (COURSE_ENDPOINTS), so a page of courses is not N+1.
     served = sorted(
         (baseline.endpoint for baseline in version.baselines.all() if baseline.state == VersionBaseline.State.READY),
         key=lambda endpoint: endpoint.name,

@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 
 import redis
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Exists, Q, Sum
 
-from courses import selectors as course_selectors
-from courses.models import Course, TemplateVersion, VCenterEndpoint
+from courses.models import Course, TemplateVersion, VCenterEndpoint, VersionBaseline
 from labs import capacity
 from labs.models import Lab, LabVM
 
@@ -167,7 +166,14 @@ def endpoint_loads(endpoints: list[VCenterEndpoint] | None = None) -> list[Endpo
 
 def lab_endpoint(*, course: Course, version: TemplateVersion) -> VCenterEndpoint:
     """The endpoint a new lab of the course is built on now, or a refusal in words."""
-    candidates = course_selectors.course_endpoints(course, version)
+    # One query (a Start's statements are pinned): the endpoints holding the version's ready
+    # baseline, narrowed to the course's choice when it made one (courses.selectors.course_endpoints).
+    chosen = Course.endpoints.through.objects.filter(course_id=course.pk)
+    candidates = list(
+        VCenterEndpoint.objects.filter(baselines__version=version, baselines__state=VersionBaseline.State.READY)
+        .filter(Q(pk__in=chosen.values("vcenterendpoint_id")) | ~Exists(chosen))
+        .order_by("name")
+    )
     if not candidates:
         raise ValidationError(
             f"{version} is not published to any vCenter {course.code} may use: publish it again, "

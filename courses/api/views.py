@@ -400,7 +400,7 @@ class CourseViewSet(
     def get_queryset(self):
         if _fake(self):
             return Course.objects.none()
-        return selectors.course_list(user=self.request.user)
+        return selectors.course_list(user=self.request.user).prefetch_related(*selectors.COURSE_ENDPOINTS)
 
     def get_serializer_class(self):
         return s.CourseCreateSerializer if self.action == "create" else s.CourseSerializer

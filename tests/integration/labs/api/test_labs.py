@@ -609,10 +609,11 @@ def test_the_hot_routes_cost_a_pinned_number_of_queries(students):
 # those too (docs/benchmarks.md).
 ACTION_QUERIES = {
     # Roles, course, enrollment; the quota locked, the course again under it, top-ups, the class's
-    # totals, running labs (two), the student's hours, the lab's number; the lab, its VMs and its
+    # totals, running labs (two), the student's hours, the lab's number; the vCenters its version
+    # serves and the course allows (labs.placement, one query); the lab, its VMs and its
     # networks inserted (the endpoint locked, its VLANs read); the operation, its audit entry
     # (with a savepoint of its own), the lab's push; the transaction's savepoint and its release.
-    "start": 23,
+    "start": 24,
     # The student's roles are read by their first request only (the client keeps the user).
     "snapshot": 14,  # roles, the lab, enrollment; quota, lab locked, busy, its snapshots; the rest as above
     "revert": 13,  # the lab, the snapshot, enrollment; quota, lab locked, busy; the rest as above
