@@ -19,7 +19,6 @@ from courses import guides, permissions
 from courses import selectors as course_selectors
 from courses.models import ClassSession, Course, LabTemplate, TemplateVersion, VCenterEndpoint
 from labs import placement, template_sources, vsphere
-from labs import placement, template_sources, vsphere
 from labs.endpoints import endpoint_client
 from labs.models import CheckResult, ConsoleSession, Lab, LabSnapshot, LabVM, Operation, StepResult, WarmPool
 from lti.models import CourseLink
@@ -587,6 +586,8 @@ def pool_status(course_id: int, now: datetime | None = None) -> PoolStatus:
         given_today=given_today,
         words=words,
     )
+
+
 def endpoint_load_list() -> list[placement.EndpointLoad]:
     """Every endpoint's load now (labs building and running, VMs, memory, storage, clone slots,
     maintenance, reachability): the admins' page and the API read the same figures placement uses."""

@@ -1,4 +1,4 @@
-"""courses/migrations/0015_multivc.py: versions published before several vCenters keep working."""
+"""courses/migrations/0016_multivc.py: versions published before several vCenters keep working."""
 
 import importlib
 
@@ -9,7 +9,7 @@ from courses.models import VersionBaseline
 from tests.factories import published_version
 
 pytestmark = pytest.mark.integration
-migration = importlib.import_module("courses.migrations.0015_multivc")
+migration = importlib.import_module("courses.migrations.0016_multivc")
 
 
 @pytest.mark.django_db

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('courses', '0014_class_sessions'),
+        ('courses', '0015_pools'),
     ]
 
     operations = [
