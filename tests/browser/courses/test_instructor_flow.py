@@ -214,7 +214,8 @@ def test_instructor_builds_publishes_and_teaches_then_admin_sets_the_quota(
     page.get_by_role("button", name="Save limits").click()
     expect(page.locator(".flash-success")).to_contain_text("The quota is saved.")
     bars = page.locator("#quota .usage")
-    expect(bars).to_have_count(7)
+    expect(bars).to_have_count(8)  # the seven limits of labs and hours, and the warm pool's own line
+    expect(page.locator('[data-bar="pool_labs"]')).to_contain_text("no limit")
     expect(page.locator('[data-bar="running_labs"]')).to_contain_text("0 of 20")
     expect(page.locator('[data-bar="snapshots_per_lab"]')).to_contain_text("none allowed")
     expect(page.locator('[data-bar="storage_gb_total"]')).to_contain_text("no limit")
