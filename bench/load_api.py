@@ -494,7 +494,10 @@ class Portal:
 
         from portal import simulator
 
-        self.sim = simulator.start(args=["-demo", "-task-duration", options.task_duration])
+        sim_args = ["-demo", "-task-duration", options.task_duration]
+        if options.sim_pprof:
+            sim_args += ["-pprof", f"127.0.0.1:{options.sim_pprof}"]
+        self.sim = simulator.start(args=sim_args)
         self.setup_words.append(f"simulator -demo -task-duration {options.task_duration}")
 
         import django
@@ -997,6 +1000,12 @@ def main(argv: list[str] | None = None) -> int:
         "--count-queries",
         action="store_true",
         help="count the SQL statements of every request in daphne (bench/_daphne.py; costs some CPU)",
+    )
+    parser.add_argument(
+        "--sim-pprof",
+        type=int,
+        metavar="PORT",
+        help="serve the simulator's Go profiler on 127.0.0.1:PORT (go tool pprof http://127.0.0.1:PORT/debug/pprof/profile)",
     )
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (the processes' logs)")

@@ -52,6 +52,16 @@ GO_SOURCES = {
     "github.com/gorilla/websocket": "golang-github-gorilla-websocket-dev",
     "golang.org/x/image/font/basicfont": "golang-golang-x-image-dev",
 }
+# govmomi files compiled in place of Debian's through `go build -overlay`: our file in
+# vcsim/overlay/, the path it replaces under GOPATH, and the sha256 of the original it was
+# made from (a different govmomi is refused in words rather than silently patched).
+OVERLAY_DIR = SOURCE_DIR / "overlay"
+GO_OVERLAYS = {
+    "property_collector.go": (
+        "github.com/vmware/govmomi/simulator/property_collector.go",
+        "5cb6432ace55751a9da6da01b3912d23fe7cb1f4efbd163ad15b54464a02af13",
+    ),
+}
 URL_MARKER = "NESTLAB_VCSIM_URL="
 CONFIG_PATH = "/_nestlab/config"
 WEBMKS_PATH = "/_nestlab/webmks"
@@ -83,7 +93,27 @@ class SimulatorError(RuntimeError):
 
 
 def _source_files() -> Iterable[Path]:
-    return sorted(SOURCE_DIR.glob("*.go"))
+    return sorted([*SOURCE_DIR.glob("*.go"), *OVERLAY_DIR.glob("*.go")])
+
+
+def _write_overlay(path: Path) -> None:
+    """Write the ``go build -overlay`` map for GO_OVERLAYS to ``path``, after checking
+    that each replaced file is the one our copy was made from."""
+    import hashlib
+    import json
+
+    replace = {}
+    for name, (source, digest) in GO_OVERLAYS.items():
+        original = Path(GOPATH, "src", source)
+        found = hashlib.sha256(original.read_bytes()).hexdigest()
+        if found != digest:
+            raise SimulatorError(
+                f"vcsim/overlay/{name} replaces {original}, but that file is not the one it was made "
+                f"from (sha256 {found}, expected {digest}): another govmomi version is installed. "
+                "Port the change marked 'Nestlab:' in the overlay to it and update GO_OVERLAYS."
+            )
+        replace[str(original)] = str(OVERLAY_DIR / name)
+    path.write_text(json.dumps({"Replace": replace}))
 
 
 def _binary_is_fresh() -> bool:
@@ -135,9 +165,11 @@ def build(*, quiet: bool = False, force: bool = False) -> Path:
     # Build into a name of our own and rename, so neither a concurrent reader nor a
     # concurrent build (two test runs at once) ever sees half a file.
     partial = BINARY.with_name(f"{BINARY.name}.partial-{os.getpid()}")
+    overlay = BINARY.with_name(f"overlay-{os.getpid()}.json")
     try:
+        _write_overlay(overlay)
         result = subprocess.run(
-            ["go", "build", "-o", str(partial), "."],
+            ["go", "build", "-overlay", str(overlay), "-o", str(partial), "."],
             cwd=SOURCE_DIR,
             env=env,
             capture_output=True,
@@ -148,6 +180,7 @@ def build(*, quiet: bool = False, force: bool = False) -> Path:
         partial.replace(BINARY)
     finally:
         partial.unlink(missing_ok=True)
+        overlay.unlink(missing_ok=True)
     if not quiet:
         print(f"Built the vCenter simulator: {BINARY}")
     return BINARY

@@ -9,6 +9,9 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // served only with -pprof, on an address of its own
 	"net/url"
 	"os"
 	"os/signal"
@@ -35,6 +38,7 @@ type options struct {
 	extraUsers    listFlag
 
 	demo, trace bool
+	pprofListen string
 
 	webmksListen          string
 	webmksTTL, webmksTick time.Duration
@@ -77,6 +81,7 @@ func parseFlags() *options {
 	flag.DurationVar(&o.guestTransferTTL, "guest-transfer-ttl", time.Minute, "a guest file transfer URL unused this long expires")
 	flag.BoolVar(&o.demo, "demo", false, "seed the demo nested-ESXi lab inventory")
 	flag.BoolVar(&o.trace, "trace", false, "write every SOAP request and response to stderr")
+	flag.StringVar(&o.pprofListen, "pprof", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:0 (empty: off)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		log.Fatalf("unexpected arguments: %v", flag.Args())
@@ -172,6 +177,17 @@ func main() {
 	model.DelayConfig.DelayJitter = o.jitter
 	simulator.SessionIdleTimeout = o.idleTimeout
 	atomic.StoreInt32(&mw.seeding, 0)
+
+	if o.pprofListen != "" {
+		// For benchmarks: where the simulator's own CPU goes. Its own listener, so the
+		// profiler is never reachable through the vCenter address.
+		listener, err := net.Listen("tcp", o.pprofListen)
+		if err != nil {
+			log.Fatalf("-pprof: %v", err)
+		}
+		fmt.Printf("NESTLAB_VCSIM_PPROF=http://%s/debug/pprof/\n", listener.Addr())
+		go func() { _ = http.Serve(listener, http.DefaultServeMux) }()
+	}
 
 	public := *server.URL
 	public.User = nil // the URL line never carries the password

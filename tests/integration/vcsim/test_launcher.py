@@ -7,9 +7,12 @@ Driven through pyVmomi directly. Properties are read through the PropertyCollect
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import statistics
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 
@@ -520,5 +523,39 @@ def test_restart_brings_the_demo_inventory_back():
         server.configure(fail=["CreateFolder"])
         server.restart()
         assert server.get_config()["fail"] == []
+    finally:
+        server.stop()
+
+
+# --- the build ----------------------------------------------------------------------------
+
+
+def test_the_build_overlays_our_property_collector_on_the_govmomi_it_was_made_for(tmp_path):
+    overlay = tmp_path / "overlay.json"
+    simulator._write_overlay(overlay)
+    replaced = json.loads(overlay.read_text())["Replace"]
+    original = f"{simulator.GOPATH}/src/github.com/vmware/govmomi/simulator/property_collector.go"
+    assert replaced == {original: str(simulator.OVERLAY_DIR / "property_collector.go")}
+    assert "Nestlab:" in (simulator.OVERLAY_DIR / "property_collector.go").read_text()
+
+
+def test_the_build_refuses_in_words_a_govmomi_the_overlay_was_not_made_for(tmp_path, monkeypatch):
+    source, _ = simulator.GO_OVERLAYS["property_collector.go"]
+    monkeypatch.setitem(simulator.GO_OVERLAYS, "property_collector.go", (source, "0" * 64))
+    with pytest.raises(simulator.SimulatorError, match="another govmomi version is installed"):
+        simulator._write_overlay(tmp_path / "overlay.json")
+    assert not (tmp_path / "overlay.json").exists()
+
+
+def test_pprof_serves_the_profiler_on_its_own_address_only():
+    port = simulator.free_port()
+    server = simulator.start(args=[f"-pprof=127.0.0.1:{port}"])
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/debug/pprof/", timeout=10) as answer:
+            assert answer.status == 200
+            assert b"goroutine" in answer.read()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{server.base_url}/debug/pprof/", timeout=10)
+        assert refused.value.code == 404
     finally:
         server.stop()
