@@ -7,8 +7,11 @@ request costs in CPU (issue 16, connection reuse under ASGI).
 Set-up: a throwaway PostgreSQL database (--database-url, created, migrated and dropped WITH
 (FORCE)), one student with an API token, and for each --conn-max-age value a fresh daphne as
 runportal starts it (DATABASE_CONN_MAX_AGE and NESTLAB_WEB_CONN_MAX_AGE set for daphne
-only). --clients keep-alive clients then send --requests authenticated
-`GET /api/v1/operations/` (a list: token auth, a count and a page) as fast as daphne answers.
+only). --clients keep-alive clients then send --requests authenticated requests of one --route as
+fast as daphne answers: `operations` (the default: `GET /api/v1/operations/`, a list: token auth, a
+count and a page), or a poll: `operation` / `lab` (`GET /api/v1/operations/{id}/`, `/labs/{id}/`, a
+ready lab of the demo template's size and its last operation), and `operation-304` / `lab-304` (the
+same with the last ETag in If-None-Match: nothing changed, 304).
 
 It prints, for each value:
 - connections opened: the growth of pg_stat_database.sessions for our database (PostgreSQL
@@ -62,7 +65,10 @@ def _held_by(database: Database, pid: int) -> int:
         return 0
 
 
-async def _burst(url: str, token: str, clients: int, requests: int) -> tuple[list[float], int]:
+ROUTES = ("operations", "operation", "operation-304", "lab", "lab-304")
+
+
+async def _burst(url: str, token: str, clients: int, requests: int, target: dict) -> tuple[list[float], int]:
     from urllib.parse import urlsplit
 
     base = urlsplit(url)
@@ -76,9 +82,9 @@ async def _burst(url: str, token: str, clients: int, requests: int) -> tuple[lis
             while left[0] > 0:
                 left[0] -= 1
                 started = time.monotonic()
-                status, _ = await http.request("GET", "/api/v1/operations/")
+                status, _ = await http.request("GET", target["path"], headers=target["headers"])
                 seconds.append(time.monotonic() - started)
-                if status != 200:
+                if status != target["status"]:
                     errors[0] += 1
         finally:
             http.close()
@@ -128,7 +134,7 @@ def _server_connections(database: Database) -> int:
     return len(ports) - 1  # our own look
 
 
-def run(options, database: Database, token: str, conn_max_age: int, workdir: Path) -> dict:
+def run(options, database: Database, token: str, conn_max_age: int, workdir: Path, target: dict) -> dict:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     bouncer = None
@@ -168,7 +174,7 @@ def run(options, database: Database, token: str, conn_max_age: int, workdir: Pat
     try:
         daphne.start(healthy, timeout=90)
         # Warm up (imports, first queries), then let the statistics settle.
-        asyncio.run(_burst(url, token, 4, 40))
+        asyncio.run(_burst(url, token, 4, 40, target))
         time.sleep(options.settle)
         sessions_before = _sessions(database)
         pid = daphne.process.pid
@@ -181,6 +187,7 @@ def run(options, database: Database, token: str, conn_max_age: int, workdir: Pat
                 "daphne": _cpu_seconds([pid]),
                 "PostgreSQL (our backends)": _cpu_seconds(_pids_matching(f" {database.name} "), children=False),
                 "PostgreSQL (ended backends, any database)": _ended_backends_cpu(),
+                "Redis server": _cpu_seconds(_pids_matching("redis-server"), children=False),
             }
             if bouncer:
                 now["pgbouncer"] = _cpu_seconds(bouncer_pids, children=False)
@@ -202,7 +209,7 @@ def run(options, database: Database, token: str, conn_max_age: int, workdir: Pat
         watcher.start()
         load = os.getloadavg()[0]
         started = time.monotonic()
-        seconds, errors = asyncio.run(_burst(url, token, options.clients, options.requests))
+        seconds, errors = asyncio.run(_burst(url, token, options.clients, options.requests, target))
         wall = time.monotonic() - started
         after = cpu_now()
         busy = cpu_busy_share(machine, machine_cpu(), wall)
@@ -232,6 +239,34 @@ def run(options, database: Database, token: str, conn_max_age: int, workdir: Pat
             bouncer.stop()
 
 
+def _poll_target(route: str) -> tuple[str, dict]:
+    """A ready lab of the demo template's size, not running (a running lab's hours move its
+    ETag), and its last operation; the student's token and what the route asks."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    from labs.models import Lab, Operation
+    from tests.factories import open_course
+    from tests.integration.labs.api.conftest import ready_lab
+
+    lab = ready_lab(open_course(students=1))
+    Lab.objects.filter(pk=lab.pk).update(running_since=None)
+    token = Token.objects.create(user=lab.student).key
+    path = (
+        f"/api/v1/labs/{lab.pk}/"
+        if route.startswith("lab")
+        else f"/api/v1/operations/{Operation.objects.filter(lab=lab).latest('pk').pk}/"
+    )
+    if not route.endswith("-304"):
+        return token, {"path": path, "headers": None, "status": 200}
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    answer = client.get(path, HTTP_HOST="127.0.0.1")
+    if answer.status_code != 200:
+        raise SystemExit(f"GET {path} answered {answer.status_code}: {answer.content[:300]!r}")
+    return token, {"path": path, "headers": {"If-None-Match": answer["ETag"]}, "status": 304}
+
+
 def _children(pid: int) -> list:
     import psutil
 
@@ -245,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--conn-max-age", type=int, nargs="+", default=[0, 300], help="values for daphne (0 300)")
+    parser.add_argument("--route", choices=ROUTES, default="operations", help="what each request asks (operations)")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--web-concurrency", type=int, help="NESTLAB_WEB_CONCURRENCY for daphne (product: 16)")
@@ -280,16 +316,22 @@ def main(argv: list[str] | None = None) -> int:
         from tests.factories import StudentFactory
 
         call_command("migrate", verbosity=0)
-        token = Token.objects.create(user=StudentFactory()).key
+        if options.route == "operations":
+            token = Token.objects.create(user=StudentFactory()).key
+            target = {"path": "/api/v1/operations/", "headers": None, "status": 200}
+        else:
+            token, target = _poll_target(options.route)
         connections.close_all()
-        results = [run(options, database, token, value, workdir) for value in options.conn_max_age]
+        results = [run(options, database, token, value, workdir, target) for value in options.conn_max_age]
     finally:
         from django.db import connections
 
         connections.close_all()
         database.drop()
     say(
-        f"{options.requests} x GET /api/v1/operations/ from {options.clients} keep-alive clients, one daphne"
+        f"{options.requests} x GET {target['path']}"
+        + (" with its ETag in If-None-Match (304)" if target["headers"] else "")
+        + f" from {options.clients} keep-alive clients, one daphne"
         + (f", NESTLAB_WEB_CONCURRENCY={options.web_concurrency}" if options.web_concurrency else "")
         + (
             f"; through pgbouncer (transaction mode, pool {options.pgbouncer_pool}): 'held' counts PostgreSQL's "
@@ -301,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         cpu = ", ".join(f"{name} {value:.2f}" for name, value in r["cpu_ms"].items())
         say(
-            f"  CONN_MAX_AGE {r['conn_max_age']:>4}: {r['requests']} requests ({r['errors']} not 200), "
+            f"  CONN_MAX_AGE {r['conn_max_age']:>4}: {r['requests']} requests ({r['errors']} not as expected), "
             f"{r['opened']} connections opened, daphne held {r['held_peak']} at most and {r['held_end']} at the end; "
             f"p50 {r['p50']:.1f} ms, p95 {r['p95']:.1f} ms, {r['per_s']:.0f}/s; CPU ms per request: {cpu}; "
             f"machine {r['busy']:.0%} busy, load {r['load']:.2f}"

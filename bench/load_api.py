@@ -86,19 +86,26 @@ class HTTPClient:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.reconnects = 0  # a kept-alive connection the server had closed: sent again on a new one
+        self.headers: dict[str, str] = {}  # the last answer's, names in lower case
 
-    async def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None]:
+    async def request(
+        self, method: str, path: str, body: dict | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict | None]:
         try:
-            return await asyncio.wait_for(self._request(method, path, body), self.timeout)
+            return await asyncio.wait_for(self._request(method, path, body, headers or {}), self.timeout)
         except BaseException:
             self.close()  # after a timeout or an error the connection's state is unknown
             raise
 
-    async def _request(self, method: str, path: str, body: dict | None) -> tuple[int, dict | None]:
+    async def _request(
+        self, method: str, path: str, body: dict | None, headers: dict[str, str]
+    ) -> tuple[int, dict | None]:
         payload = b"" if body is None else json.dumps(body).encode()
+        extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAuthorization: Token {self.token}\r\n"
-            f"Accept: application/json\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+            f"Accept: application/json\r\nContent-Type: application/json\r\n{extra}"
+            f"Content-Length: {len(payload)}\r\n\r\n"
         ).encode()
         for attempt in (1, 2):
             reused = self.writer is not None
@@ -149,6 +156,7 @@ class HTTPClient:
             self.close()
         if headers.get("connection", "").lower() == "close":
             self.close()
+        self.headers = headers
         try:
             document = json.loads(data) if data else None
         except ValueError:
@@ -219,11 +227,11 @@ class Load:
         tasks = [asyncio.create_task(self.student(student)) for student in self.students]
         await asyncio.gather(*tasks)
 
-    async def call(self, client: HTTPClient, kind: str, route: str, method: str, path: str, body=None):
+    async def call(self, client: HTTPClient, kind: str, route: str, method: str, path: str, body=None, headers=None):
         """One request, measured. Answers (status, document); status None when there was no answer."""
         started = time.monotonic()
         try:
-            status, document = await client.request(method, path, body)
+            status, document = await client.request(method, path, body, headers)
         except TimeoutError:
             self.samples.append(
                 Sample(kind, route, started, time.monotonic() - started, None, f"timeout after {client.timeout:g} s")
@@ -259,15 +267,18 @@ class Load:
         deadline = time.monotonic() + self.options.deadline
         path = f"/api/v1/operations/{operation['id']}/"
         last = operation
+        etag = None  # with --etag: sent back in If-None-Match, as docs/api.md asks watching clients
         while last.get("state") not in FINAL_STATES:
             if time.monotonic() > deadline:
                 student.never_finished.append(f"{step} #{operation['id']} ({last.get('state')}: {last.get('step')})")
                 student.operations.append(last)
                 raise Failure(f"{step}: operation #{operation['id']} not final after {self.options.deadline:g} s")
             await asyncio.sleep(self.options.poll)
-            status, document = await self.call(client, "poll", "GET /operations/{id}/", "GET", path)
+            headers = {"If-None-Match": etag} if etag else None
+            status, document = await self.call(client, "poll", "GET /operations/{id}/", "GET", path, headers=headers)
             if status == 200:
                 last = document
+                etag = client.headers.get("etag") if self.options.etag else None
         student.operations.append(last)
         if last["state"] != "succeeded":
             raise Failure(f"{step}: operation #{operation['id']} {last['state']}: {last.get('error')}")
@@ -825,6 +836,7 @@ def figures(load: Load, portal: Portal, wall: float, epoch: float, extra: dict) 
         "completed": sum(s.done for s in students),
         "requests": len(samples),
         "requests_by_kind": {kind: sum(1 for s in samples if s.kind == kind) for kind in ("action", "poll", "read")},
+        "polls_not_modified": sum(1 for s in answered if s.kind == "poll" and s.status == 304),
         "failed": len(no_answer) + len(unexpected_4xx),
         "failed_no_answer": len(no_answer),
         "failed_unexpected_4xx": len(unexpected_4xx),
@@ -879,7 +891,8 @@ def report(f: dict) -> None:
     for line in f["setup"]:
         say(f"  setup          {line}")
     say(
-        f"  clients        ramped over {f['ramp_s']:g} s; poll every {f['poll_s']:g} s; a 409 sent again after "
+        f"  clients        ramped over {f['ramp_s']:g} s; poll every {f['poll_s']:g} s"
+        f"{' with the last ETag in If-None-Match' if f['etag'] else ' (no ETag sent)'}; a 409 sent again after "
         f"{f['busy_wait_s']:g} s; request timeout {f['request_timeout_s']:g} s; "
         f"operation deadline {f['deadline_s']:g} s"
     )
@@ -888,7 +901,7 @@ def report(f: dict) -> None:
     say(
         f"  requests       {f['requests']}: {kinds['action']} action POSTs, {kinds['poll']} polling GETs, "
         f"{kinds['read']} lab GETs; {f['mean_requests_per_s']:g}/s on average, {f['peak_requests_per_s']:g}/s "
-        f"in the busiest 10 s"
+        f"in the busiest 10 s; {f['polls_not_modified']} polls answered 304 Not Modified"
     )
     say(
         f"  failed         {f['failed']} ({f['failed_no_answer']} without an answer: connection errors and "
@@ -965,6 +978,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--students", type=int, default=200, help="simulated students (default 200)")
     parser.add_argument("--ramp", type=float, default=10.0, help="seconds over which students start (0: at once)")
     parser.add_argument("--poll", type=float, default=2.0, help="seconds between polls of an operation (2)")
+    parser.add_argument(
+        "--etag",
+        action="store_true",
+        help="polls send the last ETag in If-None-Match, as docs/api.md asks watching clients to (unchanged: 304)",
+    )
     parser.add_argument("--busy-wait", type=float, default=2.0, help="seconds to wait after a 409 (2)")
     parser.add_argument("--request-timeout", type=float, default=60.0, help="seconds before a request fails (60)")
     parser.add_argument("--deadline", type=float, default=1800.0, help="seconds an operation may take (1800)")
@@ -1040,6 +1058,7 @@ def main(argv: list[str] | None = None) -> int:
             "setup": portal.setup_words,
             "ramp_s": options.ramp,
             "poll_s": options.poll,
+            "etag": options.etag,
             "busy_wait_s": options.busy_wait,
             "request_timeout_s": options.request_timeout,
             "deadline_s": options.deadline,

@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--show-sql", action="store_true", help="print every statement of each route once")
     parser.add_argument("--profile", metavar="ROUTE", help='cProfile one route (e.g. "GET lab, token")')
     parser.add_argument("--profile-sort", default="cumulative", help="pstats order: cumulative, tottime")
+    parser.add_argument("--profile-dump", metavar="FILE", help="also write the profile to FILE (pstats)")
     parser.add_argument("--profile-callees", metavar="REGEX", help="also what the functions matching it call")
     args = parser.parse_args()
     if args.sqlite:
@@ -183,6 +184,8 @@ def _measure(args) -> None:
             f"{sorted(times)[int(len(times) * 0.95) - 1]:>7.2f}"
         )
         if profiler:
+            if args.profile_dump:
+                profiler.dump_stats(args.profile_dump)
             stats = pstats.Stats(profiler).sort_stats(args.profile_sort)
             stats.print_stats(30)
             if args.profile_callees:
