@@ -10,6 +10,8 @@ from enum import StrEnum
 
 from django.contrib.auth.models import AbstractBaseUser, Group
 
+from core.compiled import CompiledQuery
+
 
 class Role(StrEnum):
     ADMIN = "admin"
@@ -20,6 +22,9 @@ class Role(StrEnum):
 GROUP_NAMES = {Role.ADMIN: "Admins", Role.INSTRUCTOR: "Instructors", Role.STUDENT: "Students"}
 # Highest first: a person in several groups sees the portal of the highest role.
 PRECEDENCE = (Role.ADMIN, Role.INSTRUCTOR, Role.STUDENT)
+_ROLE_BY_GROUP = {name: role for role, name in GROUP_NAMES.items()}
+# Asked on nearly every request: the SQL is built once (core/compiled.py).
+_GROUP_NAMES_OF = CompiledQuery(lambda user_id: Group.objects.filter(user__id=user_id).values_list("name"), int)
 
 
 def roles_of(user: AbstractBaseUser | None) -> frozenset[Role]:
@@ -29,8 +34,7 @@ def roles_of(user: AbstractBaseUser | None) -> frozenset[Role]:
     cached = getattr(user, "_nestlab_roles", None)
     if cached is not None:
         return cached
-    by_group = {name: role for role, name in GROUP_NAMES.items()}
-    held = {by_group[name] for name in user.groups.values_list("name", flat=True) if name in by_group}
+    held = {_ROLE_BY_GROUP[name] for (name,) in _GROUP_NAMES_OF.rows(user.pk) if name in _ROLE_BY_GROUP}
     if user.is_superuser:
         held.add(Role.ADMIN)
     user._nestlab_roles = frozenset(held)

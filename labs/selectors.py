@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Max, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from core import roles
+from core.compiled import CompiledQuery
 from core.etags import fingerprint
 from courses import guides, permissions
 from courses import selectors as course_selectors
@@ -52,6 +54,51 @@ def operation_list(
     if kind:
         operations = operations.filter(kind=kind)
     return operations
+
+
+# The reads of every poll (an operation, a lab's version) have their SQL built once per kind of
+# person (core/compiled.py): the visibility rules' shapes depend only on the roles held, so a
+# stand-in person holding them builds each query through the same selector as everywhere else.
+_POLL_SHAPES = {
+    "admin": frozenset({roles.Role.ADMIN}),
+    "instructor": frozenset({roles.Role.INSTRUCTOR}),
+    "other": frozenset(),
+}
+
+
+def _per_kind_of_person(build: Any, *kinds: type) -> dict[str, CompiledQuery]:
+    """``build(stand_in_person, *values) -> QuerySet`` compiled once for each of _POLL_SHAPES."""
+
+    def compiled(held: frozenset) -> CompiledQuery:
+        def with_stand_in(user_id: int, *values: Any) -> QuerySet:
+            stand_in = get_user_model()(pk=user_id)
+            stand_in._nestlab_roles = held
+            return build(stand_in, *values)
+
+        return CompiledQuery(with_stand_in, int, *kinds)
+
+    return {shape: compiled(held) for shape, held in _POLL_SHAPES.items()}
+
+
+def _kind_of_person(user: AbstractBaseUser) -> str:
+    return "admin" if roles.is_admin(user) else "instructor" if roles.is_instructor(user) else "other"
+
+
+_OPERATION_POLLS = _per_kind_of_person(
+    lambda user, operation_id: (
+        operation_list(user=user).select_related(None).select_related("actor").filter(pk=operation_id)
+    ),
+    int,
+)
+
+
+def operation_for(*, user: AbstractBaseUser, operation_id: int) -> Operation | None:
+    """The operation with this id if ``user`` may see it (``operation_list``'s rule), with its
+    actor, or None. Every poll of an operation asks this (one compiled query); the answer
+    names the endpoint by id only."""
+    if not user.is_authenticated:
+        return None
+    return _OPERATION_POLLS[_kind_of_person(user)].first(user.pk, operation_id)
 
 
 def lab_list(
@@ -140,11 +187,9 @@ def lab_detail_etag(lab: Lab) -> str:
     return _lab_etag(lab, lab.course.code, username, summary, lab.active_operation)
 
 
-def lab_detail_version(*, lab_id: int, user: AbstractBaseUser) -> str | None:
-    """The same ETag as ``lab_detail_etag`` without reading the detail: three small queries, for a
-    client that sent one back; None for a lab the user may not see."""
+def _lab_version_query(user: AbstractBaseUser, lab_id: int) -> QuerySet:
     vms = LabVM.objects.filter(lab=OuterRef("pk")).values("lab")
-    row = (
+    return (
         lab_list(user=user, include_deleted=True)
         .filter(pk=lab_id)
         .annotate(
@@ -156,10 +201,21 @@ def lab_detail_version(*, lab_id: int, user: AbstractBaseUser) -> str | None:
             vm_on=Subquery(vms.filter(power_state=LabVM.PowerState.ON).annotate(n=Count("pk")).values("n")),
         )
         .values_list(*LAB_COLUMNS, "course__code", "student__username", "vm_count", "vm_seq", "vm_top", "vm_on")
-        .first()
     )
-    if row is None:
+
+
+_LAB_VERSIONS = _per_kind_of_person(_lab_version_query, int)
+
+
+def lab_detail_version(*, lab_id: int, user: AbstractBaseUser) -> str | None:
+    """The same ETag as ``lab_detail_etag`` without reading the detail: three small queries, for a
+    client that sent one back; None for a lab the user may not see."""
+    if not user.is_authenticated:
         return None
+    rows = _LAB_VERSIONS[_kind_of_person(user)].rows(user.pk, int(lab_id))
+    if not rows:
+        return None
+    row = rows[0]
     lab = Lab(**dict(zip(LAB_COLUMNS, row[: len(LAB_COLUMNS)], strict=True)))
     course_code, username, *counts = row[len(LAB_COLUMNS) :]
     summary = tuple(value or 0 for value in counts)

@@ -117,7 +117,10 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         return selectors.operation_list(user=self.request.user, **filters).select_related(None).select_related("actor")
 
     def retrieve(self, request: Request, *args, **kwargs) -> Response:
-        operation = self.get_object()
+        # The poll of every watching client: one compiled query (labs.selectors.operation_for).
+        operation = selectors.operation_for(user=request.user, operation_id=int(kwargs["pk"]))
+        if operation is None:
+            raise Http404("No Operation matches the given query.")
         etag = fingerprint(operation, getattr(operation.actor, "username", None))
         return not_modified(request, etag) or Response(OperationSerializer(operation).data, headers={"ETag": etag})
 
