@@ -751,7 +751,8 @@ def class_consoles(request: HttpRequest, course_id: int) -> HttpResponse:
     except PermissionDenied as refusal:
         return forbidden(request, refusal)
     vms = (
-        LabVM.objects.filter(lab__course=course, lab__state__in=console.CONSOLE_LAB_STATES)
+        # Warm-pool labs are nobody's (and not on the class table): not a tile either.
+        LabVM.objects.filter(lab__course=course, lab__state__in=console.CONSOLE_LAB_STATES, lab__student__isnull=False)
         .select_related("lab__student")
         .order_by("lab__student__username", "lab__number")
     )

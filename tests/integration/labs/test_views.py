@@ -252,7 +252,7 @@ from django.utils import timezone  # noqa: E402
 from core.models import AuditEntry  # noqa: E402
 from courses import services as courses_services  # noqa: E402
 from labs.models import Lab, LabSnapshot, LabVM  # noqa: E402
-from tests.factories import open_course  # noqa: E402
+from tests.factories import lab_row, open_course  # noqa: E402
 
 
 def _student(course, index=0):
@@ -1100,6 +1100,24 @@ def test_the_class_consoles_are_for_the_courses_staff_and_show_one_vm_per_lab(cl
     assert client.get(url).status_code == 403
     client.force_login(open_course().instructors.get())
     assert client.get(url).status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_class_consoles_leave_out_a_running_warm_pool_lab_and_do_not_fail_on_it(client, enqueued):
+    """A pool lab is nobody's: it was a tile whose name lookup (``lab.student.username``) failed,
+    a 500 for the whole page while the pool's labs run before a session."""
+    course = open_course(students=1)
+    own = _started(course, 0)
+    pool = lab_row(course, None, 0, running_since=timezone.now())
+    pool_vm = LabVM.objects.create(lab=pool, role="router", name="pool-router", moref="vm-990", power_state="poweredOn")
+    client.force_login(course.instructors.get())
+    response = client.get(reverse("labs:class-consoles", args=[course.pk]) + "?role=router")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f"/labs/{pool.pk}/vms/{pool_vm.pk}/console/" not in page
+    assert f"/labs/{own.pk}/vms/{own.vms.get(role='router').pk}/console/" in page
+    console = reverse("labs:lab-vm-console", args=[pool.pk, pool_vm.pk])
+    assert client.get(console).status_code == 404, "a pool lab's console is no one's to observe"
 
 
 @pytest.mark.django_db
