@@ -195,9 +195,11 @@ def lab_endpoint(*, course: Course, version: TemplateVersion) -> VCenterEndpoint
         else:
             open_ones.append(load)
     if not open_ones:
+        # The words reach whoever clicked, a student too: which vCenters, their limits and load,
+        # and a connection error's host and port stay in the log and the admins' loads.
+        logger.warning("No vCenter can take a new lab of %s now: %s", course.code, "; ".join(refusals))
         raise ValidationError(
-            f"No vCenter can take a new lab of {course.code} now: {'; '.join(refusals)}. "
-            "Try again in a few minutes, or ask an admin."
+            f"No vCenter can take a new lab of {course.code} now. Try again in a few minutes, or ask an admin."
         )
     return min(open_ones, key=EndpointLoad.rank).endpoint
 

@@ -4,17 +4,28 @@ Builds run in-process (``labs.jobs.execute``), one at a time, so which endpoint 
 depends only on what the database and Redis say, never on a worker's timing.
 """
 
+import logging
+
 import pytest
 from django.core.exceptions import ValidationError
 
 from courses import services as course_services
-from courses.models import Course
+from courses.models import Course, VCenterEndpoint, VersionBaseline
 from labs import capacity, placement, services
 from labs.endpoints import endpoint_client
 from labs.jobs import execute
 from labs.models import Lab, Operation
 from portal import simulator
-from tests.factories import TERM_END, TERM_START, AdminFactory, InstructorFactory, StudentFactory, simulator_endpoint
+from tests.factories import (
+    TERM_END,
+    TERM_START,
+    AdminFactory,
+    EndpointFactory,
+    InstructorFactory,
+    StudentFactory,
+    open_course,
+    simulator_endpoint,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 LAB_FOLDER = "/DC0/vm/Nestlab Templates/Nested vSphere 8 Lab"
@@ -119,7 +130,7 @@ def test_new_labs_go_to_the_vcenter_with_the_most_room_and_are_built_there(first
     assert (loads[first.pk].vms, loads[first.pk].memory_mb) == (1, course.template_version.memory_mb_total)
 
 
-def test_maintenance_and_limits_are_skipped_and_none_left_is_a_refusal_in_words(first_sim, second_sim):
+def test_maintenance_and_limits_are_skipped_and_none_left_is_a_refusal_in_words(first_sim, second_sim, caplog):
     course = two_vcenter_course(first_sim, second_sim, students=3)
     first, second = _endpoints(course)
     second.in_maintenance = True
@@ -132,9 +143,11 @@ def test_maintenance_and_limits_are_skipped_and_none_left_is_a_refusal_in_words(
     with pytest.raises(ValidationError) as refused:
         _start(course, 1)
     assert refused.value.messages == [
-        f"No vCenter can take a new lab of {course.code} now: {first.name} is at its limit of 1 running VMs "
-        f"(1 now); {second.name} is in maintenance. Try again in a few minutes, or ask an admin."
+        f"No vCenter can take a new lab of {course.code} now. Try again in a few minutes, or ask an admin."
     ]
+    assert f"{first.name} is at its limit of 1 running VMs (1 now); {second.name} is in maintenance" in caplog.text, (
+        "the details are in the log (and the admins' endpoint loads), not in a student's words"
+    )
     assert Lab.objects.filter(course=course).count() == 1, "a refused start leaves no lab"
 
     second.in_maintenance = False
@@ -188,3 +201,28 @@ def test_a_stopped_vcenter_takes_no_new_labs_and_nothing_is_lost(first_sim, seco
     assert placement.lab_endpoint(course=course, version=course.template_version) == first
     on_second.refresh_from_db()
     assert on_second.state == Lab.State.READY, "the lab already on the stopped vCenter is kept as it was"
+
+
+def test_a_refused_start_does_not_tell_the_student_which_vcenters_or_hosts_refused_and_why(caplog):
+    """The words a Start gets back reach the student: they named every vCenter, its limits and
+    load, and the connection error of one not reached (the vCenter's host and port). The admins'
+    loads (``GET /api/v1/endpoint-loads/``) and the log keep the details."""
+    course = open_course(students=1)
+    version = course.template_version
+    first = version.template.endpoint
+    second = EndpointFactory(name="vc-b-secret")
+    VersionBaseline.objects.create(version=version, endpoint=second, state=VersionBaseline.State.READY)
+    VCenterEndpoint.objects.filter(pk=first.pk).update(name="vc-a-secret", in_maintenance=True)
+    reason = "Cannot talk to vCenter at vc-b.internal.example.edu:443: connection refused."
+    placement.endpoint_unreachable_mark(endpoint_id=second.pk, reason=reason)
+    student = course.enrollments.get().student
+    try:
+        with pytest.raises(ValidationError) as refused, caplog.at_level(logging.INFO, logger="labs.placement"):
+            services.lab_start(course=course, student=student, actor=student)
+    finally:
+        placement.endpoint_reachable_mark(endpoint_id=second.pk)
+    words = " ".join(refused.value.messages)
+    assert words == f"No vCenter can take a new lab of {course.code} now. Try again in a few minutes, or ask an admin."
+    for secret in ("vc-a-secret", "vc-b-secret", "vc-b.internal", "maintenance"):
+        assert secret not in words
+    assert "vc-b.internal.example.edu:443" in caplog.text and "vc-a-secret is in maintenance" in caplog.text
