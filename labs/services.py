@@ -336,10 +336,11 @@ def lab_build_move(*, lab: Lab, failed: Operation, reason: str) -> Operation | N
         lab.save(update_fields=["endpoint"])
         _allocate_vlans(lab, [network["name"] for network in lab.template_version.spec["networks"]])
         operation = lab_operation(lab, Operation.Kind.PROVISION, failed.actor, {"moved_from": moved_from.pk})
+    logger.info("Lab %s moved from %s (%s) to %s", lab.pk, moved_from.name, reason, endpoint.name)
     realtime.notify_user(
         lab.student_id,
-        f"{moved_from.name} could not be reached ({reason}); your lab {lab.name} is being built on "
-        f"{endpoint.name} instead.",
+        # Not vCenter's words (its host and port) nor the vCenters' names: the operation keeps them for staff.
+        f"Your lab {lab.name} is being built on another vCenter: the first could not be reached. Nothing is lost.",
         level="info",
     )
     return operation

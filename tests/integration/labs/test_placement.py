@@ -226,3 +226,28 @@ def test_a_refused_start_does_not_tell_the_student_which_vcenters_or_hosts_refus
     for secret in ("vc-a-secret", "vc-b-secret", "vc-b.internal", "maintenance"):
         assert secret not in words
     assert "vc-b.internal.example.edu:443" in caplog.text and "vc-a-secret is in maintenance" in caplog.text
+
+
+def test_a_moved_build_tells_the_student_neither_the_connection_error_nor_the_vcenters(monkeypatch):
+    """A build moved off an unreachable vCenter told its student why in vCenter's own words (the
+    host and port) and both vCenters' names."""
+    course = open_course(students=1)
+    version = course.template_version
+    first = version.template.endpoint
+    VCenterEndpoint.objects.filter(pk=first.pk).update(name="vc-a-secret")
+    second = EndpointFactory(name="vc-b-secret")
+    VersionBaseline.objects.create(version=version, endpoint=second, state=VersionBaseline.State.READY)
+    for endpoint in (first, second):
+        _forget_redis(endpoint)
+    student = course.enrollments.get().student
+    build = services.lab_start(course=course, student=student, actor=student)
+    Lab.objects.filter(pk=build.lab_id).update(endpoint=first)
+    told = []
+    monkeypatch.setattr(services.realtime, "notify_user", lambda user_id, text, **kwargs: told.append((user_id, text)))
+    reason = "Cannot talk to vCenter at vc-a.internal.example.edu:443: connection refused."
+    moved = services.lab_build_move(lab=build.lab, failed=build, reason=reason)
+    assert moved is not None and moved.lab.endpoint_id == second.pk
+    [(user_id, text)] = told
+    assert user_id == student.pk and text.startswith(f"Your lab {moved.lab.name} is being built on another vCenter")
+    for secret in ("vc-a-secret", "vc-b-secret", "vc-a.internal", "443"):
+        assert secret not in text
