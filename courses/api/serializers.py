@@ -314,7 +314,8 @@ class CourseSerializer(serializers.ModelSerializer):
         help_text="The vCenters its labs may be built on; empty: every one its template version serves.",
     )
     endpoints_in_use = serializers.SerializerMethodField(
-        help_text="The names of the vCenters its new labs may go to now (its choice, or all its version serves)."
+        help_text="The names of the vCenters its new labs may go to now (its choice, or all its version serves); "
+        "null when you do not run the course."
     )
 
     class Meta:
@@ -338,7 +339,11 @@ class CourseSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
 
-    def get_endpoints_in_use(self, course: Course) -> list[str]:
+    def get_endpoints_in_use(self, course: Course) -> list[str] | None:
+        # The vCenters' names are for its staff (the course page shows them only to them).
+        request = self.context.get("request")
+        if request is None or not permissions.can_manage_course(request.user, course):
+            return None
         return [endpoint.name for endpoint in selectors.course_endpoints(course)]
 
     def get_join_code(self, course: Course) -> str | None:

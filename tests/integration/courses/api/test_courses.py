@@ -97,6 +97,25 @@ def test_a_student_reads_their_course_without_its_join_code_and_not_others():
     assert client_for(teacher).get(f"{URL}{mine.pk}/").json()["join_code"] == mine.join_code
 
 
+def test_a_student_reading_their_course_is_not_told_its_vcenters():
+    """The vCenters' names (an admin's label, often the host) are for its staff: the course page
+    never showed them to students, the API did (``endpoints_in_use``, issue 13)."""
+    teacher = InstructorFactory()
+    version = make_published_version(teacher)
+    course = make_course(teacher, open_with=version)
+    endpoint = version.template.endpoint
+    student = _enroll(course)
+
+    for body in (
+        client_for(student).get(f"{URL}{course.pk}/").json(),
+        client_for(student).get(URL).json()["results"][0],
+    ):
+        assert body["endpoints_in_use"] is None
+        assert endpoint.name not in str(body)
+    shown = client_for(teacher).get(f"{URL}{course.pk}/").json()
+    assert shown["endpoints_in_use"] == [endpoint.name]
+
+
 def test_instructors_edit_their_own_courses_only():
     teacher = InstructorFactory()
     course = make_course(teacher)
