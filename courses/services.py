@@ -500,6 +500,9 @@ def course_update(*, course: Course, actor: AbstractBaseUser, **fields: Any) -> 
     save_valid(course)
     if "endpoints" in fields:
         course_endpoints_set(course=course, endpoints=fields["endpoints"])
+    elif "template_version" in fields:
+        # The vCenters it chose must hold a baseline of its new version too.
+        course_endpoints_set(course=course, endpoints=list(course.endpoints.all()))
     return course
 
 

@@ -377,3 +377,40 @@ def test_a_school_sign_in_enrolls_a_student_in_the_open_courses_it_names_once():
     assert services.identity_enrollments_apply(user=student, course_codes=codes, source="directory") == []
     assert AuditEntry.objects.filter(action="course.enroll_from_identity").count() == 1
     assert services.identity_enrollments_apply(user=InstructorFactory(), course_codes=codes, source="directory") == []
+
+
+@pytest.mark.django_db
+def test_a_course_moved_to_a_version_not_published_to_its_chosen_vcenters_is_refused_in_words():
+    """The course's vCenters were checked against its version only when they were chosen: moving
+    the course to another version (or choosing them before it had one) left it on vCenters that
+    hold no baseline of it, and every Start refused from then on."""
+    from courses.models import VersionBaseline
+    from tests.factories import open_course, published_version
+
+    course = open_course(students=0)
+    instructor = course.instructors.get()
+    old = course.template_version
+    extra = EndpointFactory()
+    VersionBaseline.objects.create(version=old, endpoint=extra, state=VersionBaseline.State.READY)
+    services.course_update(course=course, actor=instructor, endpoints=[extra])
+    elsewhere = published_version(owner=instructor)  # published to its own vCenter only
+    with pytest.raises(ValidationError) as refused:
+        services.course_update(course=course, actor=instructor, template_version=elsewhere)
+    assert f"{elsewhere} is not published to {extra.name}" in " ".join(refused.value.message_dict["endpoints"])
+    course.refresh_from_db()
+    assert course.template_version == old, "nothing changed"
+    # Naming vCenters it serves in the same change is accepted.
+    services.course_update(
+        course=course, actor=instructor, template_version=elsewhere, endpoints=[elsewhere.template.endpoint]
+    )
+    # And vCenters chosen before the course had a version are checked when it gets one.
+    draft = services.course_create(
+        actor=instructor,
+        title="Later",
+        code="later-1",
+        starts_on=course.starts_on,
+        ends_on=course.ends_on,
+        endpoints=[extra],
+    )
+    with pytest.raises(ValidationError):
+        services.course_update(course=draft, actor=instructor, template_version=elsewhere)
