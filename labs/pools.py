@@ -10,8 +10,9 @@ theirs in the database at once and a quick operation renames it in vCenter and p
 as the system:
 
 - drains what no Start may take any more: pool labs of another version than the course's (a new
-  version was published and the course moved to it), and every pool lab of a course that cannot
-  start labs (closed, ended, no published version). Through the normal delete operation;
+  version was published and the course moved to it), pool labs in error (a failed build), and
+  every pool lab of a course that cannot start labs (closed, ended, no published version).
+  Through the normal delete operation;
 - refills to ``selectors.pool_target`` (the instructor's number, plus with schedule sizing the
   enrolled students without a lab while a session is near), one build at a time through the
   quota's checks: the pool's own line (``CourseQuota.pool_labs``) and the class's vCPU, memory and
@@ -123,7 +124,9 @@ def _drain(course: Course, result: PoolTick) -> None:
     pooled = selectors.pool_labs(course).exclude(state=Lab.State.DELETING)
     runs = not services.course_start_refusal(course)
     if runs:
-        pooled = pooled.exclude(template_version=course.template_version)
+        # Another version, or in error (a failed build or power-on): no Start takes it, and
+        # counted as the pool's it would keep the pool short for good.
+        pooled = pooled.filter(~Q(template_version=course.template_version) | Q(state=Lab.State.ERROR))
     for lab in pooled:
         if services.lab_system_delete(lab=lab, reason=DRAIN_REASON) is not None:
             result.drained.append(lab.pk)
@@ -133,7 +136,7 @@ def _refill(course: Course, window: selectors.PoolWindow, result: PoolTick) -> N
     pool = WarmPool.objects.filter(course=course).first()
     target = selectors.pool_target(course, pool, window)
     current = selectors.pool_labs(course).filter(template_version=course.template_version)
-    current = current.exclude(state=Lab.State.DELETING)
+    current = current.exclude(state__in=(Lab.State.DELETING, Lab.State.ERROR))  # being drained (_drain)
     while True:
         # One lab per transaction: the course's quota lock is held for one build's rows, not the
         # whole refill, so students' Starts go on meanwhile.

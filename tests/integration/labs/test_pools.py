@@ -171,6 +171,20 @@ def test_a_pool_never_exceeds_its_cap_or_the_quota_and_says_why(nudges):
     assert selectors.pool_labs(course).count() == 2
 
 
+def test_a_pool_lab_in_error_is_drained_and_replaced_not_kept_as_part_of_the_pool(nudges):
+    """A failed pool build (or a failed power-on of a waiting lab) left a lab in error that no Start
+    takes, no shrink removes, no page shows, and that the refill counted as one of the pool's: the
+    pool stayed short for good and its vCenter resources and quota were held."""
+    course = open_course(students=1)
+    pools.pool_set(course=course, actor=_instructor(course), size=1)
+    broken = _pool_lab(course, state=Lab.State.ERROR)
+    tick = pools.course_pool_tick(course=course)
+    assert tick.drained == [broken.pk]
+    delete = Operation.objects.get(lab=broken, kind=Operation.Kind.DELETE)
+    assert delete.params == {"reason": pools.DRAIN_REASON}
+    assert len(tick.built) == 1 and tick.built[0] != broken.pk, "a new one takes its place"
+
+
 def _admin():
     from tests.factories import AdminFactory
 
