@@ -655,7 +655,8 @@ def class_labs_apply(*, course: Course, lab_ids: list[int], action: str, actor: 
     if action not in BULK_ACTIONS:
         raise ValidationError({"action": f"Choose one of: {', '.join(BULK_ACTIONS)}."})
     ids = list(dict.fromkeys(lab_ids))
-    labs = Lab.objects.filter(course=course).select_related("course", "student").in_bulk(ids)
+    # Warm-pool labs are the pool's (labs.pools), on no class table: not the selection's either.
+    labs = Lab.objects.filter(course=course, student__isnull=False).select_related("course", "student").in_bulk(ids)
     outcomes = []
     for lab_id in ids:
         lab = labs.get(lab_id)

@@ -144,6 +144,22 @@ def test_bulk_quota_refusals_name_the_limit():
     assert entry.detail == result["detail"]
 
 
+def test_bulk_actions_do_not_reach_a_warm_pool_lab():
+    """A pool lab is the pool's (labs.pools): not on the class table, a 404 at /labs/{id}/, so not
+    the bulk route's either. It was: a reset powered it on outside the pool's window, a delete
+    took it from under the pool."""
+    from labs.models import WarmPool
+    from tests.factories import lab_row
+
+    course = open_course(students=1)
+    WarmPool.objects.create(course=course, size=1)
+    pooled = lab_row(course, None, 0)
+    for action in ("power_off", "reset", "delete"):
+        [result] = _bulk(course.instructors.get(), course, action, [pooled.pk]).json()["results"]
+        assert (result["status"], result["detail"]) == (404, "No lab with that id in this course."), action
+    assert not Operation.objects.filter(lab=pooled).exists()
+
+
 def test_only_the_course_instructors_and_admins_act_in_bulk():
     course, other = open_course(students=2), open_course()
     lab = ready_lab(course)
