@@ -247,7 +247,9 @@ def course_scores_send(*, course: Course, actor: AbstractBaseUser) -> int:
     """Send every enrolled student's score to the LMS again (an instructor's button); how many."""
     if not course_permissions.can_manage_course(actor, course):
         raise PermissionDenied("Only this course's instructors can send its scores.")
-    students = {lab.student for lab in Lab.objects.filter(course=course).select_related("student")}
+    # Warm-pool labs are nobody's: no score to send.
+    labs = Lab.objects.filter(course=course, student__isnull=False).select_related("student")
+    students = {lab.student for lab in labs}
     return sum(1 for student in students if scores_send_to_lms(course=course, student=student, actor=actor))
 
 

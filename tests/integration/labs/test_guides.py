@@ -289,3 +289,24 @@ def test_a_completed_step_sends_the_students_course_score_to_the_lms_grade_book(
     with django_capture_on_commit_callbacks(execute=True):
         record(other, [guides.CheckOutcome("21", passed=True), guides.CheckOutcome("22", passed=True)])
     assert len(lti_platform.scores()) == 1
+
+
+def test_sending_the_class_scores_skips_warm_pool_labs(labs, course, caplog):
+    """ "Send scores" took every lab's student, a pool lab's None too: the score of nobody went to
+    ``lti.services.score_send``, whose refusal (no identity) named ``None.get_username()``, a 500.
+    No one's identity is known to the LMS here, so nothing is sent, and nothing fails."""
+    from lti.models import CourseLink
+    from tests.factories import LtiPlatformFactory
+
+    CourseLink.objects.create(
+        platform=LtiPlatformFactory(),
+        deployment_id="d-1",
+        context_id="c-1",
+        course=course,
+        lineitems_url="https://lms.example.edu/lineitems",
+    )
+    lab_row(course, None, 0)
+    assert guides.course_scores_send(course=course, actor=course.instructors.get()) == 0
+    assert sorted(record.args[0] for record in caplog.records if "was not sent" in record.msg) == sorted(
+        lab.student.get_username() for lab in labs
+    )
