@@ -164,14 +164,20 @@ def endpoint_loads(endpoints: list[VCenterEndpoint] | None = None) -> list[Endpo
     return [loads[endpoint_id] for endpoint_id in ids]
 
 
+def course_endpoint_q(course: Course, field: str = "endpoint_id") -> Q:
+    """Rows (labs by default; endpoints with ``field="pk"``) on a vCenter the course allows: its
+    choice, or any when it made none. A subquery: no statement of its own."""
+    chosen = Course.endpoints.through.objects.filter(course_id=course.pk)
+    return Q(**{f"{field}__in": chosen.values("vcenterendpoint_id")}) | ~Exists(chosen)
+
+
 def lab_endpoint(*, course: Course, version: TemplateVersion) -> VCenterEndpoint:
     """The endpoint a new lab of the course is built on now, or a refusal in words."""
     # One query (a Start's statements are pinned): the endpoints holding the version's ready
     # baseline, narrowed to the course's choice when it made one (courses.selectors.course_endpoints).
-    chosen = Course.endpoints.through.objects.filter(course_id=course.pk)
     candidates = list(
         VCenterEndpoint.objects.filter(baselines__version=version, baselines__state=VersionBaseline.State.READY)
-        .filter(Q(pk__in=chosen.values("vcenterendpoint_id")) | ~Exists(chosen))
+        .filter(course_endpoint_q(course, "pk"))
         .order_by("name")
     )
     if not candidates:

@@ -10,7 +10,8 @@ theirs in the database at once and a quick operation renames it in vCenter and p
 as the system:
 
 - drains what no Start may take any more: pool labs of another version than the course's (a new
-  version was published and the course moved to it), pool labs in error (a failed build), and
+  version was published and the course moved to it), pool labs in error (a failed build) or on
+  a vCenter the course no longer uses, and
   every pool lab of a course that cannot start labs (closed, ended, no published version).
   Through the normal delete operation;
 - refills to ``selectors.pool_target`` (the instructor's number, plus with schedule sizing the
@@ -44,7 +45,7 @@ from redis.exceptions import LockError
 
 from core.errors import Conflict
 from courses.models import Course
-from labs import dispatch, permissions, quotas, realtime, selectors, services
+from labs import dispatch, permissions, placement, quotas, realtime, selectors, services
 from labs.jobs.lab_ops import STAY_OFF
 from labs.models import Lab, Operation, WarmPool
 
@@ -124,9 +125,13 @@ def _drain(course: Course, result: PoolTick) -> None:
     pooled = selectors.pool_labs(course).exclude(state=Lab.State.DELETING)
     runs = not services.course_start_refusal(course)
     if runs:
-        # Another version, or in error (a failed build or power-on): no Start takes it, and
-        # counted as the pool's it would keep the pool short for good.
-        pooled = pooled.filter(~Q(template_version=course.template_version) | Q(state=Lab.State.ERROR))
+        # Another version, in error (a failed build or power-on), or on a vCenter the course no
+        # longer uses: no Start takes it, and counted as the pool's it would keep the pool short.
+        pooled = pooled.filter(
+            ~Q(template_version=course.template_version)
+            | Q(state=Lab.State.ERROR)
+            | ~placement.course_endpoint_q(course)
+        )
     for lab in pooled:
         if services.lab_system_delete(lab=lab, reason=DRAIN_REASON) is not None:
             result.drained.append(lab.pk)
@@ -136,6 +141,7 @@ def _refill(course: Course, window: selectors.PoolWindow, result: PoolTick) -> N
     pool = WarmPool.objects.filter(course=course).first()
     target = selectors.pool_target(course, pool, window)
     current = selectors.pool_labs(course).filter(template_version=course.template_version)
+    current = current.filter(placement.course_endpoint_q(course))
     current = current.exclude(state__in=(Lab.State.DELETING, Lab.State.ERROR))  # being drained (_drain)
     while True:
         # One lab per transaction: the course's quota lock is held for one build's rows, not the

@@ -185,6 +185,28 @@ def test_a_pool_lab_in_error_is_drained_and_replaced_not_kept_as_part_of_the_poo
     assert len(tick.built) == 1 and tick.built[0] != broken.pk, "a new one takes its place"
 
 
+def test_a_pool_lab_on_a_vcenter_the_course_no_longer_uses_is_not_given_and_is_drained(nudges):
+    """The course's vCenters narrowed (its instructor chose others) after its pool was built: a
+    Start handed over a lab on a vCenter the course left, and the pool kept it for good."""
+    from courses.models import VersionBaseline
+    from tests.factories import EndpointFactory
+
+    course = open_course(students=1)
+    pools.pool_set(course=course, actor=_instructor(course), size=1)
+    stale = _pool_lab(course)
+    other = EndpointFactory()
+    VersionBaseline.objects.create(version=course.template_version, endpoint=other, state=VersionBaseline.State.READY)
+    course_services.course_update(course=course, actor=_instructor(course), endpoints=[other])
+
+    student = _students(course)[0]
+    start = services.lab_start(course=course, student=student, actor=student)
+    assert start.kind == Operation.Kind.PROVISION and start.lab_id != stale.pk, "built anew, on the course's vCenter"
+    assert start.lab.endpoint_id == other.pk
+    tick = pools.course_pool_tick(course=course)
+    assert stale.pk in tick.drained
+    assert Operation.objects.get(lab=stale, kind=Operation.Kind.DELETE).params == {"reason": pools.DRAIN_REASON}
+
+
 def _admin():
     from tests.factories import AdminFactory
 
