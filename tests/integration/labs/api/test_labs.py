@@ -661,3 +661,32 @@ def _posted(client, url: str, data: dict) -> tuple[object, int]:
     with CaptureQueriesContext(connection) as captured:
         response = client.post(url, data, format="json")
     return response, len(captured)
+
+
+def test_a_warm_pool_lab_is_nobodys_to_read_or_act_on_by_its_id():
+    """Held already, pinned here: a pool lab (student NULL) is no one's lab in the API or on the
+    pages, not even its course's instructors' (the pool's own routes show it), so a student who
+    guesses its id cannot read it, power it, take a snapshot, open a console or check its guide."""
+    from django.test import Client
+
+    from labs.models import WarmPool
+    from tests.factories import lab_row
+
+    course = open_course(students=1)
+    WarmPool.objects.create(course=course, size=1)
+    pooled = lab_row(course, None, 0)
+    vm = LabVM.objects.create(lab=pooled, role="router", name="pool-router", moref="vm-991", power_state="poweredOn")
+    student, instructor = student_of(course), course.instructors.get()
+    for user in (student, instructor, AdminFactory()):
+        api = client_for(user)
+        assert pooled.pk not in [lab["id"] for lab in api.get("/api/v1/labs/").json()["results"]]
+        assert api.get(f"/api/v1/labs/{pooled.pk}/").status_code == 404
+        assert api.post(f"/api/v1/labs/{pooled.pk}/power/", {"action": "on"}, format="json").status_code == 404
+        assert api.post(f"/api/v1/labs/{pooled.pk}/snapshots/", {"name": "mine"}, format="json").status_code == 404
+        assert api.post(f"/api/v1/labs/{pooled.pk}/vms/{vm.pk}/console/").status_code == 404
+        assert api.get(f"/api/v1/labs/{pooled.pk}/guide/").status_code == 404
+        page = Client()
+        page.force_login(user)
+        assert page.get(f"/labs/{pooled.pk}/").status_code == 404
+        assert page.post(f"/labs/{pooled.pk}/power/", {"action": "on"}).status_code == 404
+    assert not Operation.objects.filter(lab=pooled).exists()
