@@ -17,7 +17,7 @@ from django.utils import timezone
 from core import roles
 from core.compiled import CompiledQuery
 from core.etags import fingerprint
-from courses import guides, permissions
+from courses import bounds, guides, permissions
 from courses import selectors as course_selectors
 from courses.models import ClassSession, Course, LabTemplate, TemplateVersion, VCenterEndpoint
 from labs import placement, template_sources, vsphere
@@ -596,7 +596,7 @@ def pool_target(course: Course, pool: WarmPool | None, window: PoolWindow) -> in
     target = pool.size
     if pool.sizing == WarmPool.Sizing.SCHEDULE and window.filling:
         target += students_without_lab(course)
-    return target
+    return min(target, bounds.MAX_POOL_LABS)  # a pool's bound holds with the students added too
 
 
 @dataclass(frozen=True)

@@ -207,6 +207,20 @@ def test_a_pool_lab_on_a_vcenter_the_course_no_longer_uses_is_not_given_and_is_d
     assert Operation.objects.get(lab=stale, kind=Operation.Kind.DELETE).params == {"reason": pools.DRAIN_REASON}
 
 
+def test_a_schedule_sized_pool_never_targets_more_than_the_bound_of_a_pool(nudges):
+    """The size is at most 1000 (courses.bounds.MAX_POOL_LABS) on every path, but with schedule
+    sizing the target added the students without a lab on top: past the bound, with no quota of
+    the pool's own, the refill built that many labs."""
+    from courses import bounds
+
+    course = open_course(students=3)
+    pool = pools.pool_set(course=course, actor=_instructor(course), size=bounds.MAX_POOL_LABS, sizing="schedule")
+    near = selectors.PoolWindow(filling=True)
+    assert selectors.pool_target(course, pool, near) == bounds.MAX_POOL_LABS
+    pool.size = 2
+    assert selectors.pool_target(course, pool, near) == 5, "below the bound, one per student without a lab"
+
+
 def _admin():
     from tests.factories import AdminFactory
 
