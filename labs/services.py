@@ -458,6 +458,9 @@ def _pool_lab_hand_over(
     if lab.running_since is not None:
         LabRun.objects.create(lab=lab, started_at=lab.running_since, ended_at=now)
         lab.running_since = now
+        # And its lease starts now, as at any power-on (the pool's began when it was warmed).
+        lab.expires_at = now + bounds.lease(quota.lease_hours) if quota.lease_hours is not None else None
+        lab.lease_extensions_used = 0
     lab.hours_used = 0
     lab.student = student
     lab.number = (
@@ -465,7 +468,18 @@ def _pool_lab_hand_over(
         or 0
     ) + 1
     lab.given_at = lab.last_activity_at = now
-    lab.save(update_fields=["student", "number", "given_at", "last_activity_at", "hours_used", "running_since"])
+    lab.save(
+        update_fields=[
+            "student",
+            "number",
+            "given_at",
+            "last_activity_at",
+            "hours_used",
+            "running_since",
+            "expires_at",
+            "lease_extensions_used",
+        ]
+    )
     vms = list(lab.vms.all())
     for vm in vms:
         vm.name = f"{lab.name}-{vm.role}"

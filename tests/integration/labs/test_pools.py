@@ -277,6 +277,27 @@ def test_the_hours_a_pool_lab_ran_are_the_courses_not_the_students(nudges):
     assert sum(day.hours for day in report.days) == pytest.approx(2, abs=0.01), "they are the course's"
 
 
+def test_a_running_pool_lab_handed_over_gets_a_fresh_lease_not_the_pools(nudges):
+    """A pool lab powered on before a session started its lease then: handed over after the lease
+    ran out, the student's lab was powered off at the next minute ("its lease ended")."""
+    from django.utils import timezone
+
+    from labs import lifecycle
+
+    course = open_course(students=1, quota={"lease_hours": 1})
+    now = timezone.now()
+    pool_lab = _pool_lab(
+        course, running_since=now - timedelta(hours=3), expires_at=now - timedelta(hours=2), lease_extensions_used=2
+    )
+    student = _students(course)[0]
+    services.lab_start(course=course, student=student, actor=student)
+    pool_lab.refresh_from_db()
+    assert pool_lab.student == student
+    assert pool_lab.expires_at >= now + timedelta(minutes=59) and pool_lab.lease_extensions_used == 0
+    Operation.objects.filter(lab=pool_lab).update(state=Operation.State.SUCCEEDED)
+    assert pool_lab.pk not in lifecycle.tick().lease_ended
+
+
 def test_a_pool_is_drained_when_the_course_moves_to_a_new_version(nudges):
     course = open_course(students=1)
     instructor = _instructor(course)
