@@ -133,7 +133,7 @@ def _drain(course: Course, result: PoolTick) -> None:
             | ~placement.course_endpoint_q(course)
         )
     for lab in pooled:
-        if services.lab_system_delete(lab=lab, reason=DRAIN_REASON) is not None:
+        if services.lab_system_delete(lab=lab, reason=DRAIN_REASON, pooled=True) is not None:
             result.drained.append(lab.pk)
 
 
@@ -165,7 +165,7 @@ def _refill(course: Course, window: selectors.PoolWindow, result: PoolTick) -> N
     if extra > 0:
         idle = current.filter(state=Lab.State.READY).order_by("-created_at", "-pk")[:extra]
         for lab in idle:
-            if services.lab_system_delete(lab=lab, reason=SHRINK_REASON) is not None:
+            if services.lab_system_delete(lab=lab, reason=SHRINK_REASON, pooled=True) is not None:
                 result.drained.append(lab.pk)
 
 
@@ -178,7 +178,7 @@ def _power(course: Course, window: selectors.PoolWindow, result: PoolTick) -> No
                 result.powered_on.append(lab.pk)
         return
     for lab in ready.filter(running_since__isnull=False):
-        if services.lab_system_power_off(lab=lab, reason=WAITING_REASON) is not None:
+        if services.lab_system_power_off(lab=lab, reason=WAITING_REASON, pooled=True) is not None:
             result.powered_off.append(lab.pk)
 
 

@@ -800,13 +800,19 @@ def endpoints_reconcile_all() -> list[Operation]:
     return started
 
 
-def lab_system_power_off(*, lab: Lab, reason: str, now: datetime | None = None) -> Operation | None:
-    """The portal itself powers a lab off (lease, idle, hours, course end); None if it is busy,
-    or if its last system power-off failed less than ``SYSTEM_POWER_OFF_RETRY`` ago."""
+def lab_system_power_off(
+    *, lab: Lab, reason: str, now: datetime | None = None, pooled: bool = False
+) -> Operation | None:
+    """The portal itself powers a lab off (lease, idle, hours, course end, a warm pool's lab
+    waiting); None if it is busy, if its last system power-off failed less than
+    ``SYSTEM_POWER_OFF_RETRY`` ago, or with ``pooled`` if a Start took it from the pool since the
+    caller read it."""
     now = now or timezone.now()
     try:
         with transaction.atomic():
             locked = lock_lab(lab)
+            if pooled and locked.student_id is not None:
+                return None
             last = (
                 Operation.objects.filter(lab=locked, kind=Operation.Kind.POWER, actor=None, params__action="off")
                 .order_by("-created_at", "-id")
@@ -848,11 +854,15 @@ def lab_system_power_on(*, lab: Lab, reason: str) -> Operation:
         return lab_operation(locked, Operation.Kind.POWER, None, {"action": "on", "vm": None, "reason": reason})
 
 
-def lab_system_delete(*, lab: Lab, reason: str) -> Operation | None:
-    """The portal itself deletes a lab (its course's lifetime is over); None if it is busy."""
+def lab_system_delete(*, lab: Lab, reason: str, pooled: bool = False) -> Operation | None:
+    """The portal itself deletes a lab (its course's lifetime is over, its warm pool drains or
+    shrinks); None if it is busy, or with ``pooled`` if a Start took it from the pool since
+    the caller read it."""
     with transaction.atomic():
         locked = _select_lab_for_update(lab)
         if locked.state in (Lab.State.DELETED, Lab.State.DELETING) or selectors.lab_busy_with(locked) is not None:
+            return None
+        if pooled and locked.student_id is not None:
             return None
         return lab_operation(locked, Operation.Kind.DELETE, None, {"reason": reason})
 

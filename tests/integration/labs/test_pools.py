@@ -221,6 +221,28 @@ def test_a_schedule_sized_pool_never_targets_more_than_the_bound_of_a_pool(nudge
     assert selectors.pool_target(course, pool, near) == 5, "below the bound, one per student without a lab"
 
 
+def test_a_pool_lab_handed_over_while_the_tick_drains_or_shrinks_is_not_deleted(nudges):
+    """The tick reads the labs to drain or shrink, then deletes them one by one without the
+    course's quota lock: a Start that took one of them in between (its quick hand-over done)
+    saw the student's new lab deleted. The delete checks, under the lab's lock, that it is
+    still the pool's."""
+    from django.utils import timezone
+
+    course = open_course(students=1)
+    pools.pool_set(course=course, actor=_instructor(course), size=1)
+    stale = _pool_lab(course)  # as the tick read it
+    student = _students(course)[0]
+    take = services.lab_start(course=course, student=student, actor=student)
+    assert take.lab_id == stale.pk
+    Operation.objects.filter(pk=take.pk).update(state=Operation.State.SUCCEEDED)
+    assert services.lab_system_delete(lab=stale, reason=pools.SHRINK_REASON, pooled=True) is None
+    assert not Operation.objects.filter(lab=stale, kind=Operation.Kind.DELETE).exists()
+    # Nor powered off as a pool lab waiting outside a session's window.
+    Lab.objects.filter(pk=stale.pk).update(running_since=timezone.now())
+    assert services.lab_system_power_off(lab=stale, reason=pools.WAITING_REASON, pooled=True) is None
+    assert not Operation.objects.filter(lab=stale, kind=Operation.Kind.POWER).exists()
+
+
 def _admin():
     from tests.factories import AdminFactory
 
