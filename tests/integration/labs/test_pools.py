@@ -243,6 +243,22 @@ def test_a_pool_lab_handed_over_while_the_tick_drains_or_shrinks_is_not_deleted(
     assert not Operation.objects.filter(lab=stale, kind=Operation.Kind.POWER).exists()
 
 
+def test_a_pool_lab_on_a_vcenter_in_maintenance_is_not_handed_over(nudges):
+    """Maintenance means no new labs on that vCenter (docs/deployment.md: set it before working on
+    it); a hand-over renames and powers on a lab there for a student, a new lab of theirs."""
+    from courses.models import VCenterEndpoint
+
+    course = open_course(students=1)
+    pools.pool_set(course=course, actor=_instructor(course), size=1)
+    waiting = _pool_lab(course)
+    VCenterEndpoint.objects.filter(pk=waiting.endpoint_id).update(in_maintenance=True)
+    student = _students(course)[0]
+    with pytest.raises(ValidationError, match="No vCenter can take a new lab"):
+        services.lab_start(course=course, student=student, actor=student)
+    waiting.refresh_from_db()
+    assert waiting.student is None and not Operation.objects.filter(lab=waiting).exists()
+
+
 def _admin():
     from tests.factories import AdminFactory
 
