@@ -115,6 +115,20 @@ def test_an_instructor_of_another_course_is_refused():
     assert ws.output() == {"type": "websocket.close", "code": NOT_ALLOWED}
 
 
+def test_a_warm_pool_labs_socket_is_refused_to_every_student_of_its_course():
+    """Held already, pinned here: a pool lab (student NULL) is no student's, so its live channel
+    is refused to all of them (a NULL owner never equals a signed-in person)."""
+    from labs.models import WarmPool
+    from tests.factories import lab_row
+
+    course = open_course(students=2)
+    WarmPool.objects.create(course=course, size=1)
+    pooled = lab_row(course, None, 0)
+    for enrollment in course.enrollments.all():
+        ws = Session(f"/ws/labs/{pooled.pk}/", _headers(enrollment.student))
+        assert ws.output() == {"type": "websocket.close", "code": NOT_ALLOWED}
+
+
 def test_the_owner_gets_the_full_state_first_then_deltas_in_order():
     course = open_course()
     lab = _lab(course)
