@@ -15,6 +15,12 @@ request with CONN_HEALTH_CHECKS), serves one request after another: a daphne hol
 ``limit`` connections for its HTTP requests and opens them once. Requests past the limit wait
 their turn in the event loop, in the order they came, which costs nothing. WebSockets are not
 counted: Channels runs their database work on its own thread.
+
+``OneHopASGIHandler`` is Django's ASGI handler with its middleware chain loaded synchronous:
+every middleware here is synchronous but django-axes', and Django's async chain left the
+request's thread for the event loop at that one and came back for the view, hand-offs that cost
+a poll about a third of daphne's CPU (py-spy; docs/benchmarks.md). Now the request goes to its
+thread once for the middleware and the view together, as under WSGI.
 """
 
 from __future__ import annotations
@@ -22,8 +28,22 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import ThreadSensitiveContext
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
+
+
+class OneHopASGIHandler(ASGIHandler):
+    """Django's ASGI handler running the middleware and the view in one call on the request's
+    thread (see the module's words). Streaming answers, disconnects and the request signals are
+    Django's own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.load_middleware(is_async=False)
+
+    async def get_response_async(self, request):
+        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
 
 
 class ConcurrencyLimit:
