@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
 
 
 def fingerprint(*parts) -> str:
@@ -28,3 +32,30 @@ def fingerprint(*parts) -> str:
     for part in parts:
         add(part)
     return f'"{digest.hexdigest()[:32]}"'
+
+
+class AnswerCache:
+    """Answers already built, by ETag, so an unchanged object polled without ``If-None-Match``
+    is not serialized again. An ETag fingerprints everything its answer is built from, so equal
+    tags mean equal answers. Per process, bounded (the least recently used go first), safe for
+    the request threads. The answers handed out are shared: callers must not change them."""
+
+    def __init__(self, size: int = 4096) -> None:
+        if size < 1:
+            raise ValueError(f"An answer cache holds at least one answer, not {size}.")
+        self._size = size
+        self._answers: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_build(self, etag: str, build: Callable[[], Any]) -> Any:
+        with self._lock:
+            if etag in self._answers:
+                self._answers.move_to_end(etag)
+                return self._answers[etag]
+        answer = build()  # outside the lock: two threads may build the same answer, both right
+        with self._lock:
+            self._answers[etag] = answer
+            self._answers.move_to_end(etag)
+            while len(self._answers) > self._size:
+                self._answers.popitem(last=False)
+        return answer

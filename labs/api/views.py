@@ -20,7 +20,7 @@ from rest_framework.response import Response
 
 from core.api import ErrorSerializer, errors, not_modified
 from core.errors import refusal_status, refusal_words
-from core.etags import fingerprint
+from core.etags import AnswerCache, fingerprint
 from courses import permissions as course_permissions
 from courses import selectors as course_selectors
 from courses.api.views import BuildsTemplates
@@ -58,6 +58,7 @@ CONDITIONAL_READ = (
     "Answers an `ETag`; send it back in `If-None-Match` and, while nothing changed, the answer is "
     "`304 Not Modified` with no body. Clients that watch a lab should use its WebSocket (docs/websocket.md)."
 )
+_OPERATION_ANSWERS = AnswerCache()
 NOT_MODIFIED = OpenApiResponse(description="Nothing changed since the `ETag` sent in `If-None-Match`.")
 
 OPERATIONS_SEEN = (
@@ -122,7 +123,11 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         if operation is None:
             raise Http404("No Operation matches the given query.")
         etag = fingerprint(operation, getattr(operation.actor, "username", None))
-        return not_modified(request, etag) or Response(OperationSerializer(operation).data, headers={"ETag": etag})
+        if unchanged := not_modified(request, etag):
+            return unchanged
+        # A client polling without its ETag gets the answer built when the operation last changed.
+        data = _OPERATION_ANSWERS.get_or_build(etag, lambda: OperationSerializer(operation).data)
+        return Response(data, headers={"ETag": etag})
 
     @extend_schema(
         summary="Cancel an operation",

@@ -560,6 +560,22 @@ def test_an_operation_read_again_unchanged_is_a_304_until_it_moves():
     assert _poll(client, url, etag).status_code == 200
 
 
+def test_an_operation_polled_without_its_etag_answers_what_it_is_now():
+    """The answer of an unchanged operation is built once (labs.api.views._OPERATION_ANSWERS, by
+    ETag); any change moves the ETag, so the next answer is built afresh."""
+    course = open_course(students=1)
+    lab = ready_lab(course)
+    operation = services.lab_power(lab=lab, actor=lab.student, action="off")
+    client = client_for(lab.student)
+    url = f"/api/v1/operations/{operation.pk}/"
+    first, again = client.get(url), client.get(url)
+    assert (first.json(), first["ETag"]) == (again.json(), again["ETag"])
+    Operation.objects.filter(pk=operation.pk).update(progress=40, step="Powering off esxi-01")
+    moved = client.get(url)
+    assert moved["ETag"] != first["ETag"]
+    assert (moved.json()["progress"], moved.json()["step"]) == (40, "Powering off esxi-01")
+
+
 # Pinned query counts of the routes a class polls (issue 16): a change that adds a query to one
 # of them fails here by name, whatever the size of the class.
 
