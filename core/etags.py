@@ -47,6 +47,14 @@ class AnswerCache:
         self._answers: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
+    def get(self, etag: str) -> Any:
+        """The answer built for this ETag, or None."""
+        with self._lock:
+            if etag in self._answers:
+                self._answers.move_to_end(etag)
+                return self._answers[etag]
+        return None
+
     def get_or_build(self, etag: str, build: Callable[[], Any]) -> Any:
         with self._lock:
             if etag in self._answers:
