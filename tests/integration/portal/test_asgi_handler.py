@@ -39,7 +39,11 @@ def _threaded_view(request):
 
 
 def _streamed_view(request):
-    return StreamingHttpResponse(f"line {n}\n" for n in range(3))
+    async def lines():  # under ASGI Django wants an asynchronous iterator (as core.audit gives it)
+        for n in range(3):
+            yield f"line {n}\n"
+
+    return StreamingHttpResponse(lines())
 
 
 urlpatterns = [path("thread/", _threaded_view), path("stream/", _streamed_view)]
