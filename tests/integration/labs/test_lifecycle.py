@@ -1,7 +1,7 @@
 """labs/lifecycle.py: leases, idle shutdown, course end and deletion after the course,
 each with a notice to the student; and extending a lease in one click."""
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from django.utils import timezone
@@ -88,20 +88,23 @@ def test_an_instructor_looking_does_not_count_as_use():
 def test_at_course_end_labs_are_powered_off_then_warned_then_deleted():
     lab = _running_lab(quota={"lifetime_days_after_end": 7})
     course = lab.course
-    course.ends_on = timezone.localdate() - timedelta(days=1)
+    # Noon of a fixed day, not the clock: the deletion falls at midnight, so "six days and an
+    # hour later" taken from 23:00 would already be past it.
+    noon = timezone.make_aware(datetime.combine(timezone.localdate(), time(12)))
+    course.ends_on = noon.date() - timedelta(days=1)
     course.save()
-    first = lifecycle.tick()
+    first = lifecycle.tick(now=noon)
     assert first.course_ended == [lab.pk]
     assert "has ended" in Notice.objects.filter(user=lab.student).first().text
 
     Operation.objects.filter(lab=lab).update(state=Operation.State.SUCCEEDED)
     Lab.objects.filter(pk=lab.pk).update(running_since=None)
-    day_before = timezone.now() + timedelta(days=6, hours=1)
+    day_before = noon + timedelta(days=6, hours=1)
     warned = lifecycle.tick(now=day_before)
     assert warned.warned == [lab.pk] and warned.deleted == []
     assert "will be deleted on" in Notice.objects.filter(user=lab.student).last().text
 
-    deleted = lifecycle.tick(now=timezone.now() + timedelta(days=8))
+    deleted = lifecycle.tick(now=noon + timedelta(days=8))
     assert deleted.deleted == [lab.pk]
     assert Operation.objects.filter(lab=lab, kind=Operation.Kind.DELETE, actor=None).exists()
 
