@@ -8,6 +8,7 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.csrf import requires_csrf_token
 from django.views.defaults import bad_request as django_bad_request
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as django_server_error
@@ -15,7 +16,7 @@ from django.views.defaults import server_error as django_server_error
 from accounts.selectors import people_counts
 from core import audit, roles
 from core.models import AuditEntry
-from core.web import forbidden
+from core.web import FORBIDDEN_TEMPLATE, forbidden
 from courses import selectors as course_selectors
 from courses.forms import JoinForm
 from labs.selectors import class_summaries, endpoint_load_list, operation_list
@@ -126,6 +127,43 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Something went wrong on the server; it was logged."}, status=500)
     return django_server_error(request)
+
+
+# A refusal nothing turned into words: allauth's (a sign-in's state that is missing, used or
+# stale, e.g. a replayed SAML answer) and Django's CSRF check. Ours carry their words.
+SIGN_IN_REFUSED_WORDS = (
+    "This sign-in could not go on: it was started in another window, was used already, or took too "
+    "long. Start again from the sign-in page."
+)
+CSRF_PAGE_WORDS = (
+    "The form was out of date (it was opened before you signed in or out, or your browser did not "
+    "send Nestlab's cookie). Nothing was changed: go back, reload the page and try again."
+)
+CSRF_API_WORDS = (
+    "A request signed in by session needs the X-CSRFToken header with the csrftoken cookie's value; "
+    "scripts should use an API key instead (docs/api.md). Nothing was changed."
+)
+
+
+@requires_csrf_token
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A PermissionDenied no view answered itself: its words (ours always have some), under
+    /api/ in the API's error shape, elsewhere the product's 403 page. The audit middleware
+    has recorded it already."""
+    words = str(exception) or (
+        SIGN_IN_REFUSED_WORDS if request.path.startswith(("/accounts/", "/login/")) else audit.NOT_ALLOWED_WORDS
+    )
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": words}, status=403)
+    return render(request, "403.html", {"message": words}, status=403)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """Django's CSRF check refused a form post (settings.CSRF_FAILURE_VIEW): what to do, in
+    words, instead of Django's page about cookies and Referer headers."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": CSRF_API_WORDS}, status=403)
+    return render(request, FORBIDDEN_TEMPLATE, {"message": CSRF_PAGE_WORDS}, status=403)
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -44,6 +44,8 @@ NESTLAB_ENCRYPTION_KEYS = env_list("NESTLAB_ENCRYPTION_KEYS") or [
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# A refused form post says what to do in the product's words, not Django's page about cookies.
+CSRF_FAILURE_VIEW = "portal.views.csrf_failure"
 
 INSTALLED_APPS = [
     "daphne",

@@ -1,7 +1,11 @@
+import json
+
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils.html import escape
 
+from portal import views as portal_views
 from tests.factories import (
     DEFAULT_PASSWORD,
     AdminFactory,
@@ -282,3 +286,59 @@ def test_no_template_syntax_leaks_onto_a_page(client):
         content = client.get(url).content.decode()
         for syntax in ("{#", "#}", "{%", "%}", "{{", "}}"):
             assert syntax not in content, f"{url} shows {syntax!r}"
+
+
+def test_a_page_nothing_answers_is_the_products_404_page_with_a_way_home(client):
+    client.force_login(StudentFactory())
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404
+    text = page.content.decode()
+    assert "<title>Not found · Nestlab</title>" in text and 'href="/"' in text
+    assert "not yours to see" in text
+
+
+def test_a_refusal_nobody_put_in_words_is_a_403_page_in_words_and_json_under_the_api(rf):
+    """allauth refuses a sign-in whose state is missing or used (a replayed SAML answer) with a
+    bare PermissionDenied; ours carry words, which are shown."""
+    from django.contrib.auth.models import AnonymousUser
+    from django.core.exceptions import PermissionDenied
+
+    views = portal_views
+    request = rf.get("/accounts/saml/school/acs/finish/")
+    request.user = AnonymousUser()
+    page = views.permission_denied(request, PermissionDenied())
+    assert page.status_code == 403
+    assert escape(views.SIGN_IN_REFUSED_WORDS) in page.content.decode()
+    elsewhere = rf.get("/courses/1/")
+    elsewhere.user = AnonymousUser()
+    worded = views.permission_denied(elsewhere, PermissionDenied("This is not your lab."))
+    assert "This is not your lab." in worded.content.decode() and "<title>Not allowed" in worded.content.decode()
+    api = rf.get("/api/v1/x/")
+    api.user = AnonymousUser()
+    answer = views.permission_denied(api, PermissionDenied())
+    assert answer.status_code == 403 and json.loads(answer.content) == {"detail": "You are not allowed to do that."}
+
+
+def test_a_form_posted_without_its_csrf_token_is_refused_in_words_and_nothing_changes():
+    student = StudentFactory()
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(student)
+    response = browser.post(reverse("accounts:account"), {"first_name": "Mallory"})
+    assert response.status_code == 403
+    assert escape(portal_views.CSRF_PAGE_WORDS) in response.content.decode()
+    student.refresh_from_db()
+    assert student.first_name != "Mallory"
+
+
+def test_a_server_failure_on_a_page_is_the_products_500_page(client, monkeypatch):
+    from portal import views
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(views, "people_counts", broken)
+    client.raise_request_exception = False
+    client.force_login(AdminFactory())
+    page = client.get("/", HTTP_ACCEPT="text/html")
+    assert page.status_code == 500
+    assert "Something went wrong · Nestlab" in page.content.decode() and "was logged" in page.content.decode()
