@@ -64,6 +64,7 @@ NOT_LINKED_WORDS = (
     "This LMS activity is not linked to a Nestlab course yet. Your instructor links it by opening it once "
     "(or by adding it with the LMS's activity picker)."
 )
+DEEP_LINKING_STUDENT_WORDS = "Only instructors add Nestlab activities to an LMS course."
 SERVICE_TIMEOUT_WORDS = "The LMS did not answer"
 
 
@@ -231,6 +232,13 @@ def launch_accept(*, platform: Platform, data: dict[str, Any], request=None) -> 
                 link = _link_for(platform=platform, data=data)
                 user = _account_for(platform=platform, data=data, lms_role=lms_role, linked=link is not None)
                 role = _role_apply(user=user, lms_role=lms_role, link=link)
+                if role == roles.Role.STUDENT and claims.is_deep_linking(data):
+                    # An LMS offers the activity picker to its teachers; a learner's request for
+                    # it is refused before anyone is signed in, and the account it would have made
+                    # is rolled back with the rest.
+                    raise LaunchRefused(
+                        DEEP_LINKING_STUDENT_WORDS, f"{platform.name}: a learner sent a deep-linking request."
+                    )
                 if link is not None:
                     _link_refresh(link, data)
                     _course_join(link=link, user=user, role=role)

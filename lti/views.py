@@ -122,9 +122,7 @@ def launch(request: HttpRequest) -> HttpResponse:
         return _refused(request, refusal.words)
     sign_in(request, accepted.user, backend=SESSION_BACKEND)
     request.session[LAUNCH_SESSION_KEY] = message.get_launch_id()
-    if accepted.deep_linking:
-        if accepted.role == roles.Role.STUDENT:
-            return _refused(request, "Only instructors add Nestlab activities to an LMS course.")
+    if accepted.deep_linking:  # never a student's: launch_accept refuses those
         return redirect("lti:deep-link")
     if accepted.link is None:
         if accepted.role == roles.Role.STUDENT:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 import requests
+from django.contrib.auth import get_user_model
 from django.test import Client
 
-from core import roles
+from core import audit, roles
 from core.models import AuditEntry
 from courses.models import Enrollment
 from lti import keys
@@ -281,9 +282,14 @@ def test_deep_linking_returns_a_signed_link_that_opens_the_chosen_course_and_onl
     assert elsewhere.status_code == 409
 
 
-def test_a_learner_cannot_use_deep_linking(registered, lti_platform):
-    response = launch(Client(), lti_platform, user=ADA, roles=[LEARNER], message_type=DEEP_LINKING_REQUEST)
+def test_a_learner_cannot_use_deep_linking_and_is_not_signed_in_nor_given_an_account(registered, lti_platform):
+    browser = Client()
+    response = launch(browser, lti_platform, user=ADA, roles=[LEARNER], message_type=DEEP_LINKING_REQUEST)
     assert response.status_code == 403 and "Only instructors add" in response.content.decode()
+    assert "_auth_user_id" not in browser.session
+    assert not get_user_model().objects.filter(email=ADA["email"]).exists()
+    refusal = AuditEntry.objects.get(category=audit.Category.LOGIN_FAILED, action="auth.lti")
+    assert "a learner sent a deep-linking request" in refusal.detail
 
 
 def test_the_choice_pages_without_a_launch_say_to_open_the_lms(client, db):
