@@ -24,6 +24,11 @@ from accounts.models import API_KEYS_PER_PERSON, ApiKey
 from core import roles
 from core.web import add_errors, forbidden
 
+NO_PASSWORD_WORDS = (
+    "You sign in through your school (its directory, its sign-in page or your LMS), which keeps your "
+    "password: Nestlab has none for you to change. Change it where your school says."
+)
+
 User = get_user_model()
 
 
@@ -86,6 +91,7 @@ def _account_page(request: HttpRequest, *, form: forms.ApiKeyForm | None = None,
             "form": form or forms.ApiKeyForm(),
             "new_key": new_key,
             "keys_max": API_KEYS_PER_PERSON,
+            "no_password_words": NO_PASSWORD_WORDS,
         },
         status=status,
     )
@@ -150,6 +156,14 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
     form_class = forms.LimitedPasswordChangeForm
     success_url = reverse_lazy("accounts:account")
+
+    def dispatch(self, request, *args, **kwargs):
+        # No old password to give: the account signs in through the school's directory or
+        # identity provider, which keeps its password.
+        if request.user.is_authenticated and not request.user.has_usable_password():
+            messages.info(request, NO_PASSWORD_WORDS)
+            return redirect("accounts:account")
+        return super().dispatch(request, *args, **kwargs)
 
     def form_valid(self, form):
         response = super().form_valid(form)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from django.utils.html import escape
 
 from core import roles
 from tests.factories import AdminFactory, InstructorFactory, StudentFactory
@@ -125,6 +126,28 @@ def test_a_password_change_needs_the_old_one_follows_the_rules_and_is_recorded(c
     assert student.check_password(new)
     assert client.get(reverse("accounts:account")).status_code == 200  # still signed in
     assert AuditEntry.objects.filter(action="auth.password_change", actor=student).count() == 1
+
+
+def test_someone_who_signs_in_through_the_school_is_told_nestlab_keeps_no_password_for_them(client):
+    """A directory's, an identity provider's or an LMS's person has no usable Nestlab password
+    (allauth wipes a roster's when the school's verified e-mail reaches it): the account page
+    says so instead of a link to a form that would ask for an old password they never had."""
+    from accounts.views import NO_PASSWORD_WORDS
+
+    student = StudentFactory()
+    student.set_unusable_password()
+    student.save()
+    client.force_login(student)
+    page = client.get(reverse("accounts:account")).content.decode()
+    assert escape(NO_PASSWORD_WORDS) in page and reverse("accounts:password-change") not in page
+    response = client.post(reverse("accounts:password-change"), {"old_password": "", "new_password1": "x"})
+    assert response.status_code == 302 and response["Location"] == reverse("accounts:account")
+    assert messages_of(client.get(reverse("accounts:account"))) == [NO_PASSWORD_WORDS]
+    student.refresh_from_db()
+    assert not student.has_usable_password()
+    with_password = StudentFactory()
+    client.force_login(with_password)
+    assert reverse("accounts:password-change") in client.get(reverse("accounts:account")).content.decode()
 
 
 def test_guessing_the_old_password_is_stopped_after_five_tries(client):
