@@ -420,7 +420,7 @@ class Stack:
             except Exception as error:  # noqa: BLE001 - say so and go on cleaning up
                 say(f"Could not drop the database {self._postgres.name}: {error}")
         if self._redis_context is None and self.redis_url:
-            for queue in (self.queue, f"{self.queue}-build"):
+            for queue in (self.queue, f"{self.queue}-build", f"{self.queue}-checks"):
                 _forget_queue(self.redis_url, queue, self.endpoint_id)
             self._forget_groups()
         if self.sim is not None:

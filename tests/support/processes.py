@@ -132,7 +132,7 @@ class WorkerProcess(ChildProcess):
         return [
             sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel", "INFO",
             "--concurrency", str(self.concurrency), "--hostname", f"test-{self.queue}@%h",
-            "--queues", f"{self.queue},{self.queue}-build",
+            "--queues", f"{self.queue},{self.queue}-build,{self.queue}-checks",
             "--without-mingle", "--without-gossip",
         ]  # fmt: skip
 

@@ -45,6 +45,12 @@ class Command(BaseCommand):
             help="Celery worker processes for lab builds (provision, clone, reset, publish).",
         )
         parser.add_argument(
+            "--checkers",
+            type=int,
+            default=int(os.environ.get("NESTLAB_CHECKER_CONCURRENCY", "2")),
+            help="Celery worker processes for lab guide checks (programs run in the guests).",
+        )
+        parser.add_argument(
             "--demo",
             action="store_true",
             help="Start the vCenter simulator with the demo inventory, migrate and seed the demo class.",
@@ -105,8 +111,9 @@ class Command(BaseCommand):
                 for n in range(1, options["web_processes"] + 1)
             }
         processes |= {
-            # Quick operations (power, snapshots, revert, delete...) and the long builds
-            # (provision, clone, reset, publish) have workers of their own; see labs/tasks.py.
+            # Quick operations (power, snapshots, revert, delete...), the long builds
+            # (provision, clone, reset, publish) and guide checks have workers of their own;
+            # see labs/dispatch.py: queue_for.
             "worker": (
                 f"{python} -m celery -A portal worker --loglevel INFO --queues {queue} "
                 f"--concurrency {options['workers']} --hostname worker@%h"
@@ -114,6 +121,12 @@ class Command(BaseCommand):
             "builder": (
                 f"{python} -m celery -A portal worker --loglevel INFO --queues {queue}-build "
                 f"--concurrency {options['builders']} --hostname builder@%h"
+            ),
+            # Guide checks wait for programs in the guests: a class checked at once keeps
+            # nobody's power-on waiting.
+            "checker": (
+                f"{python} -m celery -A portal worker --loglevel INFO --queues {queue}-checks "
+                f"--concurrency {options['checkers']} --hostname checker@%h"
             ),
             "beat": f"{python} -m celery -A portal beat --loglevel INFO --schedule {schedule}",
             "watcher": f"{python} manage.py runwatcher",

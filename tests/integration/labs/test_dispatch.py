@@ -35,6 +35,15 @@ def test_builds_and_quick_operations_go_to_queues_of_their_own(sent_to):
 
 
 @pytest.mark.django_db
+def test_guide_checks_have_a_queue_of_their_own_so_a_class_checked_at_once_keeps_no_power_on_waiting(sent_to):
+    endpoint, admin = EndpointFactory(), AdminFactory()
+    for kind in (Operation.Kind.CHECK, Operation.Kind.POWER, Operation.Kind.CHECK):
+        operation = Operation.objects.create(kind=kind, endpoint=endpoint, actor=admin)
+        dispatch.send_operation(operation.pk)
+    assert sent_to == ["nestlab-checks", "nestlab", "nestlab-checks"]
+
+
+@pytest.mark.django_db
 def test_a_reset_planned_as_a_revert_is_quick_and_one_that_rebuilds_goes_to_the_builders(
     sent_to, django_capture_on_commit_callbacks
 ):

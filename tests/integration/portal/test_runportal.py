@@ -55,6 +55,8 @@ def _start_portal(tmp_path, *extra):
             str(vcsim_port),
             "--workers",
             "1",
+            "--checkers",
+            "1",
             *extra,
         ],
         cwd=REPO,
@@ -125,6 +127,20 @@ def _assert_demo_templates_have_nested_hv(port):
         Disconnect(si)
 
 
+def _assert_each_queue_has_its_workers(pid):
+    """Quick operations, builds and guide checks each have a Celery worker of their own."""
+    import psutil
+
+    queues = {}
+    for child in psutil.Process(pid).children(recursive=True):
+        command = child.cmdline()
+        if "celery" in " ".join(command) and "worker" in command and "--queues" in command:
+            hostname = command[command.index("--hostname") + 1].split("@")[0]
+            queues[hostname] = command[command.index("--queues") + 1]
+    assert queues["checker"].endswith("-checks") and queues["builder"].endswith("-build"), queues
+    assert queues["worker"] == queues["checker"].removesuffix("-checks"), queues
+
+
 def _listening(port):
     import socket
 
@@ -157,6 +173,7 @@ def test_runportal_demo_serves_logs_in_and_stops_everything(portal_process):
 
     # Only runportal itself is signalled: it must stop what it started.
     _assert_demo_templates_have_nested_hv(vcsim_port)
+    _assert_each_queue_has_its_workers(process.pid)
 
     os.kill(process.pid, signal.SIGTERM)
     process.wait(timeout=30)
