@@ -10,7 +10,7 @@ import threading
 from django.db import close_old_connections, connection
 
 from courses.models import VCenterEndpoint
-from labs import services
+from labs import placement, services
 from labs.endpoints import endpoint_client
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,24 @@ class EndpointWatcher(threading.Thread):
         log.info("Watching the lab VMs of %s", self.endpoint.name)
         try:
             endpoint_client(self.endpoint).watch_vms(
-                labs_folder(self.endpoint), self._apply, self.stopping, max_wait=self.max_wait
+                labs_folder(self.endpoint),
+                self._apply,
+                self.stopping,
+                max_wait=self.max_wait,
+                on_reachability=self._reachability,
             )
         finally:
             connection.close()
+
+    def _reachability(self, reachable: bool, words: str) -> None:
+        # Placement sends no new lab to an endpoint found unreachable (labs.placement): known from
+        # here within seconds and kept known while it lasts (each retry, at most 30 s apart,
+        # marks it again for UNREACHABLE_SECONDS), not only after a student's build failed there.
+        if reachable:
+            placement.endpoint_reachable_mark(endpoint_id=self.endpoint.pk)
+            log.info("%s answers again", self.endpoint.name)
+        else:
+            placement.endpoint_unreachable_mark(endpoint_id=self.endpoint.pk, reason=words)
 
     def _apply(self, updates: list, full_resync: bool) -> None:
         close_old_connections()

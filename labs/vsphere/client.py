@@ -554,13 +554,22 @@ class VSphereClient:
         stop: threading.Event,
         *,
         max_wait: int = 5,
+        on_reachability: watch.ReachabilityHandler | None = None,
     ) -> None:
         """Follow every VM under ``folder`` (made if missing) until ``stop`` is set; see watch.py.
 
         Runs in the calling thread on a session of its own (the thread's), and never
-        raises for vCenter trouble: it reconnects and reports a full resync instead.
+        raises for vCenter trouble: it reconnects and reports a full resync instead, and tells
+        ``on_reachability`` when vCenter cannot be reached and when it answers again.
         """
-        watch.watch_vms(lambda: session_for(self.endpoint), folder, handler, stop, max_wait=max_wait)
+        watch.watch_vms(
+            lambda: session_for(self.endpoint),
+            folder,
+            handler,
+            stop,
+            max_wait=max_wait,
+            on_reachability=on_reachability,
+        )
 
 
 def get_client(endpoint: EndpointConfig) -> VSphereClient:

@@ -20,7 +20,7 @@ from typing import Any
 from pyVmomi import vim, vmodl
 
 from . import folders, refs
-from .errors import VSphereError, is_connection_error, translate
+from .errors import Unreachable, VSphereError, is_connection_error, translate
 from .session import Session
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,9 @@ class VMUpdate:
 
 
 UpdateHandler = Callable[[list[VMUpdate], bool], None]
+# Told whether vCenter answers: (False, why in words) at every failed try to reach it, (True, "")
+# once it answers again.
+ReachabilityHandler = Callable[[bool, str], None]
 """``handler(updates, full_resync)``; in a full resync VMs not listed no longer exist."""
 
 
@@ -113,10 +116,14 @@ def watch_vms(
     *,
     max_wait: int = 5,
     retry_after: Callable[[int], float] = lambda failures: min(30.0, 0.5 * 2 ** min(failures, 6)),
+    on_reachability: ReachabilityHandler | None = None,
 ) -> None:
     """Call ``handler`` with the VMs' changes until ``stop`` is set. Never raises for
-    vCenter trouble: it logs, waits (0.5 s doubling up to 30 s), reconnects and resyncs."""
+    vCenter trouble: it logs, waits (0.5 s doubling up to 30 s), reconnects and resyncs.
+    ``on_reachability`` hears of every try that could not reach vCenter and of its answering
+    again: the watcher is the one always connected, so it knows first."""
     failures = 0
+    unreachable = False
     current: _Filter | None = None
     while not stop.is_set():
         session = session_factory()
@@ -131,6 +138,9 @@ def watch_vms(
             updates, full = current.wait(max_wait)
             failures = 0
             session.touch()
+            if unreachable:
+                unreachable = False
+                _tell(on_reachability, True, "")
             if updates or full:
                 handler(updates, full)
         except Exception as error:
@@ -140,6 +150,9 @@ def watch_vms(
                 log.warning("Watcher on %s: %s (retrying)", folder_ref, words)
             else:
                 log.exception("Watcher on %s failed unexpectedly (retrying)", folder_ref)
+            if isinstance(error, Unreachable) or is_connection_error(error):
+                unreachable = True
+                _tell(on_reachability, False, str(words))
             if current is not None:
                 current.close()
                 current = None
@@ -149,3 +162,12 @@ def watch_vms(
             stop.wait(retry_after(failures))
     if current is not None:
         current.close()
+
+
+def _tell(on_reachability: ReachabilityHandler | None, reachable: bool, words: str) -> None:
+    if on_reachability is None:
+        return
+    try:
+        on_reachability(reachable, words)
+    except Exception:  # whoever listens must not stop the watcher
+        log.exception("Could not report whether vCenter is reachable")
