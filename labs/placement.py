@@ -171,6 +171,13 @@ def course_endpoint_q(course: Course, field: str = "endpoint_id") -> Q:
     return Q(**{f"{field}__in": chosen.values("vcenterendpoint_id")}) | ~Exists(chosen)
 
 
+def in_maintenance_q(field: str = "endpoint_id") -> Q:
+    """Rows (labs by default) on a vCenter in maintenance, where no new lab goes: a pool lab
+    there is neither handed over nor counted as the pool's. A subquery, no join (a lock taken
+    with it stays the lab's alone)."""
+    return Q(**{f"{field}__in": VCenterEndpoint.objects.filter(in_maintenance=True).values("pk")})
+
+
 def lab_endpoint(*, course: Course, version: TemplateVersion) -> VCenterEndpoint:
     """The endpoint a new lab of the course is built on now, or a refusal in words."""
     # One query (a Start's statements are pinned): the endpoints holding the version's ready

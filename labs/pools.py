@@ -18,7 +18,9 @@ as the system:
   enrolled students without a lab while a session is near), one build at a time through the
   quota's checks: the pool's own line (``CourseQuota.pool_labs``) and the class's vCPU, memory and
   storage. A refusal stops the refill and is the pool's words (page, API, log);
-- shrinks a pool above its target (ready labs nobody waits for, newest first);
+- shrinks a pool above its target (ready labs nobody waits for, newest first); labs on a vCenter
+  in maintenance are kept but not counted (nor handed over, nor powered on), so the pool is
+  refilled elsewhere meanwhile and shrinks back when the maintenance ends;
 - keeps ready pool labs powered off while they wait, and on from the class session's own window
   to its end (``selectors.pool_window``), so a take is instant then.
 
@@ -143,6 +145,9 @@ def _refill(course: Course, window: selectors.PoolWindow, result: PoolTick) -> N
     current = selectors.pool_labs(course).filter(template_version=course.template_version)
     current = current.filter(placement.course_endpoint_q(course))
     current = current.exclude(state__in=(Lab.State.DELETING, Lab.State.ERROR))  # being drained (_drain)
+    # Labs on a vCenter in maintenance are kept (they count again when it ends, and the pool
+    # then shrinks) but no Start takes them meanwhile: the pool is refilled elsewhere.
+    current = current.exclude(placement.in_maintenance_q())
     while True:
         # One lab per transaction: the course's quota lock is held for one build's rows, not the
         # whole refill, so students' Starts go on meanwhile.
@@ -172,7 +177,8 @@ def _refill(course: Course, window: selectors.PoolWindow, result: PoolTick) -> N
 def _power(course: Course, window: selectors.PoolWindow, result: PoolTick) -> None:
     ready = selectors.pool_labs(course).filter(state=Lab.State.READY, template_version=course.template_version)
     if window.warm:
-        for lab in ready.filter(running_since__isnull=True):
+        # None is powered on on a vCenter in maintenance: admins are working on it.
+        for lab in ready.filter(running_since__isnull=True).exclude(placement.in_maintenance_q()):
             with suppress(Conflict, PermissionDenied, ValidationError):
                 _power_on(lab)
                 result.powered_on.append(lab.pk)

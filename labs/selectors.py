@@ -619,6 +619,8 @@ def pool_status(course_id: int, now: datetime | None = None) -> PoolStatus:
     pool = WarmPool.objects.filter(course=course).first()
     target = pool_target(course, pool, pool_window(course, now))
     current = pool_labs(course).filter(template_version=course.template_version)
+    held = current.filter(placement.in_maintenance_q()).exclude(state=Lab.State.DELETING).count()
+    current = current.exclude(placement.in_maintenance_q())
     ready = current.filter(state=Lab.State.READY).count()
     building = current.filter(state=Lab.State.PROVISIONING).count()
     midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -632,6 +634,8 @@ def pool_status(course_id: int, now: datetime | None = None) -> PoolStatus:
         if cap is not None and cap < target:
             words += f" (the quota caps the pool at {cap})"
         words += f"; {given_today} given out today."
+        if held:
+            words += f" {held} more wait on a vCenter in maintenance, and count again when it ends."
     return PoolStatus(
         size=pool.size if pool else 0,
         sizing=pool.sizing if pool else WarmPool.Sizing.FIXED,

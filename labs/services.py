@@ -443,9 +443,8 @@ def _pool_lab_hand_over(
         Lab.objects.select_for_update(skip_locked=True)
         .filter(course=course, student__isnull=True, state=Lab.State.READY, template_version=course.template_version)
         .filter(placement.course_endpoint_q(course))  # not on a vCenter the course left since it was built
-        # Nor on one in maintenance: a hand-over gives a student a new lab there (subqueries, no
-        # join: the lock is the lab's alone).
-        .exclude(endpoint_id__in=VCenterEndpoint.objects.filter(in_maintenance=True).values("pk"))
+        # Nor on one in maintenance: a hand-over gives a student a new lab there.
+        .exclude(placement.in_maintenance_q())
         .exclude(pk__in=Operation.objects.filter(state__in=Operation.ACTIVE_STATES, lab__isnull=False).values("lab_id"))
         .order_by(F("running_since").asc(nulls_last=True), "created_at", "pk")  # a running one is ready soonest
         .first()

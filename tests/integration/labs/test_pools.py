@@ -259,6 +259,33 @@ def test_a_pool_lab_on_a_vcenter_in_maintenance_is_not_handed_over(nudges):
     assert waiting.student is None and not Operation.objects.filter(lab=waiting).exists()
 
 
+def test_pool_labs_on_a_vcenter_in_maintenance_are_kept_but_not_counted_nor_powered_on(nudges):
+    """No Start may take them, so the pool refills elsewhere (here there is no elsewhere: the
+    refill says so in words); they count again when the maintenance ends."""
+    from courses.models import VCenterEndpoint
+
+    course = open_course(students=1)
+    pools.pool_set(course=course, actor=_instructor(course), size=1)
+    waiting = _pool_lab(course)
+    VCenterEndpoint.objects.filter(pk=waiting.endpoint_id).update(in_maintenance=True)
+    warm = selectors.PoolWindow(warm=True, filling=False)
+    tick = pools.PoolTick()
+    pools._refill(course, warm, tick)
+    pools._power(course, warm, tick)
+    assert tick.built == [] and "No vCenter can take a new lab" in tick.refused
+    assert tick.powered_on == [] and not Operation.objects.filter(lab=waiting).exists()
+    status = selectors.pool_status(course.pk)
+    assert status.ready == 0 and "1 more wait on a vCenter in maintenance" in status.words
+    waiting.refresh_from_db()
+    assert waiting.state == Lab.State.READY and waiting.student is None  # kept
+
+    VCenterEndpoint.objects.filter(pk=waiting.endpoint_id).update(in_maintenance=False)
+    after = pools.PoolTick()
+    pools._refill(course, warm, after)
+    assert after.built == [] and after.refused == "" and after.drained == []
+    assert selectors.pool_status(course.pk).ready == 1
+
+
 def _admin():
     from tests.factories import AdminFactory
 
