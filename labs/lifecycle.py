@@ -105,6 +105,6 @@ def tick(now: datetime | None = None) -> Tick:
         if now < delete_at:
             continue
         for lab in labs.filter(deletion_notice_at__isnull=False):
-            if services.lab_system_delete(lab=lab, reason="course_lifetime") is not None:
+            if services.lab_system_delete(lab=lab, reason="course_lifetime", now=now) is not None:
                 result.deleted.append(lab.pk)
     return result

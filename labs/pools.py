@@ -115,7 +115,7 @@ def course_pool_tick(*, course: Course, now: datetime | None = None) -> PoolTick
     now = now or timezone.now()
     course.refresh_from_db()
     result = PoolTick()
-    _drain(course, result)
+    _drain(course, result, now)
     window = selectors.pool_window(course, now)
     _refill(course, window, result)
     _power(course, window, result)
@@ -123,7 +123,7 @@ def course_pool_tick(*, course: Course, now: datetime | None = None) -> PoolTick
     return result
 
 
-def _drain(course: Course, result: PoolTick) -> None:
+def _drain(course: Course, result: PoolTick, now: datetime) -> None:
     pooled = selectors.pool_labs(course).exclude(state=Lab.State.DELETING)
     runs = not services.course_start_refusal(course)
     if runs:
@@ -135,7 +135,7 @@ def _drain(course: Course, result: PoolTick) -> None:
             | ~placement.course_endpoint_q(course)
         )
     for lab in pooled:
-        if services.lab_system_delete(lab=lab, reason=DRAIN_REASON, pooled=True) is not None:
+        if services.lab_system_delete(lab=lab, reason=DRAIN_REASON, pooled=True, now=now) is not None:
             result.drained.append(lab.pk)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 from core import audit as portal_audit
@@ -856,15 +856,40 @@ def lab_system_power_on(*, lab: Lab, reason: str) -> Operation:
         return lab_operation(locked, Operation.Kind.POWER, None, {"action": "on", "vm": None, "reason": reason})
 
 
-def lab_system_delete(*, lab: Lab, reason: str, pooled: bool = False) -> Operation | None:
+# A delete the portal asked for itself that failed is tried again later, not at every tick: after
+# one minute, then two, four... at most six hours apart (the failure is on the lab's operations
+# for admins to see; an admin's own Delete is not held back).
+SYSTEM_DELETE_FIRST_RETRY = timedelta(minutes=1)
+SYSTEM_DELETE_RETRY_MAX = timedelta(hours=6)
+
+
+def system_delete_retry_at(lab: Lab) -> datetime | None:
+    """When the portal may try again to delete a lab whose deletes failed since anything last
+    succeeded on it; None if none did."""
+    since = Operation.objects.filter(lab=lab, state=Operation.State.SUCCEEDED).aggregate(last=Max("created_at"))
+    failed = Operation.objects.filter(lab=lab, kind=Operation.Kind.DELETE, state=Operation.State.FAILED)
+    if since["last"] is not None:
+        failed = failed.filter(created_at__gt=since["last"])
+    found = failed.aggregate(count=Count("pk"), last=Max("finished_at"))
+    if not found["count"] or found["last"] is None:
+        return None
+    wait = min(SYSTEM_DELETE_FIRST_RETRY * 2 ** min(found["count"] - 1, 16), SYSTEM_DELETE_RETRY_MAX)
+    return found["last"] + wait
+
+
+def lab_system_delete(*, lab: Lab, reason: str, pooled: bool = False, now: datetime | None = None) -> Operation | None:
     """The portal itself deletes a lab (its course's lifetime is over, its warm pool drains or
-    shrinks); None if it is busy, or with ``pooled`` if a Start took it from the pool since
+    shrinks); None if it is busy, if its last deletes failed and the next try is not due
+    (``system_delete_retry_at``), or with ``pooled`` if a Start took it from the pool since
     the caller read it."""
     with transaction.atomic():
         locked = _select_lab_for_update(lab)
         if locked.state in (Lab.State.DELETED, Lab.State.DELETING) or selectors.lab_busy_with(locked) is not None:
             return None
         if pooled and locked.student_id is not None:
+            return None
+        retry_at = system_delete_retry_at(locked)
+        if retry_at is not None and (now or timezone.now()) < retry_at:
             return None
         return lab_operation(locked, Operation.Kind.DELETE, None, {"reason": reason})
 

@@ -578,3 +578,41 @@ def test_a_student_is_told_who_acted_on_their_lab_and_not_about_their_own_clicks
     notice = Notice.objects.get(user=student)
     assert notice.text == f"{instructor.get_full_name()} started “reset lab” on your lab {lab.name}."
     assert notice.level == "info"
+
+
+def test_a_delete_the_portal_asked_for_that_keeps_failing_is_tried_again_ever_less_often(enqueued):
+    """A drained pool lab or a course's lab past its lifetime whose delete fails (vCenter refuses)
+    is not asked for again every minute: after 1 min, 2, 4... at most 6 h; an admin's Delete is
+    not held back, and anything succeeding on the lab starts the count again."""
+    from tests.factories import lab_row, open_course
+
+    course = open_course(students=1)
+    lab = lab_row(course, course.enrollments.get().student)
+    now = timezone.now()
+
+    def fail_delete(at):
+        operation = services.lab_system_delete(lab=lab, reason="course_lifetime", now=at)
+        assert operation is not None, f"no delete at {at}"
+        Operation.objects.filter(pk=operation.pk).update(
+            state=Operation.State.FAILED, finished_at=at, error="vCenter refused the delete."
+        )
+        Lab.objects.filter(pk=lab.pk).update(state=Lab.State.ERROR)
+
+    fail_delete(now)
+    assert services.lab_system_delete(lab=lab, reason="course_lifetime", now=now + timedelta(seconds=59)) is None
+    fail_delete(now + timedelta(minutes=1))
+    assert services.system_delete_retry_at(lab) == now + timedelta(minutes=3)
+    assert services.lab_system_delete(lab=lab, reason="course_lifetime", now=now + timedelta(minutes=2)) is None
+    fail_delete(now + timedelta(minutes=3))
+    assert services.system_delete_retry_at(lab) == now + timedelta(minutes=7)
+    for _ in range(20):
+        Operation.objects.create(
+            lab=lab, kind=Operation.Kind.DELETE, state=Operation.State.FAILED, finished_at=now, endpoint=lab.endpoint
+        )
+    assert services.system_delete_retry_at(lab) == now + timedelta(minutes=3, hours=6)  # from the last failure
+
+    # An admin's own Delete is not held back.
+    admin_delete = services.lab_delete(lab=lab, actor=AdminFactory())
+    assert admin_delete.kind == Operation.Kind.DELETE
+    Operation.objects.filter(pk=admin_delete.pk).update(state=Operation.State.SUCCEEDED, finished_at=now)
+    assert services.system_delete_retry_at(lab) is None
