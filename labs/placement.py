@@ -195,6 +195,12 @@ def lab_endpoint(*, course: Course, version: TemplateVersion) -> VCenterEndpoint
     if len(candidates) == 1 and not candidates[0].in_maintenance and not _has_limits(candidates[0]):
         # One endpoint and nothing to weigh: the lab goes there (unreachable or not, the build says).
         return candidates[0]
+    # Limits are reserved, not only checked: two courses placing at once (each under its own
+    # quota lock) would both see the same room. The endpoints with limits stay locked until the
+    # new lab is committed (the caller's transaction), in one order, so the next placer counts it.
+    limited = [endpoint.pk for endpoint in candidates if _has_limits(endpoint)]
+    if limited:
+        list(VCenterEndpoint.objects.select_for_update().filter(pk__in=limited).order_by("pk").values_list("pk"))
     sizes = {
         "vms": version.vm_count,
         "memory_mb": version.memory_mb_total,

@@ -193,3 +193,28 @@ def test_ten_starts_against_three_pool_labs_and_the_pools_own_tick_give_each_lab
     owners = Lab.objects.filter(course=course, student__isnull=False).values_list("student_id", flat=True)
     assert sorted(owners) == sorted(student.pk for student in students), "one lab per student"
     assert Lab.objects.filter(course=course, student__isnull=True).count() <= 3, "the pool within its size"
+
+
+def test_starts_in_two_courses_sharing_a_vcenter_never_pass_its_storage_limit_together():
+    """Placement runs under each course's quota lock; two courses placing at once both saw the
+    same room. The endpoints with limits are locked while the room is weighed, so the limit
+    holds across courses."""
+    from courses.models import VCenterEndpoint, VersionBaseline
+
+    first, second = open_course(students=10), open_course(students=10)
+    endpoint = first.template_version.template.endpoint
+    VersionBaseline.objects.filter(version=second.template_version).update(endpoint=endpoint)
+    per_lab = first.template_version.disk_gb_total
+    assert per_lab == second.template_version.disk_gb_total > 0
+    VCenterEndpoint.objects.filter(pk=endpoint.pk).update(max_storage_gb=per_lab * 3)
+
+    starts = [
+        lambda course=course, enrollment=enrollment: services.lab_start(
+            course=course, student=enrollment.student, actor=enrollment.student
+        )
+        for course in (first, second)
+        for enrollment in course.enrollments.select_related("student")
+    ]
+    outcomes = all_at_once(starts)
+    assert kinds(outcomes) == {"Operation": 3, "ValidationError": 17}, outcomes
+    assert Lab.objects.filter(endpoint=endpoint).count() == 3
