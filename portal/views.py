@@ -155,7 +155,7 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
     )
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": words}, status=403)
-    return render(request, "403.html", {"message": words}, status=403)
+    return render(request, FORBIDDEN_TEMPLATE, {"message": words}, status=403)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
