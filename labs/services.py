@@ -25,7 +25,7 @@ from courses.models import Course, CourseQuota, LabTemplate, TemplateVersion, VC
 from labs import audit, dispatch, permissions, placement, quotas, realtime, selectors
 from labs.metering import lab_power_changed, lab_vms_vanished
 from labs.metering import select_lab_for_update as _select_lab_for_update
-from labs.models import Lab, LabNetwork, LabRun, LabSnapshot, LabVM, Operation
+from labs.models import CheckResult, Lab, LabNetwork, LabRun, LabSnapshot, LabVM, Operation, StepResult
 
 logger = logging.getLogger(__name__)
 
@@ -604,8 +604,42 @@ def lab_clone(*, lab: Lab, actor: AbstractBaseUser) -> Operation:
         quotas.check_running_slot(quota, locked.course)
         quotas.check_hours(quota, locked.course, locked.student)
         clone = _new_lab(course=locked.course, student=locked.student, source_lab=locked)
+        _guide_progress_copy(source=locked, clone=clone)
         # The source stays busy while the clone is made (see selectors.lab_busy_with).
         return lab_operation(clone, Operation.Kind.CLONE, actor, {"source_lab": locked.pk})
+
+
+def _guide_progress_copy(*, source: Lab, clone: Lab) -> None:
+    """A clone starts where its source stands in the guide: its VMs are copies of the source's
+    (the work the checks found is in them), and progress is the portal's, kept through reverts
+    and resets as well. Check results keep their words and output, not the operation that
+    recorded them (the source's)."""
+    Lab.objects.filter(pk=clone.pk).update(guide_position=source.guide_position)
+    clone.guide_position = source.guide_position
+    StepResult.objects.bulk_create(
+        StepResult(
+            lab=clone,
+            step_key=result.step_key,
+            completed_at=result.completed_at,
+            points=result.points,
+            attempts=result.attempts,
+            checked_at=result.checked_at,
+        )
+        for result in source.step_results.all()
+    )
+    CheckResult.objects.bulk_create(
+        CheckResult(
+            lab=clone,
+            step_key=result.step_key,
+            check_key=result.check_key,
+            passed=result.passed,
+            words=result.words,
+            output=result.output,
+            answer=result.answer,
+            checked_at=result.checked_at,
+        )
+        for result in source.check_results.all()
+    )
 
 
 POWER_ACTIONS = ("on", "off", "reset")

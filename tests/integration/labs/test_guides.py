@@ -310,3 +310,27 @@ def test_sending_the_class_scores_skips_warm_pool_labs(labs, course, caplog):
     assert sorted(record.args[0] for record in caplog.records if "was not sent" in record.msg) == sorted(
         lab.student.get_username() for lab in labs
     )
+
+
+def test_a_clone_starts_where_its_source_stands_in_the_guide(labs):
+    """Its VMs are copies of the source's, so the work the checks found is in them; the course's
+    score (the student's best lab) is the same either way."""
+    lab = labs[0]
+    record(
+        lab,
+        [
+            guides.CheckOutcome("21", passed=True, words="Signed.", output="ok\n"),
+            guides.CheckOutcome("22", passed=True),
+        ],
+    )
+    Lab.objects.filter(pk=lab.pk).update(guide_position=1)
+    lab.refresh_from_db()
+    operation = services.lab_clone(lab=lab, actor=lab.student)
+    clone = operation.lab
+    assert clone.pk != lab.pk and clone.guide_position == 1
+    copied = StepResult.objects.get(lab=clone, step_key="11")
+    assert copied.is_completed and copied.points == 10 and copied.attempts == 1
+    checks = {result.check_key: result for result in CheckResult.objects.filter(lab=clone)}
+    assert checks["21"].passed and checks["21"].output == "ok\n" and checks["21"].operation is None
+    assert checks["22"].passed
+    assert StepResult.objects.filter(lab=lab).count() == 1, "the source keeps its own"
