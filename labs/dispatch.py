@@ -136,8 +136,7 @@ def line_words(operation: Operation, ahead: int) -> str:
     endpoint = operation.endpoint
     place = "yours is next" if ahead == 0 else f"{ahead} build{'s' if ahead != 1 else ''} ahead of yours"
     return (
-        f"Waiting for vCenter capacity: {place} "
-        f"(at most {endpoint.concurrency_limit} clones at once on {endpoint.name})."
+        f"Waiting for vCenter capacity: {place} (at most {endpoint.concurrency_limit} clones at once on this vCenter)."
     )
 
 

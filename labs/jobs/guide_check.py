@@ -145,7 +145,7 @@ class CheckStep(LabJob):
         endpoint = self.context.operation.endpoint
 
         def waiting(ahead: int) -> None:
-            self.context.note(f"Waiting for vCenter: {ahead} checks ahead on {endpoint.name}.")
+            self.context.note(f"Waiting for vCenter: {ahead} checks ahead.")
 
         try:
             # Guest operations have a line of their own per endpoint (labs.capacity): a class

@@ -119,7 +119,7 @@ class LabBuilder:
                 reporter.waiting(
                     index,
                     f"Waiting for vCenter capacity: {line} "
-                    f"(at most {self.endpoint.concurrency_limit} at once on {self.endpoint.name})",
+                    f"(at most {self.endpoint.concurrency_limit} at once on this vCenter)",
                 )
 
             @contextmanager

@@ -146,9 +146,11 @@ def test_builds_waiting_for_capacity_hold_no_worker_and_go_when_slots_free(demo_
         )
         assert capacity.build_line(endpoint.pk) == [first.pk, second.pk]
         # Each says its place and why, written by a quick worker within a second.
-        on = endpoint.name
-        _says(first, f"Waiting for vCenter capacity: yours is next (at most 2 clones at once on {on}).")
-        _says(second, f"Waiting for vCenter capacity: 1 build ahead of yours (at most 2 clones at once on {on}).")
+        # Not the vCenter's name: a student watches their build's step (docs/security.md, fourth round).
+        _says(first, "Waiting for vCenter capacity: yours is next (at most 2 clones at once on this vCenter).")
+        _says(
+            second, "Waiting for vCenter capacity: 1 build ahead of yours (at most 2 clones at once on this vCenter)."
+        )
 
         # The one worker process is free: a publish (a build-queue operation that clones
         # nothing) and an endpoint check run to success while both builds wait.
@@ -186,5 +188,5 @@ def test_a_build_cancelled_while_waiting_leaves_the_line_and_the_next_moves_up(d
         assert first.state == Operation.State.CANCELLED
         assert Lab.objects.get(pk=first.lab_id).state == Lab.State.DELETED  # nothing was built for it
         assert capacity.build_line(endpoint.pk) == [second.pk]
-        _says(second, f"Waiting for vCenter capacity: yours is next (at most 2 clones at once on {endpoint.name}).")
+        _says(second, "Waiting for vCenter capacity: yours is next (at most 2 clones at once on this vCenter).")
     assert _final(second).state == Operation.State.SUCCEEDED, second.error
