@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import secrets
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -136,10 +137,21 @@ def endpoint_delete(*, endpoint: VCenterEndpoint, actor: AbstractBaseUser) -> No
         )
     try:
         endpoint.delete()
-    except ProtectedError as error:  # e.g. the operations run on it (labs), kept as history
+    except ProtectedError as error:  # e.g. the operations run on it (labs), or versions' baselines on it
         raise ValidationError(
-            f"{endpoint.name} cannot be removed: {len(error.protected_objects)} recorded operation(s) refer to it."
+            f"{endpoint.name} cannot be removed: {_counted(error.protected_objects)} "
+            f"{'refers' if len(error.protected_objects) == 1 else 'refer'} to it."
         ) from error
+
+
+def _counted(objects) -> str:
+    """'2 version baselines and 1 operation': how many of each kind, in words."""
+    counts = Counter(type(obj)._meta for obj in objects)
+    parts = [
+        f"{n} {meta.verbose_name if n == 1 else meta.verbose_name_plural}"
+        for meta, n in sorted(counts.items(), key=lambda item: str(item[0].verbose_name))
+    ]
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
 
 
 # Templates (instructors)

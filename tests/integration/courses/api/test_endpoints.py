@@ -117,6 +117,21 @@ def test_an_endpoint_with_recorded_operations_is_refused_in_words():
     assert VCenterEndpoint.objects.filter(pk=endpoint.pk).exists()
 
 
+def test_an_endpoint_a_versions_baseline_is_on_is_refused_naming_the_baselines():
+    """The refusal said "1 recorded operation(s) refer to it" when baselines, not operations, held it."""
+    from courses.models import VersionBaseline
+    from tests.integration.courses.api.conftest import make_published_version
+
+    admin = AdminFactory()
+    version = make_published_version(InstructorFactory())
+    extra = EndpointFactory(name="Second")
+    VersionBaseline.objects.create(version=version, endpoint=extra, state="ready")
+    response = client_for(admin).delete(f"{URL}{extra.pk}/")
+    assert response.status_code == 400
+    assert response.json()["detail"] == "Second cannot be removed: 1 version baseline refers to it."
+    assert VCenterEndpoint.objects.filter(pk=extra.pk).exists()
+
+
 def test_instructors_list_endpoint_names_only_to_pick_one_for_a_template():
     first, second = EndpointFactory(name="A"), EndpointFactory(name="B")
     listed = client_for(InstructorFactory()).get(URL)
