@@ -24,6 +24,13 @@ def can_edit_template(user: AbstractBaseUser, template: LabTemplate) -> bool:
     return roles.is_instructor(user) and template.owners.filter(pk=user.pk).exists()
 
 
+def sees_template_detail(user: AbstractBaseUser, template: LabTemplate) -> bool:
+    """Why a version did not publish (vCenter's words: its hosts, datastores) and the guest
+    accounts' user names: those who may edit the template. Other instructors read the template
+    without them (docs/security.md, fourth round)."""
+    return can_edit_template(user, template)
+
+
 def can_view_template(user: AbstractBaseUser, template: LabTemplate) -> bool:
     """Instructors may read (and base courses on) every template; students never browse them."""
     return roles.is_admin(user) or roles.is_instructor(user)

@@ -27,6 +27,10 @@ from courses.models import (
     VersionBaseline,
 )
 
+# Why a version did not publish, for instructors who may read the template but not edit it
+# (``courses.permissions.sees_template_detail``): vCenter's words are for its owners and admins.
+HIDDEN_PUBLISH_ERROR = "Publishing failed; the template's owners and admins see why."
+
 
 def endpoint_list() -> QuerySet[VCenterEndpoint]:
     return VCenterEndpoint.objects.all()

@@ -155,6 +155,7 @@ def _template_page(request: HttpRequest, template: LabTemplate, *, status: int =
     context = {
         "template": template,
         "can_edit": permissions.can_edit_template(user, template),
+        "hidden_error_words": selectors.HIDDEN_PUBLISH_ERROR,
         "unpublished": selectors.template_has_unpublished_changes(template),
         "latest_published": next((v for v in versions if v.is_published), None),
         "publishing": next((v for v in versions if v.state == v.State.PUBLISHING), None),

@@ -120,12 +120,31 @@ class NicNetworksField(serializers.ListField):
         return [nic.network.name for nic in instance.nics.all()]
 
 
+def sees_template_detail(serializer: serializers.Serializer, template_id: int) -> bool:
+    """``courses.permissions.sees_template_detail`` for the person the answer is for (the
+    context's ``request``; without one, no one), asked once per template of an answer."""
+    request = serializer.context.get("request")
+    if request is None:
+        return False
+    known = serializer.context.setdefault("template_detail", {})
+    if template_id not in known:
+        template = LabTemplate.objects.get(pk=template_id)
+        known[template_id] = permissions.sees_template_detail(request.user, template)
+    return known[template_id]
+
+
 class TemplateVMSerializer(serializers.ModelSerializer):
-    """A VM of a template, picked from the endpoint's inventory (see endpoints/{id}/inventory/)."""
+    """A VM of a template, picked from the endpoint's inventory (see endpoints/{id}/inventory/).
+    ``guest_username`` is null for whoever may not edit the template."""
 
     nic_networks = NicNetworksField(
         required=False,
         help_text="Template network names for the VM's adapters, first adapter first; [] leaves them unassigned.",
+    )
+    guest_username = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="The guest account's user name; null unless you may edit the template.",
     )
 
     class Meta:
@@ -152,6 +171,12 @@ class TemplateVMSerializer(serializers.ModelSerializer):
 
     def get_guest_password_set(self, vm: TemplateVM) -> bool:
         return bool(vm.guest_password_ciphertext)
+
+    def to_representation(self, vm: TemplateVM) -> dict:
+        data = super().to_representation(vm)
+        if "guest_username" in data and not sees_template_detail(self, vm.template_id):
+            data["guest_username"] = None  # a credential hint: for those who may edit the template
+        return data
 
 
 class TemplateVMUpdateSerializer(TemplateVMSerializer):
@@ -193,7 +218,8 @@ class VersionBaselineSerializer(serializers.ModelSerializer):
 
 
 class TemplateVersionSerializer(serializers.ModelSerializer):
-    """A published (or publishing, or failed) frozen copy of a template; courses pin one by id."""
+    """A published (or publishing, or failed) frozen copy of a template; courses pin one by id.
+    Why it (or a baseline) failed is in vCenter's words for whoever may edit the template only."""
 
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     baselines = VersionBaselineSerializer(many=True, read_only=True)
@@ -216,6 +242,16 @@ class TemplateVersionSerializer(serializers.ModelSerializer):
             "published_at",
         ]
         read_only_fields = fields
+
+    def to_representation(self, version: TemplateVersion) -> dict:
+        data = super().to_representation(version)
+        if not sees_template_detail(self, version.template_id):
+            if data["error"]:
+                data["error"] = selectors.HIDDEN_PUBLISH_ERROR
+            for baseline in data["baselines"]:
+                if baseline["error"]:
+                    baseline["error"] = selectors.HIDDEN_PUBLISH_ERROR
+        return data
 
 
 class TemplateSerializer(serializers.ModelSerializer):
@@ -307,11 +343,14 @@ class CourseSerializer(serializers.ModelSerializer):
     join_code = serializers.SerializerMethodField(
         help_text="The code students join with; null when disabled or when you do not run the course."
     )
-    endpoints = serializers.PrimaryKeyRelatedField(
-        queryset=VCenterEndpoint.objects.all(),
-        many=True,
+    # Built by hand, not many=True: allow_null then goes to the list (null in answers to whoever
+    # does not run the course; refused in requests by validate_endpoints), not to each id.
+    endpoints = serializers.ManyRelatedField(
+        child_relation=serializers.PrimaryKeyRelatedField(queryset=VCenterEndpoint.objects.all()),
         required=False,
-        help_text="The vCenters its labs may be built on; empty: every one its template version serves.",
+        allow_null=True,
+        help_text="The vCenters its labs may be built on; empty: every one its template version serves. "
+        "null when you do not run the course.",
     )
     endpoints_in_use = serializers.SerializerMethodField(
         help_text="The names of the vCenters its new labs may go to now (its choice, or all its version serves); "
@@ -338,6 +377,22 @@ class CourseSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+
+    def validate_endpoints(self, endpoints: list | None) -> list:
+        if endpoints is None:
+            raise serializers.ValidationError("Give a list of vCenter ids; an empty list means every one.")
+        return endpoints
+
+    def to_representation(self, course: Course) -> dict:
+        data = super().to_representation(course)
+        # The vCenters' ids, as their names (endpoints_in_use), are for its staff.
+        if not self._runs(course):
+            data["endpoints"] = None
+        return data
+
+    def _runs(self, course: Course) -> bool:
+        request = self.context.get("request")
+        return request is not None and permissions.can_manage_course(request.user, course)
 
     def get_endpoints_in_use(self, course: Course) -> list[str] | None:
         # The vCenters' names are for its staff (the course page shows them only to them).

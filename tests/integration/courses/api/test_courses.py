@@ -391,3 +391,21 @@ def test_a_course_date_out_of_range_is_a_400_in_words(ends_on):
     assert "Pick a date between 2000-01-01 and" in " ".join(response.json()["errors"]["ends_on"])
     course.refresh_from_db()
     assert course.ends_on.isoformat() != ends_on
+
+
+def test_a_student_reading_their_course_gets_no_vcenter_ids():
+    """``endpoints`` (the vCenters' ids) is null for whoever does not run the course, as
+    ``endpoints_in_use``; its staff read it, and a null given back is a 400 in words."""
+    teacher = InstructorFactory()
+    version = make_published_version(teacher)
+    course = make_course(teacher, open_with=version)
+    endpoint = version.template.endpoint
+    course.endpoints.set([endpoint])
+    student = _enroll(course)
+
+    assert client_for(student).get(f"{URL}{course.pk}/").json()["endpoints"] is None
+    assert client_for(student).get(URL).json()["results"][0]["endpoints"] is None
+    assert client_for(teacher).get(f"{URL}{course.pk}/").json()["endpoints"] == [endpoint.pk]
+    response = client_for(teacher).patch(f"{URL}{course.pk}/", {"endpoints": None}, format="json")
+    assert response.status_code == 400 and response.json()["errors"]["endpoints"]
+    assert list(course.endpoints.all()) == [endpoint]

@@ -269,3 +269,43 @@ def test_a_300_kb_manual_is_a_400_in_words_and_changes_nothing():
     assert "no more than 65536 characters" in " ".join(response.json()["errors"]["manual"])
     template.refresh_from_db()
     assert template.manual == "" and template.manual_html == ""
+
+
+def test_publish_errors_and_guest_user_names_are_for_those_who_may_edit_the_template():
+    """Any instructor may read a template (to base a course on it); why a publish failed (vCenter's
+    words, its host) and the guest account's user name (a credential hint) are for its owners
+    and admins, on the API and the page alike."""
+    from django.test import Client
+
+    from courses import services
+    from courses.models import VersionBaseline
+
+    owner, other = InstructorFactory(), InstructorFactory()
+    version = make_published_version(owner)
+    template = version.template
+    extra = EndpointFactory()
+    failure = "Cannot talk to vCenter at vc-b.internal.example.edu:443: the connection was refused."
+    VersionBaseline.objects.create(version=version, endpoint=extra, state="failed", error=failure)
+    vm = template.vms.get()
+    services.template_vm_update(vm=vm, actor=owner, guest_username="labgrader", guest_password="Gu3st-SECRET")
+    LabTemplate.objects.filter(pk=template.pk).update(last_publish_failure=[failure])
+
+    def seen(user) -> str:
+        api = client_for(user)
+        vms = api.get(f"{URL}{template.pk}/vms/")
+        versions = api.get(f"{URL}{template.pk}/versions/")
+        detail = api.get(f"{URL}{template.pk}/")
+        assert {vms.status_code, versions.status_code, detail.status_code} == {200}
+        page = Client()
+        page.force_login(user)
+        return (
+            str([vms.json(), versions.json(), detail.json()]) + page.get(f"/templates/{template.pk}/").content.decode()
+        )
+
+    hidden = seen(other)
+    assert "vc-b.internal.example.edu" not in hidden and "labgrader" not in hidden
+    assert "the template's owners and admins see why" in hidden
+    assert client_for(other).get(f"{URL}{template.pk}/vms/").json()["results"][0]["guest_username"] is None
+    for user in (owner, AdminFactory()):
+        shown = seen(user)
+        assert "vc-b.internal.example.edu:443" in shown and "labgrader" in shown
