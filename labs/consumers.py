@@ -142,11 +142,21 @@ class LabConsumer(_PushConsumer):
             await self.refuse(NOT_ALLOWED, "Only the lab's student, its course's instructors and admins follow a lab.")
             return
         self.can_act = await database_sync_to_async(permissions.can_act_on_lab)(user, self.lab)
+        self.failure_detail = await database_sync_to_async(permissions.sees_failure_detail)(user, self.lab.course)
         await self.join([groups.lab_group(self.lab.pk), groups.user_group(user.pk)])
         await self.send_json(await self.full_state())
 
     async def full_state(self) -> dict:
-        return await database_sync_to_async(realtime.lab_full_state)(self.lab, can_act=self.can_act)
+        state = await database_sync_to_async(realtime.lab_full_state)(self.lab, can_act=self.can_act)
+        return self.readable(state)
+
+    def readable(self, message: dict) -> dict:
+        """The lab's student reads failures without vCenter's words (its host and port...)."""
+        return message if self.failure_detail else realtime.for_students(message)
+
+    async def push(self, event: dict) -> None:
+        if not self.refused:
+            await self.send_json(self.readable(event["message"]))
 
     def refusal(self) -> int | None:
         user = _fresh_user(self.scope["user"])
@@ -156,6 +166,7 @@ class LabConsumer(_PushConsumer):
         if lab is None or not permissions.can_view_lab(user, lab):
             return NOT_ALLOWED
         self.lab, self.could_act, self.can_act = lab, self.can_act, permissions.can_act_on_lab(user, lab)
+        self.failure_detail = permissions.sees_failure_detail(user, lab.course)
         return None
 
     async def access_changed(self, event: dict) -> None:

@@ -17,10 +17,20 @@ def can_view_lab(user: AbstractBaseUser, lab: Lab) -> bool:
     it): it holds their work, seeing it only reads (every action, the console included, asks
     ``can_act_on_lab``), and the pages and the API list a student's own labs whatever their
     enrollment (``labs.selectors.lab_list``), so the page, the API and the live channel agree.
+
+    A warm-pool lab (no student yet) is nobody's by its id, as on every page and API route: the
+    pool's own routes show it to the course's staff.
     """
-    if not user.is_authenticated:
+    if not user.is_authenticated or lab.student_id is None:
         return False
     return lab.student_id == user.pk or course_permissions.can_manage_course(user, lab.course)
+
+
+def sees_failure_detail(user: AbstractBaseUser, course: Course) -> bool:
+    """Why a lab or its operation failed in vCenter's own words (they may name its host, port,
+    datastores): the course's instructors and admins. The lab's student reads
+    ``labs.failure_words.for_students`` instead, and no vCenter's id."""
+    return course_permissions.can_manage_course(user, course)
 
 
 def is_removed_owner(user: AbstractBaseUser, lab: Lab) -> bool:

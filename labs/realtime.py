@@ -10,7 +10,7 @@ from django.db.models import Model
 
 from core import realtime
 from core.notices import notice_send
-from labs import selectors
+from labs import failure_words, selectors
 from labs.models import Lab, LabVM, Operation
 
 
@@ -122,6 +122,36 @@ def lab_payload(lab: Lab) -> dict[str, Any]:
         "running": lab.is_running,
         "hours_used": round(lab.hours_now(), 2),
     }
+
+
+def _operation_for_students(operation: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not operation or not operation.get("error"):
+        return operation
+    words = failure_words.for_students(operation["error"])
+    # The step label of a failed operation is its error (labs.models.Operation.step_label).
+    step_label = words if operation.get("step_label") == operation["error"] else operation.get("step_label")
+    return {**operation, "error": words, "step_label": step_label}
+
+
+def _lab_for_students(lab: dict[str, Any]) -> dict[str, Any]:
+    return {**lab, "error": failure_words.for_students(lab["error"])} if lab.get("error") else lab
+
+
+def for_students(message: dict[str, Any]) -> dict[str, Any]:
+    """A lab socket's message as the lab's student may read it: failures without vCenter's
+    words (``labs.failure_words``); staff read the message as it was pushed."""
+    kind = message.get("type")
+    if kind == "lab.state":
+        return {**message, "lab": _lab_for_students(message["lab"])}
+    if kind == "operation.progress":
+        return {**message, "operation": _operation_for_students(message["operation"])}
+    if kind == "lab.full":
+        return {
+            **message,
+            "lab": _lab_for_students(message["lab"]),
+            "operation": _operation_for_students(message.get("operation")),
+        }
+    return message
 
 
 def lab_groups(lab: Lab) -> list[str]:

@@ -101,6 +101,16 @@ def operation_for(*, user: AbstractBaseUser, operation_id: int) -> Operation | N
     return _OPERATION_POLLS[_kind_of_person(user)].first(user.pk, operation_id)
 
 
+def reads_failure_detail(*, user: AbstractBaseUser, lab_id: int) -> bool:
+    """``labs.permissions.sees_failure_detail`` by the lab's id, for answers built per lab: admins
+    and the lab's course's instructors; a query for instructors only (a student never does)."""
+    if roles.is_admin(user):
+        return True
+    if not roles.is_instructor(user):
+        return False
+    return Lab.objects.filter(pk=lab_id, course__in=_taught_courses(user)).exists()
+
+
 def lab_list(
     *,
     user: AbstractBaseUser,

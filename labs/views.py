@@ -66,7 +66,9 @@ def operation_detail(request: HttpRequest, operation_id: int) -> HttpResponse:
     operation = get_object_or_404(
         selectors.operation_list(user=request.user).select_related("template_version__template"), pk=operation_id
     )
-    return render(request, "labs/operation_detail.html", {"operation": operation})
+    # A lab's student reads why it failed without vCenter's details, nor the vCenter's name.
+    detail = operation.lab_id is None or permissions.sees_failure_detail(request.user, operation.lab.course)
+    return render(request, "labs/operation_detail.html", {"operation": operation, "failure_detail": detail})
 
 
 @login_required
@@ -292,6 +294,8 @@ def _lab_context(request: HttpRequest, lab: Lab) -> dict:
         "busy": running is not None,
         "busy_reason": running.busy_words(lab.pk) if running else "",
         "is_admin": is_admin,
+        # Why it failed in vCenter's words for staff; its student reads words without them.
+        "failure_detail": permissions.sees_failure_detail(request.user, lab.course),
         # As services.operation_cancel allows; the live layer shows the button by the same rule.
         "can_cancel": running is not None and permissions.can_cancel_operation(request.user, running),
         "snapshot_tree": selectors.snapshot_tree(lab),

@@ -220,7 +220,9 @@ class LabGuideViewSet(viewsets.GenericViewSet):
             step_key=serializer.validated_data["step"],
             answers=serializer.validated_data.get("answers"),
         )
-        return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
+        return Response(
+            OperationSerializer(operation, context={"request": request}).data, status=status.HTTP_202_ACCEPTED
+        )
 
     @extend_schema(
         summary="Mark a step without checks done",
@@ -348,7 +350,9 @@ def course_guide_check(request: Request, course_id: int) -> Response:
         }
         for outcome in outcomes
     ]
-    return Response(BulkResponseSerializer({"results": results}).data, status=status.HTTP_202_ACCEPTED)
+    return Response(
+        BulkResponseSerializer({"results": results}, context={"request": request}).data, status=status.HTTP_202_ACCEPTED
+    )
 
 
 @extend_schema(

@@ -6,14 +6,39 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.api import ChoiceField
-from labs import selectors, services, vsphere
+from labs import failure_words, permissions, selectors, services, vsphere
 from labs.models import ConsoleSession, Lab, LabNetwork, LabSnapshot, LabVM, Operation, WarmPool
 
 
+def reads_failure_detail(serializer: serializers.Serializer, *, lab_id: int | None, course=None) -> bool:
+    """Whether the person the answer is for (the context's ``request``) reads a failure in
+    vCenter's words and the vCenter's id (``labs.permissions.sees_failure_detail``); without a
+    request, no one is assumed to. Asked once per course (a lab's, at hand) or per lab (an
+    operation's, whose lab is not read) of an answer; a student's answer asks no query."""
+    request = serializer.context.get("request")
+    if request is None:
+        return False
+    if lab_id is None:  # an operation on no lab: only the person who started it and admins see it
+        return True
+    known = serializer.context.setdefault("failure_detail", {})
+    key = ("course", course.pk) if course is not None else ("lab", lab_id)
+    if key not in known:
+        known[key] = (
+            permissions.sees_failure_detail(request.user, course)
+            if course is not None
+            else selectors.reads_failure_detail(user=request.user, lab_id=lab_id)
+        )
+    return known[key]
+
+
 class OperationSerializer(serializers.ModelSerializer):
-    """An operation as the API and the pages see it."""
+    """An operation as the API and the pages see it. A lab's student gets the failure in words
+    without vCenter's details and no vCenter id (docs/security.md, fourth round)."""
 
     actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    endpoint = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="The vCenter's id; null for the lab's student."
+    )
 
     class Meta:
         model = Operation
@@ -36,6 +61,16 @@ class OperationSerializer(serializers.ModelSerializer):
             "heartbeat_at",
         ]
         read_only_fields = fields
+
+    def to_representation(self, operation: Operation) -> dict:
+        data = super().to_representation(operation)
+        if not reads_failure_detail(self, lab_id=operation.lab_id):
+            data["error"] = failure_words.for_students(data["error"])
+            data["endpoint"] = None
+            moved_to = (data.get("result") or {}).get("moved_to")
+            if isinstance(moved_to, dict):
+                data["result"] = {**data["result"], "moved_to": {**moved_to, "endpoint": None}}
+        return data
 
 
 INVENTORY_KINDS = sorted(
@@ -173,7 +208,15 @@ class LabSerializer(serializers.ModelSerializer):
     @extend_schema_field(OperationSerializer(allow_null=True))
     def get_operation(self, lab: Lab) -> dict | None:
         operation = self._active(lab)
-        return OperationSerializer(operation).data if operation is not None else None
+        return OperationSerializer(operation, context=self.context).data if operation is not None else None
+
+    def to_representation(self, lab: Lab) -> dict:
+        data = super().to_representation(lab)
+        if not reads_failure_detail(self, lab_id=lab.pk, course=lab.course):
+            data["error"] = failure_words.for_students(data["error"])
+            if "endpoint" in data:
+                data["endpoint"] = None
+        return data
 
 
 class LabDetailSerializer(LabSerializer):
@@ -182,6 +225,9 @@ class LabDetailSerializer(LabSerializer):
     vms = LabVMSerializer(many=True, read_only=True)
     networks = LabNetworkSerializer(many=True, read_only=True)
     snapshots = serializers.SerializerMethodField(help_text="The snapshot tree: its roots, each with its children.")
+    endpoint = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="The vCenter's id; null for the lab's student."
+    )
 
     class Meta(LabSerializer.Meta):
         fields = [

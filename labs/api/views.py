@@ -127,7 +127,11 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         if unchanged := not_modified(request, etag):
             return unchanged
         # A client polling without its ETag gets the answer built when the operation last changed.
-        data = _OPERATION_ANSWERS.get_or_build(etag, lambda: OperationSerializer(operation).data)
+        # A lab's student and its staff get different words for the same operation: one answer each.
+        detail = operation.lab_id is None or selectors.reads_failure_detail(user=request.user, lab_id=operation.lab_id)
+        data = _OPERATION_ANSWERS.get_or_build(
+            f"{etag}:{detail}", lambda: OperationSerializer(operation, context={"request": request}).data
+        )
         return Response(data, headers={"ETag": etag})
 
     @extend_schema(
@@ -142,7 +146,7 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         operation = services.operation_cancel(operation=self.get_object(), actor=request.user)
-        return Response(OperationSerializer(operation).data)
+        return Response(OperationSerializer(operation, context={"request": request}).data)
 
 
 @extend_schema(
@@ -172,7 +176,7 @@ def endpoint_loads(request: Request) -> Response:
 def endpoint_check(request: Request, endpoint_id: int) -> Response:
     endpoint = get_object_or_404(VCenterEndpoint, pk=endpoint_id)
     operation = services.endpoint_check_start(endpoint=endpoint, actor=request.user)
-    return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
+    return Response(OperationSerializer(operation, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
 
 @extend_schema(
@@ -191,7 +195,7 @@ def endpoint_check(request: Request, endpoint_id: int) -> Response:
 def endpoint_reconcile(request: Request, endpoint_id: int) -> Response:
     endpoint = get_object_or_404(VCenterEndpoint, pk=endpoint_id)
     operation = services.endpoint_reconcile_start(endpoint=endpoint, actor=request.user)
-    return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
+    return Response(OperationSerializer(operation, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
 
 # The picker: live reads of vCenter
@@ -300,7 +304,7 @@ def template_publish(request: Request, template_id: int) -> Response:
     except LabTemplate.DoesNotExist:
         raise Http404("No template with that id.") from None
     operation = services.template_publish(template=template, actor=request.user)
-    return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
+    return Response(OperationSerializer(operation, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
 
 class PrepareRowSerializer(serializers.Serializer):
@@ -349,7 +353,7 @@ def template_prepare(request: Request, template_id: int) -> Response:
             plan = selectors.template_prepare_plan(template=template, actor=request.user)
         return Response(PrepareRowSerializer(plan, many=True).data)
     operation = services.template_prepare(template=template, actor=request.user)
-    return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
+    return Response(OperationSerializer(operation, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
 
 # Student labs
@@ -363,8 +367,8 @@ def _lab(request: Request, lab_id: int | str) -> Lab:
         raise Http404("No lab with that id.") from None
 
 
-def _accepted(operation: Operation) -> Response:
-    return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
+def _accepted(request: Request, operation: Operation) -> Response:
+    return Response(OperationSerializer(operation, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
 
 LAB_ERRORS = {
@@ -438,7 +442,9 @@ class LabViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             raise Http404("No lab with that id.")
         if unchanged := not_modified(request, version):
             return unchanged
-        if (data := _LAB_ANSWERS.get(version)) is not None:
+        # A lab's student and its staff get different words for the same lab: one answer each.
+        detail = selectors.reads_failure_detail(user=request.user, lab_id=int(pk))
+        if (data := _LAB_ANSWERS.get(f"{version}:{detail}")) is not None:
             return Response(data, headers={"ETag": version})
         try:
             lab = selectors.lab_detail(lab_id=pk, user=request.user)
@@ -447,7 +453,10 @@ class LabViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         # Stored under the detail's own tag: if the lab moved between the two reads, that tag is
         # the new one and the next poll finds it.
         etag = selectors.lab_detail_etag(lab)
-        return Response(_LAB_ANSWERS.get_or_build(etag, lambda: LabDetailSerializer(lab).data), headers={"ETag": etag})
+        data = _LAB_ANSWERS.get_or_build(
+            f"{etag}:{detail}", lambda: LabDetailSerializer(lab, context={"request": request}).data
+        )
+        return Response(data, headers={"ETag": etag})
 
     def create(self, request: Request) -> Response:
         serializer = LabStartSerializer(data=request.data)
@@ -461,10 +470,10 @@ class LabViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             student = User.objects.filter(username=username).first()
             if student is None:
                 raise DjangoValidationError({"student": f"No account is called {username}."})
-        return _accepted(services.lab_start(course=course, student=student, actor=request.user))
+        return _accepted(request, services.lab_start(course=course, student=student, actor=request.user))
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
-        return _accepted(services.lab_delete(lab=self.get_object(), actor=request.user))
+        return _accepted(request, services.lab_delete(lab=self.get_object(), actor=request.user))
 
     @extend_schema(
         summary="Take a snapshot of the whole lab",
@@ -477,7 +486,9 @@ class LabViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         lab = self.get_object()
         serializer = SnapshotCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return _accepted(services.lab_snapshot_create(lab=lab, actor=request.user, **serializer.validated_data))
+        return _accepted(
+            request, services.lab_snapshot_create(lab=lab, actor=request.user, **serializer.validated_data)
+        )
 
     @extend_schema(
         summary="Delete a snapshot of the lab",
@@ -491,7 +502,7 @@ class LabViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         snapshot = self.get_object().snapshots.filter(pk=snapshot_id).first()
         if snapshot is None:
             raise Http404("No snapshot with that id in this lab.")
-        return _accepted(services.lab_snapshot_delete(snapshot=snapshot, actor=request.user))
+        return _accepted(request, services.lab_snapshot_delete(snapshot=snapshot, actor=request.user))
 
     @extend_schema(
         summary="Revert the whole lab to a snapshot",
@@ -511,7 +522,7 @@ class LabViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         snapshot = LabSnapshot.objects.filter(pk=serializer.validated_data["snapshot"]).first()
         if snapshot is None:
             raise DjangoValidationError({"snapshot": "No snapshot with that id."})
-        return _accepted(services.lab_revert(lab=lab, actor=request.user, snapshot=snapshot))
+        return _accepted(request, services.lab_revert(lab=lab, actor=request.user, snapshot=snapshot))
 
     @extend_schema(
         summary="Extend the lab's lease",
@@ -536,7 +547,7 @@ class LabViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def reset(self, request: Request, pk: str | None = None) -> Response:
-        return _accepted(services.lab_reset(lab=self.get_object(), actor=request.user))
+        return _accepted(request, services.lab_reset(lab=self.get_object(), actor=request.user))
 
     @extend_schema(
         summary="Clone the lab",
@@ -550,7 +561,7 @@ class LabViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def clone(self, request: Request, pk: str | None = None) -> Response:
-        return _accepted(services.lab_clone(lab=self.get_object(), actor=request.user))
+        return _accepted(request, services.lab_clone(lab=self.get_object(), actor=request.user))
 
     @extend_schema(
         summary="Power the lab or one of its VMs on, off or reset",
@@ -572,7 +583,7 @@ class LabViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             if vm is None:
                 raise DjangoValidationError({"vm": "No VM with that id."})
         return _accepted(
-            services.lab_power(lab=lab, actor=request.user, action=serializer.validated_data["action"], vm=vm)
+            request, services.lab_power(lab=lab, actor=request.user, action=serializer.validated_data["action"], vm=vm)
         )
 
     @extend_schema(
@@ -673,7 +684,9 @@ def course_provision(request: Request, course_id: int) -> Response:
     for name in names or []:
         if name not in answered:
             result.skipped[name] = f"{name} is not enrolled in {course.code}."
-    return Response(ProvisionResultSerializer(result).data, status=status.HTTP_202_ACCEPTED)
+    return Response(
+        ProvisionResultSerializer(result, context={"request": request}).data, status=status.HTTP_202_ACCEPTED
+    )
 
 
 @extend_schema(
@@ -708,4 +721,6 @@ def course_labs_bulk(request: Request, course_id: int) -> Response:
         }
         for outcome in outcomes
     ]
-    return Response(BulkResponseSerializer({"results": results}).data, status=status.HTTP_202_ACCEPTED)
+    return Response(
+        BulkResponseSerializer({"results": results}, context={"request": request}).data, status=status.HTTP_202_ACCEPTED
+    )

@@ -7,12 +7,19 @@ from django import template
 from django.contrib.auth.models import AbstractBaseUser
 
 from courses.models import Course
-from labs import services
+from labs import failure_words, services
 from labs.models import Lab, LabVM, power_label
 
 register = template.Library()
 
 CAPACITY_WAIT = "Waiting for vCenter capacity"
+
+
+@register.filter
+def failure_for(error: str, detail: bool) -> str:
+    """A lab's or an operation's error as this reader may read it: vCenter's words for staff
+    (``detail``, from ``labs.permissions.sees_failure_detail``), else words without them."""
+    return error if detail else failure_words.for_students(error)
 
 
 @register.simple_tag

@@ -401,3 +401,43 @@ def test_a_labs_operation_is_not_followed_on_the_operation_socket():
     operation = lab.operations.get()
     ws = Session(f"/ws/operations/{operation.pk}/", _headers(lab.student))
     assert ws.output() == {"type": "websocket.close", "code": NOT_ALLOWED}
+
+
+def test_a_warm_pool_labs_socket_is_refused_to_its_courses_instructor_and_admins_too():
+    """Every HTTP route answers 404 for a pool lab, its instructor's too (the pool's routes show
+    it): the live channel agreed with them for students only, and accepted the instructor."""
+    from labs.models import WarmPool
+    from tests.factories import lab_row
+
+    course = open_course(students=1)
+    WarmPool.objects.create(course=course, size=1)
+    pooled = lab_row(course, None, 0)
+    for person in (course.instructors.get(), AdminFactory()):
+        ws = Session(f"/ws/labs/{pooled.pk}/", _headers(person))
+        assert ws.output() == {"type": "websocket.close", "code": NOT_ALLOWED}
+
+
+def test_a_failed_build_reaches_its_student_live_without_vcenters_host_and_staff_with_it():
+    """The same push goes to the lab's group; the student's socket words it for them."""
+    from tests.support.failures import VCENTER_HOST, fail_build
+
+    course = open_course()
+    lab = _lab(course)
+    student_ws = Session(f"/ws/labs/{lab.pk}/", _headers(lab.student))
+    staff_ws = Session(f"/ws/labs/{lab.pk}/", _headers(course.instructors.get()))
+    student_ws.receive(), staff_ws.receive()  # the full states, before the failure
+
+    operation = fail_build(lab)
+    realtime.operation_changed(operation)
+    seen = {"student": [student_ws.receive(), student_ws.receive()], "staff": [staff_ws.receive(), staff_ws.receive()]}
+    student_ws.send({"type": "resync"})
+    seen["student"].append(student_ws.receive())
+
+    assert VCENTER_HOST not in str(seen["student"])
+    lab_state = next(message for message in seen["student"] if message["type"] == "lab.state")
+    assert "the lab servers could not be reached" in lab_state["lab"]["error"]
+    pushed = next(message for message in seen["student"] if message["type"] == "operation.progress")
+    assert "could not be reached" in pushed["operation"]["error"]
+    assert pushed["operation"]["step_label"] == pushed["operation"]["error"]
+    assert "could not be reached" in seen["student"][-1]["lab"]["error"]  # the full state on resync
+    assert all(f"{VCENTER_HOST}:443" in str(message) for message in seen["staff"])

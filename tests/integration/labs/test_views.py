@@ -1181,3 +1181,25 @@ def test_the_class_and_lab_pages_cost_the_same_queries_for_1_or_30_labs(
     other_lab_page = reverse("labs:lab-detail", args=[large_labs[0].pk])
     assert queries(small_labs[0].student, lab_page) == queries(large_labs[0].student, other_lab_page)
     assert queries(small.instructors.get(), lab_page) == queries(large.instructors.get(), other_lab_page)
+
+
+def test_a_failed_build_on_the_lab_and_operation_pages_spares_its_student_vcenters_details(client, db):
+    """The lab page, its history and the operation page say what happened to the student, and
+    name neither vCenter's host nor the endpoint; the course's instructor reads the detail."""
+    from tests.support.failures import VCENTER_HOST, fail_build
+
+    course = open_course(students=1)
+    student = course.enrollments.get().student
+    lab = services.lab_start(course=course, student=student, actor=student).lab
+    operation = fail_build(lab)
+
+    client.force_login(student)
+    for url in (f"/labs/{lab.pk}/", f"/labs/{lab.pk}/fragments/history/", f"/labs/operations/{operation.pk}/"):
+        page = client.get(url).content.decode()
+        assert VCENTER_HOST not in page, url
+        assert lab.endpoint.name not in page, url
+        assert "the lab servers could not be reached" in page, url
+
+    client.force_login(course.instructors.get())
+    for url in (f"/labs/{lab.pk}/", f"/labs/operations/{operation.pk}/"):
+        assert f"{VCENTER_HOST}:443" in client.get(url).content.decode(), url

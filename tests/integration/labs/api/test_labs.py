@@ -97,7 +97,9 @@ def test_the_lab_detail_has_vms_networks_the_snapshot_tree_and_the_running_opera
     assert body["state"] == "ready" and body["error"] == "" and body["current_snapshot"] == broken.pk
     assert body["hours_used"] >= 1.5
     assert body["operation"]["id"] == clone.pk and body["operation"]["kind"] == "clone"
-    assert body["template_version"] == lab.template_version_id and body["endpoint"] == lab.endpoint_id
+    # No vCenter id for the student (docs/security.md, round 4): its staff read it.
+    assert body["template_version"] == lab.template_version_id and body["endpoint"] is None
+    assert client_for(instructor).get(f"/api/v1/labs/{lab.pk}/").json()["endpoint"] == lab.endpoint_id
 
     assert [vm["role"] for vm in body["vms"]] == ["esxi-01", "router"]
     assert set(body["vms"][0]) == {
@@ -140,7 +142,7 @@ def test_an_idle_lab_has_no_operation_and_reads_in_the_same_few_queries_whatever
     assert body["operation"] is None and len(body["snapshots"]) == 1
     with django_assert_max_num_queries(3):
         assert client.get(f"/api/v1/labs/{lab.pk}/", HTTP_IF_NONE_MATCH=answer["ETag"]).status_code == 304
-    with django_assert_max_num_queries(6):  # roles, count, page, the busy check
+    with django_assert_max_num_queries(6):  # roles, count, page, the busy check, teaches the course
         assert client_for(course.instructors.get()).get("/api/v1/labs/").json()["count"] == 3
 
 
@@ -588,7 +590,9 @@ HOT_ROUTE_QUERIES = {
     "lab_unchanged": 2,  # only what the ETag is made of (labs.selectors.lab_detail_version)
     "operation": 1,
     "operation_unchanged": 1,
-    "class_labs": 4,
+    # Roles, count, page, the busy check, and whether the reader teaches the course (once per
+    # course: its staff read failures in vCenter's words, labs.permissions.sees_failure_detail).
+    "class_labs": 5,
 }
 
 
@@ -711,3 +715,40 @@ def test_a_warm_pool_lab_is_nobodys_to_read_or_act_on_by_its_id():
         assert page.get(f"/labs/{pooled.pk}/").status_code == 404
         assert page.post(f"/labs/{pooled.pk}/power/", {"action": "on"}).status_code == 404
     assert not Operation.objects.filter(lab=pooled).exists()
+
+
+def test_a_failed_build_tells_its_student_what_happened_without_vcenters_host_or_id():
+    """The driver's words for an unreachable vCenter name its host and port; the lab's student
+    reads what happened and what to do, and no vCenter id, in every answer of the lab and its
+    operations; its course's instructors and admins keep the detail (docs/security.md, round 4)."""
+    from tests.support.failures import VCENTER_HOST, fail_build
+
+    course = open_course(students=1)
+    student = student_of(course)
+    lab = services.lab_start(course=course, student=student, actor=student).lab
+    operation = fail_build(lab)
+
+    api = client_for(student)
+    answers = {
+        "lab": api.get(f"/api/v1/labs/{lab.pk}/").json(),
+        "labs": api.get("/api/v1/labs/").json()["results"][0],
+        "operation": api.get(f"/api/v1/operations/{operation.pk}/").json(),
+        "operations": api.get("/api/v1/operations/", {"lab": lab.pk}).json()["results"][0],
+    }
+    for name, body in answers.items():
+        assert VCENTER_HOST not in str(body), name
+        assert "could not be reached" in body["error"], name
+    assert answers["lab"]["error"] == (
+        "The lab could not be built: the lab servers could not be reached. Try again later or ask your instructor."
+    )
+    assert answers["lab"]["endpoint"] is None and answers["operation"]["endpoint"] is None
+
+    for staff in (course.instructors.get(), AdminFactory()):
+        api = client_for(staff)
+        shown = api.get(f"/api/v1/labs/{lab.pk}/").json()
+        assert f"{VCENTER_HOST}:443" in shown["error"] and shown["endpoint"] == lab.endpoint_id
+        shown = api.get(f"/api/v1/operations/{operation.pk}/").json()
+        assert f"{VCENTER_HOST}:443" in shown["error"] and shown["endpoint"] == lab.endpoint_id
+    # The student's next poll is not served the staff's answer (the answer caches keep one per audience).
+    assert VCENTER_HOST not in str(client_for(student).get(f"/api/v1/labs/{lab.pk}/").json())
+    assert VCENTER_HOST not in str(client_for(student).get(f"/api/v1/operations/{operation.pk}/").json())
