@@ -185,3 +185,24 @@ def test_a_question_pattern_too_slow_on_a_crafted_answer_fails_the_check_in_word
     assert operation.state == Operation.State.SUCCEEDED, operation.error
     [result] = results(lab, "Know your network")
     assert not result.passed and "could not be compared in time" in result.words
+
+
+def test_a_check_vcenter_refuses_says_so_without_vcenters_words(course, monkeypatch, caplog):
+    """vCenter's own words (a privilege, an inventory id, its host) are for the log: the result is
+    the student's to read."""
+    from labs.vsphere import PermissionDenied as VCenterRefused
+    from labs.vsphere.client import VSphereClient
+
+    lab = lab_of(course)
+    detail = "Could not run a program in vm-42: the vCenter account lacks the privilege VirtualMachine.GuestOperations."
+
+    def refused(*args, **kwargs):
+        raise VCenterRefused(detail)
+
+    monkeypatch.setattr(VSphereClient, "run_guest_script", refused)
+    operation = check(lab, "Sign your router")
+    assert operation.state == Operation.State.SUCCEEDED
+    words = results(lab, "Sign your router")[0].words
+    assert words.startswith("The check could not run in router: the lab servers reported a problem.")
+    assert "vm-42" not in words and "privilege" not in words
+    assert detail in caplog.text
