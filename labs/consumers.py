@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 
 from asgiref.sync import sync_to_async
@@ -28,10 +29,11 @@ from core.consumers import NOT_ALLOWED, NOT_SIGNED_IN, RefusingConsumer
 from core.ws_limit import SocketSlot, limit_words
 from courses import permissions as course_permissions
 from courses.models import Course
-from labs import console, permissions, realtime, rfb, selectors, services, vsphere
+from labs import console, failure_words, permissions, realtime, rfb, selectors, services, vsphere
 from labs.models import ConsoleSession, Lab, Operation
 
 User = get_user_model()
+logger = logging.getLogger(__name__)
 
 # Close codes a client can act on (4000-4999 are the application's own): core.consumers has
 # 4401 and 4403, which every socket uses.
@@ -320,6 +322,8 @@ class ConsoleConsumer(RefusingConsumer, AsyncWebsocketConsumer):
         except PermissionDenied as refusal:
             await self.refuse(NOT_ALLOWED, str(refusal), subprotocol=protocol, words=_close_reason(str(refusal)))
             return
+        # Why the host failed names it (its address): words without it for the lab's student.
+        self.failure_detail = await database_sync_to_async(_sees_failure_detail)(user, self.session)
         self.filter = rfb.ClientStream(read_only=self.session.mode == ConsoleSession.Mode.OBSERVE)
         self.joined = [console.console_group(self.session.pk), groups.user_group(user.pk)]
         for name in self.joined:
@@ -334,7 +338,7 @@ class ConsoleConsumer(RefusingConsumer, AsyncWebsocketConsumer):
             options = await database_sync_to_async(console.console_stream_options)(session)
             self.stream = await vsphere.open_console_stream(ticket, **options)
         except (vsphere.VSphereError, ValidationError) as error:
-            await self.end(CONSOLE_HOST_FAILED, f"The console did not open: {_words(error)}")
+            await self.end(CONSOLE_HOST_FAILED, self.readable(f"The console did not open: {_words(error)}"))
             return
         for data in self.pending:
             await self.stream.send(data)
@@ -346,7 +350,13 @@ class ConsoleConsumer(RefusingConsumer, AsyncWebsocketConsumer):
                 self.bytes_from_vm += len(data)
                 await self.send(bytes_data=data)
         except vsphere.VSphereError as error:
-            await self.end(CONSOLE_HOST_FAILED, str(error))
+            await self.end(CONSOLE_HOST_FAILED, self.readable(str(error)))
+
+    def readable(self, words: str) -> str:
+        if self.failure_detail:
+            return words
+        logger.info("Console session %s ended: %s", self.session.pk, words)  # the detail, for staff
+        return failure_words.without_addresses(words)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         if self.ended or bytes_data is None:
@@ -450,6 +460,10 @@ class ConsoleConsumer(RefusingConsumer, AsyncWebsocketConsumer):
             bytes_from_vm=self.bytes_from_vm,
             reason=self.reason,
         )
+
+
+def _sees_failure_detail(user, session: ConsoleSession) -> bool:
+    return permissions.sees_failure_detail(user, Course.objects.get(labs=session.lab_id))
 
 
 def _words(error: Exception) -> str:

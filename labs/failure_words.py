@@ -47,3 +47,21 @@ def for_students(error: str) -> str:
         "the lab servers could not be reached" if _UNREACHABLE.search(error) else "the lab servers reported a problem"
     )
     return f"{happened}: {cause}. {WHAT_TO_DO}"
+
+
+# Where the console's host and vCenter are, in the driver's words (labs/vsphere/webmks.py,
+# labs/vsphere/errors.py): the rest of the words say what happened and stay.
+_ADDRESSES = (
+    (re.compile(r"(Could not reach the ESXi host) \S+ (serving the console):.*"), r"\1 \2."),
+    (re.compile(r"(ESXi host) (?!serving )\S+"), r"\1"),
+    (re.compile(r"(vCenter) at \S+:\d+"), r"\1"),
+    (re.compile(r" \([^()]*'[^()]*\)"), ""),  # a certificate's complaint, which names the host it expected
+)
+
+
+def without_addresses(words: str) -> str:
+    """A console's end in the driver's words, without the ESXi host's or vCenter's address: for
+    a student, whose console ended (the host did not answer, the VM powered off...)."""
+    for pattern, replacement in _ADDRESSES:
+        words = pattern.sub(replacement, words)
+    return words

@@ -217,6 +217,9 @@ def test_a_host_that_never_answers_closes_the_console_in_words(vcsim, lab):
         vcsim.stall_consoles(False)
     assert closed.code == CONSOLE_HOST_FAILED
     assert "did not answer in 1 s" in closed.reason
+    # The host's address is for staff: the student reads what happened (docs/security.md, round 4).
+    host = console.console_ticket(ConsoleSession(lab=lab, vm=router(lab))).host
+    assert host not in closed.reason and host not in ConsoleSession.objects.get(pk=session.pk).close_reason
 
 
 def test_a_host_that_goes_away_ends_the_console_in_words(vcsim, lab):

@@ -39,3 +39,29 @@ def test_the_portals_own_words_without_details_are_kept():
     assert failure_words.for_students("Cancelled before it started.") == "Cancelled before it started."
     vanished = "esxi-01, router disappeared from vCenter. Reset rebuilds the lab."  # the lab's own roles
     assert failure_words.for_students(vanished) == vanished
+
+
+@pytest.mark.parametrize(
+    ("driver", "student"),
+    [
+        (
+            "The ESXi host esx-07.internal:443 serving the console did not answer in 10 s.",
+            "The ESXi host serving the console did not answer in 10 s.",
+        ),
+        (
+            "Could not reach the ESXi host 10.1.2.3:443 serving the console: [Errno 111] Connect call failed.",
+            "Could not reach the ESXi host serving the console.",
+        ),
+        (
+            "The ESXi host esx-07.internal:443 ended the console: The virtual machine powered off.",
+            "The ESXi host ended the console: The virtual machine powered off.",
+        ),
+        (
+            "The console did not open: could not acquire a ticket: cannot talk to vCenter at vc.internal:443: "
+            "it did not answer in time.",
+            "The console did not open: could not acquire a ticket: cannot talk to vCenter: it did not answer in time.",
+        ),
+    ],
+)
+def test_a_consoles_end_keeps_what_happened_without_the_addresses(driver, student):
+    assert failure_words.without_addresses(driver) == student
