@@ -267,9 +267,17 @@ def _allocate_vlans(lab: Lab, names: list[str]) -> None:
     for name in names:
         vlan = next(free, None)
         if vlan is None:
+            # Not the vCenter's name nor its range: a student's Start gets these words (the log has them).
+            logger.warning(
+                "%s has no free VLAN left in %s-%s for lab %s",
+                endpoint.name,
+                endpoint.vlan_min,
+                endpoint.vlan_max,
+                lab.pk,
+            )
             raise ValidationError(
-                f"{endpoint.name} has no free VLAN left in {endpoint.vlan_min}-{endpoint.vlan_max}; "
-                "an admin must widen the range or delete old labs."
+                "The lab servers have no free network left for a new lab; "
+                "an admin must widen the vCenter's VLAN range or delete old labs."
             )
         networks.append(
             LabNetwork(lab=lab, endpoint=endpoint, name=name, vlan_id=vlan, port_group=f"nestlab-lab{lab.pk}-{name}")

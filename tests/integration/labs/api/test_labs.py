@@ -752,3 +752,18 @@ def test_a_failed_build_tells_its_student_what_happened_without_vcenters_host_or
     # The student's next poll is not served the staff's answer (the answer caches keep one per audience).
     assert VCENTER_HOST not in str(client_for(student).get(f"/api/v1/labs/{lab.pk}/").json())
     assert VCENTER_HOST not in str(client_for(student).get(f"/api/v1/operations/{operation.pk}/").json())
+
+
+def test_a_start_refused_for_want_of_a_vlan_names_neither_the_vcenter_nor_its_range():
+    """The refusal a student's Start gets said "<endpoint> has no free VLAN left in 100-100"."""
+    course = open_course(students=2)
+    endpoint = course.template_version.template.endpoint
+    ready_lab(course, 0)
+    taken = set(Lab.objects.get(course=course).networks.values_list("vlan_id", flat=True))
+    type(endpoint).objects.filter(pk=endpoint.pk).update(vlan_min=min(taken), vlan_max=max(taken))
+    second = student_of(course, 1)
+    response = client_for(second).post("/api/v1/labs/", {"course": course.pk}, format="json")
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert "no free network left" in detail
+    assert endpoint.name not in detail and str(min(taken)) not in detail
