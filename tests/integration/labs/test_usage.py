@@ -35,6 +35,13 @@ NOW = datetime(2026, 10, 10, 12, 0, tzinfo=UTC)
 OCTOBER = usage.Period(date(2026, 10, 1), date(2026, 10, 10))
 
 
+@pytest.fixture(autouse=True)
+def portal_in_utc(settings):
+    """The figures below are reckoned in UTC days: pinned, so a portal run with TIME_ZONE set
+    (Europe/Berlin, America/New_York) splits the same runs at the same midnights."""
+    settings.TIME_ZONE = "UTC"
+
+
 def at(day: int, hour: int, minute: int = 0, month: int = 10) -> datetime:
     return datetime(2026, month, day, hour, minute, tzinfo=UTC)
 
