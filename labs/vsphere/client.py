@@ -12,6 +12,7 @@ the caller as it was raised.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -562,8 +563,12 @@ class VSphereClient:
         raises for vCenter trouble: it reconnects and reports a full resync instead, and tells
         ``on_reachability`` when vCenter cannot be reached and when it answers again.
         """
+        # A session of the watcher's own whose requests time out soon after the longest wait
+        # they ask for: a vCenter that hangs (a network partition, a stopped VM) is found in
+        # seconds, not after the 120 s other requests may take.
+        config = dataclasses.replace(self.endpoint, request_timeout=max_wait + watch.HUNG_AFTER_SECONDS)
         watch.watch_vms(
-            lambda: session_for(self.endpoint),
+            lambda: session_for(config),
             folder,
             handler,
             stop,

@@ -41,6 +41,10 @@ class VMUpdate:
 
 
 UpdateHandler = Callable[[list[VMUpdate], bool], None]
+# Seconds beyond its own wait after which the watcher gives up on an answer: vCenter hangs
+# (the stub tries again once, so a hang is found in about twice max_wait + this). Not less: a
+# big inventory's first full answer takes a while.
+HUNG_AFTER_SECONDS = 25
 # Told whether vCenter answers: (False, why in words) at every failed try to reach it, (True, "")
 # once it answers again.
 ReachabilityHandler = Callable[[bool, str], None]

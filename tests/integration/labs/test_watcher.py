@@ -53,3 +53,35 @@ def test_a_vcenter_that_stops_answering_is_marked_unreachable_and_cleared_when_i
         watcher.stop()
         watcher.join(timeout=15)
     assert not watcher.is_alive()
+
+
+def test_a_vcenter_that_hangs_is_marked_unreachable_within_seconds_of_its_longest_wait(own_sim, monkeypatch):
+    """A stopped vCenter VM or a network partition answers nothing and refuses nothing: the
+    watcher's own requests time out soon after the wait they asked for, not after the 120 s
+    any other request may take (the stub tries a repeatable request twice, so about twice that)."""
+    import os
+    import signal
+
+    from labs.vsphere import watch
+
+    monkeypatch.setattr(watch, "HUNG_AFTER_SECONDS", 3)  # 25 in production: a big inventory's first answer is slow
+    endpoint = simulator_endpoint(own_sim)
+    placement.endpoint_reachable_mark(endpoint_id=endpoint.pk)
+    watcher = EndpointWatcher(endpoint, max_wait=1)
+    watcher.start()
+    try:
+        time.sleep(2)
+        assert _reason(endpoint.pk) is None
+        os.kill(own_sim.process.pid, signal.SIGSTOP)
+        try:
+            assert _wait(lambda: _reason(endpoint.pk) is not None, timeout=2 * (1 + 3) + 15), (
+                "a hung vCenter not marked unreachable"
+            )
+            assert "did not answer in time" in _reason(endpoint.pk)
+        finally:
+            os.kill(own_sim.process.pid, signal.SIGCONT)
+        assert _wait(lambda: _reason(endpoint.pk) is None, timeout=45), "still marked after vCenter answered"
+    finally:
+        watcher.stop()
+        watcher.join(timeout=40)
+    assert not watcher.is_alive()
