@@ -46,6 +46,9 @@ def check_placement(session: Any, *, datacenter: str, compute: str, datastore: s
     """
     checks: list[PlacementCheck] = []
     try:
+        # A round trip, not the service content a session read when it logged in: a vCenter
+        # that went down after this process last talked to it must fail this check in words.
+        session.keep_alive()
         about = inventory.server_info(session)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a failed check, in words
         error = translate(exc, where=session.where)

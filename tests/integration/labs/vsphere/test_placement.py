@@ -86,3 +86,21 @@ def test_a_wrong_password_is_a_failed_check(vcsim):
     report = client.check_placement(datacenter=DATACENTER, compute="DC0_C0", datastore=DATASTORE, switch=DV_SWITCH)
 
     assert "user name or password" in checks(report)["vCenter"].detail
+
+
+def test_a_vcenter_gone_since_the_session_logged_in_is_a_failed_check_not_an_exception():
+    """The session remembers what vCenter said at login; the check must ask again."""
+    own = simulator.start(args=["-demo"])
+    try:
+        client = vsphere.get_client(endpoint_for(own))
+        assert (
+            client.check_placement(datacenter=DATACENTER, compute="DC0_C0", datastore=DATASTORE, switch=DV_SWITCH)
+            .checks[0]
+            .ok
+        )
+    finally:
+        own.stop()
+    report = client.check_placement(datacenter=DATACENTER, compute="DC0_C0", datastore=DATASTORE, switch=DV_SWITCH)
+    found = checks(report)
+    assert not found["vCenter"].ok and "refused" in found["vCenter"].detail
+    assert [check.ok for check in report.checks] == [False] * 5
